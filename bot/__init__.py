@@ -1,0 +1,1 @@
+"""release-bot: a ChatOps release manager with progressive rollouts and automatic rollback."""

@@ -1,0 +1,157 @@
+"""Evidence from CI and the registry: ``SqliteChecks`` keeps it in the shared SQLite database
+(the embedded default, fed by ``SimulatedCI`` or a CI webhook); ``FakeChecks`` in memory."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from bot.adapters.db import Database
+from bot.domain.observations import ArtifactRecord, CheckEvidence
+from bot.ports import AbstractChecks
+
+migrations = Migrations("release-bot.checks")
+
+
+@migrations()
+def m001_artifacts_and_check_results(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE artifacts (
+            image TEXT PRIMARY KEY,
+            digest TEXT NOT NULL,
+            build_id TEXT NOT NULL,
+            signed INTEGER NOT NULL,
+            sbom_attached INTEGER NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE check_results (
+            id INTEGER PRIMARY KEY,
+            service TEXT NOT NULL,
+            version TEXT NOT NULL,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            details TEXT NOT NULL,
+            passed INTEGER NOT NULL,
+            failed INTEGER NOT NULL,
+            recorded_at TEXT NOT NULL  -- ISO 8601
+        )
+        """
+    )
+    db.execute("CREATE INDEX check_results_version ON check_results (service, version, name)")
+
+
+def apply_migrations(db: Database | sqlite_utils.Database) -> None:
+    """Create or upgrade the ``artifacts`` and ``check_results`` tables; safe on every start."""
+    if isinstance(db, Database):
+        with db.lock:
+            migrations.apply(db.db)
+    else:
+        migrations.apply(db)
+
+
+def _latest(evidence: list[CheckEvidence]) -> list[CheckEvidence]:
+    """The latest result per check name (later wins on equal times), sorted by name."""
+    latest: dict[str, CheckEvidence] = {}
+    for e in evidence:
+        if e.name not in latest or e.recorded_at >= latest[e.name].recorded_at:
+            latest[e.name] = e
+    return [latest[name] for name in sorted(latest)]
+
+
+class SqliteChecks(AbstractChecks):
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        apply_migrations(database)
+
+    def artifact(self, image: str) -> ArtifactRecord | None:
+        with self.database.lock:
+            rows = list(self.database.db.query("SELECT * FROM artifacts WHERE image = ?", [image]))
+        if not rows:
+            return None
+        row = rows[0]
+        return ArtifactRecord(
+            image=row["image"],
+            digest=row["digest"],
+            build_id=row["build_id"],
+            signed=bool(row["signed"]),
+            sbom_attached=bool(row["sbom_attached"]),
+        )
+
+    def record_artifact(self, record: ArtifactRecord) -> None:
+        with self.database.lock, self.database.db.atomic():
+            self.database.db.execute(
+                "INSERT OR REPLACE INTO artifacts (image, digest, build_id, signed, sbom_attached)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    record.image,
+                    record.digest,
+                    record.build_id,
+                    int(record.signed),
+                    int(record.sbom_attached),
+                ],
+            )
+
+    def results(self, service: str, version: str) -> list[CheckEvidence]:
+        with self.database.lock:
+            rows = list(
+                self.database.db.query(
+                    "SELECT * FROM check_results WHERE service = ? AND version = ? ORDER BY id",
+                    [service, version],
+                )
+            )
+        return _latest([_evidence(row) for row in rows])
+
+    def record(self, service: str, version: str, evidence: CheckEvidence) -> None:
+        with self.database.lock, self.database.db.atomic():
+            self.database.db.execute(
+                "INSERT INTO check_results (service, version, name, status, details, passed,"
+                " failed, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    service,
+                    version,
+                    evidence.name,
+                    evidence.status,
+                    evidence.details,
+                    evidence.passed,
+                    evidence.failed,
+                    evidence.recorded_at.isoformat(),
+                ],
+            )
+
+
+def _evidence(row: dict[str, Any]) -> CheckEvidence:
+    return CheckEvidence(
+        name=row["name"],
+        status=row["status"],
+        details=row["details"],
+        passed=row["passed"],
+        failed=row["failed"],
+        recorded_at=datetime.fromisoformat(row["recorded_at"]),
+    )
+
+
+class FakeChecks(AbstractChecks):
+    """In-memory evidence for unit tests."""
+
+    def __init__(self) -> None:
+        self.artifacts: dict[str, ArtifactRecord] = {}
+        self.evidence: dict[tuple[str, str], list[CheckEvidence]] = {}
+
+    def artifact(self, image: str) -> ArtifactRecord | None:
+        return self.artifacts.get(image)
+
+    def record_artifact(self, record: ArtifactRecord) -> None:
+        self.artifacts[record.image] = record
+
+    def results(self, service: str, version: str) -> list[CheckEvidence]:
+        return _latest(self.evidence.get((service, version), []))
+
+    def record(self, service: str, version: str, evidence: CheckEvidence) -> None:
+        self.evidence.setdefault((service, version), []).append(evidence)

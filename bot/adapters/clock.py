@@ -1,0 +1,32 @@
+"""Clocks: the real one, and a virtual one persisted with the store so a resume keeps time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bot.adapters.store import SqliteReleaseStore
+from bot.ports import AbstractClock
+
+
+class RealClock(AbstractClock):
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class VirtualClock(AbstractClock):
+    """Time moves only when ``advance`` is called; it is saved in the database each time."""
+
+    def __init__(self, store: SqliteReleaseStore, start: datetime | None = None) -> None:
+        self.store = store
+        saved = store.load_clock()
+        self._now = saved or (start or datetime.now(UTC)).replace(microsecond=0)
+        if saved is None:
+            store.save_clock(self._now)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        self._now += timedelta(seconds=seconds)
+        self.store.save_clock(self._now)
+        return self._now

@@ -1,0 +1,107 @@
+"""Feature flags: ``SqliteFlags`` keeps them in the shared SQLite database (the embedded
+default); ``FakeFlags`` keeps them in a dict for unit tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from bot.adapters.db import Database
+from bot.domain.flags import FlagState
+from bot.ports import AbstractFlags
+
+migrations = Migrations("release-bot.flags")
+
+
+@migrations()
+def m001_flags(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE flags (
+            name TEXT PRIMARY KEY,
+            service TEXT NOT NULL,
+            type TEXT NOT NULL,
+            percentage REAL NOT NULL,
+            kill_switch INTEGER NOT NULL,
+            killed INTEGER NOT NULL,
+            rules TEXT NOT NULL,      -- JSON list
+            segments TEXT NOT NULL,   -- JSON list
+            overrides TEXT NOT NULL   -- JSON list
+        )
+        """
+    )
+
+
+def apply_migrations(db: Database | sqlite_utils.Database) -> None:
+    """Create or upgrade the ``flags`` table; safe to call on every start."""
+    if isinstance(db, Database):
+        with db.lock:
+            migrations.apply(db.db)
+    else:
+        migrations.apply(db)
+
+
+def _row(flag: FlagState) -> dict[str, Any]:
+    return {
+        "name": flag.name,
+        "service": flag.service,
+        "type": flag.type,
+        "percentage": flag.percentage,
+        "kill_switch": int(flag.kill_switch),
+        "killed": int(flag.killed),
+        "rules": json.dumps(flag.rules),
+        "segments": json.dumps(flag.segments),
+        "overrides": json.dumps(flag.overrides),
+    }
+
+
+def _flag(row: dict[str, Any]) -> FlagState:
+    return FlagState(
+        name=row["name"],
+        service=row["service"],
+        type=row["type"],
+        percentage=row["percentage"],
+        kill_switch=bool(row["kill_switch"]),
+        killed=bool(row["killed"]),
+        rules=json.loads(row["rules"]),
+        segments=json.loads(row["segments"]),
+        overrides=json.loads(row["overrides"]),
+    )
+
+
+class SqliteFlags(AbstractFlags):
+    """Flags in the ``flags`` table, one row per flag name (names are global, not per service)."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        apply_migrations(database)
+
+    def get(self, name: str) -> FlagState | None:
+        with self.database.lock:
+            rows = list(self.database.db.query("SELECT * FROM flags WHERE name = ?", [name]))
+        return _flag(rows[0]) if rows else None
+
+    def put(self, flag: FlagState) -> None:
+        row = _row(flag)
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self.database.lock, self.database.db.atomic():
+            self.database.db.execute(
+                f"INSERT OR REPLACE INTO flags ({columns}) VALUES ({marks})", list(row.values())
+            )
+
+
+class FakeFlags(AbstractFlags):
+    """In-memory flags for unit tests."""
+
+    def __init__(self, flags: list[FlagState] | None = None) -> None:
+        self.flags: dict[str, FlagState] = {f.name: f for f in flags or []}
+
+    def get(self, name: str) -> FlagState | None:
+        return self.flags.get(name)
+
+    def put(self, flag: FlagState) -> None:
+        self.flags[flag.name] = flag

@@ -1,0 +1,18 @@
+"""The planner used when no LLM is configured: the domain's rules, as they are."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.domain.plan import Plan
+from bot.domain.planner import plan_release
+from bot.domain.request import ReleaseRequest
+from bot.ports import AbstractPlanner
+
+
+class RulePlanner(AbstractPlanner):
+    def __init__(self, tick_seconds: float) -> None:
+        self.tick_seconds = tick_seconds
+
+    def plan(self, request: ReleaseRequest, now: datetime, instances: int) -> Plan:
+        return plan_release(request, now, instances, self.tick_seconds)

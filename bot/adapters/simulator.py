@@ -1,0 +1,508 @@
+"""The embedded default environment: a simulated fleet and CI that behave like real ones.
+
+``SimulatedFleet`` is both the traffic router and the metrics provider. It keeps each target's
+traffic state and the injected faults in SQLite, and draws every window's counts from the
+service's profile (``data/simulator.toml``) with numpy: requests ~ Poisson, errors ~ Binomial,
+latencies as a multinomial over Prometheus buckets, KPIs as Binomial conversions per session.
+Numbers are seeded from the window itself, so asking twice for a window gives the same answer
+(the engine relies on it to resume after a crash).
+
+Faults belong to a version: they act on whichever cohort serves that version (normally the
+canary; after a promotion, the baseline) once the new version's exposure reaches ``@N``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from statistics import NormalDist
+
+import numpy as np
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from bot.adapters.db import Database
+from bot.adapters.sim_ci import SimulatedCI
+from bot.adapters.sim_faults import NO_EFFECTS, Effects, Fault, FaultSpecError, effects, parse_fault
+from bot.adapters.sim_profiles import Profile, Profiles
+from bot.domain.observations import (
+    CohortSample,
+    DependencyProbe,
+    LogSummary,
+    Target,
+    TraceSummary,
+    TrafficState,
+    TransactionResult,
+    WindowSample,
+)
+from bot.domain.request import DependencyHealth
+from bot.ports import AbstractFlags, AbstractMetrics, AbstractTrafficRouter, MetricsUnavailable
+
+# Prometheus client default histogram buckets, in seconds.
+BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BUCKET_LABELS: tuple[str, ...] = (*(f"{b:g}" for b in BUCKETS), "+Inf")
+LOG_LINES_PER_REQUEST = 3
+SYNTHETIC_RUNS = 200  # runs per key transaction: one failure moves the rate by 0.5 %
+_HEALTH_ORDER: tuple[DependencyHealth, ...] = ("healthy", "degraded", "unhealthy")
+_OMEGA = 2 * math.pi / 86_400  # the diurnal cycle, in radians per second
+
+migrations = Migrations("release-bot.simulator")
+
+
+@migrations()
+def m001_sim_tables(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE sim_traffic (
+            service TEXT NOT NULL,
+            env TEXT NOT NULL,
+            region TEXT NOT NULL,
+            state TEXT NOT NULL,  -- TrafficState as JSON
+            PRIMARY KEY (service, env, region)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE sim_faults (
+            service TEXT NOT NULL,
+            version TEXT NOT NULL,
+            spec TEXT NOT NULL,  -- canonical fault spec, e.g. errors:3x@25
+            PRIMARY KEY (service, version, spec)
+        )
+        """
+    )
+
+
+def apply_migrations(db: Database | sqlite_utils.Database) -> None:
+    """Create or upgrade ``sim_traffic`` and ``sim_faults``; safe to call on every start."""
+    if isinstance(db, Database):
+        with db.lock:
+            migrations.apply(db.db)
+    else:
+        migrations.apply(db)
+
+
+_parse = lru_cache(maxsize=4096)(parse_fault)  # specs come back from the db on every call
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _rng(*parts: object) -> np.random.Generator:
+    """A generator seeded from a stable hash of ``parts`` (``hash()`` is salted per process)."""
+    key = "|".join(str(p) for p in parts).encode()
+    return np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:16], "big"))
+
+
+def expected_requests(profile: Profile, start: datetime, end: datetime) -> float:
+    """Requests one region serves in (start, end]: the integral of the diurnal rate
+    rps·(1 + a·sin(2π(hour_utc − 9)/24)) over the window."""
+    t0, t1 = _utc(start).timestamp(), _utc(end).timestamp()
+    if t1 <= t0:
+        return 0.0
+    phase = 9 * 3600
+    wave = (math.cos(_OMEGA * (t0 - phase)) - math.cos(_OMEGA * (t1 - phase))) / _OMEGA
+    return profile.rps * ((t1 - t0) + profile.diurnal_amplitude * wave)
+
+
+@lru_cache(maxsize=1024)
+def _bucket_probabilities(median_ms: float, sigma: float) -> tuple[float, ...]:
+    """Probability of each bucket (the last is (10 s, +Inf)) under the lognormal latency."""
+    normal = NormalDist()
+    cdf = [normal.cdf((math.log(b * 1000) - math.log(median_ms)) / sigma) for b in BUCKETS]
+    edges = [0.0, *cdf, 1.0]
+    return tuple(max(hi - lo, 0.0) for lo, hi in itertools.pairwise(edges))
+
+
+def _split(total: int, weights: dict[str, float]) -> dict[str, int]:
+    """Split ``total`` by weights with largest remainders, so the parts sum to ``total``."""
+    if total <= 0:
+        return {}
+    norm = sum(weights.values())
+    shares = {name: total * w / norm for name, w in weights.items()}
+    parts = {name: int(s) for name, s in shares.items()}
+    left = total - sum(parts.values())
+    for name in sorted(shares, key=lambda n: parts[n] - shares[n])[:left]:
+        parts[name] += 1
+    return {name: n for name, n in parts.items() if n > 0}
+
+
+@dataclass(frozen=True)
+class _Situation:
+    """What serves a target right now: shares of traffic and the faults acting on each cohort."""
+
+    state: TrafficState
+    profile: Profile
+    exposure: float
+    baseline_share: float
+    canary_share: float
+    baseline: Effects
+    canary: Effects
+
+
+class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
+    """A deterministic fleet in SQLite: router state, injected faults and metric windows."""
+
+    def __init__(
+        self, db: Database, profiles: Profiles, flags: AbstractFlags, seed: int = 0
+    ) -> None:
+        self.database = db
+        self.profiles = profiles
+        self.flags = flags
+        self.seed = seed
+        apply_migrations(db)
+
+    def profile(self, service: str) -> Profile:
+        return self.profiles.for_service(service)
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def inject(self, service: str, version: str, specs: list[str]) -> list[Fault]:
+        """Validate every spec, then store them all for ``version`` (the one being released).
+
+        Raises FaultSpecError and stores nothing when any spec is wrong. Injecting the same
+        spec twice keeps one copy (so ``errors:3x`` never silently becomes 9x)."""
+        faults = [parse_fault(spec) for spec in specs]
+        kpis = self.profile(service).kpis
+        for f in faults:
+            if f.kind == "kpi" and f.name is not None and f.name not in kpis:
+                known = ", ".join(sorted(kpis)) or "none"
+                raise FaultSpecError(
+                    f"bad fault spec {f.spec!r}: {service} has no KPI {f.name!r} "
+                    f"(its KPIs: {known}); use kpi:-10% for every KPI"
+                )
+        with self.database.lock, self.database.db.atomic():
+            for f in faults:
+                self.database.db.execute(
+                    "INSERT OR IGNORE INTO sim_faults (service, version, spec) VALUES (?, ?, ?)",
+                    [service, version, f.spec],
+                )
+        return faults
+
+    def faults(self, service: str, version: str) -> list[Fault]:
+        with self.database.lock:
+            rows = self.database.db.execute(
+                "SELECT spec FROM sim_faults WHERE service = ? AND version = ? ORDER BY rowid",
+                [service, version],
+            ).fetchall()
+        return [_parse(spec) for (spec,) in rows]
+
+    def clear_faults(self, service: str, version: str | None = None) -> None:
+        """Forget the faults of one version of the service, or of all its versions."""
+        where, args = "service = ?", [service]
+        if version is not None:
+            where, args = "service = ? AND version = ?", [service, version]
+        with self.database.lock, self.database.db.atomic():
+            self.database.db.execute(f"DELETE FROM sim_faults WHERE {where}", args)
+
+    def _service_faults(self, service: str) -> list[Fault]:
+        with self.database.lock:
+            rows = self.database.db.execute(
+                "SELECT spec FROM sim_faults WHERE service = ? ORDER BY rowid", [service]
+            ).fetchall()
+        return [_parse(spec) for (spec,) in rows]
+
+    # -- router ---------------------------------------------------------------------------
+
+    def apply(self, target: Target, desired: TrafficState) -> TrafficState:
+        with self.database.lock, self.database.db.atomic():
+            self.database.db.execute(
+                "INSERT OR REPLACE INTO sim_traffic (service, env, region, state)"
+                " VALUES (?, ?, ?, ?)",
+                [target.service, target.env, target.region, desired.model_dump_json()],
+            )
+        return desired
+
+    def state(self, target: Target) -> TrafficState:
+        stored = self._stored_state(target)
+        if stored is not None:
+            return stored
+        profile = self.profile(target.service)
+        return TrafficState(
+            stable_version=profile.stable_version, instances_total=profile.instances
+        )
+
+    def _stored_state(self, target: Target) -> TrafficState | None:
+        with self.database.lock:
+            row = self.database.db.execute(
+                "SELECT state FROM sim_traffic WHERE service = ? AND env = ? AND region = ?",
+                [target.service, target.env, target.region],
+            ).fetchone()
+        return None if row is None else TrafficState.model_validate_json(row[0])
+
+    def _forget_state(self, target: Target) -> None:
+        with self.database.lock, self.database.db.atomic():
+            self.database.db.execute(
+                "DELETE FROM sim_traffic WHERE service = ? AND env = ? AND region = ?",
+                [target.service, target.env, target.region],
+            )
+
+    def rehearse_rollback(self, target: Target, version: str) -> bool:
+        """Deploy ``version`` beside the stable one at 0 %, roll back, read the state back.
+
+        ``check:rollback_rehearsal=fail`` on the version makes the rollback leave it behind.
+        The target's state is restored afterwards, whatever happened."""
+        broken = any(
+            f.kind == "check" and f.name == "rollback_rehearsal"
+            for f in self.faults(target.service, version)
+        )
+        with self.database.lock:
+            before = self._stored_state(target)
+            current = before or self.state(target)
+            beside = TrafficState(
+                stable_version=current.stable_version,
+                new_version=version,
+                instances_total=current.instances_total,
+                instances_updated=1 if current.instances_total else 0,
+            )
+            rolled_back = TrafficState(
+                stable_version=current.stable_version,
+                instances_total=current.instances_total,
+            )
+            try:
+                self.apply(target, beside)
+                self.apply(target, beside if broken else rolled_back)
+                after = self.state(target)
+            finally:
+                if before is None:
+                    self._forget_state(target)
+                else:
+                    self.apply(target, before)
+        return (
+            after.stable_version == current.stable_version
+            and after.new_version is None
+            and after.new_weight == 0
+            and after.mirror == 0
+        )
+
+    # -- metrics --------------------------------------------------------------------------
+
+    def _flag_percentage(self, name: str) -> float:
+        flag = self.flags.get(name)
+        return 0.0 if flag is None else flag.effective_percentage
+
+    def _situation(self, target: Target, state: TrafficState) -> _Situation:
+        service = target.service
+        profile = self.profile(service)
+        flag_pct = self._flag_percentage(state.flag) if state.flag is not None else 0.0
+        exposure = flag_pct if state.flag is not None else max(state.new_weight, state.mirror)
+        if target.env != "prod":
+            # Exposure is a share of production traffic: dev and staging carry none, so a
+            # fault ``@N`` with N > 0 shows only in prod, while ``@0`` shows everywhere.
+            exposure = 0.0
+        if state.new_version is None:
+            baseline_share, canary_share = 1.0, 0.0
+        elif state.flag is not None:
+            canary_share = flag_pct / 100
+            baseline_share = 1.0 - canary_share
+        elif state.mirror > 0:
+            # Mirrored copies: extra load on the new version, users all served by the stable.
+            baseline_share, canary_share = 1.0, state.mirror / 100
+        else:
+            canary_share = state.new_weight / 100
+            baseline_share = 1.0 - canary_share
+        baseline = canary = NO_EFFECTS
+        if state.stable_version is not None and state.stable_version != state.new_version:
+            # A stable version only carries faults after it was promoted: it serves everyone.
+            baseline = effects(self.faults(service, state.stable_version), 100.0)
+        if state.new_version is not None:
+            canary = effects(self.faults(service, state.new_version), exposure)
+        return _Situation(state, profile, exposure, baseline_share, canary_share, baseline, canary)
+
+    def _cohort(
+        self,
+        target: Target,
+        cohort: str,
+        profile: Profile,
+        expected: float,
+        fx: Effects,
+        start: datetime,
+        end: datetime,
+    ) -> CohortSample:
+        rng = _rng(
+            self.seed,
+            target.service,
+            target.env,
+            target.region,
+            cohort,
+            _utc(start).isoformat(),
+            _utc(end).isoformat(),
+        )
+        requests = int(rng.poisson(expected)) if expected > 0 else 0
+        if requests == 0:
+            return CohortSample(
+                requests=0, errors=0, latency_buckets=dict.fromkeys(BUCKET_LABELS, 0)
+            )
+        errors = int(rng.binomial(requests, min(1.0, profile.error_rate * fx.error_factor)))
+        probs = _bucket_probabilities(
+            profile.latency_median_ms * fx.latency_factor, profile.latency_sigma
+        )
+        cumulative = np.cumsum(rng.multinomial(requests, probs))
+        buckets = {label: int(n) for label, n in zip(BUCKET_LABELS, cumulative, strict=True)}
+        kpis: dict[str, float] = {}
+        sessions = round(requests / profile.requests_per_session)
+        if sessions > 0:
+            for name in sorted(profile.kpis):
+                p = min(1.0, max(0.0, profile.kpis[name] * fx.kpi_factor(name)))
+                kpis[name] = int(rng.binomial(sessions, p)) / sessions
+        return CohortSample(requests=requests, errors=errors, latency_buckets=buckets, kpis=kpis)
+
+    def _samples(
+        self, target: Target, sit: _Situation, start: datetime, end: datetime
+    ) -> tuple[CohortSample, CohortSample]:
+        total = expected_requests(sit.profile, start, end)
+        baseline = self._cohort(
+            target, "baseline", sit.profile, total * sit.baseline_share, sit.baseline, start, end
+        )
+        canary = self._cohort(
+            target, "canary", sit.profile, total * sit.canary_share, sit.canary, start, end
+        )
+        return baseline, canary
+
+    def window(self, target: Target, start: datetime, end: datetime) -> WindowSample:
+        sit = self._situation(target, self.state(target))
+        if sit.baseline.metrics_down or sit.canary.metrics_down:
+            raise MetricsUnavailable(
+                f"no metrics for {target.describe()} at {sit.exposure:g}% exposure "
+                "(simulated fault metrics:down)"
+            )
+        baseline, canary = self._samples(target, sit, start, end)
+        return WindowSample(start=start, end=end, baseline=baseline, canary=canary)
+
+    def _states(self, service: str) -> list[tuple[Target, TrafficState]]:
+        with self.database.lock:
+            rows = self.database.db.execute(
+                "SELECT env, region, state FROM sim_traffic WHERE service = ?", [service]
+            ).fetchall()
+        states = [
+            (
+                Target(service=service, env=env, region=region),
+                TrafficState.model_validate_json(state),
+            )
+            for (env, region, state) in rows
+        ]
+        if not states:
+            profile = self.profile(service)
+            # Nothing deployed yet: the stable version, as prod would report it.
+            nowhere = Target(service=service, env="prod", region="-")
+            states = [(nowhere, TrafficState(stable_version=profile.stable_version))]
+        return states
+
+    def probe(self, service: str) -> list[str]:
+        for target, state in self._states(service):
+            sit = self._situation(target, state)
+            if sit.baseline.metrics_down or sit.canary.metrics_down:
+                return []
+        kpis = [f"kpi:{name}" for name in sorted(self.profile(service).kpis)]
+        return ["requests", "errors", "latency", *kpis]
+
+    def dependencies(self, service: str, names: list[str]) -> list[DependencyProbe]:
+        """Profile health, made worse by ``dep:`` faults injected for ANY version of the service.
+
+        A dependency's trouble is not the version's doing, so it stays until the faults are
+        cleared; this also lets the pre-flight gate see it before anything is deployed."""
+        return [
+            DependencyProbe(name=name, health=health)
+            for name, health in self._dependency_health(service, names).items()
+        ]
+
+    def _dependency_health(self, service: str, names: list[str]) -> dict[str, DependencyHealth]:
+        health: dict[str, DependencyHealth] = {
+            name: self.profile(service).dependencies.get(name, "healthy") for name in names
+        }
+        for f in self._service_faults(service):
+            if f.kind == "dep" and f.name in health and f.value in _HEALTH_ORDER:
+                worse = _HEALTH_ORDER[
+                    max(_HEALTH_ORDER.index(health[f.name]), _HEALTH_ORDER.index(f.value))
+                ]
+                health[f.name] = worse
+        return health
+
+    def logs(self, target: Target, start: datetime, end: datetime) -> LogSummary:
+        """Error signatures per cohort, from the same draws as ``window`` (logs keep flowing
+        when metrics are down). An errors fault's extra errors carry the regression type."""
+        sit = self._situation(target, self.state(target))
+        baseline, canary = self._samples(target, sit, start, end)
+        return LogSummary(
+            baseline_errors_by_type=self._errors_by_type(sit.profile, baseline, sit.baseline),
+            canary_errors_by_type=self._errors_by_type(sit.profile, canary, sit.canary),
+            baseline_lines=LOG_LINES_PER_REQUEST * baseline.requests,
+            canary_lines=LOG_LINES_PER_REQUEST * canary.requests,
+        )
+
+    @staticmethod
+    def _errors_by_type(profile: Profile, sample: CohortSample, fx: Effects) -> dict[str, int]:
+        regression = 0
+        if fx.errors_regressed:
+            regression = round(sample.errors * (fx.error_factor - 1) / fx.error_factor)
+        counts = _split(sample.errors - regression, profile.error_types)
+        if regression:
+            counts[profile.regression_error_type] = (
+                counts.get(profile.regression_error_type, 0) + regression
+            )
+        return counts
+
+    def traces(self, target: Target, start: datetime, end: datetime) -> TraceSummary:
+        sit = self._situation(target, self.state(target))
+        fx = sit.canary if sit.state.new_version is not None else sit.baseline
+        names = sorted({*sit.profile.dependencies, *self._dep_fault_names(target.service)})
+        health = self._dependency_health(target.service, names)
+        bottlenecks = []
+        if fx.latency_factor != 1.0:
+            bottlenecks.append(f"{target.service} handler: latency ×{fx.latency_factor:g}")
+        return TraceSummary(
+            critical_path_ms=round(sit.profile.latency_quantile_ms(0.95, fx.latency_factor), 1),
+            dependency_failures=[name for name, h in health.items() if h != "healthy"],
+            bottlenecks=bottlenecks,
+        )
+
+    def _dep_fault_names(self, service: str) -> list[str]:
+        return [f.name for f in self._service_faults(service) if f.kind == "dep" and f.name]
+
+    def synthetic(
+        self, target: Target, transactions: list[str], at: datetime
+    ) -> list[TransactionResult]:
+        """``SYNTHETIC_RUNS`` runs of each transaction against the new version (the stable one
+        when nothing new is deployed). success_rate is a fraction in [0, 1]; latency_ms is
+        the mean of the runs."""
+        sit = self._situation(target, self.state(target))
+        fx = sit.canary if sit.state.new_version is not None else sit.baseline
+        p_error = min(1.0, sit.profile.error_rate * fx.error_factor)
+        mu = math.log(sit.profile.latency_median_ms * fx.latency_factor)
+        results = []
+        for name in transactions:
+            rng = _rng(
+                self.seed,
+                target.service,
+                target.env,
+                target.region,
+                "synthetic",
+                name,
+                _utc(at).isoformat(),
+            )
+            failures = int(rng.binomial(SYNTHETIC_RUNS, p_error))
+            latency = float(rng.lognormal(mu, sit.profile.latency_sigma, SYNTHETIC_RUNS).mean())
+            results.append(
+                TransactionResult(
+                    name=name,
+                    success_rate=(SYNTHETIC_RUNS - failures) / SYNTHETIC_RUNS,
+                    latency_ms=round(latency, 1),
+                )
+            )
+        return results
+
+
+__all__ = [
+    "BUCKET_LABELS",
+    "MetricsUnavailable",
+    "SimulatedCI",
+    "SimulatedFleet",
+    "apply_migrations",
+    "expected_requests",
+]

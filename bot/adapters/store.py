@@ -1,0 +1,229 @@
+"""The release store on SQLite: release state, the append-only audit trail, the chat outbox.
+
+A release row holds its state as JSON with a ``revision``; ``save`` refuses a stale write, so
+two ticks (or a tick and a button) can never both move the same release. Events are appended
+in the same transaction as the state, and triggers refuse to change or delete them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from bot.adapters.db import Database
+from bot.domain.release import ACTIVE, Event, Release
+
+migrations = Migrations("release-bot.store")
+
+
+@migrations()
+def create_releases(db: sqlite_utils.Database) -> None:
+    db.table("releases").create(
+        {
+            "id": str,
+            "service": str,
+            "version": str,
+            "status": str,
+            "active": int,
+            "revision": int,
+            "created_at": str,
+            "updated_at": str,
+            "state": str,
+        },
+        pk="id",
+    )
+    db.table("releases").create_index(["service", "active"])
+    db.table("events").create(
+        {
+            "id": int,
+            "release_id": str,
+            "at": str,
+            "actor": str,
+            "action": str,
+            "details": str,
+            "data": str,
+        },
+        pk="id",
+        foreign_keys=[("release_id", "releases", "id")],
+    )
+    db.table("events").create_index(["release_id", "id"])
+    db.execute(
+        "CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
+    )
+    db.table("deliveries").create({"event_id": int, "delivered_at": str}, pk="event_id")
+    db.table("clock").create({"id": int, "now": str}, pk="id")
+
+
+class StaleRelease(Exception):
+    """The release moved since it was loaded; reload and try again."""
+
+
+class ReleaseNotFound(Exception):
+    pass
+
+
+class StoredEvent(Event):
+    id: int
+    release_id: str
+
+
+def _ts(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+class SqliteReleaseStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.db = database.db
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[None]:
+        with self.database.lock, self.db.atomic():
+            yield
+
+    # -- releases -------------------------------------------------------------------------------
+
+    def add(self, release: Release) -> None:
+        with self.unit_of_work():
+            self.db.table("releases").insert(self._row(release))
+            self._append(release)
+
+    def get(self, release_id: str) -> Release:
+        rows = list(self.db.table("releases").rows_where("id = ?", [release_id]))
+        if not rows:
+            raise ReleaseNotFound(f"no release {release_id!r}; `release-bot list` shows them")
+        return Release.model_validate_json(rows[0]["state"])
+
+    def save(self, release: Release) -> None:
+        """Write the new state and its events; refuse if someone else saved in between."""
+        with self.unit_of_work():
+            expected = release.revision
+            release.revision = expected + 1
+            row = self._row(release)
+            cursor = self.db.execute(
+                "UPDATE releases SET status=?, active=?, revision=?, updated_at=?, state=? "
+                "WHERE id=? AND revision=?",
+                [row["status"], row["active"], row["revision"], row["updated_at"], row["state"],
+                 release.id, expected],
+            )  # fmt: skip
+            if cursor.rowcount != 1:
+                release.revision = expected
+                raise StaleRelease(f"{release.id} changed since it was read")
+            self._append(release)
+
+    def _row(self, release: Release) -> dict[str, object]:
+        return {
+            "id": release.id,
+            "service": release.request.service,
+            "version": release.version,
+            "status": release.status,
+            "active": int(release.status in ACTIVE),
+            "revision": release.revision,
+            "created_at": _ts(release.created_at),
+            "updated_at": _ts(datetime.now(UTC)),
+            "state": release.model_dump_json(),
+        }
+
+    def _append(self, release: Release) -> None:
+        events = release.collect_events()
+        if events:
+            self.db.table("events").insert_all(
+                {
+                    "release_id": release.id,
+                    "at": _ts(e.at),
+                    "actor": e.actor,
+                    "action": e.action,
+                    "details": e.details,
+                    "data": json.dumps(e.data, default=str),
+                }
+                for e in events
+            )
+
+    def active_ids(self) -> list[str]:
+        return [
+            r["id"]
+            for r in self.db.table("releases").rows_where("active = 1", order_by="created_at")
+        ]
+
+    def active_for_service(self, service: str) -> list[str]:
+        return [
+            r["id"]
+            for r in self.db.table("releases").rows_where("active = 1 AND service = ?", [service])
+        ]
+
+    def listing(self, service: str | None = None, limit: int = 50) -> list[dict[str, object]]:
+        where, args = ("service = ?", [service]) if service else (None, [])
+        return [
+            {k: r[k] for k in ("id", "service", "version", "status", "created_at", "updated_at")}
+            for r in self.db.table("releases").rows_where(
+                where, args, order_by="created_at desc, id desc", limit=limit
+            )
+        ]
+
+    # -- events and the chat outbox -------------------------------------------------------------
+
+    def events(self, release_id: str) -> list[StoredEvent]:
+        return [
+            self._event(r)
+            for r in self.db.table("events").rows_where(
+                "release_id = ?", [release_id], order_by="id"
+            )
+        ]
+
+    def undelivered(self, limit: int = 500) -> list[StoredEvent]:
+        rows = self.db.query(
+            "SELECT e.* FROM events e LEFT JOIN deliveries d ON d.event_id = e.id "
+            "WHERE d.event_id IS NULL ORDER BY e.id LIMIT ?",
+            [limit],
+        )
+        return [self._event(r) for r in rows]
+
+    def mark_delivered(self, event_ids: list[int], at: datetime) -> None:
+        with self.unit_of_work():
+            self.db.table("deliveries").insert_all(
+                ({"event_id": i, "delivered_at": _ts(at)} for i in event_ids), ignore=True
+            )
+
+    def delivered_count(self, release_id: str) -> int:
+        rows = self.db.query(
+            "SELECT count(*) AS n FROM deliveries d JOIN events e ON e.id = d.event_id "
+            "WHERE e.release_id = ?",
+            [release_id],
+        )
+        return int(next(rows)["n"])
+
+    @staticmethod
+    def _event(row: dict[str, object]) -> StoredEvent:
+        return StoredEvent(
+            id=int(str(row["id"])),
+            release_id=str(row["release_id"]),
+            at=datetime.fromisoformat(str(row["at"])),
+            actor=str(row["actor"]),
+            action=str(row["action"]),
+            details=str(row["details"]),
+            data=json.loads(str(row["data"])),
+        )
+
+    # -- the virtual clock's persisted time -----------------------------------------------------
+
+    def load_clock(self) -> datetime | None:
+        rows = list(self.db.table("clock").rows_where("id = 1"))
+        return datetime.fromisoformat(rows[0]["now"]) if rows else None
+
+    def save_clock(self, now: datetime) -> None:
+        with self.unit_of_work():
+            self.db.table("clock").upsert({"id": 1, "now": _ts(now)}, pk="id")
+
+
+def apply_migrations(database: Database) -> None:
+    migrations.apply(database.db)

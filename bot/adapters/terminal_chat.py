@@ -1,0 +1,26 @@
+"""The terminal as the release's thread: one line per update."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from bot.adapters.store import StoredEvent
+from bot.domain.release import Release
+from bot.ports import AbstractChat
+from bot.presenters import event_text
+
+
+class TerminalChat(AbstractChat):
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.posted: list[tuple[str, str]] = []
+
+    def post(self, release: Release, event: StoredEvent) -> None:
+        text = event_text(release, event)
+        self.posted.append((release.id, text))
+        print(
+            f"{event.at:%H:%M:%S} {release.request.service} {release.version} │ {text}",
+            file=self.stream,
+            flush=True,
+        )

@@ -1,0 +1,434 @@
+"""The ``release-bot`` command line: thin wrappers over the service functions."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from pydantic import BaseModel
+
+from bot.adapters.sim_faults import FaultSpecError, parse_fault
+from bot.adapters.store import ReleaseNotFound
+from bot.bootstrap import DEFAULT_DB, Wiring, bootstrap
+from bot.config import ConfigError, load_config
+from bot.domain.contract import InsufficientContext, contract_json_schema
+from bot.domain.release import CommandRejected, Release
+from bot.parsing import ParseError, parse_release
+from bot.presenters import analysis_line
+from bot.scheduler import run_forever, run_until
+from bot.service import (
+    Services,
+    approve,
+    find,
+    reconcile,
+    reject,
+    report,
+    resume,
+    rollback,
+    start_release,
+)
+
+EXIT_INSUFFICIENT = 2
+WAITING_STATES = ("awaiting_approval", "paused")
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _dump(model: BaseModel | dict[str, Any]) -> str:
+    data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except OSError:
+        return "cli"
+
+
+def _wire(db: str, **kwargs: Any) -> Wiring:
+    try:
+        return bootstrap(db, **kwargs)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+db_option = click.option(
+    "--db",
+    default=str(DEFAULT_DB),
+    show_default=True,
+    envvar="RELEASE_BOT_DB",
+    help="SQLite file holding releases, the audit trail and the simulator.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="release-bot")
+def main() -> None:
+    """release-bot: progressive releases with quality gates, guardrails and automatic rollback."""
+
+
+@main.command()
+@click.argument("text")
+def parse(text: str) -> None:
+    """Parse a /release line (or the brief's pasted template) and print the request as JSON.
+
+    Prints the insufficient_context object and exits 2 when something required is missing.
+    """
+    try:
+        result = parse_release(text, load_config())
+    except (ParseError, ConfigError) as exc:
+        _fail(str(exc), EXIT_INSUFFICIENT)
+    click.echo(_dump(result))
+    if isinstance(result, InsufficientContext):
+        sys.exit(EXIT_INSUFFICIENT)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the output contract (the report, or insufficient_context)."""
+    click.echo(json.dumps(contract_json_schema(), indent=2))
+
+
+def _progress(services: Services, release_id: str) -> Any:
+    """A tick callback printing the metrics line whenever a new judgement lands."""
+    last: list[Any] = [None]
+
+    def on_tick(_: int) -> None:
+        release = services.store.get(release_id)
+        if release.judged_at is not None and release.judged_at != last[0]:
+            last[0] = release.judged_at
+            line = analysis_line(release)
+            # One metrics line per simulated minute keeps the thread readable.
+            if line and release.judged_at.second < services.tick_seconds:
+                click.echo(
+                    f"{release.judged_at:%H:%M:%S} {release.request.service} {release.version} │ {line}"
+                )
+
+    return on_tick
+
+
+def _drive(
+    wiring: Wiring,
+    release_id: str,
+    approve_as: str | None,
+    speed: float | None,
+    crash_after: int | None,
+) -> Release:
+    """Tick until the release ends, answering approvals and pauses along the way."""
+    services = wiring.services
+    on_tick = _progress(services, release_id)
+
+    def tick(n: int) -> None:
+        on_tick(n)
+        if crash_after is not None and n >= crash_after:
+            os._exit(137)  # a hard kill, for the resume tests: nothing is flushed or closed
+
+    while True:
+        release = services.store.get(release_id)
+        if release.status == "awaiting_approval":
+            release = _answer_approval(services, release, approve_as)
+        elif release.status == "paused":
+            release = _answer_pause(services, release)
+        if not release.is_active:
+            return release
+        if release.status in WAITING_STATES:
+            continue
+
+        def done() -> bool:
+            current = services.store.get(release_id)
+            return not current.is_active or current.status in WAITING_STATES
+
+        run_until(services, done, wiring.virtual_clock, speed, tick)
+
+
+def _answer_approval(services: Services, release: Release, approve_as: str | None) -> Release:
+    if approve_as is not None:
+        try:
+            return approve(services, release.id, approve_as)
+        except CommandRejected as exc:
+            _fail(f"{exc}")
+    if not sys.stdin.isatty():
+        _fail(
+            f"{release.id} waits for approval ({release.pending_approval}); pass --approve-as USER, "
+            f"or run `release-bot approve {release.id} --as USER` and then `release-bot resume`",
+            3,
+        )
+    click.echo(
+        f"\n{release.id} needs approval for {release.pending_approval} from {', '.join(release.approvers)}."
+    )
+    while True:
+        answer = click.prompt("Approve? [y]es / [n]o", default="y").strip().lower()
+        user = click.prompt(
+            "Your approver name", default=release.approvers[0] if release.approvers else _user()
+        )
+        try:
+            if answer.startswith("y"):
+                return approve(services, release.id, user)
+            reason = click.prompt("Reason", default="rejected at the terminal")
+            return reject(services, release.id, user, reason)
+        except CommandRejected as exc:
+            click.echo(f"not accepted: {exc}")
+
+
+def _answer_pause(services: Services, release: Release) -> Release:
+    if not sys.stdin.isatty():
+        _fail(
+            f"{release.id} is paused: {release.pause_reason}. Run `release-bot resume-release {release.id}` "
+            f"or `release-bot rollback {release.id}`",
+            3,
+        )
+    click.echo(f"\n{release.id} is paused: {release.pause_reason}")
+    choice = click.prompt("[c]ontinue or [r]oll back?", default="r").strip().lower()
+    if choice.startswith("c"):
+        return resume(services, release.id, _user())
+    return rollback(services, release.id, _user(), "rolled back at the terminal after a pause")
+
+
+def _emit_report(services: Services, release_id: str, json_out: str | None) -> None:
+    text = _dump(report(services, release_id))
+    if json_out:
+        Path(json_out).write_text(text + "\n")
+        click.echo(f"report written to {json_out}")
+    else:
+        click.echo(text)
+
+
+@main.command()
+@click.argument("line")
+@click.option(
+    "--approve-as", help="Approve every approval gate as this user (an approver of the service)."
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    help="Inject a fault into the new version, e.g. errors:3x@25.",
+)
+@db_option
+@click.option(
+    "--speed", type=float, help="Virtual seconds per real second (default: as fast as it can)."
+)
+@click.option(
+    "--json-out", type=click.Path(dir_okay=False), help="Write the report here instead of stdout."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated fleet.")
+@click.option(
+    "--requested-by", default=None, help="Who asks for the release (default: your login)."
+)
+@click.option(
+    "--clock-start",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S"]),
+    help="Start of the virtual clock, UTC.",
+)
+@click.option(
+    "--crash-after-ticks", type=int, hidden=True, help="Kill the process after N ticks (tests)."
+)
+def run(
+    line: str,
+    approve_as: str | None,
+    faults: tuple[str, ...],
+    db: str,
+    speed: float | None,
+    json_out: str | None,
+    seed: int,
+    requested_by: str | None,
+    clock_start: datetime | None,
+    crash_after_ticks: int | None,
+) -> None:
+    """Run a whole release on the simulator with the virtual clock, printing the thread."""
+    from datetime import UTC
+
+    if speed is not None and speed <= 0:
+        _fail("--speed is virtual seconds per real second and must be positive, e.g. --speed 60")
+    for spec in faults:
+        try:
+            parse_fault(spec)
+        except FaultSpecError as exc:
+            _fail(str(exc))
+    start = clock_start.replace(tzinfo=UTC) if clock_start else None
+    wiring = _wire(db, clock_start=start, seed=seed)
+    services = wiring.services
+    try:
+        parsed = parse_release(line, services.config)
+    except ParseError as exc:
+        _fail(str(exc), EXIT_INSUFFICIENT)
+    if isinstance(parsed, InsufficientContext):
+        click.echo(_dump(parsed))
+        sys.exit(EXIT_INSUFFICIENT)
+    if faults:
+        wiring.fleet.inject(parsed.service, parsed.release_package.version, list(faults))
+    try:
+        started = start_release(services, line, requested_by or _user())
+    except CommandRejected as exc:
+        _fail(str(exc))
+    assert isinstance(started, Release)
+    final = _drive(wiring, started.id, approve_as, speed, crash_after_ticks)
+    _emit_report(services, final.id, json_out)
+
+
+@main.command(name="resume")
+@db_option
+@click.option("--approve-as", help="Approve waiting approval gates as this user.")
+@click.option(
+    "--speed", type=float, help="Virtual seconds per real second (default: as fast as it can)."
+)
+@click.option("--json-out", type=click.Path(dir_okay=False), help="Write the last report here.")
+def resume_all(db: str, approve_as: str | None, speed: float | None, json_out: str | None) -> None:
+    """Carry every unfinished release in the database to its end (after a crash)."""
+    if not Path(db).exists():
+        _fail(f"no database at {db}; pass --db PATH of the run to resume")
+    wiring = _wire(db)
+    services = wiring.services
+    ids = services.store.active_ids()
+    if not ids:
+        click.echo("nothing to resume: no unfinished releases")
+        return
+    for release_id in ids:
+        click.echo(f"resuming {release_id}")
+        final = _drive(wiring, release_id, approve_as, speed, None)
+        _emit_report(services, final.id, json_out)
+
+
+def _release_command(action: str) -> Any:
+    @click.argument("release_id")
+    @click.option("--as", "user", default=None, help="Who does it (default: your login).")
+    @db_option
+    def command(release_id: str, user: str | None, db: str, **kwargs: Any) -> None:
+        services = _wire(db).services
+        who = user or _user()
+        try:
+            release = find(services, release_id)
+            match action:
+                case "approve":
+                    release = approve(services, release.id, who)
+                case "reject":
+                    release = reject(services, release.id, who, kwargs["reason"])
+                case "rollback":
+                    release = rollback(services, release.id, who, kwargs["reason"])
+                case _:
+                    release = resume(services, release.id, who)
+        except (CommandRejected, ReleaseNotFound) as exc:
+            _fail(str(exc))
+        click.echo(f"{release.id}: {release.status.replace('_', ' ')}")
+
+    return command
+
+
+main.command(name="approve", help="Approve a release waiting for approval.")(
+    _release_command("approve")
+)
+main.command(name="reject", help="Reject a release waiting for approval.")(
+    click.option("--reason", required=True, help="Why.")(_release_command("reject"))
+)
+main.command(name="rollback", help="Roll a release back now (manual trigger).")(
+    click.option("--reason", default="manual rollback", show_default=True, help="Why.")(
+        _release_command("rollback")
+    )
+)
+main.command(name="resume-release", help="Continue a paused release.")(_release_command("resume"))
+
+
+@main.command(name="report")
+@click.argument("release_id")
+@db_option
+def report_command(release_id: str, db: str) -> None:
+    """Print a release's report (the output contract JSON)."""
+    services = _wire(db).services
+    try:
+        release = find(services, release_id)
+    except ReleaseNotFound as exc:
+        _fail(str(exc))
+    click.echo(_dump(report(services, release.id)))
+
+
+@main.command(name="list")
+@db_option
+@click.option("--service", help="Only this service.")
+@click.option("--limit", default=20, show_default=True)
+def list_command(db: str, service: str | None, limit: int) -> None:
+    """List releases, newest first."""
+    services = _wire(db).services
+    rows = services.store.listing(service, limit)
+    if not rows:
+        click.echo('no releases yet: start one with `release-bot run "SERVICE VERSION …"`')
+        return
+    for r in rows:
+        click.echo(f"{r['created_at']:.19}  {r['status']!s:18} {r['id']}")
+
+
+@main.command()
+@click.argument("release_id", required=False)
+@db_option
+def status(release_id: str | None, db: str) -> None:
+    """Show where a release stands (or every active release)."""
+    services = _wire(db).services
+    try:
+        releases = (
+            [find(services, release_id)]
+            if release_id
+            else [services.store.get(i) for i in services.store.active_ids()]
+        )
+    except ReleaseNotFound as exc:
+        _fail(str(exc))
+    if not releases:
+        click.echo("no active releases")
+    for release in releases:
+        step = release.current_step
+        where = (
+            f"step {step.index + 1}/{len(release.plan.steps)} ({step.description})"
+            if step
+            else "not started"
+        )
+        click.echo(
+            f"{release.id}: {release.status.replace('_', ' ')}, {release.current_percentage():g}% of traffic, {where}"
+        )
+        if release.pending_approval:
+            click.echo(
+                f"  waiting for approval of {release.pending_approval} from {', '.join(release.approvers)}"
+            )
+        if release.pause_reason:
+            click.echo(f"  paused: {release.pause_reason}")
+        if release.rollback:
+            click.echo(f"  rollback ({release.rollback.triggered_by}): {release.rollback.reason}")
+        line = analysis_line(release)
+        if line and release.is_active:
+            click.echo(f"  {line}")
+
+
+@main.command()
+@click.argument("service")
+@db_option
+def history(service: str, db: str) -> None:
+    """Show a service's releases with their audit trails."""
+    services = _wire(db).services
+    rows = services.store.listing(service, 50)
+    if not rows:
+        click.echo(f"no releases of {service}")
+        return
+    for r in rows:
+        click.echo(f"{r['id']}  {r['status']}")
+        for event in services.store.events(str(r["id"])):
+            click.echo(
+                f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.actor:18} {event.action:20} {event.details}"
+            )
+
+
+@main.command()
+@db_option
+@click.option("--real-clock/--virtual-clock", default=True, help="Tick on real time (production).")
+def worker(db: str, real_clock: bool) -> None:
+    """Run the reconcile tick forever on the scheduler (what the Procfile starts)."""
+    wiring = _wire(db, virtual_clock=not real_clock)
+    reconcile(wiring.services)
+    click.echo(f"release-bot worker: reconciling every {wiring.services.tick_seconds:g}s on {db}")
+    run_forever(wiring.services)

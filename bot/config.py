@@ -1,0 +1,106 @@
+"""Per-service defaults and facts, read from ``data/services.toml``.
+
+A ``[defaults]`` table applies to every service; ``[services.NAME]`` tables override it.
+Guardrails and flags are written in the same syntax as on a ``/release`` line.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+
+from bot.domain.base import Model
+from bot.domain.request import EnvName, Risk, Strategy
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "data" / "services.toml"
+
+
+class DependencyConfig(Model):
+    name: str
+    kind: Literal["service", "database", "external_api"] = "service"
+    version: str = "unknown"
+    compatibility: Literal["verified", "assumed", "unknown"] = "unknown"
+    migration: Literal["not_required", "pending", "completed"] = "not_required"
+    rollback_possible: bool = True
+    fallback: Literal["enabled", "disabled"] = "disabled"
+
+
+class FlagConfig(Model):
+    name: str
+    type: Literal["release", "experiment", "operational"] = "release"
+    kill_switch: bool = True
+    rules: list[str] = []
+    segments: list[str] = []
+    overrides: list[str] = []
+
+
+class Dashboard(Model):
+    name: str
+    url: str
+    key_metrics: list[str] = []
+
+
+class ServiceConfig(Model):
+    """What a team sets once per service. Every field is optional: the line can say it too."""
+
+    owner: str | None = None
+    approvers: list[str] = []
+    environments: list[EnvName] | None = None
+    regions: list[str] | None = None
+    strategy: Strategy | None = None
+    risk: Risk | None = None
+    artifact: str | None = Field(default=None, description="image ref; {version} is replaced")
+    guardrails: list[str] = []
+    flags: list[str] = []
+    peak_hours: list[str] = []
+    maintenance_windows: list[str] = []
+    dependencies: list[DependencyConfig] = []
+    flag_settings: list[FlagConfig] = []
+    dashboards: list[Dashboard] = []
+    runbook: str | None = None
+    rollback_procedure: str | None = None
+    incident_channel: str | None = None
+    regulatory_requirements: list[str] = []
+    capacity_rps: float | None = None
+    instances: int = 10
+    key_transactions: list[str] = []
+
+
+class ConfigError(Exception):
+    """The config file is missing or wrong; the message says where and how to fix it."""
+
+
+class Config(Model):
+    defaults: ServiceConfig = ServiceConfig()
+    services: dict[str, ServiceConfig] = {}
+
+    def for_service(self, service: str) -> ServiceConfig:
+        """Defaults overlaid with the service's own table (fields it sets win)."""
+        own = self.services.get(service)
+        if own is None:
+            return self.defaults
+        merged = self.defaults.model_dump() | own.model_dump(exclude_unset=True)
+        return ServiceConfig.model_validate(merged)
+
+    def knows(self, service: str) -> bool:
+        return service in self.services
+
+
+def load_config(path: Path | None = None) -> Config:
+    path = path or DEFAULT_CONFIG
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} not found; copy data/services.toml") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc

@@ -1,0 +1,1 @@
+"""The pure core: models, planner rules, gates, the release state machine. No I/O here."""

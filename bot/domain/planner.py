@@ -1,0 +1,271 @@
+"""Rule planner: turns a request into a plan. The default whenever no LLM is configured.
+
+Low risk takes few big steps with short bakes (the brief allows accelerating low-risk
+changes); high and critical take more, smaller steps, longer bakes and a human gate before
+prod. Regions are waves: canary steps under 25 % run in the first region only.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+from bot.domain.plan import EnvTarget, Plan, ReportedStrategy, Step, Trigger, Velocity
+from bot.domain.request import WEEKDAYS, Guardrail, ReleaseRequest, Risk, TimeRange
+
+STAGES_BY_RISK: dict[Risk, list[float]] = {
+    "low": [10, 50, 100],
+    "medium": [5, 25, 50, 100],
+    "high": [1, 5, 10, 25, 50, 100],
+    "critical": [1, 2, 5, 10, 25, 50, 75, 100],
+}
+BAKE_MINUTES: dict[Risk, float] = {"low": 5, "medium": 10, "high": 15, "critical": 30}
+PREPROD_BAKE_MINUTES: dict[Risk, float] = {"low": 3, "medium": 5, "high": 10, "critical": 15}
+VELOCITY: dict[Risk, Velocity] = {
+    "low": "fast",
+    "medium": "normal",
+    "high": "slow",
+    "critical": "slow",
+}
+WAVE_THRESHOLD = 25.0  # steps below this percentage stay in the first region
+SHADOW_MIRROR = 100.0
+# The provider must answer: after this many failed reads in a row the rollout pauses.
+CONSECUTIVE_ERROR_LIMIT = 3
+
+
+def plan_release(
+    request: ReleaseRequest, now: datetime, instances: int, tick_seconds: float
+) -> Plan:
+    cfg = request.deployment_config
+    risk = request.release_package.risk
+    regions = cfg.regions
+    percentages = cfg.stages or STAGES_BY_RISK[risk]
+    bake = BAKE_MINUTES[risk]
+    notes: list[str] = []
+    if cfg.stages is not None:
+        notes.append(f"rollout percentages from the request: {_pcts(cfg.stages)}")
+    else:
+        notes.append(f"rollout percentages for {risk} risk: {_pcts(percentages)}")
+
+    drafts: list[dict[str, object]] = [
+        {
+            "env": env,
+            "kind": "env_deploy",
+            "percentage": 100.0,
+            "regions": regions[:1],
+            "bake_minutes": PREPROD_BAKE_MINUTES[risk],
+            "phase": "preprod",
+            "description": f"deploy {request.release_package.version} to {env} and verify",
+        }
+        for env in cfg.environments
+        if env != "prod"
+    ]
+    if "prod" in cfg.environments:
+        prod = _prod_steps(request, percentages, regions, bake, notes)
+        if risk in ("high", "critical"):
+            prod[0]["manual_gate"] = True
+            notes.append(f"a human approves before the first prod step (risk is {risk})")
+        if risk == "critical" and len(prod) > 1:
+            prod[-1]["manual_gate"] = True
+            notes.append("a human approves before 100 % (risk is critical)")
+        drafts += prod
+    steps = [Step.model_validate({"index": i, **d}) for i, d in enumerate(drafts)]
+
+    envs: list[EnvTarget] = []
+    for env in cfg.environments:
+        for region in regions if env == "prod" else regions[:1]:
+            envs.append(EnvTarget(name=env, region=region, order=len(envs) + 1))
+
+    start = next_window_start(request.operational_context.maintenance_windows, now)
+    if start > now:
+        notes.append(f"start delayed to the maintenance window opening at {start:%a %H:%M} UTC")
+    hold = risk in ("high", "critical") and bool(request.operational_context.peak_hours)
+    if hold:
+        notes.append("no step advances during peak hours (risk is " + risk + ")")
+    velocity = VELOCITY[risk]
+    return Plan(
+        strategy=cfg.strategy,
+        reported_strategy=_reported(cfg.strategy),
+        risk=risk,
+        environments=envs,
+        steps=steps,
+        triggers=derive_triggers(request, tick_seconds),
+        velocity=velocity,
+        start=start,
+        hold_in_peak_hours=hold,
+        instances=instances,
+        notes=notes,
+    )
+
+
+def _prod_steps(
+    request: ReleaseRequest,
+    percentages: list[float],
+    regions: list[str],
+    bake: float,
+    notes: list[str],
+) -> list[dict[str, object]]:
+    steps: list[dict[str, object]] = []
+
+    def add_step(**fields: object) -> None:
+        steps.append({"env": "prod", **fields})
+
+    strategy = request.deployment_config.strategy
+    version = request.release_package.version
+
+    def wave(pct: float) -> list[str]:
+        return regions[:1] if pct < WAVE_THRESHOLD else list(regions)
+
+    def phase(pct: float) -> str:
+        return "validation" if pct >= 100 else "canary" if pct < WAVE_THRESHOLD else "rollout"
+
+    if strategy == "blue_green":
+        if request.deployment_config.stages is not None:
+            notes.append("blue_green switches all at once: rollout percentages are not used")
+        add_step(
+            kind="green_verify",
+            percentage=0.0,
+            regions=list(regions),
+            bake_minutes=max(bake / 2, 2),
+            phase="canary",
+            description=f"green ({version}) beside blue at 0 %, verified with synthetic traffic",
+        )
+        if len(regions) > 1:
+            add_step(
+                kind="switch",
+                percentage=100.0,
+                regions=regions[:1],
+                bake_minutes=bake,
+                phase="rollout",
+                description=f"switch {regions[0]} to green; blue kept for rollback",
+            )
+        add_step(
+            kind="switch",
+            percentage=100.0,
+            regions=list(regions),
+            bake_minutes=bake,
+            phase="validation",
+            description="switch every region to green; blue kept for the rollback window",
+        )
+        return steps
+    if strategy == "shadow":
+        add_step(
+            kind="shadow",
+            percentage=0.0,
+            mirror=SHADOW_MIRROR,
+            regions=regions[:1],
+            bake_minutes=bake,
+            phase="canary",
+            description=f"mirror {SHADOW_MIRROR:g} % of {regions[0]} traffic to {version}; "
+            "responses discarded",
+        )
+    if strategy == "feature_flag":
+        flag = request.deployment_config.flags[0]
+        add_step(
+            kind="dark_launch",
+            percentage=0.0,
+            regions=list(regions),
+            bake_minutes=max(bake / 2, 2),
+            phase="canary",
+            description=f"deploy {version} dark: code everywhere, flag {flag.name} off",
+        )
+        for pct in percentages:
+            capped = min(pct, flag.percentage)
+            add_step(
+                kind="flag",
+                percentage=capped,
+                regions=list(regions),
+                bake_minutes=bake,
+                phase=phase(pct),
+                description=f"flag {flag.name} at {capped:g} %",
+            )
+            if capped >= flag.percentage:
+                break
+        return steps
+    kind = "batch" if strategy == "rolling" else "traffic"
+    for pct in percentages:
+        desc = (
+            f"replace {pct:g} % of instances with {version}"
+            if kind == "batch"
+            else f"{pct:g} % of traffic to {version}"
+        )
+        add_step(
+            kind=kind,
+            percentage=pct,
+            regions=wave(pct),
+            bake_minutes=bake,
+            phase=phase(pct),
+            description=desc,
+        )
+    return steps
+
+
+def _reported(strategy: str) -> ReportedStrategy:
+    # The contract's enum has no "shadow": a shadow release is a canary whose first step
+    # mirrors traffic (percentage 0, no user impact).
+    return "canary" if strategy == "shadow" else strategy  # type: ignore[return-value]
+
+
+def _pcts(values: list[float]) -> str:
+    return ", ".join(f"{v:g}%" for v in values)
+
+
+def trigger_for(guardrail: Guardrail, risk: Risk) -> Trigger:
+    window = 10.0 if guardrail.metric == "kpi" else 5.0
+    action: str = "auto_rollback"
+    # A p99 breach is tail noise more often than a regression: for low risk it alerts.
+    if guardrail.metric == "latency_p99" and risk == "low":
+        action = "alert"
+    return Trigger(
+        guardrail=guardrail.name,
+        metric=guardrail.name,
+        threshold=guardrail.describe(),
+        window_minutes=window,
+        action=action,
+    )
+
+
+def derive_triggers(request: ReleaseRequest, tick_seconds: float) -> list[Trigger]:
+    risk = request.release_package.risk
+    triggers = [trigger_for(g, risk) for g in request.guardrails.all()]
+    triggers.append(
+        Trigger(
+            guardrail="metrics_provider",
+            metric="metrics_provider",
+            threshold=f"no data for {CONSECUTIVE_ERROR_LIMIT} consecutive checks",
+            window_minutes=round(CONSECUTIVE_ERROR_LIMIT * tick_seconds / 60, 2),
+            action="pause",
+        )
+    )
+    return triggers
+
+
+def in_ranges(ranges: list[TimeRange], moment: datetime) -> bool:
+    weekday = WEEKDAYS[moment.weekday()]
+    return any(r.contains(weekday, moment.time()) for r in ranges)
+
+
+def next_window_start(windows: list[TimeRange], now: datetime) -> datetime:
+    """``now`` when no window is required or one is open, else the next opening."""
+    if not windows or in_ranges(windows, now):
+        return now
+    candidate = now.replace(second=0, microsecond=0)
+    for _ in range(8 * 24 * 60):  # a week and a day, by minutes: always finds a weekly window
+        candidate += timedelta(minutes=1)
+        if in_ranges(windows, candidate):
+            return candidate
+    return now
+
+
+def peak_ends(peaks: list[TimeRange], now: datetime) -> datetime:
+    """When the current peak-hours range ends (``now`` if not in peak hours)."""
+    moment = now
+    for _ in range(24 * 60):
+        if not in_ranges(peaks, moment):
+            return moment
+        moment = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return moment
+
+
+def instances_for(percentage: float, total: int) -> int:
+    return min(total, max(1, math.ceil(total * percentage / 100))) if percentage > 0 else 0

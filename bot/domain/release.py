@@ -1,0 +1,771 @@
+"""The release aggregate: its state machine, and the events it records as it moves.
+
+Every method takes ``now`` and the facts the service gathered; none does I/O. New events
+collect in ``pending_events`` until the store appends them with the new state, atomically.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import PrivateAttr
+
+from bot.domain.base import Model, MutableModel
+from bot.domain.contract import Artifacts, Check
+from bot.domain.flags import FlagState
+from bot.domain.judge import Judgement, aggregate, judge
+from bot.domain.observations import (
+    CohortSample,
+    LogSummary,
+    Target,
+    TraceSummary,
+    TrafficState,
+    WindowSample,
+)
+from bot.domain.plan import Plan, Step
+from bot.domain.planner import CONSECUTIVE_ERROR_LIMIT, in_ranges, instances_for, peak_ends
+from bot.domain.request import ReleaseRequest
+
+Status = Literal[
+    "pending_gates",
+    "awaiting_approval",
+    "scheduled",
+    "rolling_out",
+    "paused",
+    "rolling_back",
+    "completed",
+    "rolled_back",
+    "failed",
+]
+ACTIVE: tuple[Status, ...] = (
+    "pending_gates", "awaiting_approval", "scheduled", "rolling_out", "paused", "rolling_back"
+)  # fmt: skip
+ENGINE = "release-bot"
+VERIFY_KINDS = ("env_deploy", "green_verify", "dark_launch")
+EXTEND_LIMIT = 3.0  # a step may bake this many times its planned length while evidence accrues
+HISTORY_WINDOWS = 60
+
+
+class CommandRejected(Exception):
+    """A command that does not apply to the release as it stands; the message says why."""
+
+
+class Event(Model):
+    action: str
+    actor: str
+    at: datetime
+    details: str
+    data: dict[str, Any] = {}
+
+
+class StepRecord(MutableModel):
+    status: Literal["pending", "active", "completed", "rolled_back"] = "pending"
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    health: Literal["healthy", "degraded", "unhealthy"] | None = None
+    requests: int = 0  # canary requests observed in this step
+
+
+class ApprovalRecord(Model):
+    gate: str  # "release", or "step:N" for a manual gate before step N
+    type: Literal["manual", "automated"]
+    approver: str
+    at: datetime
+    conditions: list[str]
+
+
+class AlertRecord(Model):
+    guardrail: str
+    severity: Literal["critical", "warning", "info"]
+    at: datetime
+    action_taken: str
+    step: int
+
+
+class RollbackRecord(MutableModel):
+    triggered_by: Literal["automated", "manual"]
+    reason: str
+    guardrail: str | None
+    actor: str
+    started_at: datetime
+    completed_at: datetime | None = None
+    success: bool | None = None
+
+
+class VerificationResult(Model):
+    """What a verification step found: smoke tests and synthetic transactions."""
+
+    ok: bool
+    details: str
+    smoke_passed: int
+    smoke_failed: int
+    transactions: list[dict[str, float | str]] = []
+
+
+class Release(MutableModel):
+    id: str
+    request: ReleaseRequest
+    plan: Plan
+    requested_by: str
+    approvers: list[str]
+    created_at: datetime
+    status: Status = "pending_gates"
+    previous_version: str | None = None
+    checks: list[Check] = []
+    blockers: list[str] = []
+    artifacts: Artifacts | None = None
+    approvals: list[ApprovalRecord] = []
+    pending_approval: str | None = None
+    rejected: bool = False
+    step_index: int = -1
+    steps: list[StepRecord] = []
+    window_cursor: datetime | None = None
+    windows: list[WindowSample] = []  # the current step's recent windows (bounded)
+    step_canary: CohortSample = CohortSample(requests=0, errors=0)
+    step_baseline: CohortSample = CohortSample(requests=0, errors=0)
+    release_canary: CohortSample = CohortSample(requests=0, errors=0)
+    user_requests: int = 0  # requests the new version served to users (mirrors excluded)
+    baseline_history: list[CohortSample] = []
+    canary_error_rates: list[float] = []  # per-window canary error rate, recent, for the trend
+    judgement: Judgement | None = None
+    judged_step: int | None = None
+    judged_at: datetime | None = None
+    consecutive_metric_errors: int = 0
+    alerts: list[AlertRecord] = []
+    verifications: list[VerificationResult] = []
+    logs: LogSummary | None = None  # summed over the current step's judged windows
+    traces: TraceSummary | None = None  # the latest judged window's
+    rollback: RollbackRecord | None = None
+    pause_reason: str | None = None
+    holding_until: datetime | None = None
+    finished_at: datetime | None = None
+    revision: int = 0
+    _events: list[Event] = PrivateAttr(default_factory=list)
+
+    # -- creation ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        release_id: str,
+        request: ReleaseRequest,
+        plan: Plan,
+        approvers: list[str],
+        requested_by: str,
+        now: datetime,
+    ) -> Release:
+        release = cls(
+            id=release_id,
+            request=request,
+            plan=plan,
+            requested_by=requested_by,
+            approvers=approvers,
+            created_at=now,
+            steps=[StepRecord() for _ in plan.steps],
+        )
+        pkg = request.release_package
+        release._record(
+            "release_requested",
+            requested_by,
+            now,
+            f"{request.service} {pkg.version} ({pkg.risk} risk, {plan.strategy})",
+        )
+        release._record(
+            "plan_created",
+            ENGINE,
+            now,
+            f"{len(plan.steps)} steps: "
+            + ", ".join(_step_label(s) for s in plan.steps)
+            + (f"; {'; '.join(plan.notes)}" if plan.notes else ""),
+        )
+        return release
+
+    # -- events -------------------------------------------------------------------------------
+
+    def _record(self, action: str, actor: str, at: datetime, details: str, **data: Any) -> None:
+        self._events.append(Event(action=action, actor=actor, at=at, details=details, data=data))
+
+    def collect_events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        return self.request.release_package.version
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def current_step(self) -> Step | None:
+        if 0 <= self.step_index < len(self.plan.steps):
+            return self.plan.steps[self.step_index]
+        return None
+
+    def current_percentage(self) -> float:
+        """User traffic on the new version now (in prod; flags count as traffic)."""
+        if self.status in ("rolled_back", "failed") or self.rollback is not None:
+            return 0.0
+        if self.status == "completed":
+            return 100.0
+        step = self.current_step
+        if step is None or step.env != "prod" or self.steps[step.index].status == "pending":
+            return 0.0
+        return step.percentage
+
+    # -- gates and approval -------------------------------------------------------------------
+
+    def record_gates(
+        self,
+        checks: list[Check],
+        artifacts: Artifacts,
+        previous_version: str | None,
+        auto_approve: bool,
+        now: datetime,
+    ) -> None:
+        self._require("pending_gates")
+        self.checks = checks
+        self.artifacts = artifacts
+        self.previous_version = previous_version
+        for check in checks:
+            self._record(
+                "gate_checked", ENGINE, now, f"{check.check}: {check.status}: {check.details}"
+            )
+        failed = [c for c in checks if c.status == "fail"]
+        if failed:
+            self.blockers = [f"{c.check}: {c.details}" for c in failed]
+            self._finish("failed", now)
+            self._record(
+                "release_failed",
+                ENGINE,
+                now,
+                "critical checks failed, nothing deployed: " + "; ".join(self.blockers),
+            )
+            return
+        if auto_approve:
+            passed = len(checks)
+            self._add_approval(
+                "release",
+                "automated",
+                "release-bot policy",
+                now,
+                [f"risk is {self.plan.risk}", f"all {passed} pre-deployment checks pass"],
+            )
+            self._schedule(now)
+        else:
+            self._ask_approval("release", now)
+
+    def _ask_approval(self, gate: str, now: datetime) -> None:
+        self.status = "awaiting_approval"
+        self.pending_approval = gate
+        what = "the release" if gate == "release" else _step_label(self.plan.steps[int(gate[5:])])
+        self._record(
+            "approval_requested",
+            ENGINE,
+            now,
+            f"approval needed for {what} from one of: {', '.join(self.approvers)}",
+            gate=gate,
+        )
+
+    def _add_approval(
+        self,
+        gate: str,
+        kind: Literal["manual", "automated"],
+        who: str,
+        now: datetime,
+        conditions: list[str],
+    ) -> None:
+        self.approvals.append(
+            ApprovalRecord(gate=gate, type=kind, approver=who, at=now, conditions=conditions)
+        )
+        self._record("approved", who, now, f"{gate}: {kind} approval ({'; '.join(conditions)})")
+
+    def approve(self, approver: str, now: datetime) -> None:
+        if self.status != "awaiting_approval" or self.pending_approval is None:
+            prior = next((a for a in reversed(self.approvals) if a.type == "manual"), None)
+            if prior is not None and self.status != "failed":
+                raise CommandRejected(
+                    f"{self.id} is not waiting for approval: {prior.approver} approved it at "
+                    f"{prior.at:%H:%M:%S} UTC"
+                )
+            raise CommandRejected(f"{self.id} is not waiting for approval (status: {self.status})")
+        if approver not in self.approvers:
+            raise CommandRejected(
+                f"{approver} cannot approve {self.request.service}: its approvers are "
+                f"{', '.join(self.approvers)} (set them in data/services.toml)"
+            )
+        if approver == self.requested_by and self.plan.risk in ("high", "critical"):
+            raise CommandRejected(
+                f"{approver} requested this {self.plan.risk}-risk release and cannot also "
+                "approve it (segregation of duties): ask another approver"
+            )
+        gate = self.pending_approval
+        conditions = (
+            ["pre-deployment checks pass"] if gate == "release" else ["previous steps healthy"]
+        )
+        self._add_approval(gate, "manual", approver, now, conditions)
+        self.pending_approval = None
+        if gate == "release":
+            self._schedule(now)
+        else:
+            self.status = "rolling_out"
+            self._start_step(int(gate[5:]), now)
+
+    def reject(self, approver: str, reason: str, now: datetime) -> None:
+        if self.status != "awaiting_approval" or self.pending_approval is None:
+            raise CommandRejected(f"{self.id} is not waiting for approval (status: {self.status})")
+        if approver not in self.approvers:
+            raise CommandRejected(f"{approver} is not an approver of {self.request.service}")
+        gate, self.pending_approval = self.pending_approval, None
+        self.rejected = True
+        self._record("rejected", approver, now, f"{gate}: {reason}")
+        if gate == "release":
+            self.blockers = [f"change approval rejected by {approver}: {reason}"]
+            self._finish("failed", now)
+            self._record("release_failed", ENGINE, now, "approval rejected, nothing deployed")
+        else:
+            self._start_rollback(
+                "manual", f"approval rejected by {approver}: {reason}", None, approver, now
+            )
+
+    def _schedule(self, now: datetime) -> None:
+        self.status = "scheduled"
+        if self.plan.start > now:
+            self._record(
+                "scheduled", ENGINE, now, f"start delayed to {self.plan.start:%Y-%m-%d %H:%M} UTC"
+            )
+
+    # -- the reconcile step ---------------------------------------------------------------------
+
+    def begin_if_due(self, now: datetime) -> None:
+        if self.status == "scheduled" and now >= self.plan.start:
+            self.status = "rolling_out"
+            self._record("rollout_started", ENGINE, now, f"rolling out {self.version}")
+            self._start_step(0, now)
+
+    def _start_step(self, index: int, now: datetime) -> None:
+        step = self.plan.steps[index]
+        approved = any(a.gate == f"step:{index}" for a in self.approvals)
+        self.step_index = index
+        if step.manual_gate and not approved:
+            self._ask_approval(f"step:{index}", now)
+            return
+        record = self.steps[index]
+        record.status, record.started_at = "active", now
+        self.windows, self.window_cursor = [], now
+        self.step_canary = CohortSample(requests=0, errors=0)
+        self.step_baseline = CohortSample(requests=0, errors=0)
+        self.consecutive_metric_errors = 0
+        self.logs = self.traces = None  # telemetry describes the step being judged
+        self._record(
+            "step_started",
+            ENGINE,
+            now,
+            f"step {index + 1}/{len(self.plan.steps)}: {step.description}",
+            step=index,
+            percentage=step.percentage,
+        )
+
+    def step_due(self, now: datetime) -> bool:
+        """Whether the current step has baked for its planned time."""
+        step, record = self.current_step, self._record_of_current()
+        if step is None or record is None or record.started_at is None:
+            return False
+        return now - record.started_at >= timedelta(minutes=step.bake_minutes)
+
+    def _record_of_current(self) -> StepRecord | None:
+        return self.steps[self.step_index] if 0 <= self.step_index < len(self.steps) else None
+
+    def needs_verification(self, now: datetime) -> bool:
+        step = self.current_step
+        return (
+            self.status == "rolling_out"
+            and step is not None
+            and step.kind in VERIFY_KINDS
+            and self.step_due(now)
+        )
+
+    def record_verification(self, result: VerificationResult, now: datetime) -> None:
+        step = self.current_step
+        if step is None or not self.needs_verification(now):
+            return
+        self.verifications.append(result)
+        self._record(
+            "verified", ENGINE, now, f"{_step_label(step)}: {result.details}", ok=result.ok
+        )
+        if not result.ok:
+            self.steps[step.index].health = "unhealthy"
+            self._start_rollback(
+                "automated", f"verification failed: {result.details}", "smoke_tests", ENGINE, now
+            )
+            return
+        self.steps[step.index].health = "healthy"
+        self._advance(now)
+
+    def record_metrics_error(self, error: str, now: datetime) -> None:
+        if self.status != "rolling_out":
+            return
+        self.consecutive_metric_errors += 1
+        self._record(
+            "metrics_unavailable", ENGINE, now, error, count=self.consecutive_metric_errors
+        )
+        if self.consecutive_metric_errors >= CONSECUTIVE_ERROR_LIMIT:
+            self._alert("metrics_provider", "critical", now, "rollout paused for a human")
+            self._pause(
+                f"metrics unavailable for {self.consecutive_metric_errors} checks: {error}", now
+            )
+
+    def observe(self, sample: WindowSample, now: datetime) -> None:
+        """Take one metrics window for the current traffic step and act on the judgement."""
+        step = self.current_step
+        if self.status != "rolling_out" or step is None or step.kind in VERIFY_KINDS:
+            return
+        self.consecutive_metric_errors = 0
+        self.window_cursor = sample.end
+        longest = max(t.window_minutes for t in self.plan.triggers)
+        self.windows = [
+            w for w in [*self.windows, sample] if w.end > now - timedelta(minutes=longest)
+        ]
+        self.step_canary = aggregate([self.step_canary, sample.canary])
+        self.step_baseline = aggregate([self.step_baseline, sample.baseline])
+        self.release_canary = aggregate([self.release_canary, sample.canary])
+        self.steps[step.index].requests = self.step_canary.requests
+        if step.kind != "shadow":
+            self.user_requests += sample.canary.requests
+        if sample.baseline.requests:
+            self.baseline_history = [*self.baseline_history, sample.baseline][-HISTORY_WINDOWS:]
+        if sample.canary.requests:
+            rate = sample.canary.errors / sample.canary.requests * 100
+            self.canary_error_rates = [*self.canary_error_rates, rate][-HISTORY_WINDOWS:]
+        verdict = judge(
+            self.request.guardrails.all(),
+            self.plan.triggers,
+            self.windows,
+            self.baseline_history,
+            now,
+        )
+        self.judgement, self.judged_step, self.judged_at = verdict, step.index, now
+        for result in verdict.breached("alert"):
+            self._alert(
+                result.guardrail, "warning", now, "alerted; rollout continues", result.detail
+            )
+        rollback = verdict.breached("auto_rollback")
+        if rollback:
+            first = rollback[0]
+            self.steps[step.index].health = "unhealthy"
+            self._alert(first.guardrail, "critical", now, "automatic rollback", first.detail)
+            self._start_rollback(
+                "automated", f"guardrail {first.detail} broke", first.guardrail, ENGINE, now
+            )
+            return
+        for result in verdict.breached("pause"):
+            self._alert(result.guardrail, "critical", now, "rollout paused")
+            self._pause(f"guardrail broke: {result.detail}", now)
+            return
+        if not self.step_due(now):
+            return
+        record = self.steps[step.index]
+        if verdict.recommendation == "promote":
+            record.health = (
+                "degraded" if any(a.step == step.index for a in self.alerts) else "healthy"
+            )
+            self._record(
+                "analysis_passed",
+                ENGINE,
+                now,
+                f"{_step_label(step)}: guardrails hold over {verdict.canary_requests} "
+                "canary requests "
+                f"(confidence {verdict.statistical_confidence:.3f})",
+            )
+            self._advance(now)
+            return
+        assert record.started_at is not None
+        if now - record.started_at >= timedelta(minutes=step.bake_minutes * EXTEND_LIMIT):
+            unproven = [r.detail for r in verdict.results if r.state in ("unproven", "no_data")]
+            self._pause("not enough evidence to promote: " + "; ".join(unproven), now)
+
+    def record_telemetry(self, logs: list[LogSummary], traces: list[TraceSummary]) -> None:
+        """Logs and traces seen during the window just judged, read while it was live."""
+        for summary in logs:
+            self.logs = summary if self.logs is None else _add_logs(self.logs, summary)
+        if traces:
+            self.traces = TraceSummary(
+                critical_path_ms=max(t.critical_path_ms for t in traces),
+                dependency_failures=sorted({d for t in traces for d in t.dependency_failures}),
+                bottlenecks=sorted({b for t in traces for b in t.bottlenecks}),
+            )
+
+    def _advance(self, now: datetime) -> None:
+        step = self.current_step
+        assert step is not None
+        record = self.steps[step.index]
+        record.status, record.completed_at = "completed", now
+        self._record(
+            "step_completed", ENGINE, now, f"{_step_label(step)} completed", step=step.index
+        )
+        if step.index + 1 >= len(self.plan.steps):
+            self._finish("completed", now)
+            self._record("release_completed", ENGINE, now, f"{self.version} serves all traffic")
+            return
+        nxt = self.plan.steps[step.index + 1]
+        peaks = self.request.operational_context.peak_hours
+        if self.plan.hold_in_peak_hours and nxt.env == "prod" and in_ranges(peaks, now):
+            self.holding_until = peak_ends(peaks, now)
+            self.step_index = nxt.index
+            self._record(
+                "holding",
+                ENGINE,
+                now,
+                f"peak hours: {_step_label(nxt)} waits until {self.holding_until:%H:%M} UTC",
+            )
+            return
+        self._start_step(nxt.index, now)
+
+    def release_hold(self, now: datetime) -> None:
+        """Start the step that waited for peak hours to end."""
+        if (
+            self.holding_until is not None
+            and now >= self.holding_until
+            and self.status == "rolling_out"
+        ):
+            self.holding_until = None
+            self._start_step(self.step_index, now)
+
+    # -- alerts, pause, rollback ----------------------------------------------------------------
+
+    def _alert(
+        self,
+        guardrail: str,
+        severity: Literal["critical", "warning", "info"],
+        now: datetime,
+        action: str,
+        detail: str = "",
+    ) -> None:
+        if any(a.guardrail == guardrail and a.step == self.step_index for a in self.alerts):
+            return  # one alert per guardrail per step
+        self.alerts.append(
+            AlertRecord(
+                guardrail=guardrail,
+                severity=severity,
+                at=now,
+                action_taken=action,
+                step=self.step_index,
+            )
+        )
+        self._record(
+            "alert", ENGINE, now, f"{guardrail}: {detail or action}; {action}", severity=severity
+        )
+
+    def _pause(self, reason: str, now: datetime) -> None:
+        self.status, self.pause_reason = "paused", reason
+        self._record("paused", ENGINE, now, reason)
+
+    def resume(self, actor: str, now: datetime) -> None:
+        if self.status != "paused":
+            raise CommandRejected(f"{self.id} is not paused (status: {self.status})")
+        self._record("resumed", actor, now, f"resumed after: {self.pause_reason}")
+        self.pause_reason = None
+        self.status = "rolling_out"
+        self._start_step(self.step_index, now)  # the step starts again, with fresh evidence
+
+    def request_rollback(self, actor: str, reason: str, now: datetime) -> None:
+        if self.status in ("rolling_back", "rolled_back"):
+            raise CommandRejected(f"{self.id} is already {self.status.replace('_', ' ')}")
+        if not self.is_active:
+            raise CommandRejected(f"{self.id} has finished ({self.status}); nothing to roll back")
+        if (
+            self.status in ("pending_gates", "awaiting_approval", "scheduled")
+            and self.step_index < 0
+        ):
+            self._record("cancelled", actor, now, reason)
+            self.blockers = [f"cancelled by {actor}: {reason}"]
+            self._finish("failed", now)
+            return
+        self._start_rollback("manual", reason, None, actor, now)
+
+    def _start_rollback(
+        self,
+        by: Literal["automated", "manual"],
+        reason: str,
+        guardrail: str | None,
+        actor: str,
+        now: datetime,
+    ) -> None:
+        self.status, self.pending_approval, self.holding_until = "rolling_back", None, None
+        self.rollback = RollbackRecord(
+            triggered_by=by, reason=reason, guardrail=guardrail, actor=actor, started_at=now
+        )
+        for record in self.steps:
+            if record.status in ("active", "completed"):
+                record.status = "rolled_back"
+        self._record("rollback_started", actor, now, reason, triggered_by=by)
+
+    def confirm_rollback(self, restored: bool, now: datetime) -> None:
+        """The router reports the stable version serving everything again."""
+        if self.status != "rolling_back" or self.rollback is None:
+            return
+        if not restored:
+            self._record(
+                "rollback_waiting", ENGINE, now, "traffic not yet back on the stable version"
+            )
+            return
+        self.rollback.completed_at, self.rollback.success = now, True
+        self._finish("rolled_back", now)
+        secs = (now - self.rollback.started_at).total_seconds()
+        self._record(
+            "rollback_completed",
+            ENGINE,
+            now,
+            f"{self.previous_version or 'the stable version'} serves all traffic again "
+            f"({secs:.0f}s)",
+        )
+
+    def _finish(self, status: Status, now: datetime) -> None:
+        self.status, self.finished_at, self.pending_approval = status, now, None
+
+    def _require(self, *statuses: Status) -> None:
+        if self.status not in statuses:
+            raise CommandRejected(f"{self.id} is {self.status}, expected {' or '.join(statuses)}")
+
+    # -- desired state of the outside world -----------------------------------------------------
+
+    def desired_traffic(self) -> dict[Target, TrafficState]:
+        """For every environment the release has reached, the traffic state it should have."""
+        service, version = self.request.service, self.version
+        total = self.plan.instances
+        flag = self._gating_flag()
+        out: dict[Target, TrafficState] = {}
+        for env in self.plan.environments:
+            target = Target(service=service, env=env.name, region=env.region)
+            reached = [
+                s
+                for s in self.plan.steps
+                if s.env == env.name
+                and env.region in s.regions
+                and self.steps[s.index].status != "pending"
+            ]
+            if not reached:
+                continue
+            stable = TrafficState(stable_version=self.previous_version, instances_total=total)
+            if self.status == "completed":
+                out[target] = TrafficState(stable_version=version, instances_total=total)
+            elif self.rollback is not None:
+                if self.plan.strategy == "feature_flag" and env.name == "prod":
+                    # The kill switch is the rollback: the code stays, the flag goes off.
+                    out[target] = _state_for(reached[-1], stable, version, total, flag)
+                else:
+                    out[target] = stable
+            else:
+                out[target] = _state_for(reached[-1], stable, version, total, flag)
+        return out
+
+    def _gating_flag(self) -> str | None:
+        flags = self.request.deployment_config.flags
+        return flags[0].name if self.plan.strategy == "feature_flag" and flags else None
+
+    def desired_flags(self, existing: dict[str, FlagState | None]) -> list[FlagState]:
+        """Flag states to write: configured at the start, ramped, or killed on rollback."""
+        if self.step_index < 0 and self.status != "completed":
+            return []
+        out: list[FlagState] = []
+        gating = self._gating_flag()
+        for spec in self.request.deployment_config.flags:
+            current = existing.get(spec.name) or FlagState(
+                name=spec.name, service=self.request.service
+            )
+            if self.rollback is not None:
+                wanted = current.model_copy(update={"killed": True, "percentage": 0.0})
+            elif spec.name == gating:
+                pct = 0.0
+                for s in self.plan.steps:
+                    if s.kind == "flag" and self.steps[s.index].status != "pending":
+                        pct = s.percentage
+                if self.status == "completed":
+                    pct = spec.percentage
+                wanted = current.model_copy(update={"percentage": pct, "killed": False})
+            else:
+                wanted = current.model_copy(update={"percentage": spec.percentage, "killed": False})
+            if wanted != current or existing.get(spec.name) is None:
+                out.append(wanted)
+        return out
+
+
+def _add_logs(a: LogSummary, b: LogSummary) -> LogSummary:
+    def add(x: dict[str, int], y: dict[str, int]) -> dict[str, int]:
+        return {k: x.get(k, 0) + y.get(k, 0) for k in x.keys() | y.keys()}
+
+    return LogSummary(
+        baseline_errors_by_type=add(a.baseline_errors_by_type, b.baseline_errors_by_type),
+        canary_errors_by_type=add(a.canary_errors_by_type, b.canary_errors_by_type),
+        baseline_lines=a.baseline_lines + b.baseline_lines,
+        canary_lines=a.canary_lines + b.canary_lines,
+    )
+
+
+def _state_for(
+    step: Step, stable: TrafficState, version: str, total: int, flag: str | None
+) -> TrafficState:
+    base = stable.model_copy(update={"new_version": version})
+    match step.kind:
+        case "traffic":
+            return base.model_copy(
+                update={
+                    "new_weight": step.percentage,
+                    "instances_updated": instances_for(step.percentage, total),
+                }
+            )
+        case "shadow":
+            return base.model_copy(
+                update={
+                    "mirror": step.mirror,
+                    "instances_updated": instances_for(step.mirror, total),
+                }
+            )
+        case "green_verify":
+            return base.model_copy(update={"instances_updated": total})
+        case "batch":
+            updated = instances_for(step.percentage, total)
+            return base.model_copy(
+                update={
+                    "instances_updated": updated,
+                    "new_weight": round(updated / total * 100, 2) if total else 0,
+                }
+            )
+        case "dark_launch" | "flag":
+            return base.model_copy(
+                update={"new_weight": 100.0, "instances_updated": total, "flag": flag}
+            )
+        case _:  # env_deploy, switch
+            return base.model_copy(update={"new_weight": 100.0, "instances_updated": total})
+
+
+def _step_label(step: Step) -> str:
+    where = ",".join(step.regions)
+    match step.kind:
+        case "shadow":
+            return f"shadow {step.mirror:g}% mirrored ({where})"
+        case "green_verify":
+            return f"green verify ({where})"
+        case "switch":
+            return f"blue-green switch ({where})"
+        case "dark_launch":
+            return "dark launch"
+        case "flag":
+            return f"flag {step.percentage:g}%"
+        case "batch":
+            return f"{step.percentage:g}% of instances ({where})"
+        case "env_deploy":
+            return f"{step.env} ({where})"
+        case _:
+            return f"{step.percentage:g}% ({where})"
+
+
+def step_label(step: Step) -> str:
+    return _step_label(step)
+
+
+__all__ = ["ACTIVE", "CommandRejected", "Event", "Release", "VerificationResult", "step_label"]

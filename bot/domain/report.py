@@ -1,0 +1,689 @@
+"""Build the brief's release report from what happened: the release, its audit trail, and
+the facts the service read from the ports at report time (``ReportContext``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from statistics import fmean
+from typing import Literal
+
+from bot.config import ServiceConfig
+from bot.domain.base import Model
+from bot.domain.contract import (
+    Alert,
+    Approval,
+    Artifacts,
+    AuditEntry,
+    Availability,
+    BusinessKpi,
+    CanaryAnalysis,
+    CanaryMetrics,
+    Changelog,
+    Communication,
+    Compliance,
+    Dashboard,
+    Database,
+    Dependencies,
+    DependencyService,
+    DeploymentArtifacts,
+    DeploymentPlanOut,
+    EnvironmentEntry,
+    ErrorRateHealth,
+    ExternalApi,
+    FeatureFlagOut,
+    HealthMetrics,
+    KeyTransaction,
+    Latency,
+    Logs,
+    MetricComparison,
+    Monitoring,
+    NextAction,
+    PostDeployment,
+    PreDeployment,
+    ProgressiveRollout,
+    ReleaseReport,
+    RiskAssessment,
+    RollbackStatus,
+    RollbackTrigger,
+    SmokeTests,
+    StageOut,
+    SyntheticMonitoring,
+    Targeting,
+    Throughput,
+    Timeline,
+    Traces,
+    UserFeedback,
+    iso,
+)
+from bot.domain.flags import FlagState
+from bot.domain.judge import aggregate, quantile_ms
+from bot.domain.observations import CheckEvidence, DependencyProbe
+from bot.domain.release import Event, Release, step_label
+from bot.domain.summary import summarise
+
+SUMMARY_WORDS = 200
+
+
+class ReportContext(Model):
+    """Facts read from the ports when the report is built."""
+
+    service_config: ServiceConfig
+    flags: dict[str, FlagState | None]
+    dependencies: list[DependencyProbe]
+    evidence: list[CheckEvidence]
+    notified: bool  # the chat received the release's updates
+    now: datetime
+
+
+def build_report(release: Release, events: Sequence[Event], ctx: ReportContext) -> ReleaseReport:
+    status = _status(release)
+    return ReleaseReport(
+        release_id=release.id,
+        version=release.version,
+        status=status,
+        summary=_clip(summarise(release, events), SUMMARY_WORDS),
+        pre_deployment=PreDeployment(
+            checks=release.checks,
+            artifacts=release.artifacts or _unverified_artifacts(release),
+            approvals=[
+                Approval(
+                    type=a.type, approver=a.approver, timestamp=iso(a.at), conditions=a.conditions
+                )
+                for a in release.approvals
+            ],
+        ),
+        deployment_plan=_plan(release),
+        canary_analysis=_canary(release, ctx.now),
+        progressive_rollout=_rollout(release),
+        feature_flags=_flags(release, ctx),
+        health_metrics=_health(release, ctx),
+        monitoring=_monitoring(release, ctx),
+        rollback_status=_rollback(release),
+        dependencies=_dependencies(release, ctx),
+        deployment_artifacts=_artifacts(release, ctx, events),
+        post_deployment=_post(release, ctx, events),
+        risk_assessment=_risk(release, ctx),
+        compliance=_compliance(release, ctx, events),
+        next_actions=_next_actions(release, ctx),
+    )
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return iso(moment) if moment is not None else None
+
+
+def _status(release: Release) -> Literal["in_progress", "completed", "rolled_back", "failed"]:
+    if release.status in ("completed", "rolled_back", "failed"):
+        return release.status
+    return "in_progress"
+
+
+def _clip(text: str, words: int) -> str:
+    parts = text.split()
+    return text if len(parts) <= words else " ".join(parts[:words])
+
+
+def _unverified_artifacts(release: Release) -> Artifacts:
+    art = release.request.release_package.artifact
+    # Gates have not run yet: only what the request says, nothing verified.
+    return Artifacts(
+        build_id=art.build_id or "",
+        image=art.image,
+        hash=art.hash or "",
+        signed=False,
+        sbom_attached=False,
+    )
+
+
+def _env_status(
+    release: Release, env: str, region: str
+) -> Literal["pending", "deploying", "deployed", "failed"]:
+    steps = [s for s in release.plan.steps if s.env == env and region in s.regions]
+    records = [release.steps[s.index] for s in steps]
+    if not records or all(r.status == "pending" for r in records):
+        return "pending"
+    if release.rollback is not None:
+        return "failed"
+    if release.status == "completed" or all(r.status == "completed" for r in records):
+        return "deployed"
+    return "deploying"
+
+
+def _plan(release: Release) -> DeploymentPlanOut:
+    plan = release.plan
+    started = next((r.started_at for r in release.steps if r.started_at is not None), None)
+    return DeploymentPlanOut(
+        strategy=plan.reported_strategy,
+        environments=[
+            EnvironmentEntry(
+                name=e.name,
+                region=e.region,
+                order=e.order,
+                status=_env_status(release, e.name, e.region),
+            )
+            for e in plan.environments
+        ],
+        timeline=Timeline(
+            start=iso(started or plan.start)
+            if started or release.status not in ("failed",)
+            else None,
+            canary_duration_minutes=plan.minutes("canary"),
+            rollout_duration_minutes=plan.minutes("rollout"),
+            validation_duration_minutes=plan.minutes("validation"),
+        ),
+        rollback_triggers=[
+            RollbackTrigger(
+                metric=t.metric,
+                threshold=t.threshold,
+                window_minutes=t.window_minutes,
+                action=t.action,
+            )
+            for t in plan.triggers
+        ],
+    )
+
+
+def _empty_metrics() -> CanaryMetrics:
+    zero = MetricComparison(baseline=0.0, canary=0.0, delta=0.0, verdict="pass")
+    return CanaryMetrics(error_rate=zero, latency_p95=zero, success_rate=zero, custom_metrics=[])
+
+
+def _canary(release: Release, now: datetime) -> CanaryAnalysis:
+    verdict = release.judgement
+    if verdict is None or release.judged_step is None:
+        # No traffic step has been judged: nothing measured, so nothing to promote on.
+        return CanaryAnalysis(
+            traffic_percentage=0.0,
+            duration_minutes=0.0,
+            metrics=_empty_metrics(),
+            statistical_confidence=0.0,
+            recommendation="extend_analysis",
+        )
+    step = release.plan.steps[release.judged_step]
+    record = release.steps[step.index]
+    end = release.judged_at or now
+    minutes = (end - record.started_at).total_seconds() / 60 if record.started_at else 0.0
+    return CanaryAnalysis(
+        traffic_percentage=step.mirror if step.kind == "shadow" else step.percentage,
+        duration_minutes=round(minutes, 2),
+        metrics=verdict.metrics,
+        statistical_confidence=verdict.statistical_confidence,
+        recommendation=verdict.recommendation,
+    )
+
+
+def _stage_health(release: Release, index: int) -> Literal["healthy", "degraded", "unhealthy"]:
+    record = release.steps[index]
+    if record.health is not None:
+        return record.health
+    # Not judged yet: the health of what runs there now, the stable version, as measured.
+    stable = aggregate(release.baseline_history)
+    if not stable.requests:
+        return "healthy"
+    rate = stable.errors / stable.requests * 100
+    limit = release.request.guardrails.error_rate.value
+    return "unhealthy" if rate >= limit else "degraded" if rate >= limit / 2 else "healthy"
+
+
+def _rollout(release: Release) -> ProgressiveRollout:
+    prod = release.plan.prod_steps()
+    return ProgressiveRollout(
+        stages=[
+            StageOut(
+                percentage=s.mirror if s.kind == "shadow" else s.percentage,
+                duration_minutes=s.bake_minutes,
+                regions=s.regions,
+                status=release.steps[s.index].status,
+                started_at=_iso_or_none(release.steps[s.index].started_at),
+                health_status=_stage_health(release, s.index),
+            )
+            for s in prod
+        ],
+        current_percentage=release.current_percentage(),
+        users_affected=release.user_requests,
+        rollout_velocity=release.plan.velocity,
+    )
+
+
+def _flags(release: Release, ctx: ReportContext) -> list[FeatureFlagOut]:
+    out = []
+    settings = {f.name: f for f in ctx.service_config.flag_settings}
+    for spec in release.request.deployment_config.flags:
+        state = ctx.flags.get(spec.name)
+        cfg = settings.get(spec.name)
+        pct = state.effective_percentage if state else 0.0
+        out.append(
+            FeatureFlagOut(
+                name=spec.name,
+                type=state.type if state else (cfg.type if cfg else "release"),
+                status=state.status if state else "off",
+                percentage=pct,
+                targeting=Targeting(
+                    rules=state.rules if state else (cfg.rules if cfg else []),
+                    segments=state.segments if state else (cfg.segments if cfg else []),
+                    overrides=state.overrides if state else (cfg.overrides if cfg else []),
+                ),
+                kill_switch=state.kill_switch if state else (cfg.kill_switch if cfg else True),
+            )
+        )
+    return out
+
+
+def _trend(rates: list[float]) -> Literal["stable", "increasing", "decreasing"]:
+    if len(rates) < 6:
+        return "stable"
+    half = len(rates) // 2
+    before, after = fmean(rates[:half]), fmean(rates[half:])
+    if abs(after - before) < max(0.1, 0.25 * before):
+        return "stable"
+    return "increasing" if after > before else "decreasing"
+
+
+def _health(release: Release, ctx: ReportContext) -> HealthMetrics:
+    g = release.request.guardrails
+    recent = release.windows
+    canary = aggregate([w.canary for w in recent])
+    baseline = aggregate([w.baseline for w in recent])
+    seconds = sum((w.end - w.start).total_seconds() for w in recent)
+    served = canary if canary.requests else baseline
+    error = served.errors / served.requests * 100 if served.requests else 0.0
+    availability = 100 - error
+    sla = g.availability.value
+    status: Literal["healthy", "warning", "critical"] = (
+        "critical"
+        if served.requests and availability < sla
+        else "warning"
+        if availability < sla + (100 - sla) / 2 and served.requests
+        else "healthy"
+    )
+    p95_budget = next((x.value for x in g.latency if x.metric == "latency_p95"), g.latency[0].value)
+    capacity = ctx.service_config.capacity_rps
+    rps = (canary.requests + baseline.requests) / seconds if seconds else 0.0
+    kpis = []
+    if release.judgement:
+        for r in release.judgement.results:
+            if not r.guardrail.startswith("kpi:") or r.observed is None:
+                continue
+            impact: Literal["positive", "neutral", "negative"] = (
+                "negative"
+                if r.state == "breached" or r.observed < -1
+                else "positive"
+                if r.observed > 1
+                else "neutral"
+            )
+            name = r.guardrail[4:]
+            value = canary.kpis.get(name, 0.0)
+            kpis.append(
+                BusinessKpi(
+                    metric=name,
+                    value=round(value, 6),
+                    baseline=round(r.baseline or 0.0, 6),
+                    impact=impact,
+                )
+            )
+    return HealthMetrics(
+        availability=Availability(current=round(availability, 4), sla=sla, status=status),
+        error_rate=ErrorRateHealth(
+            current=round(error, 4),
+            threshold=g.error_rate.value,
+            trend=_trend(release.canary_error_rates),
+        ),
+        latency=Latency(
+            p50=round(quantile_ms(served.latency_buckets, 0.5) or 0.0, 2),
+            p95=round(quantile_ms(served.latency_buckets, 0.95) or 0.0, 2),
+            p99=round(quantile_ms(served.latency_buckets, 0.99) or 0.0, 2),
+            budget=p95_budget,
+        ),
+        throughput=Throughput(
+            requests_per_second=round(rps, 2),
+            capacity_used=round(rps / capacity * 100, 2) if capacity else 0.0,
+        ),
+        business_kpis=kpis,
+    )
+
+
+def _monitoring(release: Release, ctx: ReportContext) -> Monitoring:
+    cfg = ctx.service_config
+    fired = {a.guardrail: a for a in release.alerts}
+    alerts = []
+    for t in release.plan.triggers:
+        a = fired.get(t.guardrail)
+        severity: Literal["critical", "warning", "info"] = (
+            "critical" if t.action != "alert" else "warning"
+        )
+        alerts.append(
+            Alert(
+                name=t.threshold
+                if t.guardrail != "metrics_provider"
+                else f"{t.metric}: {t.threshold}",
+                severity=a.severity if a else severity,
+                triggered=a is not None,
+                timestamp=iso(a.at) if a else None,
+                action_taken=a.action_taken if a else "none: did not fire",
+            )
+        )
+    logs = release.logs
+    if logs is not None:
+        new_types = sorted(set(logs.canary_errors_by_type) - set(logs.baseline_errors_by_type))
+        c_err = sum(logs.canary_errors_by_type.values())
+        b_err = sum(logs.baseline_errors_by_type.values())
+        c_rate = c_err / logs.canary_lines if logs.canary_lines else 0.0
+        b_rate = b_err / logs.baseline_lines if logs.baseline_lines else 0.0
+        spike = bool(logs.canary_lines) and c_rate > 2 * b_rate and c_err >= 5
+        volume: Literal["normal", "elevated", "reduced"] = "elevated" if spike else "normal"
+        log_out = Logs(error_spike=spike, new_error_types=new_types, log_volume=volume)
+    else:
+        log_out = Logs(error_spike=False, new_error_types=[], log_volume="normal")
+    traces = release.traces
+    return Monitoring(
+        dashboards=[
+            Dashboard(name=d.name, url=d.url, key_metrics=d.key_metrics) for d in cfg.dashboards
+        ],
+        alerts=alerts,
+        logs=log_out,
+        traces=Traces(
+            critical_path_latency=round(traces.critical_path_ms, 2) if traces else 0.0,
+            dependency_failures=traces.dependency_failures if traces else [],
+            bottlenecks=traces.bottlenecks if traces else [],
+        ),
+    )
+
+
+def _rollback(release: Release) -> RollbackStatus:
+    rb = release.rollback
+    if rb is None:
+        reason = {
+            "completed": "not required: every guardrail held",
+            "failed": "not required: nothing was deployed",
+        }.get(release.status, "not required so far: guardrails hold")
+        return RollbackStatus(
+            required=False, triggered_by=None, reason=reason, started_at=None, completed_at=None,
+            duration_minutes=None, success=None, data_loss=False,
+        )  # fmt: skip
+    duration = (rb.completed_at - rb.started_at).total_seconds() / 60 if rb.completed_at else None
+    return RollbackStatus(
+        required=True,
+        triggered_by=rb.triggered_by,
+        reason=rb.reason,
+        started_at=iso(rb.started_at),
+        completed_at=iso(rb.completed_at) if rb.completed_at else None,
+        duration_minutes=round(duration, 2) if duration is not None else None,
+        success=rb.success,
+        data_loss=False,  # no migration ran: nothing written by the new version is lost
+    )
+
+
+def _dependencies(release: Release, ctx: ReportContext) -> Dependencies:
+    live = {p.name: p.health for p in ctx.dependencies}
+    said = {d.name: d.health for d in release.request.operational_context.dependencies}
+    configured = {d.name: d for d in ctx.service_config.dependencies}
+    services, databases, apis = [], [], []
+    for name in list(configured) + [n for n in said if n not in configured]:
+        dep = configured.get(name)
+        health = live.get(name) or said.get(name) or "healthy"
+        kind = dep.kind if dep else "service"
+        if kind == "database":
+            databases.append(
+                Database(
+                    name=name,
+                    migration_status=dep.migration if dep else "not_required",
+                    rollback_possible=dep.rollback_possible if dep else True,
+                )
+            )
+        elif kind == "external_api":
+            status = {"healthy": "available", "degraded": "degraded", "unhealthy": "unavailable"}[
+                health
+            ]
+            apis.append(
+                ExternalApi(name=name, status=status, fallback=dep.fallback if dep else "disabled")
+            )
+        else:
+            services.append(
+                DependencyService(
+                    name=name,
+                    version=dep.version if dep else "unknown",
+                    compatibility=dep.compatibility if dep else "unknown",
+                    health=health,
+                )
+            )
+    return Dependencies(services=services, databases=databases, external_apis=apis)
+
+
+def _changelog(changes: str) -> Changelog:
+    items = [c.strip() for c in changes.replace("\n", ";").split(";") if c.strip()]
+    fixes = [c for c in items if c.lower().startswith(("fix", "bug"))]
+    breaking = [c for c in items if "breaking" in c.lower()]
+    deprecations = [c for c in items if "deprecat" in c.lower()]
+    features = [c for c in items if c not in fixes + breaking + deprecations]
+    return Changelog(
+        features=features, fixes=fixes, breaking_changes=breaking, deprecations=deprecations
+    )
+
+
+def _artifacts(
+    release: Release, ctx: ReportContext, events: Sequence[Event]
+) -> DeploymentArtifacts:
+    cfg = ctx.service_config
+    return DeploymentArtifacts(
+        changelog=_changelog(release.request.release_package.changes),
+        runbook=cfg.runbook or "",
+        rollback_procedure=cfg.rollback_procedure or cfg.runbook or "",
+        communication=Communication(
+            stakeholders_notified=ctx.notified,
+            status_page_updated=False,  # no status page is connected
+            incident_channel=cfg.incident_channel or "",
+        ),
+    )
+
+
+def _post(release: Release, ctx: ReportContext, events: Sequence[Event]) -> PostDeployment:
+    smoke = [e for e in ctx.evidence if e.name == "smoke_tests"]
+    passed = sum(e.passed for e in smoke) + sum(v.smoke_passed for v in release.verifications)
+    failed = sum(e.failed for e in smoke) + sum(v.smoke_failed for v in release.verifications)
+    latest = release.verifications[-1] if release.verifications else None
+    txs = [
+        KeyTransaction(
+            name=str(t["name"]),
+            success_rate=float(t["success_rate"]),
+            latency_ms=float(t["latency_ms"]),
+        )
+        for t in (latest.transactions if latest else [])
+    ]
+    verified = bool(release.verifications) and all(v.ok for v in release.verifications)
+    reported = [e for e in events if e.action == "issue_reported"]
+    return PostDeployment(
+        smoke_tests=SmokeTests(passed=passed, failed=failed, critical_paths_verified=verified),
+        synthetic_monitoring=SyntheticMonitoring(
+            availability=round(fmean([t.success_rate for t in txs]), 4) if txs else 0.0,
+            key_transactions=txs,
+        ),
+        user_feedback=UserFeedback(
+            sentiment="negative" if reported else "neutral", issues_reported=len(reported)
+        ),
+    )
+
+
+def _risk(release: Release, ctx: ReportContext) -> RiskAssessment:
+    pct = max(
+        (
+            release.plan.steps[i].percentage
+            for i, r in enumerate(release.steps)
+            if r.status != "pending" and release.plan.steps[i].env == "prod"
+        ),
+        default=0.0,
+    )
+    regions_reached = {
+        reg
+        for i, r in enumerate(release.steps)
+        if r.status != "pending" and release.plan.steps[i].env == "prod"
+        for reg in release.plan.steps[i].regions
+    }
+    all_regions = len(release.request.deployment_config.regions)
+    blast: Literal["minimal", "limited", "significant", "global"] = (
+        "minimal"
+        if pct <= 5
+        else "limited"
+        if pct < 50
+        else "global"
+        if pct >= 100 and len(regions_reached) == all_regions
+        else "significant"
+    )
+    dbs = [d for d in ctx.service_config.dependencies if d.kind == "database"]
+    migrations = [d for d in dbs if d.migration != "not_required"]
+    irreversible = [d for d in migrations if not d.rollback_possible]
+    complexity: Literal["simple", "moderate", "complex"] = (
+        "complex"
+        if irreversible
+        else "moderate"
+        if migrations or release.plan.strategy == "rolling"
+        else "simple"
+    )
+    data_risk: Literal["none", "low", "medium", "high"] = (
+        "high" if irreversible else "medium" if migrations else "none"
+    )
+    warnings = sum(1 for c in release.checks if c.status == "warning")
+    failures = sum(1 for c in release.checks if c.status == "fail")
+    judged = (
+        release.judgement.statistical_confidence
+        if release.judgement and release.judgement.recommendation != "rollback"
+        else (0.0 if release.judgement else 0.5)
+    )
+    score = (
+        0.0
+        if failures or release.rollback
+        else max(0.0, min(1.0, 0.5 + 0.5 * judged - 0.05 * warnings))
+    )
+    return RiskAssessment(
+        deployment_risk=release.plan.risk,
+        blast_radius=blast,
+        rollback_complexity=complexity,
+        data_risk=data_risk,
+        confidence_score=round(score, 3),
+    )
+
+
+def _compliance(release: Release, ctx: ReportContext, events: Sequence[Event]) -> Compliance:
+    board: Literal["approved", "pending", "rejected"] = (
+        "rejected"
+        if release.rejected
+        else "approved"
+        if any(a.gate == "release" for a in release.approvals)
+        else "pending"
+    )
+    return Compliance(
+        change_ticket=release.request.release_package.change_ticket or "",
+        approval_board=board,
+        audit_trail=[
+            AuditEntry(action=e.action, actor=e.actor, timestamp=iso(e.at), details=e.details)
+            for e in events
+        ],
+        regulatory_requirements=ctx.service_config.regulatory_requirements,
+    )
+
+
+def _next_actions(release: Release, ctx: ReportContext) -> list[NextAction]:
+    owner = ctx.service_config.owner or (
+        release.approvers[0] if release.approvers else release.requested_by
+    )
+    step = release.current_step
+    match release.status:
+        case "awaiting_approval":
+            return [
+                NextAction(
+                    action=f"approve or reject {release.pending_approval}",
+                    trigger="manual",
+                    scheduled_for=None,
+                    owner=", ".join(release.approvers),
+                )
+            ]
+        case "scheduled":
+            return [
+                NextAction(
+                    action="start the rollout",
+                    trigger="time",
+                    scheduled_for=iso(release.plan.start),
+                    owner="release-bot",
+                )
+            ]
+        case "rolling_out" if step is not None:
+            started = release.steps[step.index].started_at
+            if release.holding_until is not None:
+                return [
+                    NextAction(
+                        action=f"start {step_label(step)} after peak hours",
+                        trigger="time",
+                        scheduled_for=iso(release.holding_until),
+                        owner="release-bot",
+                    )
+                ]
+            if started is None:
+                return []
+            due = started + timedelta(minutes=step.bake_minutes)
+            return [
+                NextAction(
+                    action=f"judge {step_label(step)} and promote if guardrails hold",
+                    trigger="metric",
+                    scheduled_for=iso(due),
+                    owner="release-bot",
+                )
+            ]
+        case "paused":
+            return [
+                NextAction(
+                    action=f"resume or roll back: {release.pause_reason}",
+                    trigger="manual",
+                    scheduled_for=None,
+                    owner=owner,
+                )
+            ]
+        case "rolling_back":
+            return [
+                NextAction(
+                    action="confirm the stable version serves all traffic",
+                    trigger="metric",
+                    scheduled_for=None,
+                    owner="release-bot",
+                )
+            ]
+        case "rolled_back":
+            rb = release.rollback
+            assert rb is not None
+            return [
+                NextAction(
+                    action=f"investigate: {rb.reason}; fix and release a new version",
+                    trigger="manual",
+                    scheduled_for=None,
+                    owner=owner,
+                )
+            ]
+        case "failed":
+            return [
+                NextAction(
+                    action=f"fix the blockers and request again: {'; '.join(release.blockers)}",
+                    trigger="manual",
+                    scheduled_for=None,
+                    owner=owner,
+                )
+            ]
+        case "completed":
+            actions = []
+            if release.plan.strategy == "feature_flag":
+                actions.append(
+                    NextAction(
+                        action="remove the release flag once the new path is permanent",
+                        trigger="manual",
+                        scheduled_for=None,
+                        owner=owner,
+                    )
+                )
+            actions.append(
+                NextAction(
+                    action="watch the dashboards for regressions for 24 hours",
+                    trigger="metric",
+                    scheduled_for=None,
+                    owner=owner,
+                )
+            )
+            return actions
+    return []

@@ -1,0 +1,857 @@
+"""Parse a ``/release`` line, or the brief's ``<inputs>`` template pasted as is, into a request.
+
+Pure functions, no I/O. Bad input raises ``ParseError`` (the message names the offending token
+and shows a correct example); input that is merely incomplete, after the per-service defaults
+of ``data/services.toml`` are applied, yields ``InsufficientContext`` instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import time
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from bot.config import Config
+from bot.domain.contract import InsufficientContext
+from bot.domain.request import (
+    ENV_ORDER,
+    RISKS,
+    STRATEGIES,
+    TEMPLATE_FIELDS,
+    WEEKDAYS,
+    Artifact,
+    DependencyStatus,
+    DeploymentConfig,
+    EnvName,
+    FlagSpec,
+    Guardrail,
+    Guardrails,
+    OperationalContext,
+    ReleasePackage,
+    ReleaseRequest,
+    Risk,
+    Strategy,
+    TimeRange,
+    Weekday,
+)
+
+
+class ParseError(Exception):
+    """Bad input. str(exc) says what is wrong AND how to write it, e.g.
+    "stages=5,140: 140 is not a percentage; write rollout percentages between 1 and 100, e.g.
+    stages=1,5,25,50,100"."""
+
+
+class _Bad(Exception):
+    """A value is wrong. The caller knows the token (or template line) and words the error."""
+
+    def __init__(self, problem: str, key: str) -> None:
+        super().__init__(problem)
+        self.problem, self.key = problem, key
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str  # template field name, as `missing` reports it
+    section: str
+    hint: str  # how to write it right
+    line: str  # example on a /release line
+    template: str  # example value in the template
+    ask: str = ""  # token to ask for when missing
+    config: str = ""  # how to give a default in data/services.toml
+
+
+_TF = TEMPLATE_FIELDS
+_RP, _DC, _GR, _OC = "release_package", "deployment_config", "guardrails", "operational_context"
+_LATENCY_HINT = "write a latency budget as a positive time in ms or s"
+_SPECS: dict[str, _Spec] = {
+    "service": _Spec("Service name", "", "name the service in lowercase letters, digits, '.', "
+                     "'_' or '-'", "/release payments-api 2.4.1", "payments-api"),
+    "version": _Spec(_TF["version"], _RP, "write a version like 2.4.1, v2.4.1 or 2.4.1-rc.1",
+                     "/release payments-api 2.4.1", "2.4.1"),
+    "artifact": _Spec(_TF["artifact"], _RP, "give an image reference without spaces",
+                      "artifact=ghcr.io/acme/payments-api:2.4.1",
+                      "ghcr.io/acme/payments-api:2.4.1 (sha256:ab12cd34, build 8812)",
+                      "artifact=<image ref>", 'set artifact = "registry/{service}:{{version}}"'),
+    "hash": _Spec(_TF["artifact"], _RP, "give the digest as sha256: and 6 to 64 hex digits",
+                  "hash=sha256:ab12cd34", "ghcr.io/acme/payments-api:2.4.1 (sha256:ab12cd34)"),
+    "build": _Spec(_TF["artifact"], _RP, "give the build id as letters, digits, '.', '_' or '-'",
+                   "build=8812", "ghcr.io/acme/payments-api:2.4.1 (build 8812)"),
+    "ticket": _Spec(_TF["artifact"], _RP, "give the change ticket id without spaces",
+                    "ticket=CHG-1234", "ghcr.io/acme/payments-api:2.4.1 (CHG-1234)"),
+    "changes": _Spec(_TF["changes"], _RP, "describe the changes, quoted when they have spaces",
+                     'changes="fix refund rounding"', "faster checkout; fix refund rounding",
+                     'changes="<what changed>"'),
+    "risk": _Spec(_TF["risk"], _RP, f"use one of {', '.join(RISKS)}", "risk=medium", "medium",
+                  "risk=<low|medium|high|critical>", 'set risk = "<low|medium|high|critical>"'),
+    "env": _Spec(_TF["environments"], _DC, f"list environments from {', '.join(ENV_ORDER)}",
+                 "env=staging,prod", "staging, prod (us-east-1, eu-west-1)",
+                 "env=<dev|staging|prod>[,...]", 'set environments = ["staging", "prod"]'),
+    "regions": _Spec(_TF["environments"], _DC, "list regions like us-east-1, comma-separated",
+                     "regions=us-east-1,eu-west-1", "staging, prod (us-east-1, eu-west-1)",
+                     "regions=<region>[,...]", 'set regions = ["us-east-1"]'),
+    "strategy": _Spec(_TF["strategy"], _DC, f"use one of {', '.join(STRATEGIES)}",
+                      "strategy=canary", "canary", f"strategy=<{'|'.join(STRATEGIES)}>",
+                      'set strategy = "canary"'),
+    "flags": _Spec(_TF["flags"], _DC, "write flags as name or name:percent, comma-separated",
+                   "flags=new_checkout:25", "new_checkout:0%", "flags=<flag name>[:<percent>]",
+                   'set flags = ["<flag name>"]'),
+    "stages": _Spec(_TF["stages"], _DC, "write rollout percentages between 1 and 100, "
+                    "increasing and ending at 100", "stages=1,5,25,50,100",
+                    "1%, 5%, 25%, 50%, 100%"),
+    "error_rate": _Spec(_TF["error_rate"], _GR, "write the error-rate threshold as a percentage",
+                        "error_rate<1%", "< 1%", "error_rate<1%",
+                        'add "error_rate<1%" to guardrails'),
+    "latency": _Spec(_TF["latency"], _GR, _LATENCY_HINT, "p95<300ms", "p95 < 300ms, p99 < 800ms",
+                     "p95<300ms", 'add "p95<300ms" to guardrails'),
+    "availability": _Spec(_TF["availability"], _GR, "write the availability SLA as a percentage",
+                          "availability>=99.9%", "99.9%", "availability>=99.9%",
+                          'add "availability>=99.9%" to guardrails'),
+    "kpis": _Spec(_TF["kpis"], _GR, "write kpi:<name> with a comparator; with % it bounds the "
+                  "change against the baseline", "kpi:checkout_conversion>=-2%",
+                  "checkout_conversion >= -2%"),
+    "success_rate": _Spec(_TF["error_rate"], _GR, "write the success rate as a percentage",
+                          "success_rate>=99%", "< 1%, success_rate >= 99%"),
+    "guardrail": _Spec("guardrail", _GR, "guardrails are error_rate, success_rate, availability, "
+                       "p50, p95, p99 or kpi:<name> with < <= > or >=", "p95<300ms", "< 1%"),
+    "traffic": _Spec(_TF["traffic"], _OC, "write requests per second", "traffic=1200rps",
+                     "1200 rps"),
+    "peak": _Spec(_TF["peak_hours"], _OC, "write [days] HH:MM-HH:MM in UTC", "peak=09:00-12:00",
+                  "09:00-12:00 UTC"),
+    "window": _Spec(_TF["maintenance_windows"], _OC, "write [days] HH:MM-HH:MM in UTC",
+                    'window="sat 02:00-04:00"', "sat 02:00-04:00"),
+    "deps": _Spec(_TF["dependencies"], _OC, "write name:status, status healthy, degraded or "
+                  "unhealthy", "deps=payments-db:healthy,ledger:degraded",
+                  "payments-db healthy, ledger degraded"),
+}  # fmt: skip
+_LINE_KEYS = ("strategy", "env", "regions", "stages", "risk", "flags", "artifact", "hash",
+              "build", "ticket", "changes", "traffic", "peak", "window", "deps")  # fmt: skip
+# Template sections: each field name -> the key its value is parsed under.
+_SECTIONS: dict[str, dict[str, str]] = {
+    _RP: {"Version": "version", "Build artifacts": "artifact", "Changes included": "changes",
+          "Risk level": "risk"},
+    _DC: {"Target environments": "env", "Deployment strategy": "strategy",
+          "Feature flags": "flags", "Rollout percentages": "stages"},
+    _GR: {"Error rate threshold": "error_rate", "Latency budget": "latency",
+          "Availability SLA": "availability", "Business KPIs": "kpis"},
+    _OC: {"Current traffic": "traffic", "Peak hours": "peak", "Maintenance windows": "window",
+          "Dependencies status": "deps"},
+}  # fmt: skip
+_BLOCKERS = {
+    "service": "no service name: there is no service to deploy",
+    "version": "no version: the release cannot be identified or rolled back to",
+    "artifact": "no build artifact: there is nothing to deploy",
+    "changes": "no change description: approvers and the changelog have nothing to review",
+    "risk": "no risk level: the rollout pace and approvals cannot be chosen",
+    "env": "no target environments or regions: there is nowhere to deploy",
+    "strategy": "no deployment strategy: the rollout cannot be planned",
+    "flags": "no feature flag: the feature_flag strategy has nothing to turn on",
+    "error_rate": "no error-rate threshold: the canary cannot be judged",
+    "latency": "no latency budget: a latency regression cannot trigger a rollback",
+    "availability": "no availability SLA: availability cannot be checked against a target",
+}
+# Model field names -> spec keys, to word a pydantic error like our own.
+_MODEL_KEYS = {"image": "artifact", "build_id": "build", "change_ticket": "ticket",
+               "environments": "env", "traffic_rps": "traffic", "peak_hours": "peak",
+               "maintenance_windows": "window", "dependencies": "deps"}  # fmt: skip
+
+_NUM = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_NAME = r"(?:kpi:[A-Za-z0-9_.\-]+|[A-Za-z_][A-Za-z0-9_]*)"
+_GUARDRAIL_RE = re.compile(
+    rf"(?P<name>{_NAME})(?P<cmp><=|>=|<|>)(?P<value>{_NUM})(?P<unit>%|ms|s)?"
+)
+_LENIENT_RE = re.compile(  # a template guardrail: name and comparator may be left out
+    r"(?:(?P<name>[A-Za-z_][A-Za-z0-9_:.\-]*)\s*)?(?P<cmp><=|>=|<|>)?\s*(?P<rest>[+\-.0-9].*)"
+)
+_LATENCY = {f"{p}{q}": f"latency_{q}" for p in ("", "latency_") for q in ("p50", "p95", "p99")}
+_RATES = ("error_rate", "success_rate", "availability")
+_TIME = r"[0-9]{1,2}:[0-9]{2}"
+_RANGE_RE = re.compile(
+    rf"(?:(?P<days>[A-Za-z]+(?:\s*[,\-]\s*[A-Za-z]+)*)\s+)?(?P<start>{_TIME})\s*-\s*"
+    rf"(?P<end>{_TIME})(?:\s*UTC\b)?",
+    re.IGNORECASE,
+)
+_VERSION_RE = re.compile(r"v?[0-9]+(?:\.[0-9]+){1,3}(?:-[0-9A-Za-z.\-]+)?(?:\+[0-9A-Za-z.\-]+)?")
+_SERVICE_RE = re.compile(r"[a-z0-9][a-z0-9._\-]*")  # the model's pattern
+_IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/:@]*")
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]*")
+_TICKET_RE = re.compile(r"\bCHG-?[0-9]+\b", re.IGNORECASE)
+_TAG_RE = re.compile(r"<\s*(/?)\s*([A-Za-z_]+)\s*>")
+_FIELD_RE = re.compile(r"(?:[-*•]\s*)?([^:]+?)\s*:\s*(.*)")
+_NONE = ("none", "n/a", "-")
+_ENV_ALIASES = {"production": "prod", "stage": "staging", "stg": "staging", "development": "dev"}
+_SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})  # Slack retypes quotes
+_T = TypeVar("_T", bound=str)
+_R = TypeVar("_R")
+
+
+@dataclass
+class _Given:
+    """What the text says; None means the text does not say it."""
+
+    form: str = "line"  # or "template"
+    service: str | None = None
+    version: str | None = None
+    image: str | None = None
+    hash: str | None = None
+    build: str | None = None
+    ticket: str | None = None
+    changes: str | None = None
+    risk: Risk | None = None
+    environments: list[EnvName] | None = None
+    regions: list[str] | None = None
+    strategy: Strategy | None = None
+    flags: list[FlagSpec] | None = None
+    stages: list[float] | None = None
+    guardrails: dict[str, Guardrail] = field(default_factory=dict)
+    traffic: float | None = None
+    peak_hours: list[TimeRange] | None = None
+    windows: list[TimeRange] | None = None
+    dependencies: list[DependencyStatus] | None = None
+
+
+# --- single values -----------------------------------------------------------------------
+
+
+def _number(text: str, key: str) -> float:
+    value = float(text) if re.fullmatch(_NUM, text) else math.nan
+    if not math.isfinite(value):
+        raise _Bad(f"{text or 'nothing'} is not a number", key)
+    return value
+
+
+def _choice(value: str, options: tuple[_T, ...], key: str, what: str) -> _T:
+    for option in options:
+        if option == value:
+            return option
+    raise _Bad(f"{value or 'nothing'} is not a {what}", key)
+
+
+def _match(pattern: re.Pattern[str], value: str, key: str, what: str) -> str:
+    if not pattern.fullmatch(value):
+        raise _Bad(f"{value or 'nothing'} is not {what}", key)
+    return value
+
+
+def _items(value: str, seps: str = ",") -> list[str]:
+    return [item.strip() for item in re.split(f"[{seps}]", value) if item.strip()]
+
+
+def _metric(name: str) -> tuple[str, str]:
+    """(metric, spec key) of a guardrail name."""
+    if name.startswith("kpi:"):
+        return "kpi", "kpis"
+    if name in _LATENCY:
+        return _LATENCY[name], "latency"
+    if name in _RATES:
+        return name, name
+    raise _Bad(f"{name} is not a guardrail metric", "guardrail")
+
+
+def _guardrail(token: str) -> Guardrail:
+    m = _GUARDRAIL_RE.fullmatch("".join(token.split()))
+    if m is None:
+        raise _Bad("is not a guardrail", "guardrail")
+    name, raw, unit = m["name"], m["value"], m["unit"] or ""
+    metric, key = _metric(name)
+    value = _number(raw, key)
+    if metric in _RATES:
+        if unit not in ("%", ""):
+            raise _Bad(f"{name} is a percentage, not a time", key)
+        if not 0 <= value <= 100:
+            raise _Bad(f"{raw}{unit} is not a percentage between 0 and 100", key)
+        unit = "%"
+    elif metric != "kpi":
+        if unit == "%":
+            raise _Bad(f"{name} is a time, not a percentage", key)
+        if value <= 0:
+            raise _Bad(f"{raw}{unit or 'ms'} is not a positive latency", key)
+        unit = unit or "ms"
+    if unit == "s":  # budgets are kept in milliseconds
+        value, unit = value * 1000, "ms"
+    return Guardrail(
+        metric=metric,
+        kpi=name[4:] if metric == "kpi" else None,
+        comparator=m["cmp"],
+        value=value,
+        unit={"%": "percent", "ms": "ms", "": "value"}[unit],
+        relative=metric == "kpi" and unit == "%",
+    )
+
+
+def _days(text: str, key: str) -> list[Weekday]:
+    """'sat', 'sat,sun', 'mon-fri' (a range may wrap: 'fri-mon')."""
+    days: list[Weekday] = []
+    for part in _items(text.lower()):
+        ends = [WEEKDAYS.index(_choice(e.strip(), WEEKDAYS, key, "day")) for e in part.split("-")]
+        if len(ends) > 2:
+            raise _Bad(f"{part} is not a day range like mon-fri", key)
+        span = range((ends[-1] - ends[0]) % 7 + 1)
+        days += [d for d in (WEEKDAYS[(ends[0] + i) % 7] for i in span) if d not in days]
+    return days
+
+
+def _clock(text: str, key: str) -> time:
+    hours, minutes = (int(part) for part in text.split(":"))
+    if hours > 23 or minutes > 59:
+        raise _Bad(f"{text} is not a time of day (00:00 to 23:59)", key)
+    return time(hours, minutes)
+
+
+def _time_ranges(text: str, key: str) -> list[TimeRange]:
+    """Ranges separated by ',' or ';'; days like 'sat,sun' stay with their range."""
+    if text.strip().lower() in _NONE:
+        return []
+    ranges: list[TimeRange] = []
+    pos = 0
+    for m in _RANGE_RE.finditer(text):
+        if text[pos : m.start()].strip(" ,;"):
+            break
+        start, end = _clock(m["start"], key), _clock(m["end"], key)
+        if start == end:
+            raise _Bad(f"{m[0].strip()} starts and ends at the same time", key)
+        days = _days(m["days"], key) if m["days"] else None
+        ranges.append(TimeRange(start=start, end=end, days=days))
+        pos = m.end()
+    if text[pos:].strip(" ,;") or not ranges:
+        raise _Bad(f"{text[pos:].strip(' ,;') or 'nothing'} is not a time range", key)
+    return ranges
+
+
+def _flag(text: str) -> FlagSpec:
+    name, _, pct = (part.strip() for part in text.partition(":"))
+    _match(re.compile(r"[A-Za-z0-9_.\-]+"), name, "flags", "a flag name")
+    percentage = _number(pct.removesuffix("%").strip(), "flags") if pct else 100.0
+    if not 0 <= percentage <= 100:
+        raise _Bad(f"{pct} is not a percentage between 0 and 100", "flags")
+    return FlagSpec(name=name, percentage=percentage)
+
+
+def _dependency(text: str) -> DependencyStatus:
+    m = re.fullmatch(r"([A-Za-z0-9_.\-/]+)\s*(?:[:=(]\s*|\s+)([A-Za-z]+)\s*\)?", text.strip())
+    if m is None:
+        raise _Bad(f"{text.strip() or 'nothing'} is not name:status", "deps")
+    health = _choice(m[2].lower(), ("healthy", "degraded", "unhealthy"), "deps", "status")
+    return DependencyStatus(name=m[1], health=health)
+
+
+def _stages(text: str) -> list[float]:
+    raws = [s.removesuffix("%").strip() for s in _items(text, ",;\\s")]
+    stages = [_number(raw, "stages") for raw in raws]
+    for raw, stage in zip(raws, stages, strict=True):
+        if not 0 < stage <= 100:
+            raise _Bad(f"{raw} is not a percentage", "stages")
+    for before, after in itertools.pairwise(stages):
+        if after <= before:
+            raise _Bad(f"{after:g} comes after {before:g}, but stages must increase", "stages")
+    if not stages or stages[-1] != 100:
+        raise _Bad("the last stage is not 100", "stages")
+    return stages
+
+
+def _traffic(text: str) -> float:
+    plain = re.sub(r"(?<=[0-9]),(?=[0-9]{3})", "", text.strip())  # 1,200 rps
+    m = re.fullmatch(rf"~?\s*({_NUM})\s*([kKmM]?)\s*(?:rps|req/s|requests/s(?:ec)?|/s)?", plain)
+    if m is None or m[1].startswith("-"):
+        raise _Bad(f"{text.strip() or 'nothing'} is not a request rate", "traffic")
+    return _number(m[1], "traffic") * {"": 1, "k": 1e3, "m": 1e6}[m[2].lower()]
+
+
+def _environments(text: str) -> list[EnvName]:
+    envs: list[EnvName] = []
+    for item in _items(text.lower()):
+        env = _choice(_ENV_ALIASES.get(item, item), ENV_ORDER, "env", "known environment")
+        if env in envs:
+            raise _Bad(f"{env} is listed twice", "env")
+        envs.append(env)
+    return envs
+
+
+def _regions(text: str) -> list[str]:
+    regions = [_match(_SERVICE_RE, r, "regions", "a region") for r in _items(text.lower())]
+    if len(set(regions)) != len(regions):
+        raise _Bad("a region is listed twice", "regions")
+    return regions
+
+
+def _hash(value: str) -> str:
+    digest = value.lower().removesuffix("…").removesuffix("...")  # pasted digests get cut
+    return _match(re.compile(r"sha256:[0-9a-f]{6,64}"), digest, "hash", "a sha256 digest")
+
+
+# --- fields ------------------------------------------------------------------------------
+
+
+def _apply(given: _Given, key: str, value: str) -> None:
+    """Set what one /release key, or one template field, says."""
+    value = value.strip()
+    if not value:
+        raise _Bad("has no value", key)
+    template = given.form == "template"
+    match key:
+        case "version":
+            given.version = _match(_VERSION_RE, value, key, "a version")
+        case "artifact" if template:
+            _artifacts(given, value)
+        case "artifact":
+            given.image = _match(_IMAGE_RE, value, key, "an image reference")
+        case "hash":
+            given.hash = _hash(value)
+        case "build":
+            given.build = _match(_ID_RE, value.lstrip("#"), key, "a build id")
+        case "ticket":
+            given.ticket = _match(_ID_RE, value, key, "a change ticket")
+        case "changes":
+            ticket = _TICKET_RE.search(value)
+            given.changes, given.ticket = value, given.ticket or (ticket and ticket[0].upper())
+        case "risk":
+            given.risk = _choice(value.lower(), RISKS, key, "risk level")
+        case "env" if template:  # "staging, prod (us-east-1, eu-west-1)"
+            m = re.fullmatch(r"([^()]*?)\s*(?:\(([^()]*)\))?", value)
+            if m is None:
+                raise _Bad(f"{value} is not environments (regions)", key)
+            given.environments = _environments(m[1]) if m[1] else None
+            given.regions = _regions(m[2]) if m[2] else None
+        case "env":
+            given.environments = _environments(value)
+        case "regions":
+            given.regions = _regions(value)
+        case "strategy":
+            normalised = re.sub(r"[\s\-/]+", "_", value.lower())  # "blue-green" -> blue_green
+            given.strategy = _choice(normalised, STRATEGIES, key, "strategy")
+        case "flags":
+            none = value.lower() in _NONE
+            given.flags = [] if none else [_flag(item) for item in _items(value)]
+        case "stages":
+            given.stages = _stages(value)
+        case "traffic":
+            given.traffic = _traffic(value)
+        case "peak":
+            given.peak_hours = _time_ranges(value, key)
+        case "window":
+            given.windows = _time_ranges(value, key)
+        case "deps":
+            none = value.lower() in _NONE
+            given.dependencies = [] if none else [_dependency(d) for d in _items(value, ",;")]
+        case _:
+            for guardrail in _template_guardrails(value, key):
+                _add_guardrail(given, guardrail)
+
+
+def _artifacts(given: _Given, value: str) -> None:
+    """'image (sha256:..., build N, CHG-N)': the image first, the rest found by shape."""
+    first = value.split()[0].rstrip(",;")
+    if not re.match(r"(?:sha256:|build\b|\(|chg-?[0-9])", first, re.IGNORECASE):
+        given.image = _match(_IMAGE_RE, first, "artifact", "an image reference")
+    if digest := re.search(r"sha256:[^\s,;)]*", value):
+        given.hash = _hash(digest[0])
+    if build := re.search(r"\bbuild\b[\s:=#]*([^\s,;)]+)", value, re.IGNORECASE):
+        given.build = _match(_ID_RE, build[1], "build", "a build id")
+    if ticket := _TICKET_RE.search(value):
+        given.ticket = ticket[0].upper()
+
+
+def _template_guardrails(value: str, key: str) -> list[Guardrail]:
+    """A template guardrail field; a left-out name or comparator comes from the field."""
+    if value.lower() in _NONE:
+        return []
+    default, comparator, allowed = {
+        "error_rate": ("error_rate", "<", ("error_rate", "success_rate")),
+        "latency": ("p95", "<", tuple(_LATENCY.values())),
+        "availability": ("availability", ">=", ("availability",)),
+        "kpis": ("", ">=", ("kpi",)),
+    }[key]
+    guardrails = []
+    for item in _items(value, ",;"):
+        m = _LENIENT_RE.fullmatch(item)
+        if m is None or not (m["name"] or default):
+            raise _Bad(f"{item} is not a threshold", key)
+        name = m["name"] or default
+        name = f"kpi:{name}" if key == "kpis" and not name.startswith("kpi:") else name
+        guardrail = _guardrail(f"{name}{m['cmp'] or comparator}{m['rest']}")
+        if guardrail.metric not in allowed:
+            raise _Bad(f"{item} does not belong under {_SPECS[key].name}", key)
+        guardrails.append(guardrail)
+    return guardrails
+
+
+def _add_guardrail(given: _Given, guardrail: Guardrail) -> None:
+    if guardrail.name in given.guardrails:
+        raise _Bad(f"{guardrail.name} is given twice", _metric(guardrail.name)[1])
+    given.guardrails[guardrail.name] = guardrail
+
+
+# --- the /release line -------------------------------------------------------------------
+
+
+def _line_error(token: str, bad: _Bad) -> ParseError:
+    spec = _SPECS[bad.key]
+    return ParseError(f"{token}: {bad.problem}; {spec.hint}, e.g. {spec.line}")
+
+
+def _parse_line(text: str) -> _Given:
+    try:
+        tokens = shlex.split(text)
+    except ValueError as exc:
+        raise ParseError(
+            f"{text.strip()}: {exc} (unbalanced quotes); quote values that contain spaces, "
+            'e.g. changes="fix refund rounding"'
+        ) from None
+    given, words, seen = _Given(), [], set[str]()
+    for token in tokens[1:] if tokens[:1] == ["/release"] else tokens:
+        try:
+            if re.match(rf"{_NAME}\s*[<>]", token):
+                _add_guardrail(given, _guardrail(token))
+            elif "=" in token:
+                key, _, value = token.partition("=")
+                _check_key(token, key, seen)
+                _apply(given, key, value)
+            else:
+                words.append(token)
+        except _Bad as bad:
+            raise _line_error(token, bad) from None
+    _service_and_version(given, words)
+    return given
+
+
+def _check_key(token: str, key: str, seen: set[str]) -> None:
+    if key in _RATES or key in _LATENCY or key.startswith("kpi:"):
+        raise ParseError(f"{token}: a guardrail takes a comparator, not '='; e.g. error_rate<1%")
+    if key not in _LINE_KEYS:
+        raise ParseError(
+            f"{token}: {key or 'nothing'} is not a known key; the keys are "
+            f"{', '.join(_LINE_KEYS)}, e.g. risk=medium"
+        )
+    if key in seen:
+        raise ParseError(f"{token}: {key} is given twice; give it once, e.g. {_SPECS[key].line}")
+    seen.add(key)
+
+
+def _service_and_version(given: _Given, words: list[str]) -> None:
+    """`<service> <version>`; a lone version-like word is a version without a service."""
+    if len(words) > 2:
+        raise ParseError(
+            f"{words[2]}: is neither key=value nor a guardrail; write key=value with a key "
+            f"from {', '.join(_LINE_KEYS)}, or a guardrail, e.g. risk=medium or p95<300ms"
+        )
+    if len(words) == 1 and _VERSION_RE.fullmatch(words[0]):
+        words = ["", words[0]]
+    try:
+        if words and words[0]:
+            given.service = _match(_SERVICE_RE, words[0], "service", "a service name")
+        if len(words) == 2:
+            given.version = _match(_VERSION_RE, words[1], "version", "a version")
+    except _Bad as bad:
+        raise _line_error(bad.problem.split()[0], bad) from None
+
+
+# --- the pasted template -----------------------------------------------------------------
+
+
+@dataclass
+class _Row:
+    number: int
+    line: str
+    key: str  # "service", or the key the field is parsed under
+    name: str  # the field name, for messages
+    value: str
+    indent: int
+
+
+def _is_template(text: str) -> bool:
+    return any(
+        _TAG_RE.fullmatch(line.strip()) or re.match(r"\s*[-*•]\s*[A-Za-z][^:]*:", line)
+        for line in text.splitlines()
+    )
+
+
+def _parse_template(text: str) -> _Given:
+    given = _Given(form="template")
+    for row in _template_rows(text):
+        try:
+            if row.key == "service":
+                _service(given, row.value)
+            elif row.value.strip():  # an empty value means not given
+                _apply(given, row.key, row.value)
+        except _Bad as bad:
+            raise ParseError(
+                f'line {row.number}: "{row.line}": {bad.problem}; {_SPECS[bad.key].hint}, '
+                f"e.g. - {row.name}: {_SPECS[row.key].template}"
+            ) from None
+    return given
+
+
+def _service(given: _Given, value: str) -> None:
+    words = value.split()
+    words = words[1:] if words[:1] == ["/release"] else words
+    if given.service is not None:
+        raise _Bad("the service is given twice", "service")
+    given.service = _match(_SERVICE_RE, " ".join(words), "service", "a service name")
+
+
+def _template_rows(text: str) -> list[_Row]:
+    """Check the structure line by line; return the fields (and service lines) in order."""
+    rows: list[_Row] = []
+    opened: dict[str, int] = {}  # open tags -> their line; <inputs> may wrap a section
+    seen: set[str] = set()
+    for number, raw in enumerate(text.splitlines(), 1):
+        line, indent = raw.strip(), len(raw) - len(raw.lstrip())
+        section = next((s for s in opened if s != "inputs"), None)
+        if tag := _TAG_RE.fullmatch(line):
+            _tag(opened, seen, number, tag[1] == "/", tag[2].lower())
+            continue
+        if line.startswith("<"):
+            raise ParseError(f'line {number}: "{line}" is not a tag, e.g. <release_package>')
+        m, last = _FIELD_RE.fullmatch(line), rows[-1] if rows else None
+        if not line:
+            continue
+        if section and last and last.key != "service" and indent > last.indent:
+            # an indented line continues the field above: a bulleted list of changes, say
+            last.value = "; ".join(v for v in (last.value.strip(), line.lstrip("-*• ")) if v)
+        elif m and m[1].lower() == "service":
+            rows.append(_Row(number, line, "service", "Service", m[2], indent))
+        elif section:
+            rows.append(_field(section, number, line, m, indent, rows))
+        elif seen - {"inputs"} or m:
+            raise ParseError(
+                f'line {number}: "{line}" is outside any section; put "- Name: value" lines '
+                f"inside {', '.join(f'<{s}>' for s in _SECTIONS)}"
+            )
+        else:  # text before the first section names the service
+            rows.append(_Row(number, line, "service", "Service", line, indent))
+    if opened:
+        name, number = next(reversed(opened.items()))
+        raise ParseError(f"<{name}> opened on line {number} is never closed; add </{name}>")
+    return rows
+
+
+def _field(
+    section: str, number: int, line: str, m: re.Match[str] | None, indent: int, rows: list[_Row]
+) -> _Row:
+    fields, at = _SECTIONS[section], f"line {number}: "
+    if m is None:
+        first = next(iter(fields))
+        raise ParseError(
+            f'{at}"{line}" has no ":"; write each field as "- Name: value", '
+            f"e.g. - {first}: {_SPECS[fields[first]].template}"
+        )
+    wanted = " ".join(m[1].split()).lower()
+    name = next((f for f in fields if f.lower() == wanted), None)
+    if name is None:
+        raise ParseError(at + _unknown_field(line, wanted, section))
+    if twice := next((r for r in rows if r.key == fields[name]), None):
+        raise ParseError(
+            f"{at}{name} is given twice (first on line {twice.number}); keep one, "
+            f"e.g. - {name}: {_SPECS[fields[name]].template}"
+        )
+    return _Row(number, line, fields[name], name, m[2], indent)
+
+
+def _unknown_field(line: str, wanted: str, section: str) -> str:
+    for other, fields in _SECTIONS.items():
+        if wanted in (f.lower() for f in fields):
+            return f'"{line}" is a field of <{other}>, not <{section}>; move it there'
+    names = list(_SECTIONS[section])
+    close = difflib.get_close_matches(wanted, [n.lower() for n in names], n=1)
+    guess = next((f"; did you mean {n}?" for n in names if close and n.lower() == close[0]), "")
+    return f'"{line}" is not a field of <{section}>; its fields are {", ".join(names)}{guess}'
+
+
+def _tag(opened: dict[str, int], seen: set[str], number: int, closing: bool, name: str) -> None:
+    at, tag = f"line {number}: ", f"<{'/' if closing else ''}{name}>"
+    if name not in _SECTIONS and name != "inputs":
+        close = difflib.get_close_matches(name, [*_SECTIONS, "inputs"], n=1)
+        guess = f"; did you mean <{close[0]}>?" if close else ""
+        sections = ", ".join(f"<{s}>" for s in _SECTIONS)
+        raise ParseError(f"{at}{tag} is not a section; the sections are {sections}{guess}")
+    inner = next(reversed(opened), None)  # the innermost open tag
+    if closing and inner != name:
+        why = f"<{inner}> from line {opened[inner]} is still open" if inner else "it is not open"
+        raise ParseError(f"{at}{tag} closes out of order: {why}; close <{inner or name}> first")
+    if closing:
+        del opened[name]
+    elif name in seen:
+        raise ParseError(f"{at}{tag} is given twice; put all its fields in one {tag}")
+    elif inner and (inner != "inputs" or name == "inputs"):
+        raise ParseError(
+            f"{at}{tag} opens inside <{inner}> from line {opened[inner]}; "
+            f"close that first with </{inner}>"
+        )
+    else:
+        opened[name] = number
+        seen.add(name)
+
+
+# --- defaults, gaps, the request ---------------------------------------------------------
+
+
+def _from_config(table: str, setting: str, raws: list[str], key: str = "") -> list[Any]:
+    """Config strings, parsed like the line; errors name data/services.toml."""
+    parse: Callable[[str], list[Any]] = {
+        "guardrails": lambda raw: [_guardrail(raw)],
+        "flags": lambda raw: [_flag(raw)],
+        "artifact": lambda raw: [_match(_IMAGE_RE, raw, "artifact", "an image reference")],
+    }.get(setting, lambda raw: _time_ranges(raw, key))
+    try:
+        return [item for raw in raws for item in parse(raw)]
+    except _Bad as bad:
+        spec = _SPECS[bad.key]
+        example = re.sub(r'^[a-z]+="?|"$', "", spec.line)  # the value without key=
+        raise ParseError(
+            f'data/services.toml [{table}] {setting}: {bad.problem}; {spec.hint}, e.g. "{example}"'
+        ) from None
+
+
+def _assemble(given: _Given, config: Config) -> ReleaseRequest | InsufficientContext:
+    svc = config.for_service(given.service) if given.service else config.defaults
+    known = given.service is not None and config.knows(given.service)
+    table = f"services.{given.service}" if known else "defaults"
+    # config strings are checked even when the text overrides them: a typo should surface
+    guardrails = {g.name: g for g in _from_config(table, "guardrails", svc.guardrails)}
+    guardrails |= given.guardrails
+    flags = _from_config(table, "flags", svc.flags) if given.flags is None else given.flags
+    peaks = _from_config(table, "peak_hours", svc.peak_hours, "peak")
+    windows = _from_config(table, "maintenance_windows", svc.maintenance_windows, "window")
+    image = given.image
+    if image is None and svc.artifact and given.version:
+        ref = svc.artifact.replace("{version}", given.version)
+        image = _from_config(table, "artifact", [ref])[0]
+    envs = svc.environments if given.environments is None else given.environments
+    regions = svc.regions if given.regions is None else given.regions
+    strategy, risk = given.strategy or svc.strategy, given.risk or svc.risk
+    rails = sorted(guardrails.values(), key=lambda g: g.metric)  # p50, p95, p99 in order
+    latency = [g for g in rails if g.metric in _LATENCY.values()]
+    gaps = {
+        "service": given.service is None,
+        "version": given.version is None,
+        "artifact": not (image or svc.artifact),
+        "changes": not given.changes,
+        "risk": risk is None,
+        "env": not envs or not regions,
+        "strategy": strategy is None,
+        "flags": strategy == "feature_flag" and not flags,
+        "error_rate": "error_rate" not in guardrails,
+        "latency": not latency,
+        "availability": "availability" not in guardrails,
+    }
+    if missing := [key for key, gap in gaps.items() if gap]:
+        return _insufficient(missing, given, no_envs=not envs)
+    assert given.service and given.version and image and given.changes and risk and strategy
+    assert envs and regions
+    return ReleaseRequest(
+        service=given.service,
+        release_package=ReleasePackage(
+            version=given.version,
+            artifact=Artifact(image=image, hash=given.hash, build_id=given.build),
+            changes=given.changes,
+            risk=risk,
+            change_ticket=given.ticket,
+        ),
+        deployment_config=DeploymentConfig(
+            environments=envs, regions=regions, strategy=strategy, flags=flags, stages=given.stages
+        ),
+        guardrails=Guardrails(
+            error_rate=guardrails["error_rate"],
+            latency=latency,
+            availability=guardrails["availability"],
+            kpis=[g for g in guardrails.values() if g.metric == "kpi"],
+            others=[g for g in guardrails.values() if g.metric == "success_rate"],
+        ),
+        operational_context=OperationalContext(
+            traffic_rps=given.traffic,
+            peak_hours=peaks if given.peak_hours is None else given.peak_hours,
+            maintenance_windows=windows if given.windows is None else given.windows,
+            dependencies=given.dependencies or [],
+        ),
+    )
+
+
+def _insufficient(missing: list[str], given: _Given, no_envs: bool) -> InsufficientContext:
+    unhealthy = [d.name for d in given.dependencies or [] if d.health == "unhealthy"]
+    return InsufficientContext(
+        missing=[_SPECS[key].name for key in missing],
+        deployment_blockers=[_BLOCKERS[key] for key in missing]
+        + [f"dependency {name} is unhealthy" for name in unhealthy],
+        next_best_step=_next_step(missing[0], given, no_envs),
+    )
+
+
+def _next_step(key: str, given: _Given, no_envs: bool) -> str:
+    """One sentence for the first gap: the token to add, and where a default could go."""
+    line, service = given.form == "line", given.service or "<service>"
+    if key == "service" and line:
+        return "Start the line with the service name, e.g. /release payments-api 2.4.1."
+    if key == "service":
+        return "Put the service name on the first line, above <release_package>, e.g. payments-api."
+    if key == "version" and line:
+        return f"Add the version after the service name, e.g. /release {service} 2.4.1."
+    keys = ["env", "regions"] if key == "env" and no_envs else ["regions" if key == "env" else key]
+    specs, spec = [_SPECS[k] for k in keys], _SPECS[key]
+    if line:
+        step = f"Add {' '.join(s.ask for s in specs)} to the /release line"
+    else:
+        step = f'Fill in "- {spec.name}: {spec.template}" under <{spec.section}>'
+    if configs := " and ".join(s.config.format(service=service) for s in specs if s.config):
+        step += f", or {configs} under [services.{service}] in data/services.toml"
+    return step + "."
+
+
+def _validation_message(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = [str(part) for part in err["loc"]]
+    keys = [_MODEL_KEYS.get(part, part) for part in reversed(loc)]
+    spec = _SPECS[next((k for k in keys if k in _SPECS), "guardrail")]
+    return f"{spec.name} ({'.'.join(loc)}): {err['msg']}; {spec.hint}, e.g. {spec.line}"
+
+
+# --- public API --------------------------------------------------------------------------
+
+
+def parse_release(text: str, config: Config) -> ReleaseRequest | InsufficientContext:
+    """A /release line or a pasted template -> the request, or what is missing from it."""
+    text = text.translate(_SMART_QUOTES)
+    try:
+        given = _parse_template(text) if _is_template(text) else _parse_line(text)
+        return _assemble(given, config)
+    except ValidationError as exc:  # the models' own checks, worded like ours
+        raise ParseError(_validation_message(exc)) from None
+
+
+def _public(token: str, parse: Callable[[str], _R]) -> _R:
+    try:
+        return parse(token)
+    except _Bad as bad:
+        raise _line_error(token, bad) from None
+    except ValidationError as exc:
+        raise ParseError(f"{token}: {_validation_message(exc)}") from None
+
+
+def parse_guardrail(token: str) -> Guardrail:
+    """``error_rate<1%``, ``p99<0.8s`` (kept as 800 ms), ``kpi:conversion>=-2%``..."""
+    return _public(token, _guardrail)
+
+
+def parse_time_range(text: str) -> TimeRange:
+    """``09:00-12:00``, ``sat 02:00-04:00``, ``sat,sun 22:00-02:00``, optional ``UTC``."""
+    ranges = _public(text, lambda value: _time_ranges(value, "window"))
+    if len(ranges) != 1:
+        raise ParseError(f"{text}: is not one time range; e.g. sat 02:00-04:00")
+    return ranges[0]
+
+
+def parse_flag(text: str) -> FlagSpec:
+    """``new_checkout`` (100 %) or ``new_checkout:25``."""
+    return _public(text, _flag)
+
+
+def parse_dependency(text: str) -> DependencyStatus:
+    """``payments-db:healthy``; the status is healthy, degraded or unhealthy."""
+    return _public(text, _dependency)

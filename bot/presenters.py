@@ -1,0 +1,55 @@
+"""Thread-style text for each audit event: what the chat shows as the release moves."""
+
+from __future__ import annotations
+
+from bot.adapters.store import StoredEvent
+from bot.domain.release import Release
+
+ICONS = {
+    "release_requested": "🚀",
+    "plan_created": "🗺️",
+    "gate_checked": "🔎",
+    "approval_requested": "✋",
+    "approved": "✅",
+    "rejected": "⛔",
+    "scheduled": "⏰",
+    "rollout_started": "▶️",
+    "step_started": "📈",
+    "verified": "🧪",
+    "analysis_passed": "📊",
+    "step_completed": "✔️",
+    "holding": "⏸️",
+    "alert": "🚨",
+    "metrics_unavailable": "❓",
+    "paused": "⏸️",
+    "resumed": "▶️",
+    "rollback_started": "⏪",
+    "rollback_waiting": "⏳",
+    "rollback_completed": "↩️",
+    "release_completed": "🎉",
+    "release_failed": "❌",
+    "cancelled": "🛑",
+}
+
+
+def event_text(release: Release, event: StoredEvent) -> str:
+    icon = ICONS.get(event.action, "•")
+    who = "" if event.actor == "release-bot" else f" [{event.actor}]"
+    return f"{icon} {event.action.replace('_', ' ')}{who}: {event.details}"
+
+
+def analysis_line(release: Release) -> str | None:
+    """One line of metrics against guardrails, for the latest judgement."""
+    verdict = release.judgement
+    if verdict is None:
+        return None
+    parts = []
+    for r in verdict.results:
+        shown = "n/a" if r.observed is None else f"{r.observed:.3g}"
+        mark = {"breached": "✗", "holds": "✓", "unproven": "~", "no_data": "?"}[r.state]
+        parts.append(f"{r.guardrail} {shown} {mark}")
+    return (
+        f"📊 {release.current_percentage():g}% · {verdict.canary_requests} canary req · "
+        + ", ".join(parts)
+        + f" → {verdict.recommendation} (confidence {verdict.statistical_confidence:.3f})"
+    )

@@ -1,0 +1,371 @@
+"""Service functions: the one place where commands and the reconcile tick meet the ports.
+
+Slack handlers, CLI commands and scheduler jobs all call these. Each command and each tick
+of a release is one transaction: load, decide (pure domain), save with its events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.adapters.sim_ci import SimulatedCI
+from bot.adapters.store import ReleaseNotFound, SqliteReleaseStore
+from bot.config import Config, ServiceConfig
+from bot.domain.contract import InsufficientContext, ReleaseReport, iso
+from bot.domain.gates import GateEvidence, run_gates
+from bot.domain.judge import aggregate
+from bot.domain.observations import CohortSample, Target, WindowSample
+from bot.domain.release import CommandRejected, Release, VerificationResult
+from bot.domain.report import ReportContext, build_report
+from bot.domain.request import EnvName, ReleaseRequest
+from bot.parsing import parse_release
+from bot.ports import (
+    AbstractChat,
+    AbstractChecks,
+    AbstractClock,
+    AbstractFlags,
+    AbstractMetrics,
+    AbstractPlanner,
+    AbstractTrafficRouter,
+    MetricsUnavailable,
+)
+
+# Synthetic runs are few (a couple of hundred): 95 % keeps a healthy 0.3 % error rate from
+# failing by chance, while a broken path (most runs failing) still fails.
+SYNTHETIC_MIN_SUCCESS = 0.95
+
+
+@dataclass
+class Services:
+    config: Config
+    store: SqliteReleaseStore
+    clock: AbstractClock
+    metrics: AbstractMetrics
+    traffic: AbstractTrafficRouter
+    flags: AbstractFlags
+    checks: AbstractChecks
+    chat: AbstractChat
+    planner: AbstractPlanner
+    tick_seconds: float = 10.0
+    ci: SimulatedCI | None = None  # the embedded environment's CI, publishing builds on request
+    delivered: list[int] = field(default_factory=list)
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def release_id_for(request: ReleaseRequest, now: datetime) -> str:
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    digest = hashlib.sha256(f"{request.service}:{request.release_package.version}:{stamp}".encode())
+    return f"rel-{request.service}-{request.release_package.version}-{digest.hexdigest()[:6]}"
+
+
+def start_release(
+    services: Services, text: str, requested_by: str
+) -> Release | InsufficientContext:
+    """Parse a /release line, plan it and store it; the first tick runs the gates."""
+    parsed = parse_release(text, services.config)
+    if isinstance(parsed, InsufficientContext):
+        return parsed
+    request = parsed
+    busy = services.store.active_for_service(request.service)
+    if busy:
+        current = services.store.get(busy[0])
+        raise CommandRejected(
+            f"{request.service} already has an active release: {current.id} "
+            f"({current.version}, {current.status.replace('_', ' ')}); wait for it or roll it back"
+        )
+    now = services.clock.now()
+    svc = services.config.for_service(request.service)
+    plan = services.planner.plan(request, now, svc.instances)
+    release = Release.create(
+        release_id_for(request, now), request, plan, svc.approvers, requested_by, now
+    )
+    if services.ci is not None:
+        art = request.release_package.artifact
+        services.ci.publish(
+            request.service,
+            release.version,
+            art.image,
+            art.build_id or f"build-{release.version}",
+            art.hash,
+            now,
+        )
+    services.store.add(release)
+    reconcile_one(services, release.id)
+    deliver(services)
+    return services.store.get(release.id)
+
+
+def _command(services: Services, release_id: str, action: str, *args: str) -> Release:
+    with services.store.unit_of_work():
+        release = services.store.get(release_id)
+        now = services.clock.now()
+        match action:
+            case "approve":
+                release.approve(args[0], now)
+            case "reject":
+                release.reject(args[0], args[1], now)
+            case "rollback":
+                release.request_rollback(args[0], args[1], now)
+            case "resume":
+                release.resume(args[0], now)
+        services.store.save(release)
+    converge(services, release)
+    deliver(services)
+    return release
+
+
+def approve(services: Services, release_id: str, user: str) -> Release:
+    return _command(services, release_id, "approve", user)
+
+
+def reject(services: Services, release_id: str, user: str, reason: str) -> Release:
+    return _command(services, release_id, "reject", user, reason)
+
+
+def rollback(services: Services, release_id: str, user: str, reason: str) -> Release:
+    return _command(services, release_id, "rollback", user, reason)
+
+
+def resume(services: Services, release_id: str, user: str) -> Release:
+    return _command(services, release_id, "resume", user)
+
+
+# -- the reconcile tick -----------------------------------------------------------------------
+
+
+def reconcile(services: Services) -> list[str]:
+    """Move every active release one step. Safe to run any number of times."""
+    ids = services.store.active_ids()
+    for release_id in ids:
+        reconcile_one(services, release_id)
+    deliver(services)
+    return ids
+
+
+def reconcile_one(services: Services, release_id: str) -> Release:
+    store = services.store
+    with store.unit_of_work():
+        release = store.get(release_id)
+        if not release.is_active:
+            return release
+        now = services.clock.now()
+        converge(services, release)  # re-apply after a crash between save and apply
+        _step(services, release, now)
+        store.save(release)
+    converge(services, release)
+    return release
+
+
+def _step(services: Services, release: Release, now: datetime) -> None:
+    match release.status:
+        case "pending_gates":
+            _run_gates(services, release, now)
+        case "scheduled":
+            release.begin_if_due(now)
+        case "rolling_out":
+            if release.holding_until is not None:
+                release.release_hold(now)
+            elif release.needs_verification(now):
+                release.record_verification(_verify(services, release, now), now)
+            elif release.current_step is not None and release.window_cursor is not None:
+                _observe(services, release, now)
+        case "rolling_back":
+            release.confirm_rollback(_restored(services, release), now)
+
+
+def _targets(release: Release, env: EnvName, regions: list[str]) -> list[Target]:
+    return [Target(service=release.request.service, env=env, region=r) for r in regions]
+
+
+def _observe(services: Services, release: Release, now: datetime) -> None:
+    step = release.current_step
+    assert step is not None and release.window_cursor is not None
+    start = release.window_cursor
+    if now <= start:
+        return
+    targets = _targets(release, step.env, step.regions)
+    try:
+        samples = [services.metrics.window(t, start, now) for t in targets]
+        logs = [services.metrics.logs(t, start, now) for t in targets]
+        traces = [services.metrics.traces(t, start, now) for t in targets]
+    except MetricsUnavailable as exc:
+        release.record_metrics_error(str(exc) or "no data", now)
+        return
+    release.record_telemetry(logs, traces)
+    release.observe(
+        WindowSample(
+            start=start,
+            end=now,
+            baseline=aggregate([s.baseline for s in samples]),
+            canary=aggregate([s.canary for s in samples]),
+        ),
+        now,
+    )
+
+
+def _verify(services: Services, release: Release, now: datetime) -> VerificationResult:
+    step = release.current_step
+    assert step is not None
+    svc = services.config.for_service(release.request.service)
+    transactions = svc.key_transactions or ["health"]
+    budget = min(g.value for g in release.request.guardrails.latency)
+    results = []
+    for target in _targets(release, step.env, step.regions):
+        results += services.metrics.synthetic(target, transactions, now)
+    failing = [
+        r for r in results if r.success_rate < SYNTHETIC_MIN_SUCCESS or r.latency_ms > budget
+    ]
+    smoke = [
+        e
+        for e in services.checks.results(release.request.service, release.version)
+        if e.name == "smoke_tests"
+    ]
+    smoke_failed = sum(e.failed for e in smoke)
+    ok = not failing and smoke_failed == 0
+    where = f"{step.env} {','.join(step.regions)}"
+    if ok:
+        details = (
+            f"{len(results)} synthetic transactions pass in {where} "
+            f"(≥{SYNTHETIC_MIN_SUCCESS:.0%} success, ≤{budget:g}ms)"
+        )
+    else:
+        worst = ", ".join(f"{r.name} {r.success_rate:.1%} {r.latency_ms:.0f}ms" for r in failing)
+        details = f"synthetic transactions failing in {where}: {worst}" + (
+            f"; {smoke_failed} smoke tests failed" if smoke_failed else ""
+        )
+    return VerificationResult(
+        ok=ok,
+        details=details,
+        smoke_passed=len(results) - len(failing),
+        smoke_failed=len(failing),
+        transactions=[
+            {"name": r.name, "success_rate": r.success_rate, "latency_ms": r.latency_ms}
+            for r in results
+        ],
+    )
+
+
+def _restored(services: Services, release: Release) -> bool:
+    for target, desired in release.desired_traffic().items():
+        actual = services.traffic.state(target)
+        if actual.new_weight != desired.new_weight or actual.mirror != desired.mirror:
+            return False
+    for flag in release.request.deployment_config.flags:
+        state = services.flags.get(flag.name)
+        if state is not None and state.effective_percentage > 0:
+            return False
+    return True
+
+
+def _run_gates(services: Services, release: Release, now: datetime) -> None:
+    request = release.request
+    svc = services.config.for_service(request.service)
+    prod = [e for e in release.plan.environments if e.name == "prod"] or release.plan.environments
+    first = Target(service=request.service, env=prod[0].name, region=prod[0].region)
+    stable = services.traffic.state(first).stable_version
+    rehearsal_env = next((e for e in release.plan.environments if e.name == "staging"), prod[0])
+    rehearsal = (
+        services.traffic.rehearse_rollback(
+            Target(service=request.service, env=rehearsal_env.name, region=rehearsal_env.region),
+            release.version,
+        )
+        if stable is not None
+        else None
+    )
+    dep_names = [d.name for d in svc.dependencies] + [
+        d.name
+        for d in request.operational_context.dependencies
+        if d.name not in {x.name for x in svc.dependencies}
+    ]
+    evidence = GateEvidence(
+        artifact=services.checks.artifact(request.release_package.artifact.image),
+        results=services.checks.results(request.service, release.version),
+        stable_version=stable,
+        rehearsal_ok=rehearsal,
+        metrics_answering=services.metrics.probe(request.service),
+        dependencies=services.metrics.dependencies(request.service, dep_names),
+        flags={f.name: services.flags.get(f.name) for f in request.deployment_config.flags},
+        flag_kill_switch={f.name: f.kill_switch for f in svc.flag_settings},
+        approvers=svc.approvers,
+        now=now,
+    )
+    checks, artifacts = run_gates(request, release.plan, evidence)
+    auto = release.plan.risk == "low" and all(c.status == "pass" for c in checks)
+    release.record_gates(checks, artifacts, stable, auto, now)
+
+
+def converge(services: Services, release: Release) -> None:
+    """Make the router and the flags match the release's persisted state (idempotent)."""
+    for target, desired in release.desired_traffic().items():
+        if services.traffic.state(target) != desired:
+            services.traffic.apply(target, desired)
+    existing = {f.name: services.flags.get(f.name) for f in release.request.deployment_config.flags}
+    svc = services.config.for_service(release.request.service)
+    settings = {f.name: f for f in svc.flag_settings}
+    for flag in release.desired_flags(existing):
+        cfg = settings.get(flag.name)
+        if existing.get(flag.name) is None and cfg is not None:
+            flag = flag.model_copy(
+                update={"type": cfg.type, "kill_switch": cfg.kill_switch, "rules": cfg.rules,
+                        "segments": cfg.segments, "overrides": cfg.overrides}
+            )  # fmt: skip
+        services.flags.put(flag)
+
+
+# -- the outbox: chat updates ------------------------------------------------------------------
+
+
+def deliver(services: Services) -> int:
+    """Post undelivered events to the chat, then mark them; at-least-once after a crash."""
+    events = services.store.undelivered()
+    cache: dict[str, Release] = {}
+    for event in events:
+        release = cache.get(event.release_id) or services.store.get(event.release_id)
+        cache[event.release_id] = release
+        services.chat.post(release, event)
+    if events:
+        services.store.mark_delivered([e.id for e in events], services.clock.now())
+    return len(events)
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+
+def report(services: Services, release_id: str) -> ReleaseReport:
+    release = services.store.get(release_id)
+    events = services.store.events(release_id)
+    svc: ServiceConfig = services.config.for_service(release.request.service)
+    now = services.clock.now()
+    dep_names = [d.name for d in svc.dependencies] + [
+        d.name for d in release.request.operational_context.dependencies
+    ]
+    ctx = ReportContext(
+        service_config=svc,
+        flags={f.name: services.flags.get(f.name) for f in release.request.deployment_config.flags},
+        dependencies=services.metrics.dependencies(release.request.service, dep_names),
+        evidence=services.checks.results(release.request.service, release.version),
+        notified=services.store.delivered_count(release_id) > 0,
+        now=now,
+    )
+    return build_report(release, events, ctx)
+
+
+def find(services: Services, release_id: str) -> Release:
+    try:
+        return services.store.get(release_id)
+    except ReleaseNotFound:
+        matches = [
+            r["id"]
+            for r in services.store.listing(limit=1000)
+            if str(r["id"]).startswith(release_id)
+        ]
+        if len(matches) == 1:
+            return services.store.get(str(matches[0]))
+        raise
+
+
+__all__ = ["CohortSample", "Services", "iso"]
