@@ -15,6 +15,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import time
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -221,10 +222,14 @@ class _Given:
 # --- single values -----------------------------------------------------------------------
 
 
-def _number(text: str, key: str) -> float:
+def _number(text: str, key: str, scale: int = 1) -> float:
+    """A finite number, scaled in decimal: 0.7s is 700 ms, not 700.0000000000001."""
     value = float(text) if re.fullmatch(_NUM, text) else math.nan
+    if math.isfinite(value) and scale != 1:
+        value = float(Decimal(text) * scale)
     if not math.isfinite(value):
-        raise _Bad(f"{text or 'nothing'} is not a number", key)
+        too_large = re.fullmatch(_NUM, text) is not None
+        raise _Bad(f"{text or 'nothing'} is {'too large' if too_large else 'not a number'}", key)
     return value
 
 
@@ -262,7 +267,7 @@ def _guardrail(token: str) -> Guardrail:
         raise _Bad("is not a guardrail", "guardrail")
     name, raw, unit = m["name"], m["value"], m["unit"] or ""
     metric, key = _metric(name)
-    value = _number(raw, key)
+    value = _number(raw, key, 1000 if unit == "s" else 1)  # budgets are kept in ms
     if metric in _RATES:
         if unit not in ("%", ""):
             raise _Bad(f"{name} is a percentage, not a time", key)
@@ -275,8 +280,7 @@ def _guardrail(token: str) -> Guardrail:
         if value <= 0:
             raise _Bad(f"{raw}{unit or 'ms'} is not a positive latency", key)
         unit = unit or "ms"
-    if unit == "s":  # budgets are kept in milliseconds
-        value, unit = value * 1000, "ms"
+    unit = "ms" if unit == "s" else unit
     return Guardrail(
         metric=metric,
         kpi=name[4:] if metric == "kpi" else None,
@@ -362,7 +366,7 @@ def _traffic(text: str) -> float:
     m = re.fullmatch(rf"~?\s*({_NUM})\s*([kKmM]?)\s*(?:rps|req/s|requests/s(?:ec)?|/s)?", plain)
     if m is None or m[1].startswith("-"):
         raise _Bad(f"{text.strip() or 'nothing'} is not a request rate", "traffic")
-    return _number(m[1], "traffic") * {"": 1, "k": 1e3, "m": 1e6}[m[2].lower()]
+    return _number(m[1], "traffic", {"": 1, "k": 1000, "m": 1_000_000}[m[2].lower()])
 
 
 def _environments(text: str) -> list[EnvName]:
@@ -542,15 +546,16 @@ def _service_and_version(given: _Given, words: list[str]) -> None:
             f"{words[2]}: is neither key=value nor a guardrail; write key=value with a key "
             f"from {', '.join(_LINE_KEYS)}, or a guardrail, e.g. risk=medium or p95<300ms"
         )
-    if len(words) == 1 and _VERSION_RE.fullmatch(words[0]):
-        words = ["", words[0]]
-    try:
-        if words and words[0]:
-            given.service = _match(_SERVICE_RE, words[0], "service", "a service name")
-        if len(words) == 2:
-            given.version = _match(_VERSION_RE, words[1], "version", "a version")
-    except _Bad as bad:
-        raise _line_error(bad.problem.split()[0], bad) from None
+    lone_version = len(words) == 1 and _VERSION_RE.fullmatch(words[0])
+    service, version = (["", *words] if lone_version else [*words, "", ""])[:2]
+    for word, key, pattern in (
+        (service, "service", _SERVICE_RE),
+        (version, "version", _VERSION_RE),
+    ):
+        if word and not pattern.fullmatch(word):
+            what = "service name" if key == "service" else key
+            raise _line_error(word, _Bad(f"{word} is not a {what}", key))
+    given.service, given.version = service or None, version or None
 
 
 # --- the pasted template -----------------------------------------------------------------
@@ -577,9 +582,11 @@ def _parse_template(text: str) -> _Given:
     given = _Given(form="template")
     for row in _template_rows(text):
         try:
+            if not row.value.strip():  # an empty value means not given
+                continue
             if row.key == "service":
                 _service(given, row.value)
-            elif row.value.strip():  # an empty value means not given
+            else:
                 _apply(given, row.key, row.value)
         except _Bad as bad:
             raise ParseError(
@@ -674,8 +681,9 @@ def _tag(opened: dict[str, int], seen: set[str], number: int, closing: bool, nam
         raise ParseError(f"{at}{tag} is not a section; the sections are {sections}{guess}")
     inner = next(reversed(opened), None)  # the innermost open tag
     if closing and inner != name:
-        why = f"<{inner}> from line {opened[inner]} is still open" if inner else "it is not open"
-        raise ParseError(f"{at}{tag} closes out of order: {why}; close <{inner or name}> first")
+        why = f"<{inner}> from line {opened[inner]} is still open" if inner else "nothing is open"
+        fix = f"close <{inner}> first" if inner else f"open it with <{name}> above its fields"
+        raise ParseError(f"{at}{tag} does not match: {why}; {fix}")
     if closing:
         del opened[name]
     elif name in seen:
@@ -700,14 +708,18 @@ def _from_config(table: str, setting: str, raws: list[str], key: str = "") -> li
         "flags": lambda raw: [_flag(raw)],
         "artifact": lambda raw: [_match(_IMAGE_RE, raw, "artifact", "an image reference")],
     }.get(setting, lambda raw: _time_ranges(raw, key))
-    try:
-        return [item for raw in raws for item in parse(raw)]
-    except _Bad as bad:
-        spec = _SPECS[bad.key]
-        example = re.sub(r'^[a-z]+="?|"$', "", spec.line)  # the value without key=
-        raise ParseError(
-            f'data/services.toml [{table}] {setting}: {bad.problem}; {spec.hint}, e.g. "{example}"'
-        ) from None
+    items: list[Any] = []
+    for raw in raws:
+        try:
+            items += parse(raw)
+        except _Bad as bad:
+            spec = _SPECS[bad.key]
+            example = re.sub(r'^[a-z]+="?|"$', "", spec.line)  # the value without key=
+            raise ParseError(
+                f'data/services.toml [{table}] {setting}: "{raw}": {bad.problem}; {spec.hint}, '
+                f'e.g. "{example}"'
+            ) from None
+    return items
 
 
 def _assemble(given: _Given, config: Config) -> ReleaseRequest | InsufficientContext:

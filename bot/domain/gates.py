@@ -189,18 +189,30 @@ def _change_approval(request: ReleaseRequest, ev: GateEvidence) -> Check:
     return _check(name, "pass", f"change ticket {ticket}; approvers: {who}")
 
 
+_SEVERITY: dict[DependencyHealth, int] = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+
+
 def _dependencies(request: ReleaseRequest, probes: Sequence[DependencyProbe]) -> Check:
+    """The worse of what the request reports and what the live probe sees counts: a human
+    saying a dependency is down blocks even if the probe still answers."""
     name = "dependency_health"
-    health: dict[str, DependencyHealth] = {
-        d.name: d.health for d in request.operational_context.dependencies
-    }
-    live = {p.name for p in probes}
-    health.update({p.name: p.health for p in probes})  # a live probe beats what the line said
+    reported = {d.name: d.health for d in request.operational_context.dependencies}
+    live = {p.name: p.health for p in probes}
+    health: dict[str, DependencyHealth] = {}
+    for dep in [*live, *(n for n in reported if n not in live)]:
+        seen = [h for h in (live.get(dep), reported.get(dep)) if h is not None]
+        health[dep] = max(seen, key=_SEVERITY.__getitem__)
     if not health:
         return _check(name, "pass", "no dependencies declared")
     unhealthy = [n for n, h in health.items() if h == "unhealthy"]
     degraded = [n for n, h in health.items() if h == "degraded"]
-    listing = ", ".join(f"{n} {h}{'' if n in live else ' (reported)'}" for n, h in health.items())
+
+    def source(dep: str) -> str:
+        if dep in reported and (dep not in live or reported[dep] != live[dep]):
+            return f" (reported{'; probe: ' + live[dep] if dep in live else ''})"
+        return ""
+
+    listing = ", ".join(f"{n} {h}{source(n)}" for n, h in health.items())
     if unhealthy:
         return _check(name, "fail", f"unhealthy: {', '.join(unhealthy)} ({listing})")
     if degraded:

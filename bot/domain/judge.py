@@ -157,9 +157,11 @@ def _rate_result(
     state: Literal["breached", "holds", "unproven"] = (
         "breached" if low > limit else "holds" if high < limit else "unproven"
     )
-    shown = "n/a" if observed is None else f"{observed:.4g}"
+    unit = "ms" if what == "ms" else "%"
+    shown = "n/a" if observed is None else f"{observed:.4g}{unit}"
+    label = guardrail.describe().split("<")[0].split(">")[0]
     detail = (
-        f"{guardrail.describe()}: canary {what} {shown} over {n} requests "
+        f"{guardrail.describe()}: canary {label} {shown} over {n} requests "
         f"({trigger.window_minutes:g} min)"
     )
     return GuardrailResult(

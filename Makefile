@@ -1,0 +1,40 @@
+# release-bot: `make demo` runs releases on the embedded simulator; `make test` runs the checks.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DB := data/demo.db
+DEMO_FLAGS := --db $(DEMO_DB) --approve-as alice --clock-start 2026-11-24T14:00:00Z $(if $(SPEED),--speed $(SPEED))
+
+.PHONY: install demo test lint clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	@echo "== 1/3 a healthy canary release of payments-api 2.4.1 =="
+	$(BIN)/release-bot run 'payments-api 2.4.1 risk=medium ticket=CHG-1234 changes="faster checkout; fix refund rounding"' \
+		$(DEMO_FLAGS) --json-out data/demo-healthy.json
+	@echo "== 2/3 payments-api 2.4.2 whose error rate triples at 25% of traffic =="
+	$(BIN)/release-bot run 'payments-api 2.4.2 risk=medium ticket=CHG-1240 changes="new ledger client"' \
+		$(DEMO_FLAGS) --fault errors:3x@25 --json-out data/demo-faulty.json
+	@echo "== 3/3 payments-api 2.4.3 while payments-db is unhealthy: a critical gate fails =="
+	$(BIN)/release-bot run 'payments-api 2.4.3 risk=low ticket=CHG-1241 changes="fix receipt email" deps=payments-db:unhealthy' \
+		$(DEMO_FLAGS) --json-out data/demo-failed.json || true
+	@$(BIN)/python -m bot.demo_summary data/demo-healthy.json data/demo-faulty.json data/demo-failed.json
+
+lint: install
+	$(BIN)/ruff check bot tests bench
+	$(BIN)/ruff format --check bot tests bench
+	$(BIN)/mypy bot
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) data/*.db data/*.db-* data/demo-*.json

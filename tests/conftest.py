@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.domain.contract import contract_json_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No real token or setting leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith(("SLACK_", "ANTHROPIC_", "RELEASE_BOT_")):
+            monkeypatch.delenv(key)
+    yield
+
+
+@pytest.fixture(scope="session")
+def contract_schema() -> dict[str, Any]:
+    return contract_json_schema()
+
+
+def cli(*args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real command in a child process, with a bare environment."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "USER": "tester",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
+
+
+def report_of(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
