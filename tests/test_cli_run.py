@@ -129,7 +129,7 @@ def test_every_strategy_completes_doing_its_own_thing(
 
 
 def test_a_feature_flag_release_rolls_back_with_the_kill_switch(tmp_path: Path) -> None:
-    report, thread = run(
+    report, _ = run(
         tmp_path, f"{LINE} strategy=feature_flag flags=new_checkout", "--fault", "errors:3x@25"
     )
     assert report["status"] == "rolled_back"

@@ -303,21 +303,36 @@ def test_degraded_dependency_warns() -> None:
     assert "degraded: ledger" in result.details
 
 
-def test_live_probe_overrides_what_the_line_said() -> None:
-    healed = check(
-        make_request(dependencies=[("ledger", "unhealthy")]),
-        "dependency_health",
-        dependencies=[DependencyProbe(name="ledger", health="healthy")],
-    )
-    assert healed.status == "pass"
-    assert "ledger healthy" in healed.details and "(reported)" not in healed.details
-    broken = check(
+def test_a_live_probe_overrides_a_healthy_line() -> None:
+    result = check(
         make_request(dependencies=[("ledger", "healthy")]),
         "dependency_health",
         dependencies=[DependencyProbe(name="ledger", health="unhealthy")],
     )
-    assert broken.status == "fail"
-    assert "ledger" in broken.details
+    assert result.status == "fail"
+    assert "unhealthy: ledger" in result.details
+    assert "probe: unhealthy" in result.details
+
+
+def test_a_probe_agreeing_with_the_line_is_not_marked_reported() -> None:
+    result = check(
+        make_request(dependencies=[("ledger", "healthy")]),
+        "dependency_health",
+        dependencies=[DependencyProbe(name="ledger", health="healthy")],
+    )
+    assert result.status == "pass"
+    assert result.details == "ledger healthy"
+
+
+def test_a_human_reporting_a_dependency_down_still_blocks_a_healthy_probe() -> None:
+    """gates._dependencies: the worse of the line and the probe counts."""
+    result = check(
+        make_request(dependencies=[("ledger", "unhealthy")]),
+        "dependency_health",
+        dependencies=[DependencyProbe(name="ledger", health="healthy")],
+    )
+    assert result.status == "fail"
+    assert "ledger unhealthy (reported; probe: healthy)" in result.details
 
 
 def test_probed_dependencies_count_even_when_the_line_names_none() -> None:
