@@ -55,7 +55,7 @@ class Guardrail(Model):
     metric: GuardrailMetric
     kpi: str | None = None
     comparator: Comparator
-    value: float
+    value: float = Field(allow_inf_nan=False)
     unit: Literal["percent", "ms", "value"]
     relative: bool = False
 
@@ -83,7 +83,7 @@ class Guardrail(Model):
 
     def describe(self) -> str:
         suffix = {"percent": "%", "ms": "ms", "value": ""}[self.unit]
-        value = f"{self.value:g}"
+        value = f"{self.value:.12g}"  # exact enough to parse back to the same guardrail
         if self.relative and self.value > 0:
             value = f"+{value}"
         label = {"latency_p50": "p50", "latency_p95": "p95", "latency_p99": "p99"}.get(
