@@ -342,13 +342,17 @@ def judge(
         custom_metrics=custom,
     )
     rollbacks = [r for r in results if r.state == "breached" and r.action == "auto_rollback"]
-    gating = [r for r in results if not r.guardrail.startswith("kpi:")]
+    # A breach whose trigger only alerts is reported, but does not hold the rollout back.
+    alerting = {r.guardrail for r in results if r.state == "breached" and r.action == "alert"}
+    deciding = [r for r in results if r.guardrail not in alerting]
+    gating = [r for r in deciding if not r.guardrail.startswith("kpi:")]
+    blocked = any(r.state == "breached" for r in deciding)
     if rollbacks:
         recommendation: Literal["promote", "rollback", "extend_analysis"] = "rollback"
         confidence = max(1 - r.confidence for r in rollbacks)
-    elif gating and all(r.state == "holds" for r in gating) and not failed:
+    elif gating and all(r.state == "holds" for r in gating) and not blocked:
         recommendation = "promote"
-        confidence = min(r.confidence for r in results if r.state != "no_data")
+        confidence = min(r.confidence for r in deciding if r.state != "no_data")
     else:
         recommendation = "extend_analysis"
         judged = [r.confidence for r in results if r.state != "no_data"]

@@ -212,10 +212,10 @@ class Release(MutableModel):
             return 0.0
         if self.status == "completed":
             return 100.0
-        step = self.current_step
-        if step is None or step.env != "prod" or self.steps[step.index].status == "pending":
-            return 0.0
-        return step.percentage
+        # The last prod step that started is live, even while the next waits for a gate or
+        # for peak hours to end.
+        started = [s for s in self.plan.prod_steps() if self.steps[s.index].status != "pending"]
+        return started[-1].percentage if started else 0.0
 
     # -- gates and approval -------------------------------------------------------------------
 
@@ -486,7 +486,8 @@ class Release(MutableModel):
         assert record.started_at is not None
         if now - record.started_at >= timedelta(minutes=step.bake_minutes * EXTEND_LIMIT):
             unproven = [r.detail for r in verdict.results if r.state in ("unproven", "no_data")]
-            self._pause("not enough evidence to promote: " + "; ".join(unproven), now)
+            why = "; ".join(unproven) or f"the judge still says {verdict.recommendation}"
+            self._pause(f"not enough evidence to promote: {why}", now)
 
     def record_telemetry(self, logs: list[LogSummary], traces: list[TraceSummary]) -> None:
         """Logs and traces seen during the window just judged, read while it was live."""

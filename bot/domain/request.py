@@ -124,11 +124,16 @@ class TimeRange(Model):
     days: list[Weekday] | None = None
 
     def contains(self, weekday: Weekday, at: time) -> bool:
-        if self.days is not None and weekday not in self.days:
-            return False
+        def on(day: Weekday) -> bool:
+            return self.days is None or day in self.days
+
         if self.start <= self.end:
-            return self.start <= at < self.end
-        return at >= self.start or at < self.end
+            return on(weekday) and self.start <= at < self.end
+        if at >= self.start:
+            return on(weekday)
+        # The part after midnight belongs to the day the range opened.
+        previous = WEEKDAYS[(WEEKDAYS.index(weekday) - 1) % 7]
+        return at < self.end and on(previous)
 
     def describe(self) -> str:
         days = f"{','.join(self.days)} " if self.days else ""

@@ -49,7 +49,11 @@ def summarise(release: Release, events: Sequence[Event]) -> str:
             f" Rolled back ({rb.triggered_by}, {state}): {rb.reason}. {stable} serves all traffic."
         )
     elif release.status == "rolling_out" and release.current_step is not None:
-        outcome = f" Rolling out: now at {step_label(release.current_step)}."
+        step = step_label(release.current_step)
+        if release.holding_until is not None:
+            outcome = f" Holding for peak hours: {step} starts at {release.holding_until:%H:%M} UTC."
+        else:
+            outcome = f" Rolling out: now at {step}."
     approvals = release.approvals
     who = f" Approved by {', '.join(sorted({a.approver for a in approvals}))}." if approvals else ""
     alerts = [a for a in release.alerts if a.action_taken.startswith("alerted")]
