@@ -51,7 +51,9 @@ def summarise(release: Release, events: Sequence[Event]) -> str:
     elif release.status == "rolling_out" and release.current_step is not None:
         step = step_label(release.current_step)
         if release.holding_until is not None:
-            outcome = f" Holding for peak hours: {step} starts at {release.holding_until:%H:%M} UTC."
+            outcome = (
+                f" Holding for peak hours: {step} starts at {release.holding_until:%H:%M} UTC."
+            )
         else:
             outcome = f" Rolling out: now at {step}."
     approvals = release.approvals
