@@ -6,7 +6,7 @@ import getpass
 import json
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -246,8 +246,6 @@ def run(
     crash_after_ticks: int | None,
 ) -> None:
     """Run a whole release on the simulator with the virtual clock, printing the thread."""
-    from datetime import UTC
-
     if speed is not None and speed <= 0:
         _fail("--speed is virtual seconds per real second and must be positive, e.g. --speed 60")
     for spec in faults:

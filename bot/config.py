@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError
 
 from bot.domain.base import Model
 from bot.domain.request import EnvName, Risk, Strategy
+
+M = TypeVar("M", bound=Model)
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "data" / "services.toml"
 
@@ -89,18 +91,24 @@ class Config(Model):
         return service in self.services
 
 
-def load_config(path: Path | None = None) -> Config:
-    path = path or DEFAULT_CONFIG
+def read_toml_model(path: Path, model: type[M], error: type[Exception], missing: str) -> M:
+    """Read a TOML file into ``model``; every problem is one ``error`` naming file and field."""
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise ConfigError(f"config file {path} not found; copy data/services.toml") from exc
+        raise error(f"{path} not found; {missing}") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        raise error(f"{path}: not valid TOML: {exc}") from exc
     try:
-        return Config.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
-        raise ConfigError(f"{path}: {problems}") from exc
+        raise error(f"{path}: {problems}") from exc
+
+
+def load_config(path: Path | None = None) -> Config:
+    return read_toml_model(
+        path or DEFAULT_CONFIG, Config, ConfigError, "copy data/services.toml from the repository"
+    )

@@ -7,16 +7,16 @@ of a release is one transaction: load, decide (pure domain), save with its event
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.adapters.sim_ci import SimulatedCI
 from bot.adapters.store import ReleaseNotFound, SqliteReleaseStore
 from bot.config import Config, ServiceConfig
-from bot.domain.contract import InsufficientContext, ReleaseReport, iso
+from bot.domain.contract import InsufficientContext, ReleaseReport
 from bot.domain.gates import GateEvidence, run_gates
 from bot.domain.judge import aggregate
-from bot.domain.observations import CohortSample, Target, WindowSample
+from bot.domain.observations import Target, WindowSample
 from bot.domain.release import CommandRejected, Release, VerificationResult
 from bot.domain.report import ReportContext, build_report
 from bot.domain.request import EnvName, ReleaseRequest
@@ -50,7 +50,6 @@ class Services:
     planner: AbstractPlanner
     tick_seconds: float = 10.0
     ci: SimulatedCI | None = None  # the embedded environment's CI, publishing builds on request
-    delivered: list[int] = field(default_factory=list)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -366,6 +365,3 @@ def find(services: Services, release_id: str) -> Release:
         if len(matches) == 1:
             return services.store.get(str(matches[0]))
         raise
-
-
-__all__ = ["CohortSample", "Services", "iso"]

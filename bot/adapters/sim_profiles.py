@@ -7,12 +7,12 @@ such as ``kpis`` replaces the default's whole table, it is not merged key by key
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 from statistics import NormalDist
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
+from bot.config import read_toml_model
 from bot.domain.base import Model
 from bot.domain.request import DependencyHealth
 
@@ -74,17 +74,6 @@ class Profiles(Model):
 
 
 def load_profiles(path: Path | None = None) -> Profiles:
-    path = path or DEFAULT_PROFILES
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise SimulatorConfigError(f"simulator profiles {path} not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SimulatorConfigError(f"{path}: not valid TOML: {exc}") from exc
-    try:
-        return Profiles.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise SimulatorConfigError(f"{path}: {problems}") from exc
+    return read_toml_model(
+        path or DEFAULT_PROFILES, Profiles, SimulatorConfigError, "the simulator needs its profiles"
+    )
