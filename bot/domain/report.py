@@ -99,7 +99,7 @@ def build_report(release: Release, events: Sequence[Event], ctx: ReportContext) 
         feature_flags=_flags(release, ctx),
         health_metrics=_health(release, ctx),
         monitoring=_monitoring(release, ctx),
-        rollback_status=_rollback(release),
+        rollback_status=_rollback(release, ctx),
         dependencies=_dependencies(release, ctx),
         deployment_artifacts=_artifacts(release, ctx, events),
         post_deployment=_post(release, ctx, events),
@@ -390,7 +390,7 @@ def _monitoring(release: Release, ctx: ReportContext) -> Monitoring:
     )
 
 
-def _rollback(release: Release) -> RollbackStatus:
+def _rollback(release: Release, ctx: ReportContext) -> RollbackStatus:
     rb = release.rollback
     if rb is None:
         reason = {
@@ -410,7 +410,11 @@ def _rollback(release: Release) -> RollbackStatus:
         completed_at=iso(rb.completed_at) if rb.completed_at else None,
         duration_minutes=round(duration, 2) if duration is not None else None,
         success=rb.success,
-        data_loss=False,  # no migration ran: nothing written by the new version is lost
+        # Rolling back loses data only past a migration that cannot be undone.
+        data_loss=any(
+            d.kind == "database" and d.migration == "completed" and not d.rollback_possible
+            for d in ctx.service_config.dependencies
+        ),
     )
 
 
