@@ -48,7 +48,8 @@ class TrafficState(Model):
 
     ``new_weight`` is the percent of user traffic served by the new version (canary, green, or
     updated instances); ``mirror`` the percent copied to it with responses discarded (shadow);
-    ``flag``/``flag_percentage`` gate the new behaviour inside the new code (feature flags).
+    ``flag`` names the feature flag gating the new behaviour; its percentage (flags port)
+    decides the canary cohort.
     """
 
     stable_version: str | None = None
