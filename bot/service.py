@@ -160,19 +160,18 @@ def reconcile_one(services: Services, release_id: str) -> Release:
 
 
 def _step(services: Services, release: Release, now: datetime) -> None:
-    match release.status:
-        case "pending_gates":
+    match release.next_work(now):
+        case "gates":
             _run_gates(services, release, now)
-        case "scheduled":
+        case "begin":
             release.begin_if_due(now)
-        case "rolling_out":
-            if release.holding_until is not None:
-                release.release_hold(now)
-            elif release.needs_verification(now):
-                release.record_verification(_verify(services, release, now), now)
-            elif release.current_step is not None and release.window_cursor is not None:
-                _observe(services, release, now)
-        case "rolling_back":
+        case "release_hold":
+            release.release_hold(now)
+        case "verify":
+            release.record_verification(_verify(services, release, now), now)
+        case "observe":
+            _observe(services, release, now)
+        case "confirm_rollback":
             release.confirm_rollback(_restored(services, release), now)
 
 

@@ -318,19 +318,19 @@ def tick(
     verification: VerificationResult = OK_VERIFICATION,
 ) -> None:
     """One reconcile tick, the way ``bot.service._step`` drives the aggregate."""
-    match release.status:
-        case "scheduled":
+    match release.next_work(now):
+        case "begin":
             release.begin_if_due(now)
-        case "rolling_out":
-            if release.holding_until is not None:
-                release.release_hold(now)
-            elif release.needs_verification(now):
-                release.record_verification(verification, now)
-            elif release.current_step is not None and release.window_cursor is not None:
-                start = release.window_cursor
-                if now > start:
-                    release.observe(window_fn(start, now), now)
-        case "rolling_back":
+        case "release_hold":
+            release.release_hold(now)
+        case "verify":
+            release.record_verification(verification, now)
+        case "observe":
+            assert release.window_cursor is not None
+            start = release.window_cursor
+            if now > start:
+                release.observe(window_fn(start, now), now)
+        case "confirm_rollback":
             release.confirm_rollback(True, now)
 
 

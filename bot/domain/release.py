@@ -380,6 +380,26 @@ class Release(MutableModel):
     def _record_of_current(self) -> StepRecord | None:
         return self.steps[self.step_index] if 0 <= self.step_index < len(self.steps) else None
 
+    def next_work(
+        self, now: datetime
+    ) -> Literal["gates", "begin", "release_hold", "verify", "observe", "confirm_rollback"] | None:
+        """What the reconcile tick must do for this release now (None: wait for a human)."""
+        step = self.current_step
+        match self.status:
+            case "pending_gates":
+                return "gates"
+            case "scheduled":
+                return "begin"
+            case "rolling_out" if self.holding_until is not None:
+                return "release_hold"
+            case "rolling_out" if self.needs_verification(now):
+                return "verify"
+            case "rolling_out" if step is not None and self.window_cursor is not None:
+                return "observe"
+            case "rolling_back":
+                return "confirm_rollback"
+        return None
+
     def needs_verification(self, now: datetime) -> bool:
         step = self.current_step
         return (
