@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_DB := data/demo.db
 DEMO_FLAGS := --db $(DEMO_DB) --approve-as alice --clock-start 2026-11-24T14:00:00Z $(if $(SPEED),--speed $(SPEED))
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean bench-judge bench-tick
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,18 @@ demo: install
 lint: install
 	$(BIN)/ruff check bot tests bench
 	$(BIN)/ruff format --check bot tests bench
-	$(BIN)/mypy bot
+	$(BIN)/mypy bot bench
 
 test: lint
 	$(BIN)/pytest
+
+# Our judge against Flagger-style and Kayenta-style references, 1,000 seeded runs per scenario.
+bench-judge: install
+	$(BIN)/python -m bench.judge_bench $(if $(RUNS),--runs $(RUNS)) --markdown bench/results/judge.md
+
+# One reconcile tick's judging over 1,000 active releases, and a 60-minute run judged.
+bench-tick: install
+	$(BIN)/python -m bench.tick_bench
 
 clean:
 	rm -rf $(VENV) data/*.db data/*.db-* data/demo-*.json

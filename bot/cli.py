@@ -15,6 +15,14 @@ from pydantic import BaseModel
 
 from bot.adapters.sim_faults import FaultSpecError, parse_fault
 from bot.adapters.store import ReleaseNotFound
+from bot.analyze import (
+    MalformedRecording,
+    analyze,
+    parse_guardrails,
+    parse_recording,
+    summary_record,
+    window_record,
+)
 from bot.bootstrap import DEFAULT_DB, Wiring, bootstrap
 from bot.config import ConfigError, load_config
 from bot.domain.contract import InsufficientContext, contract_json_schema
@@ -419,6 +427,71 @@ def history(service: str, db: str) -> None:
             click.echo(
                 f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.actor:18} {event.action:20} {event.details}"
             )
+
+
+@main.command(name="analyze")
+@click.argument("files", nargs=-1, required=True, metavar="FILE.jsonl...")
+@click.option(
+    "--guardrails",
+    default="",
+    help='Absolute guardrails to test too, e.g. "error_rate<1% p95<300ms" '
+    "(default: only the canary-vs-baseline tests).",
+)
+@click.option(
+    "--min-soak",
+    type=click.FloatRange(min=0),
+    metavar="MINUTES",
+    default=5.0,
+    show_default=True,
+    help="Minutes before a promotion can be recommended.",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    metavar="ALPHA",
+    default=0.01,
+    show_default=True,
+    help="False-rollback budget, shared by all tests.",
+)
+@click.option("--summary", is_flag=True, help="One line per file instead of one per window.")
+def analyze_command(
+    files: tuple[str, ...], guardrails: str, min_soak: float, alpha: float, summary: bool
+) -> None:
+    """Judge recorded metric windows (JSON Lines, one window a line), printing one JSON line
+    per window; exits 1 when a file has malformed lines (the others are still analysed)."""
+    try:
+        rails = parse_guardrails(guardrails)
+    except ParseError as exc:
+        _fail(f"--guardrails {exc}", EXIT_INSUFFICIENT)
+    texts: list[tuple[str, bytes]] = []
+    for file in files:
+        try:
+            texts.append((file, Path(file).read_bytes()))
+        except OSError as exc:
+            _fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_INSUFFICIENT)
+    malformed = False
+    for file, data in texts:
+        try:
+            windows = parse_recording(data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            click.echo(f"error: {file}: not UTF-8 text (byte {exc.start})", err=True)
+            malformed = True
+            continue
+        except MalformedRecording as exc:
+            for error in exc.errors:
+                click.echo(f"error: {error.describe(file)}", err=True)
+            malformed = True
+            continue
+        samples = [w.sample for w in windows]
+        results = analyze(samples, rails, min_soak, alpha)
+        if summary:
+            click.echo(json.dumps(summary_record(file, samples, results), ensure_ascii=False))
+            continue
+        label = file if len(files) > 1 else None
+        for result in results:
+            click.echo(json.dumps(window_record(result, label), ensure_ascii=False))
+    if malformed:
+        sys.exit(1)
 
 
 @main.command()

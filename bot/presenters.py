@@ -47,7 +47,7 @@ def analysis_line(release: Release) -> str | None:
     for r in verdict.results:
         shown = "n/a" if r.observed is None else f"{r.observed:.3g}"
         mark = {"breached": "✗", "holds": "✓", "unproven": "~", "no_data": "?"}[r.state]
-        parts.append(f"{r.guardrail} {shown} {mark}")
+        parts.append(f"{r.test} {shown} {mark}")
     return (
         f"📊 {release.current_percentage():g}% · {verdict.canary_requests} canary req · "
         + ", ".join(parts)

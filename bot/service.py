@@ -15,7 +15,7 @@ from bot.adapters.store import ReleaseNotFound, SqliteReleaseStore
 from bot.config import Config, ServiceConfig
 from bot.domain.contract import InsufficientContext, ReleaseReport
 from bot.domain.gates import GateEvidence, run_gates
-from bot.domain.judge import aggregate
+from bot.domain.histogram import aggregate
 from bot.domain.observations import Target, WindowSample
 from bot.domain.release import CommandRejected, Release, VerificationResult
 from bot.domain.report import ReportContext, build_report

@@ -57,7 +57,7 @@ def test_a_healthy_release_completes(tmp_path: Path, contract_schema: dict[str, 
     [
         ("errors:3x@25", {"availability", "error_rate"}),
         ("latency:2x@25", {"p95", "p99"}),
-        ("kpi:-10%@25", {"kpi:checkout_conversion"}),
+        ("kpi:-30%@25", {"kpi:checkout_conversion"}),
     ],
 )
 def test_a_faulty_release_rolls_back_by_itself(

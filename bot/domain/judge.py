@@ -1,366 +1,445 @@
-"""The guardrail judge until the statistical judge lands: thresholds with a noise guard.
+"""The canary judge: anytime-valid sequential tests of canary against baseline, every window.
 
-Each guardrail is checked over its trigger's trailing window. A rate threshold is breached
-only when the Wilson bound at ``Z`` says so (one-sided 99.5 %), and holds with evidence only
-when the opposite bound is inside the threshold; latency budgets are judged the same way on
-the share of requests slower than the budget (p95<300ms means under 5 % slower than 300 ms).
-KPIs are compared with the baseline window by window (Welch): noisy at small stages, they can
-stop a release but cannot hold it back.
+Each window's counts are added to running evidence (``bot.domain.sequential``); nothing is
+re-tested from scratch, so looking every tick does not inflate false rollbacks. Tested:
+
+- **errors**, canary against baseline: the per-request rate ratio θ;
+- **slow requests**, canary against baseline: requests above the bound of the bucket holding
+  the baseline's p95 (fixed from the first ``bound_requests`` baseline requests, which the
+  slow test then skips);
+- **each absolute guardrail**: ``error_rate<1%`` and ``availability>=99.5%`` on the share of
+  failed requests, ``p95<300ms`` on the share slower than 300 ms (at most 5 %);
+- **each KPI guardrail**: its values (canary minus baseline, for relative ones) over blocks
+  of at least ``kpi_block_requests`` canary requests, so each block's mean is near normal.
+
+Decision:
+- ``rollback`` when a test whose trigger rolls back shows the canary worse beyond tolerance
+  (θ > 1 + tolerance, a guardrail broken, a KPI beyond its bound) at the configured
+  confidence. The false-rollback budget ``alpha`` (1 % per release) is split: 70 % errors,
+  10 % slow requests, 10 % KPIs, 10 % absolute guardrails (renormalised over the kinds the
+  release has). A breach whose trigger only alerts is reported; one that pauses, pauses.
+- ``promote`` only after the soak time and once every gating test bounds the regression:
+  θ below ``promote_bound`` (a doubling ruled out) for errors and slow requests while a live
+  baseline exists, and every absolute guardrail shown to hold, each at ``1 - promote_alpha``
+  (split evenly). The rollback tests keep running through later stages, where more traffic
+  catches smaller regressions. KPIs are too noisy at small stages to hold a release back:
+  they can stop it, not gate it.
+- otherwise ``extend_analysis``; so too when no canary requests arrived for
+  ``no_data_limit`` windows (``no_data`` is then set: the caller pauses or rolls back as the
+  metrics-provider trigger says). Low traffic never means promote: it means no evidence.
+
+Stages: the rollback evidence restarts at each stage and is mixed with the release-long
+evidence: half the weight on the release-long term, the other half shared by the J - 1
+later stages (a regression that only shows at higher traffic is not drowned by earlier
+healthy evidence). With the finished stages' terms dropped, the mixture stays below a
+supermartingale starting at 1, so the budget holds per release.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from statistics import NormalDist, fmean, variance
 from typing import Literal
 
+from pydantic import Field
+
 from bot.domain.base import Model
-from bot.domain.contract import CanaryMetrics, CustomMetric, MetricComparison
+from bot.domain.histogram import above_bound, slower_than, tail_bound
 from bot.domain.observations import CohortSample, WindowSample
-from bot.domain.plan import Trigger
+from bot.domain.plan import Trigger, TriggerAction
 from bot.domain.request import Guardrail
+from bot.domain.sequential import Evidence, MeanEvidence, RateEvidence, RatioEvidence
 
-Z = 2.576  # one-sided 99.5 %
-MIN_REQUESTS = 50  # below this a window says nothing about rates
-MIN_KPI_WINDOWS = 6
+Recommendation = Literal["promote", "rollback", "extend_analysis"]
 QUANTILES = {"latency_p50": 0.50, "latency_p95": 0.95, "latency_p99": 0.99}
-_NORMAL = NormalDist()
+RATE_METRICS = ("error_rate", "success_rate", "availability")
+# Shares of the false-rollback budget, renormalised over the kinds a release has.
+ALPHA_SHARES = {"errors": 0.70, "slow": 0.10, "kpis": 0.10, "absolute": 0.10}
 
 
-class GuardrailResult(Model):
-    guardrail: str
-    action: Literal["auto_rollback", "alert", "pause"]
-    observed: float | None  # what the threshold applies to; a KPI's relative change in %
-    baseline: float | None  # the baseline's value of the metric, in its own unit
-    canary_value: float | None = None  # the canary's value in the same unit as ``baseline``
-    state: Literal["breached", "holds", "unproven", "no_data"]
-    confidence: float  # probability the guardrail holds, from the normal approximation
-    detail: str
+class JudgeSettings(Model):
+    alpha: float = Field(default=0.01, gt=0, lt=1)  # false rollbacks per release, all tests
+    promote_alpha: float = Field(default=0.05, gt=0, lt=1)  # per promotion, all gating tests
+    tolerance: float = Field(default=0.0, ge=0)  # errors, slow: rollback when θ > 1 + this
+    promote_bound: float = Field(default=2.0, gt=1)  # promote once θ < this is shown
+    kpi_min_blocks: int = Field(default=12, ge=2)  # a KPI decides nothing before this
+    kpi_block_requests: int = Field(default=300, ge=1)  # canary requests per KPI block
+    no_data_limit: int = Field(default=30, ge=1)  # windows without canary requests
+    bound_requests: int = Field(default=400, ge=1)  # baseline requests fixing the slow bound
 
 
-class Judgement(Model):
-    results: list[GuardrailResult]
-    metrics: CanaryMetrics
-    statistical_confidence: float
-    recommendation: Literal["promote", "rollback", "extend_analysis"]
-    canary_requests: int
+class Totals(Evidence):
+    """Running sums of one cohort's windows (a ``CohortSample`` that grows in place)."""
 
-    def breached(self, action: str | None = None) -> list[GuardrailResult]:
-        return [
-            r
-            for r in self.results
-            if r.state == "breached" and (action is None or r.action == action)
-        ]
-
-
-def aggregate(samples: Sequence[CohortSample]) -> CohortSample:
-    """Sum counts; KPI values are averaged weighted by requests."""
-    requests = sum(s.requests for s in samples)
+    requests: int = 0
+    errors: int = 0
     buckets: dict[str, int] = {}
-    kpi_sum: dict[str, float] = {}
-    kpi_weight: dict[str, int] = {}
-    for s in samples:
-        for le, count in s.latency_buckets.items():
+    kpi_sums: dict[str, float] = {}  # value × requests
+    kpi_requests: dict[str, int] = {}
+
+    def add(self, sample: CohortSample) -> None:
+        self.requests += sample.requests
+        self.errors += sample.errors
+        buckets = self.buckets
+        for le, count in sample.latency_buckets.items():
             buckets[le] = buckets.get(le, 0) + count
-        for name, value in s.kpis.items():
-            kpi_sum[name] = kpi_sum.get(name, 0.0) + value * s.requests
-            kpi_weight[name] = kpi_weight.get(name, 0) + s.requests
-    kpis = {n: kpi_sum[n] / kpi_weight[n] for n in kpi_sum if kpi_weight[n] > 0}
-    return CohortSample(
-        requests=requests,
-        errors=sum(s.errors for s in samples),
-        latency_buckets=buckets,
-        kpis=kpis,
-    )
+        for name, value in sample.kpis.items():
+            self.kpi_sums[name] = self.kpi_sums.get(name, 0.0) + value * sample.requests
+            self.kpi_requests[name] = self.kpi_requests.get(name, 0) + sample.requests
+
+    def kpi(self, name: str) -> float | None:
+        weight = self.kpi_requests.get(name, 0)
+        return self.kpi_sums[name] / weight if weight else None
+
+    def sample(self) -> CohortSample:
+        kpis = {n: v for n in self.kpi_sums if (v := self.kpi(n)) is not None}
+        return CohortSample(
+            requests=self.requests, errors=self.errors, latency_buckets=self.buckets, kpis=kpis
+        )
 
 
-def _sorted_buckets(buckets: dict[str, int]) -> list[tuple[float, int]]:
-    return sorted(((math.inf if le == "+Inf" else float(le)), c) for le, c in buckets.items())
+class KpiBlock(Evidence):
+    """Windows gathered until the canary has served enough requests for one KPI value."""
+
+    canary: Totals = Field(default_factory=Totals)
+    baseline: Totals = Field(default_factory=Totals)
 
 
-def quantile_ms(buckets: dict[str, int], q: float) -> float | None:
-    """Like Prometheus histogram_quantile: linear within the bucket holding rank q."""
-    ordered = _sorted_buckets(buckets)
-    if not ordered or ordered[-1][1] == 0:
-        return None
-    rank = q * ordered[-1][1]
-    lower_le, lower_count = 0.0, 0
-    for le, count in ordered:
-        if count >= rank:
-            if math.isinf(le):
-                return lower_le * 1000
-            span = count - lower_count
-            share = (rank - lower_count) / span if span else 1.0
-            return (lower_le + (le - lower_le) * share) * 1000
-        lower_le, lower_count = le, count
-    return lower_le * 1000
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One test's standing, in the log domain; the judgement is built from these."""
+
+    key: str  # "errors", "slow", or the guardrail's name
+    guardrail: str  # whose trigger it fires
+    action: TriggerAction
+    log_worse: float  # log e-value against "no worse than tolerance" (stage-combined)
+    worse_threshold: float  # log of 1/α for this test
+    log_within: float | None  # log e-value against "regression ≥ the bound" (None: not asked)
+    within_threshold: float
+    has_data: bool
+    gating: bool
+
+    @property
+    def breached(self) -> bool:
+        return self.log_worse >= self.worse_threshold
+
+    @property
+    def holds(self) -> bool:
+        return self.log_within is not None and self.log_within >= self.within_threshold
 
 
-def share_slower(buckets: dict[str, int], budget_ms: float) -> tuple[float, int]:
-    """(requests slower than the budget, interpolated; total requests)."""
-    ordered = _sorted_buckets(buckets)
-    if not ordered:
-        return 0.0, 0
-    total = ordered[-1][1]
-    budget = budget_ms / 1000
-    lower_le, lower_count = 0.0, 0
-    for le, count in ordered:
-        if budget <= le:
-            if math.isinf(le):
-                at_or_below = float(lower_count)
-            else:
-                at_or_below = lower_count + (count - lower_count) * (budget - lower_le) / (
-                    le - lower_le
+def _bad_share(guardrail: Guardrail) -> float | None:
+    """The share of bad requests an absolute guardrail allows (None: not a share test)."""
+    if guardrail.metric == "error_rate" and guardrail.upper_bound:
+        return guardrail.value / 100
+    if guardrail.metric in ("availability", "success_rate") and not guardrail.upper_bound:
+        return 1 - guardrail.value / 100
+    if guardrail.metric in QUANTILES and guardrail.upper_bound:
+        return 1 - QUANTILES[guardrail.metric]
+    return None
+
+
+def _bad_requests(guardrail: Guardrail, cohort: CohortSample) -> tuple[float, float]:
+    if guardrail.metric in QUANTILES:
+        slow, total = slower_than(cohort.latency_buckets, guardrail.value)
+        return slow, float(total)
+    return float(cohort.errors), float(cohort.requests)
+
+
+class CanaryJudge(Evidence):
+    """The judge's running state for one release (stored with it) or one analysis."""
+
+    settings: JudgeSettings
+    guardrails: list[Guardrail]
+    actions: dict[str, TriggerAction]
+    stages: int = 1
+    stage: int = -1  # index of the current stage; -1 before the first
+    stage_started: datetime | None = None
+    soak_minutes: float = 0.0
+    errors: RatioEvidence
+    errors_stage: RatioEvidence
+    slow_bound: str | None = None
+    bound_settled: bool = False
+    probe: dict[str, int] = {}
+    slow: RatioEvidence
+    slow_stage: RatioEvidence
+    rates: dict[str, RateEvidence]
+    rates_stage: dict[str, RateEvidence]
+    kpis: dict[str, MeanEvidence]
+    kpis_stage: dict[str, MeanEvidence]
+    kpi_blocks: dict[str, KpiBlock]
+    stage_canary: Totals = Field(default_factory=Totals)
+    stage_baseline: Totals = Field(default_factory=Totals)
+    release_baseline: Totals = Field(default_factory=Totals)
+    no_data_streak: int = 0
+
+    @classmethod
+    def create(
+        cls,
+        guardrails: list[Guardrail],
+        triggers: list[Trigger],
+        settings: JudgeSettings | None = None,
+        stages: int = 1,
+    ) -> CanaryJudge:
+        settings = settings or JudgeSettings()
+        ratio = RatioEvidence(worse_than=1 + settings.tolerance, within=settings.promote_bound)
+        rates = {
+            g.name: RateEvidence(limit=share)
+            for g in guardrails
+            if (share := _bad_share(g)) is not None
+        }
+        kpis = [g.name for g in guardrails if g.metric == "kpi"]
+        return cls(
+            settings=settings,
+            guardrails=guardrails,
+            actions={t.guardrail: t.action for t in triggers},
+            stages=max(1, stages),
+            errors=ratio,
+            errors_stage=ratio.model_copy(deep=True),
+            slow=ratio.model_copy(deep=True),
+            slow_stage=ratio.model_copy(deep=True),
+            rates=rates,
+            rates_stage={k: v.model_copy(deep=True) for k, v in rates.items()},
+            kpis={k: MeanEvidence() for k in kpis},
+            kpis_stage={k: MeanEvidence() for k in kpis},
+            kpi_blocks={k: KpiBlock() for k in kpis},
+        )
+
+    # -- feeding ----------------------------------------------------------------------------
+
+    def start_stage(self, now: datetime, soak_minutes: float) -> None:
+        """A new stage begins: stage evidence restarts; release-long evidence carries on."""
+        self.stage += 1
+        self.stage_started, self.soak_minutes = now, soak_minutes
+        fresh = RatioEvidence(worse_than=self.errors.worse_than, within=self.errors.within)
+        self.errors_stage = fresh
+        self.slow_stage = fresh.model_copy(deep=True)
+        self.rates_stage = {k: RateEvidence(limit=v.limit) for k, v in self.rates.items()}
+        self.kpis_stage = {k: MeanEvidence() for k in self.kpis}
+        self.kpi_blocks = {k: KpiBlock() for k in self.kpis}
+        self.stage_canary, self.stage_baseline = Totals(), Totals()
+        self.no_data_streak = 0
+
+    def observe(self, window: WindowSample) -> None:
+        if self.stage < 0:
+            self.start_stage(window.start, 0.0)
+        canary, baseline = window.canary, window.baseline
+        self.stage_canary.add(canary)
+        self.stage_baseline.add(baseline)
+        self.release_baseline.add(baseline)
+        if canary.requests == 0:
+            self.no_data_streak += 1
+            return
+        self.no_data_streak = 0
+        for ratio in (self.errors, self.errors_stage):
+            ratio.add(canary.errors, canary.requests, baseline.errors, baseline.requests)
+        self._observe_slow(canary, baseline)
+        for g in self.guardrails:
+            if g.name in self.rates:
+                bad, total = _bad_requests(g, canary)
+                self.rates[g.name].add(bad, total)
+                self.rates_stage[g.name].add(bad, total)
+            elif g.name in self.kpi_blocks:
+                self._observe_kpi(g, canary, baseline)
+
+    def _observe_slow(self, canary: CohortSample, baseline: CohortSample) -> None:
+        if not self.bound_settled:
+            # The bound comes from baseline data only, and the windows that chose it are not
+            # tested: the test stays valid whatever bound was picked.
+            for le, count in baseline.latency_buckets.items():
+                self.probe[le] = self.probe.get(le, 0) + count
+            if self.probe.get("+Inf", 0) >= self.settings.bound_requests:
+                self.slow_bound = tail_bound(self.probe, 0.95)
+                self.bound_settled = True
+            return
+        if self.slow_bound is None:
+            return
+        c_total = canary.latency_buckets.get("+Inf", 0)
+        b_total = baseline.latency_buckets.get("+Inf", 0)
+        c_slow = above_bound(canary.latency_buckets, self.slow_bound)
+        b_slow = above_bound(baseline.latency_buckets, self.slow_bound)
+        for ratio in (self.slow, self.slow_stage):
+            ratio.add(c_slow, c_total, b_slow, b_total)
+
+    def _observe_kpi(self, g: Guardrail, canary: CohortSample, baseline: CohortSample) -> None:
+        name = g.kpi or ""
+        if name not in canary.kpis or (g.relative and name not in baseline.kpis):
+            return
+        block = self.kpi_blocks[g.name]
+        block.canary.add(canary)
+        block.baseline.add(baseline)
+        if block.canary.requests < self.settings.kpi_block_requests:
+            return
+        value, reference = block.canary.kpi(name), block.baseline.kpi(name)
+        self.kpi_blocks[g.name] = KpiBlock()
+        weight = float(block.canary.requests)
+        if value is None or (g.relative and reference is None):
+            return
+        ref = reference or 0.0
+        point = value - ref if g.relative else value
+        self.kpis[g.name].add(point, weight, ref)
+        self.kpis_stage[g.name].add(point, weight, ref)
+
+    # -- judging ----------------------------------------------------------------------------
+
+    def soaked(self, now: datetime) -> bool:
+        return self.stage_started is not None and now - self.stage_started >= timedelta(
+            minutes=self.soak_minutes
+        )
+
+    def _alphas(self) -> dict[str, float]:
+        """The false-rollback budget of one test of each kind."""
+        counts = {"errors": 1, "slow": 1, "kpis": len(self.kpis), "absolute": len(self.rates)}
+        present = sum(ALPHA_SHARES[k] for k, n in counts.items() if n)
+        return {
+            k: self.settings.alpha * ALPHA_SHARES[k] / present / n for k, n in counts.items() if n
+        }
+
+    def _combined(self, release: float, stage: float) -> float:
+        """log of the stage-restarting mixture: E_release / 2 + E_stage / (2 (J - 1)).
+
+        The release-long term carries half the weight (a lasting regression pays only
+        log 2); the stages after the first share the other half, each its own restart.
+        """
+        if self.stages == 1 or self.stage <= 0 or self.stage >= self.stages:
+            return release - math.log(2 if self.stages > 1 else 1)
+        a = release - math.log(2)
+        b = stage - math.log(2 * (self.stages - 1))
+        top = max(a, b)
+        return top + math.log(math.exp(a - top) + math.exp(b - top))
+
+    def _gates(self, guardrail: str) -> bool:
+        return self.actions.get(guardrail, "auto_rollback") != "alert"
+
+    def error_guardrail(self) -> str:
+        return next((g.name for g in self.guardrails if g.metric in RATE_METRICS), "error_rate")
+
+    def latency_guardrail(self) -> str:
+        return next((g.name for g in self.guardrails if g.metric in QUANTILES), "latency_p95")
+
+    def gating_tests(self) -> int:
+        """How many tests gate a promotion: each gets an even share of ``promote_alpha``."""
+        return 2 + sum(1 for g in self.rates if self._gates(g))
+
+    def verdicts(self, with_bounds: bool) -> list[Verdict]:
+        """Every test's standing; the promotion evidence only when ``with_bounds``."""
+        alphas = self._alphas()
+        within_threshold = math.log(self.gating_tests() / self.settings.promote_alpha)
+        live = self.stage_baseline.requests > 0
+
+        def threshold(kind: str) -> float:
+            return math.log(1 / alphas[kind])
+
+        out = []
+        for key, ratio, stage, guardrail in (
+            ("errors", self.errors, self.errors_stage, self.error_guardrail()),
+            ("slow", self.slow, self.slow_stage, self.latency_guardrail()),
+        ):
+            # With a live baseline, no promotion before the slow-request bound is fixed.
+            waiting = key == "slow" and not self.bound_settled
+            out.append(
+                Verdict(
+                    key=key,
+                    guardrail=guardrail,
+                    action=self.actions.get(guardrail, "auto_rollback"),
+                    log_worse=self._combined(
+                        ratio.log_e_worse(), stage.log_e_worse() if self.stage > 0 else 0.0
+                    ),
+                    worse_threshold=threshold(key),
+                    log_within=ratio.log_e_within() if with_bounds else None,
+                    within_threshold=within_threshold,
+                    has_data=ratio.canary_requests > 0,
+                    # No event in either cohort yet: nothing to compare, nothing to hold.
+                    gating=self._gates(guardrail)
+                    and live
+                    and (
+                        waiting
+                        or (
+                            stage.canary_requests > 0
+                            and ratio.canary_events + ratio.baseline_events > 0
+                        )
+                    ),
                 )
-            return total - at_or_below, total
-        lower_le, lower_count = le, count
-    return 0.0, total
-
-
-def wilson(successes: float, n: int, z: float = Z) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def _rate_result(
-    guardrail: Guardrail,
-    trigger: Trigger,
-    bad: float,
-    n: int,
-    limit: float,
-    observed: float | None,
-    baseline: float | None,
-    what: str,
-) -> GuardrailResult:
-    """Judge a share of bad requests against ``limit`` (a fraction it must stay under)."""
-    if n < MIN_REQUESTS:
-        return GuardrailResult(
-            guardrail=guardrail.name,
-            action=trigger.action,
-            observed=observed,
-            baseline=baseline,
-            state="no_data",
-            confidence=0.0,
-            detail=f"{n} canary requests in {trigger.window_minutes:g} min: too few to judge",
-        )
-    low, high = wilson(bad, n)
-    p = bad / n
-    se = math.sqrt(max(p * (1 - p), 1e-9) / n)
-    confidence = _NORMAL.cdf((limit - p) / se)
-    state: Literal["breached", "holds", "unproven"] = (
-        "breached" if low > limit else "holds" if high < limit else "unproven"
-    )
-    unit = "ms" if what == "ms" else "%"
-    shown = "n/a" if observed is None else f"{observed:.4g}{unit}"
-    label = guardrail.describe().split("<")[0].split(">")[0]
-    detail = (
-        f"{guardrail.describe()}: canary {label} {shown} over {n} requests "
-        f"({trigger.window_minutes:g} min)"
-    )
-    return GuardrailResult(
-        guardrail=guardrail.name,
-        action=trigger.action,
-        observed=observed,
-        baseline=baseline,
-        canary_value=observed,
-        state=state,
-        confidence=round(confidence, 4),
-        detail=detail,
-    )
-
-
-def _kpi_result(
-    guardrail: Guardrail,
-    trigger: Trigger,
-    canary_values: list[float],
-    baseline_values: list[float],
-) -> GuardrailResult:
-    name = guardrail.kpi or ""
-    if len(canary_values) < MIN_KPI_WINDOWS or (
-        guardrail.relative and len(baseline_values) < MIN_KPI_WINDOWS
-    ):
-        return GuardrailResult(
-            guardrail=guardrail.name,
-            action=trigger.action,
-            observed=None,
-            baseline=None,
-            state="no_data",
-            confidence=0.0,
-            detail=f"{name}: too few windows with sessions to compare",
-        )
-    mean_c = fmean(canary_values)
-    var_c = variance(canary_values) / len(canary_values)
-    mean_b = fmean(baseline_values) if baseline_values else 0.0
-    if guardrail.relative:
-        if mean_b <= 0:
-            return GuardrailResult(
-                guardrail=guardrail.name,
-                action=trigger.action,
-                observed=None,
-                baseline=mean_b,
-                state="no_data",
-                confidence=0.0,
-                detail=f"{name}: the baseline is zero, a relative change is undefined",
             )
-        var_b = variance(baseline_values) / len(baseline_values)
-        observed = (mean_c - mean_b) / mean_b * 100
-        se = math.sqrt(var_c + var_b) / mean_b * 100
-    else:
-        observed, se = mean_c, math.sqrt(var_c)
-    se = max(se, 1e-9)
-    margin = observed - guardrail.value if not guardrail.upper_bound else guardrail.value - observed
-    confidence = _NORMAL.cdf(margin / se)
-    state: Literal["breached", "holds", "unproven"] = (
-        "breached" if margin + Z * se < 0 else "holds" if margin - Z * se > 0 else "unproven"
-    )
-    unit = "%" if guardrail.relative else ""
-    return GuardrailResult(
-        guardrail=guardrail.name,
-        action=trigger.action,
-        observed=round(observed, 4),
-        baseline=round(mean_b, 6) if baseline_values else None,
-        canary_value=round(mean_c, 6),
-        state=state,
-        confidence=round(confidence, 4),
-        detail=f"{guardrail.describe()}: canary {name} {observed:+.2f}{unit} "
-        f"vs baseline over {len(canary_values)} windows",
-    )
+        for g in self.guardrails:
+            if g.name in self.rates:
+                rate, rate_stage = self.rates[g.name], self.rates_stage[g.name]
+                out.append(
+                    Verdict(
+                        key=g.name,
+                        guardrail=g.name,
+                        action=self.actions.get(g.name, "auto_rollback"),
+                        log_worse=self._combined(
+                            rate.log_e_above(), rate_stage.log_e_above() if self.stage > 0 else 0.0
+                        ),
+                        worse_threshold=threshold("absolute"),
+                        log_within=rate.log_e_below() if with_bounds else None,
+                        within_threshold=within_threshold,
+                        has_data=rate.requests > 0,
+                        gating=self._gates(g.name),
+                    )
+                )
+            elif g.name in self.kpis:
+                out.append(self._kpi_verdict(g, threshold("kpis"), within_threshold, with_bounds))
+        return out
 
+    def kpi_bound(self, g: Guardrail, evidence: MeanEvidence) -> float:
+        """The bound on a KPI series' mean: a share of the baseline level, or the value."""
+        if g.relative:
+            return g.value / 100 * (evidence.reference_mean() or 0.0)
+        return g.value
 
-def judge_guardrail(
-    guardrail: Guardrail,
-    trigger: Trigger,
-    windows: Sequence[WindowSample],
-    baseline_history: Sequence[CohortSample],
-) -> GuardrailResult:
-    canary = aggregate([w.canary for w in windows])
-    baseline = aggregate([w.baseline for w in windows])
-    if baseline.requests == 0:
-        # After a full switch there is no live baseline: compare with the one seen before.
-        baseline = aggregate(list(baseline_history))
-    n = canary.requests
-    metric = guardrail.metric
-    if metric in ("error_rate", "success_rate", "availability"):
-        ok_share = guardrail.value / 100
-        # Everything is judged as a share of failing requests that must stay under a limit.
-        limit = ok_share if metric == "error_rate" else 1 - ok_share
-        rate = canary.errors / n * 100 if n else None
-        base = baseline.errors / baseline.requests * 100 if baseline.requests else None
-        if metric != "error_rate":
-            rate = None if rate is None else 100 - rate
-            base = None if base is None else 100 - base
-        return _rate_result(guardrail, trigger, canary.errors, n, limit, rate, base, metric)
-    if metric in QUANTILES:
-        q = QUANTILES[metric]
-        slow, total = share_slower(canary.latency_buckets, guardrail.value)
-        observed = quantile_ms(canary.latency_buckets, q)
-        base = quantile_ms(baseline.latency_buckets, q)
-        return _rate_result(guardrail, trigger, slow, total, 1 - q, observed, base, "ms")
-    name = guardrail.kpi or ""
-    canary_values = [w.canary.kpis[name] for w in windows if name in w.canary.kpis]
-    baseline_values = [w.baseline.kpis[name] for w in windows if name in w.baseline.kpis]
-    if len(baseline_values) < MIN_KPI_WINDOWS:
-        # After a full switch there is no live baseline: compare with the one seen before.
-        baseline_values = [s.kpis[name] for s in baseline_history if name in s.kpis]
-    return _kpi_result(guardrail, trigger, canary_values, baseline_values)
+    def _kpi_verdict(
+        self, g: Guardrail, worse_threshold: float, within_threshold: float, with_bounds: bool
+    ) -> Verdict:
+        release, stage = self.kpis[g.name], self.kpis_stage[g.name]
+        enough = self.settings.kpi_min_blocks
 
+        def log_e(evidence: MeanEvidence, worse: bool) -> float:
+            if evidence.n < enough:
+                return 0.0
+            bound = self.kpi_bound(g, evidence)
+            unit = float(self.settings.kpi_block_requests)
+            # A KPI kept under its bound ("<") is worse when higher.
+            if worse == g.upper_bound:
+                return evidence.log_e_above(bound, unit)
+            return evidence.log_e_below(bound, unit)
 
-def trailing(windows: Sequence[WindowSample], now: datetime, minutes: float) -> list[WindowSample]:
-    since = now - timedelta(minutes=minutes)
-    return [w for w in windows if w.end > since]
-
-
-def _comparison(base: float | None, canary: float | None, failed: bool) -> MetricComparison:
-    b = round(base or 0.0, 4)
-    c = round(canary or 0.0, 4)
-    return MetricComparison(
-        baseline=b, canary=c, delta=round(c - b, 4), verdict="fail" if failed else "pass"
-    )
-
-
-def judge(
-    guardrails: Sequence[Guardrail],
-    triggers: Sequence[Trigger],
-    stage_windows: Sequence[WindowSample],
-    baseline_history: Sequence[CohortSample],
-    now: datetime,
-) -> Judgement:
-    by_name = {t.guardrail: t for t in triggers}
-    results = [
-        judge_guardrail(
-            g,
-            by_name[g.name],
-            trailing(stage_windows, now, by_name[g.name].window_minutes),
-            baseline_history,
+        return Verdict(
+            key=g.name,
+            guardrail=g.name,
+            action=self.actions.get(g.name, "alert"),
+            log_worse=self._combined(
+                log_e(release, True), log_e(stage, True) if self.stage > 0 else 0.0
+            ),
+            worse_threshold=worse_threshold,
+            log_within=log_e(release, False) if with_bounds else None,
+            within_threshold=within_threshold,
+            has_data=release.n >= enough,
+            gating=False,
         )
-        for g in guardrails
-    ]
-    failed = {r.guardrail for r in results if r.state == "breached"}
-    canary = aggregate([w.canary for w in stage_windows])
-    baseline = aggregate([w.baseline for w in stage_windows])
-    if baseline.requests == 0:
-        baseline = aggregate(list(baseline_history))
 
-    def rate(s: CohortSample) -> float | None:
-        return s.errors / s.requests * 100 if s.requests else None
-
-    err_b, err_c = rate(baseline), rate(canary)
-    rate_failed = bool(failed & {"error_rate", "availability", "success_rate"})
-    custom: list[CustomMetric] = []
-    for r in results:
-        if r.guardrail in ("error_rate", "latency_p95", "availability", "success_rate"):
-            continue
-        if r.canary_value is None or r.baseline is None:
-            continue  # nothing measured on one side: no comparison to report
-        custom.append(
-            CustomMetric(
-                name=r.guardrail,
-                baseline=round(r.baseline, 6),
-                canary=round(r.canary_value, 6),
-                verdict="fail" if r.state == "breached" else "pass",
-            )
+    def decide(self, now: datetime, verdicts: list[Verdict] | None = None) -> Recommendation:
+        """The recommendation alone: what the engine acts on every tick."""
+        soaked = self.soaked(now)
+        verdicts = verdicts if verdicts is not None else self.verdicts(with_bounds=soaked)
+        if any(v.breached and v.action == "auto_rollback" for v in verdicts):
+            return "rollback"
+        if not soaked or self.no_data_streak >= self.settings.no_data_limit:
+            return "extend_analysis"
+        if any(v.breached and v.action != "alert" for v in verdicts):
+            return "extend_analysis"
+        gating = [v for v in verdicts if v.gating]
+        # A KPI cannot be shown within bounds at small stages, but one still gathering its
+        # first blocks, or whose evidence leans towards a regression (E > 1: the data favour
+        # it), holds the promotion back. A KPI that reports nothing does not.
+        leaning = any(
+            v.key in self.kpis
+            and v.action != "alert"
+            and (v.log_worse > 0 or 0 < self.kpis[v.key].n < self.settings.kpi_min_blocks)
+            for v in verdicts
         )
-    metrics = CanaryMetrics(
-        error_rate=_comparison(err_b, err_c, "error_rate" in failed),
-        latency_p95=_comparison(
-            quantile_ms(baseline.latency_buckets, 0.95),
-            quantile_ms(canary.latency_buckets, 0.95),
-            "latency_p95" in failed,
-        ),
-        success_rate=_comparison(
-            None if err_b is None else 100 - err_b,
-            None if err_c is None else 100 - err_c,
-            rate_failed,
-        ),
-        custom_metrics=custom,
-    )
-    rollbacks = [r for r in results if r.state == "breached" and r.action == "auto_rollback"]
-    # A breach whose trigger only alerts is reported, but does not hold the rollout back.
-    alerting = {r.guardrail for r in results if r.state == "breached" and r.action == "alert"}
-    deciding = [r for r in results if r.guardrail not in alerting]
-    gating = [r for r in deciding if not r.guardrail.startswith("kpi:")]
-    blocked = any(r.state == "breached" for r in deciding)
-    if rollbacks:
-        recommendation: Literal["promote", "rollback", "extend_analysis"] = "rollback"
-        confidence = max(1 - r.confidence for r in rollbacks)
-    elif gating and all(r.state == "holds" for r in gating) and not blocked:
-        recommendation = "promote"
-        confidence = min(r.confidence for r in deciding if r.state != "no_data")
-    else:
-        recommendation = "extend_analysis"
-        judged = [r.confidence for r in results if r.state != "no_data"]
-        confidence = min(judged) if judged else 0.0
-    return Judgement(
-        results=results,
-        metrics=metrics,
-        statistical_confidence=round(confidence, 4),
-        recommendation=recommendation,
-        canary_requests=canary.requests,
-    )
+        if gating and self.stage_canary.requests and all(v.holds for v in gating) and not leaning:
+            return "promote"
+        return "extend_analysis"

@@ -210,24 +210,33 @@ def _pcts(values: list[float]) -> str:
     return ", ".join(f"{v:g}%" for v in values)
 
 
-def trigger_for(guardrail: Guardrail, risk: Risk) -> Trigger:
-    window = 10.0 if guardrail.metric == "kpi" else 5.0
+def trigger_for(
+    guardrail: Guardrail, risk: Risk, tick_seconds: float = 10.0, compared: str = ""
+) -> Trigger:
+    """The guardrail's trigger, judged every tick on all the evidence since the stage began.
+
+    ``compared`` names the judge's canary-against-baseline test that fires it too (errors
+    for the error-rate guardrail, slow requests for the first latency one).
+    """
     action: str = "auto_rollback"
     # A p99 breach is tail noise more often than a regression: for low risk it alerts.
     if guardrail.metric == "latency_p99" and risk == "low":
         action = "alert"
+    extra = f" or {compared} above the baseline's" if compared else ""
     return Trigger(
         guardrail=guardrail.name,
         metric=guardrail.name,
-        threshold=guardrail.describe(),
-        window_minutes=window,
+        threshold=f"{guardrail.describe()}{extra} (sequential test, 99% confidence)",
+        window_minutes=round(tick_seconds / 60, 2),
         action=action,
     )
 
 
 def derive_triggers(request: ReleaseRequest, tick_seconds: float) -> list[Trigger]:
     risk = request.release_package.risk
-    triggers = [trigger_for(g, risk) for g in request.guardrails.all()]
+    rails = request.guardrails
+    compared = {id(rails.error_rate): "errors", id(rails.latency[0]): "slow requests"}
+    triggers = [trigger_for(g, risk, tick_seconds, compared.get(id(g), "")) for g in rails.all()]
     triggers.append(
         Trigger(
             guardrail="metrics_provider",

@@ -14,7 +14,9 @@ from pydantic import PrivateAttr
 from bot.domain.base import Model, MutableModel
 from bot.domain.contract import Artifacts, Check
 from bot.domain.flags import FlagState
-from bot.domain.judge import Judgement, aggregate, judge
+from bot.domain.histogram import aggregate
+from bot.domain.judge import CanaryJudge
+from bot.domain.judgement import Judgement, judgement
 from bot.domain.observations import (
     CohortSample,
     LogSummary,
@@ -45,6 +47,7 @@ ENGINE = "release-bot"
 VERIFY_KINDS = ("env_deploy", "green_verify", "dark_launch")
 EXTEND_LIMIT = 3.0  # a step may bake this many times its planned length while evidence accrues
 HISTORY_WINDOWS = 60
+RECENT_MINUTES = 5.0  # the span of recent windows kept for the report's health figures
 
 
 class CommandRejected(Exception):
@@ -121,7 +124,8 @@ class Release(MutableModel):
     step_index: int = -1
     steps: list[StepRecord] = []
     window_cursor: datetime | None = None
-    windows: list[WindowSample] = []  # the current step's recent windows (bounded)
+    windows: list[WindowSample] = []  # the current step's last RECENT_MINUTES of windows
+    canary_judge: CanaryJudge
     step_canary: CohortSample = CohortSample(requests=0, errors=0)
     step_baseline: CohortSample = CohortSample(requests=0, errors=0)
     release_canary: CohortSample = CohortSample(requests=0, errors=0)
@@ -155,6 +159,7 @@ class Release(MutableModel):
         requested_by: str,
         now: datetime,
     ) -> Release:
+        judged = [s for s in plan.steps if s.kind not in VERIFY_KINDS]
         release = cls(
             id=release_id,
             request=request,
@@ -163,6 +168,10 @@ class Release(MutableModel):
             approvers=approvers,
             created_at=now,
             steps=[StepRecord() for _ in plan.steps],
+            # One more stage than planned leaves room for a step restarted after a pause.
+            canary_judge=CanaryJudge.create(
+                request.guardrails.all(), plan.triggers, stages=len(judged) + 1
+            ),
         )
         pkg = request.release_package
         release._record(
@@ -361,6 +370,8 @@ class Release(MutableModel):
         self.step_baseline = CohortSample(requests=0, errors=0)
         self.consecutive_metric_errors = 0
         self.logs = self.traces = None  # telemetry describes the step being judged
+        if step.kind not in VERIFY_KINDS:
+            self.canary_judge.start_stage(now, step.bake_minutes)
         self._record(
             "step_started",
             ENGINE,
@@ -434,8 +445,7 @@ class Release(MutableModel):
             "metrics_unavailable", ENGINE, now, error, count=self.consecutive_metric_errors
         )
         if self.consecutive_metric_errors >= CONSECUTIVE_ERROR_LIMIT:
-            self._alert("metrics_provider", "critical", now, "rollout paused for a human")
-            self._pause(
+            self._without_metrics(
                 f"metrics unavailable for {self.consecutive_metric_errors} checks: {error}", now
             )
 
@@ -446,9 +456,8 @@ class Release(MutableModel):
             return
         self.consecutive_metric_errors = 0
         self.window_cursor = sample.end
-        longest = max(t.window_minutes for t in self.plan.triggers)
         self.windows = [
-            w for w in [*self.windows, sample] if w.end > now - timedelta(minutes=longest)
+            w for w in [*self.windows, sample] if w.end > now - timedelta(minutes=RECENT_MINUTES)
         ]
         self.step_canary = aggregate([self.step_canary, sample.canary])
         self.step_baseline = aggregate([self.step_baseline, sample.baseline])
@@ -461,30 +470,34 @@ class Release(MutableModel):
         if sample.canary.requests:
             rate = sample.canary.errors / sample.canary.requests * 100
             self.canary_error_rates = [*self.canary_error_rates, rate][-HISTORY_WINDOWS:]
-        verdict = judge(
-            self.request.guardrails.all(),
-            self.plan.triggers,
-            self.windows,
-            self.baseline_history,
-            now,
-        )
+        self.canary_judge.observe(sample)
+        verdict = judgement(self.canary_judge, now)
         self.judgement, self.judged_step, self.judged_at = verdict, step.index, now
         for result in verdict.breached("alert"):
             self._alert(
                 result.guardrail, "warning", now, "alerted; rollout continues", result.detail
             )
-        rollback = verdict.breached("auto_rollback")
-        if rollback:
-            first = rollback[0]
+        if verdict.recommendation == "rollback":
+            first = verdict.breached("auto_rollback")[0]
             self.steps[step.index].health = "unhealthy"
             self._alert(first.guardrail, "critical", now, "automatic rollback", first.detail)
             self._start_rollback(
-                "automated", f"guardrail {first.detail} broke", first.guardrail, ENGINE, now
+                "automated",
+                f"guardrail {first.guardrail} broke: {first.detail}",
+                first.guardrail,
+                ENGINE,
+                now,
             )
             return
         for result in verdict.breached("pause"):
             self._alert(result.guardrail, "critical", now, "rollout paused")
-            self._pause(f"guardrail broke: {result.detail}", now)
+            self._pause(f"guardrail {result.guardrail} broke: {result.detail}", now)
+            return
+        if verdict.no_data:
+            limit = self.canary_judge.settings.no_data_limit
+            self._without_metrics(
+                f"no canary requests for {limit} windows: nothing to judge the canary on", now
+            )
             return
         if not self.step_due(now):
             return
@@ -497,17 +510,31 @@ class Release(MutableModel):
                 "analysis_passed",
                 ENGINE,
                 now,
-                f"{_step_label(step)}: guardrails hold over {verdict.canary_requests} "
-                "canary requests "
+                f"{_step_label(step)}: every gating test within bounds over "
+                f"{verdict.canary_requests} canary requests "
                 f"(confidence {verdict.statistical_confidence:.3f})",
             )
             self._advance(now)
             return
         assert record.started_at is not None
         if now - record.started_at >= timedelta(minutes=step.bake_minutes * EXTEND_LIMIT):
-            unproven = [r.detail for r in verdict.results if r.state in ("unproven", "no_data")]
+            unproven = [
+                r.detail
+                for r in verdict.results
+                if (r.gating or r.guardrail.startswith("kpi:")) and r.state != "holds"
+            ]
             why = "; ".join(unproven) or f"the judge still says {verdict.recommendation}"
             self._pause(f"not enough evidence to promote: {why}", now)
+
+    def _without_metrics(self, reason: str, now: datetime) -> None:
+        """Nothing to judge on for too long: act as the metrics-provider trigger says."""
+        trigger = next(t for t in self.plan.triggers if t.guardrail == "metrics_provider")
+        taken = "automatic rollback" if trigger.action == "auto_rollback" else "rollout paused"
+        self._alert("metrics_provider", "critical", now, taken)
+        if trigger.action == "auto_rollback":
+            self._start_rollback("automated", reason, "metrics_provider", ENGINE, now)
+        else:
+            self._pause(reason, now)
 
     def record_telemetry(self, logs: list[LogSummary], traces: list[TraceSummary]) -> None:
         """Logs and traces seen during the window just judged, read while it was live."""

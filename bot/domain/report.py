@@ -57,7 +57,7 @@ from bot.domain.contract import (
     iso,
 )
 from bot.domain.flags import FlagState
-from bot.domain.judge import aggregate, quantile_ms
+from bot.domain.histogram import aggregate, quantile_ms
 from bot.domain.observations import CheckEvidence, DependencyProbe
 from bot.domain.release import Event, Release, step_label
 from bot.domain.summary import summarise

@@ -1,0 +1,234 @@
+"""Anytime-valid sequential tests: evidence the canary judge may look at every tick.
+
+Each test holds, for a null hypothesis such as "the canary's error rate is at most 1.2 times
+the baseline's", a mixture of likelihood ratios (an e-process). While the null holds it is a
+nonnegative supermartingale starting at 1, so by Ville's inequality it ever reaches ``1/α``
+with probability at most ``α``, however often it is looked at. Judging every 10 seconds
+therefore costs nothing in false rollbacks, unlike re-running a fixed-sample test (Lindon &
+Malek 2022, "Anytime-valid inference for multinomial count data"; Howard, Ramdas, McAuliffe
+& Sekhon 2021). ``min(1, 1/E)`` is an anytime-valid p-value.
+
+The alternatives form a grid in log-ratio steps of ``STEP`` beyond the null (up to 16 times
+it). Their weights are normal in the log ratio, centred on ``PRIOR_CENTRE`` (1.8 times the
+null) with ``PRIOR_SD``: most weight on the regressions worth a rollback (1.3 to 5 times),
+some on every effect, so small ones are still caught given more data.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+STEP = 0.1
+OFFSETS = np.arange(1, 29) * STEP  # log-ratio distance of each alternative from the null
+PRIOR_CENTRE = 0.6
+PRIOR_SD = 0.5
+_PRIOR = np.exp(-0.5 * ((OFFSETS - PRIOR_CENTRE) / PRIOR_SD) ** 2)
+LOG_WEIGHTS = np.log(_PRIOR / _PRIOR.sum())
+K = len(OFFSETS)
+# Mean shifts, in standard deviations of a block of ``unit`` requests: a KPI moves little
+# against its noise, so this grid is log-spaced from 0.01 to 1 with its weight around 0.1.
+SHIFTS = np.exp(np.linspace(math.log(0.01), 0.0, 40))
+_SHIFT_PRIOR = np.exp(-0.5 * ((np.log(SHIFTS) - math.log(0.1)) / 1.0) ** 2)
+SHIFT_LOG_WEIGHTS = np.log(_SHIFT_PRIOR / _SHIFT_PRIOR.sum())
+
+
+class Evidence(BaseModel):
+    """Mutable test state, stored with the release; assignment is not re-validated (speed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def log_mixture(log_ratios: np.ndarray, log_weights: np.ndarray = LOG_WEIGHTS) -> float:
+    """log Σ w_k exp(r_k), computed stably."""
+    z = log_ratios + log_weights
+    top = float(z.max())
+    return top + math.log(float(np.exp(z - top).sum()))
+
+
+@lru_cache(maxsize=64)
+def _log_thetas(worse_than: float, within: float) -> np.ndarray:
+    thetas = np.concatenate(
+        [
+            math.log(worse_than) + OFFSETS,
+            [math.log(worse_than)],
+            math.log(within) - OFFSETS,
+            [math.log(within)],
+        ]
+    )
+    thetas.setflags(write=False)
+    return thetas
+
+
+class RatioEvidence(Evidence):
+    """Canary against baseline on the per-request rate of one kind of event.
+
+    θ = canary rate / baseline rate (of errors, or of requests slower than a bound). Given
+    that a window saw m events, each came from the canary with probability θr/(θr + 1),
+    where r is the ratio of canary to baseline requests in that window (the Poisson
+    approximation; for θ = 1 the exact conditional law is hypergeometric, which is less
+    spread, so the test stays valid). The baseline's own rate cancels out, however it moves
+    with load through the day.
+
+    Two nulls are tested on the same likelihood: "θ ≤ worse_than" (rejecting it says the
+    canary is worse beyond tolerance) and "θ ≥ within" (rejecting it bounds the regression).
+    """
+
+    worse_than: float
+    within: float
+    loglik: list[float] = []
+    canary_events: int = 0
+    canary_requests: int = 0
+    baseline_events: int = 0
+    baseline_requests: int = 0
+
+    def add(
+        self, canary_events: int, canary_requests: int, baseline_events: int, baseline_requests: int
+    ) -> None:
+        if canary_requests <= 0 or baseline_requests <= 0:
+            return  # no comparison in this window: the evidence does not move
+        self.canary_events += canary_events
+        self.canary_requests += canary_requests
+        self.baseline_events += baseline_events
+        self.baseline_requests += baseline_requests
+        events = canary_events + baseline_events
+        if events == 0:
+            return
+        log_rate = _log_thetas(self.worse_than, self.within) + math.log(
+            canary_requests / baseline_requests
+        )
+        step = canary_events * log_rate - events * np.logaddexp(log_rate, 0.0)
+        self.loglik = (np.asarray(self.loglik) + step).tolist() if self.loglik else step.tolist()
+
+    def log_e_worse(self) -> float:
+        """log E against "θ ≤ worse_than"."""
+        if not self.loglik:
+            return 0.0
+        ll = np.asarray(self.loglik)
+        return log_mixture(ll[:K] - ll[K])
+
+    def log_e_within(self) -> float:
+        """log E against "θ ≥ within"."""
+        if not self.loglik:
+            return 0.0
+        ll = np.asarray(self.loglik)
+        return log_mixture(ll[K + 1 : 2 * K + 1] - ll[2 * K + 1])
+
+    def ratio(self) -> float | None:
+        """The pooled estimate of θ (None until both sides saw requests and the baseline events)."""
+        if not self.canary_requests or not self.baseline_requests or not self.baseline_events:
+            return None
+        return (self.canary_events / self.canary_requests) / (
+            self.baseline_events / self.baseline_requests
+        )
+
+
+@lru_cache(maxsize=256)
+def _rate_grid(limit: float, direction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bad request and per good request, the log likelihood ratio of each alternative."""
+    limit = min(max(limit, 1e-9), 1 - 1e-9)
+    alternatives = limit * np.exp(direction * OFFSETS)
+    valid = alternatives < 1
+    p = alternatives[valid]
+    return (
+        np.log(p / limit),
+        np.log1p(-p) - math.log1p(-limit),
+        LOG_WEIGHTS[valid],
+    )
+
+
+class RateEvidence(Evidence):
+    """One cohort's share of bad requests against a fixed limit (an absolute guardrail).
+
+    Requests are Bernoulli trials; the null "share ≤ limit" is rejected when the canary is
+    over the limit, and "share ≥ limit" when it is under. ``events`` may be fractional when a
+    latency budget falls inside a histogram bucket (interpolated, as histogram_quantile is).
+    """
+
+    limit: float  # a share in (0, 1)
+    events: float = 0.0
+    requests: float = 0.0
+
+    def add(self, events: float, requests: float) -> None:
+        self.events += events
+        self.requests += requests
+
+    def _log_e(self, direction: float) -> float:
+        if self.requests <= 0:
+            return 0.0
+        log_step, log_rest, log_weights = _rate_grid(self.limit, direction)
+        if not len(log_step):
+            return 0.0
+        llr = self.events * log_step + (self.requests - self.events) * log_rest
+        return log_mixture(llr, log_weights)
+
+    def log_e_above(self) -> float:
+        """log E against "share ≤ limit"."""
+        return self._log_e(+1.0)
+
+    def log_e_below(self) -> float:
+        """log E against "share ≥ limit"."""
+        return self._log_e(-1.0)
+
+    def share(self) -> float | None:
+        return self.events / self.requests if self.requests else None
+
+
+class MeanEvidence(Evidence):
+    """The mean of a series of block values (a KPI, or its canary-minus-baseline difference).
+
+    Each value carries a weight, the requests behind it: its variance is taken as σ²/weight
+    (a conversion rate's variance falls with the sessions behind it), so a block from a 50 %
+    stage counts ten times one from a 5 % stage. A Gaussian mixture over shifts, measured in
+    σ for a block of ``unit`` requests, with σ estimated from the data: approximately
+    anytime-valid once enough blocks are in (the plug-in is why a KPI needs a minimum
+    number of blocks before it may decide). ``reference`` sums the baseline's values, for
+    nulls relative to the baseline level.
+    """
+
+    n: int = 0
+    weight: float = 0.0
+    total: float = 0.0  # Σ weight · value
+    total_sq: float = 0.0  # Σ weight · value²
+    reference: float = 0.0  # Σ weight · baseline value
+
+    def add(self, value: float, weight: float, reference: float = 0.0) -> None:
+        if weight <= 0:
+            return
+        self.n += 1
+        self.weight += weight
+        self.total += weight * value
+        self.total_sq += weight * value * value
+        self.reference += weight * reference
+
+    def mean(self) -> float | None:
+        return self.total / self.weight if self.weight else None
+
+    def reference_mean(self) -> float | None:
+        return self.reference / self.weight if self.weight else None
+
+    def _log_e(self, null_mean: float, direction: float, unit: float) -> float:
+        if self.n < 2:
+            return 0.0
+        variance = max((self.total_sq - self.total**2 / self.weight) / (self.n - 1), 0.0)
+        floor = 1e-12 * max(1.0, abs(null_mean))
+        sd = max(math.sqrt(variance), floor)  # per unit of weight
+        standardized = (self.total - self.weight * null_mean) / (sd * math.sqrt(unit))
+        llr = direction * SHIFTS * standardized - self.weight / unit * SHIFTS**2 / 2
+        return log_mixture(llr, SHIFT_LOG_WEIGHTS)
+
+    def log_e_below(self, null_mean: float, unit: float = 1.0) -> float:
+        """log E against "mean ≥ null_mean"."""
+        return self._log_e(null_mean, -1.0, unit)
+
+    def log_e_above(self, null_mean: float, unit: float = 1.0) -> float:
+        """log E against "mean ≤ null_mean"."""
+        return self._log_e(null_mean, +1.0, unit)
+
+
+def confidence(log_e: float, tests: float) -> float:
+    """1 - the Bonferroni-adjusted anytime-valid p-value, min(1, tests / E)."""
+    return max(0.0, 1.0 - min(1.0, tests * math.exp(-min(log_e, 700.0))))
