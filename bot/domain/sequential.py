@@ -227,8 +227,3 @@ class MeanEvidence(Evidence):
     def log_e_above(self, null_mean: float, unit: float = 1.0) -> float:
         """log E against "mean ≤ null_mean"."""
         return self._log_e(null_mean, +1.0, unit)
-
-
-def confidence(log_e: float, tests: float) -> float:
-    """1 - the Bonferroni-adjusted anytime-valid p-value, min(1, tests / E)."""
-    return max(0.0, 1.0 - min(1.0, tests * math.exp(-min(log_e, 700.0))))
