@@ -22,6 +22,7 @@ from bot.domain.plan import TriggerAction
 from bot.domain.request import Guardrail
 
 TestState = Literal["breached", "holds", "unproven", "no_data"]
+_Cohorts = tuple[CohortSample, CohortSample]  # (canary, baseline) over the stage
 
 
 class TestResult(Model):
@@ -72,7 +73,9 @@ def judgement(judge: CanaryJudge, now: datetime) -> Judgement:
     verdicts = judge.verdicts(with_bounds=True)
     recommendation = judge.decide(now, verdicts)
     settings = judge.settings
-    results = [_result(judge, v) for v in verdicts]
+    # The stage's cohorts, summed once for every result and the contract metrics.
+    cohorts = (judge.stage_canary.sample(), _baseline(judge))
+    results = [_result(judge, v, cohorts) for v in verdicts]
     if recommendation == "rollback":
         deciding = [r for r in results if r.state == "breached" and r.action == "auto_rollback"]
         stated = max(r.confidence for r in deciding)
@@ -87,7 +90,7 @@ def judgement(judge: CanaryJudge, now: datetime) -> Judgement:
         )
     return Judgement(
         results=results,
-        metrics=_metrics(judge, results),
+        metrics=_metrics(cohorts, results),
         statistical_confidence=round(stated, 4),
         recommendation=recommendation,
         canary_requests=judge.stage_canary.requests,
@@ -95,7 +98,7 @@ def judgement(judge: CanaryJudge, now: datetime) -> Judgement:
     )
 
 
-def _result(judge: CanaryJudge, v: Verdict) -> TestResult:
+def _result(judge: CanaryJudge, v: Verdict, cohorts: _Cohorts) -> TestResult:
     worse = _adjusted(v.log_worse, v.worse_threshold, judge.settings.alpha)
     within = _adjusted(v.log_within, v.within_threshold, judge.settings.promote_alpha)
     state: TestState = (
@@ -112,8 +115,8 @@ def _result(judge: CanaryJudge, v: Verdict) -> TestResult:
         return _ratio_result(judge, v, claim)
     guardrail = next(g for g in judge.guardrails if g.name == v.key)
     if guardrail.metric == "kpi":
-        return _kpi_result(judge, guardrail, v, claim)
-    return _rate_result(judge, guardrail, v, claim)
+        return _kpi_result(judge, guardrail, v, claim, cohorts[1])
+    return _rate_result(judge, guardrail, v, claim, cohorts)
 
 
 class _Claim:
@@ -196,9 +199,11 @@ def _ratio_result(judge: CanaryJudge, v: Verdict, claim: _Claim) -> TestResult:
     )
 
 
-def _rate_result(judge: CanaryJudge, g: Guardrail, v: Verdict, claim: _Claim) -> TestResult:
+def _rate_result(
+    judge: CanaryJudge, g: Guardrail, v: Verdict, claim: _Claim, cohorts: _Cohorts
+) -> TestResult:
     stage = judge.rates_stage[g.name]
-    canary, baseline = judge.stage_canary.sample(), _baseline(judge)
+    canary, baseline = cohorts
     if g.metric in QUANTILES:
         q = QUANTILES[g.metric]
         observed = quantile_ms(canary.latency_buckets, q)
@@ -231,7 +236,9 @@ def _rate_result(judge: CanaryJudge, g: Guardrail, v: Verdict, claim: _Claim) ->
     )
 
 
-def _kpi_result(judge: CanaryJudge, g: Guardrail, v: Verdict, claim: _Claim) -> TestResult:
+def _kpi_result(
+    judge: CanaryJudge, g: Guardrail, v: Verdict, claim: _Claim, baseline: CohortSample
+) -> TestResult:
     release, stage = judge.kpis[g.name], judge.kpis_stage[g.name]
     name = g.kpi or ""
     source = stage if stage.n else release
@@ -243,7 +250,7 @@ def _kpi_result(judge: CanaryJudge, g: Guardrail, v: Verdict, claim: _Claim) -> 
         value = "n/a" if observed is None else f"{observed:+.2f}%"
     else:
         canary_level = observed = mean
-        baseline_level = _baseline(judge).kpis.get(name)
+        baseline_level = baseline.kpis.get(name)
         value = "n/a" if mean is None else f"{mean:.4g}"
     needed = judge.settings.kpi_min_blocks
     said = (
@@ -273,8 +280,8 @@ def _baseline(judge: CanaryJudge) -> CohortSample:
     return totals.sample()
 
 
-def _metrics(judge: CanaryJudge, results: list[TestResult]) -> CanaryMetrics:
-    canary, baseline = judge.stage_canary.sample(), _baseline(judge)
+def _metrics(cohorts: _Cohorts, results: list[TestResult]) -> CanaryMetrics:
+    canary, baseline = cohorts
     failed = {r.test for r in results if r.state == "breached"}
     failed_rails = {r.guardrail for r in results if r.state == "breached"}
 
