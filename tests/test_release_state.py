@@ -240,6 +240,23 @@ def test_healthy_windows_promote_after_the_bake() -> None:
     assert "analysis_passed" in actions(release)
 
 
+def test_the_full_judgement_is_rebuilt_each_minute_and_whenever_the_judge_speaks() -> None:
+    release = started_release(make_request(risk="medium"))
+    now = until_step(release, T0, 1)
+    ten_seconds = timedelta(seconds=10)
+    first = now + ten_seconds  # the step's first judgement
+    judged = set()
+    for _ in range(12):  # two minutes of quiet 10-second ticks
+        now += ten_seconds
+        tick(release, now)
+        judged.add(release.judged_at)
+    assert judged == {first, first.replace(second=0) + MINUTE, first.replace(second=0) + 2 * MINUTE}
+    now += ten_seconds
+    tick(release, now, bad_window)
+    assert release.judged_at == now, "a breach was acted on with a stale judgement"
+    assert release.status == "rolling_back"
+
+
 def test_a_healthy_release_completes() -> None:
     release = started_release(make_request(risk="medium"))
     run(release, T0)

@@ -24,6 +24,9 @@ class Database:
         self.db = sqlite_utils.Database(conn)
         if self.path != ":memory:":
             self.db.execute("PRAGMA journal_mode=WAL")
+            # WAL with NORMAL: a commit survives a crash of the process (what the reconcile
+            # loop needs); only a power cut may lose the last ticks, which the next redoes.
+            self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.lock = threading.RLock()
 

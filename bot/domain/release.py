@@ -388,6 +388,13 @@ class Release(MutableModel):
             return False
         return now - record.started_at >= timedelta(minutes=step.bake_minutes)
 
+    def _extension_over(self, now: datetime) -> bool:
+        """Whether the current step ran ``EXTEND_LIMIT`` times its bake without promotion."""
+        step, record = self.current_step, self._record_of_current()
+        if step is None or record is None or record.started_at is None:
+            return False
+        return now - record.started_at >= timedelta(minutes=step.bake_minutes * EXTEND_LIMIT)
+
     def _record_of_current(self) -> StepRecord | None:
         return self.steps[self.step_index] if 0 <= self.step_index < len(self.steps) else None
 
@@ -471,8 +478,7 @@ class Release(MutableModel):
             rate = sample.canary.errors / sample.canary.requests * 100
             self.canary_error_rates = [*self.canary_error_rates, rate][-HISTORY_WINDOWS:]
         self.canary_judge.observe(sample)
-        verdict = judgement(self.canary_judge, now)
-        self.judgement, self.judged_step, self.judged_at = verdict, step.index, now
+        verdict = self._judge(step.index, now)
         for result in verdict.breached("alert"):
             self._alert(
                 result.guardrail, "warning", now, "alerted; rollout continues", result.detail
@@ -516,8 +522,7 @@ class Release(MutableModel):
             )
             self._advance(now)
             return
-        assert record.started_at is not None
-        if now - record.started_at >= timedelta(minutes=step.bake_minutes * EXTEND_LIMIT):
+        if self._extension_over(now):
             unproven = [
                 r.detail
                 for r in verdict.results
@@ -525,6 +530,32 @@ class Release(MutableModel):
             ]
             why = "; ".join(unproven) or f"the judge still says {verdict.recommendation}"
             self._pause(f"not enough evidence to promote: {why}", now)
+
+    def _judge(self, step_index: int, now: datetime) -> Judgement:
+        """The judgement for this tick. The full one (every test's figures, the contract's
+        metrics) costs twice the decision alone, so it is rebuilt only when the judge has
+        something to say, the step's extended analysis ran out, or a new minute began (for
+        the live card)."""
+        judge = self.canary_judge
+        verdicts = judge.verdicts(with_bounds=judge.soaked(now))
+        quiet = (
+            judge.decide(now, verdicts) == "extend_analysis"
+            and not any(v.breached for v in verdicts)
+            and judge.no_data_streak < judge.settings.no_data_limit
+            and not self._extension_over(now)
+        )
+        last = self.judged_at
+        if (
+            quiet
+            and self.judgement is not None
+            and not self.judgement.breached()
+            and self.judged_step == step_index
+            and last is not None
+            and last.replace(second=0, microsecond=0) == now.replace(second=0, microsecond=0)
+        ):
+            return self.judgement
+        self.judgement, self.judged_step, self.judged_at = judgement(judge, now), step_index, now
+        return self.judgement
 
     def _without_metrics(self, reason: str, now: datetime) -> None:
         """Nothing to judge on for too long: act as the metrics-provider trigger says."""
