@@ -86,7 +86,7 @@ def tick(states: list[str], sample: WindowSample, full: bool) -> tuple[float, li
 
 
 class _Silent(AbstractChat):
-    def post(self, release: Release, event: StoredEvent) -> None:
+    def post(self, release: Release, events: list[StoredEvent]) -> None:
         pass
 
 

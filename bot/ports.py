@@ -109,8 +109,9 @@ class AbstractChat(abc.ABC):
     """Where a release's thread lives: Slack, or the terminal."""
 
     @abc.abstractmethod
-    def post(self, release: Release, event: StoredEvent) -> None:
-        """Show one update in the release's thread."""
+    def post(self, release: Release, events: list[StoredEvent]) -> None:
+        """Show a release's new events (oldest first) in its thread. One call per release per
+        delivery, so a chat with rate limits can coalesce a burst into one update."""
 
 
 class AbstractPlanner(abc.ABC):

@@ -7,11 +7,12 @@ of a release is one transaction: load, decide (pure domain), save with its event
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.adapters.sim_ci import SimulatedCI
-from bot.adapters.store import ReleaseNotFound, SqliteReleaseStore
+from bot.adapters.store import ReleaseNotFound, SqliteReleaseStore, StoredEvent
 from bot.config import Config, ServiceConfig
 from bot.domain.contract import InsufficientContext, ReleaseReport
 from bot.domain.gates import GateEvidence, run_gates
@@ -50,6 +51,7 @@ class Services:
     planner: AbstractPlanner
     tick_seconds: float = 10.0
     ci: SimulatedCI | None = None  # the embedded environment's CI, publishing builds on request
+    delivery_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -62,9 +64,10 @@ def release_id_for(request: ReleaseRequest, now: datetime) -> str:
 
 
 def start_release(
-    services: Services, text: str, requested_by: str
+    services: Services, text: str, requested_by: str, channel: str | None = None
 ) -> Release | InsufficientContext:
-    """Parse a /release line, plan it and store it; the first tick runs the gates."""
+    """Parse a /release line, plan it and store it; the first tick runs the gates.
+    ``channel`` is where it was asked for: the chat keeps the release's thread there."""
     parsed = parse_release(text, services.config)
     if isinstance(parsed, InsufficientContext):
         return parsed
@@ -82,6 +85,7 @@ def start_release(
     release = Release.create(
         release_id_for(request, now), request, plan, svc.approvers, requested_by, now
     )
+    release.channel = channel
     if services.ci is not None:
         art = request.release_package.artifact
         services.ci.publish(
@@ -319,15 +323,15 @@ def converge(services: Services, release: Release) -> None:
 
 def deliver(services: Services) -> int:
     """Post undelivered events to the chat, then mark them; at-least-once after a crash."""
-    events = services.store.undelivered()
-    cache: dict[str, Release] = {}
-    for event in events:
-        release = cache.get(event.release_id) or services.store.get(event.release_id)
-        cache[event.release_id] = release
-        services.chat.post(release, event)
-    if events:
-        services.store.mark_delivered([e.id for e in events], services.clock.now())
-    return len(events)
+    with services.delivery_lock:  # the tick and a Slack handler may deliver at once
+        events = services.store.undelivered()
+        by_release: dict[str, list[StoredEvent]] = {}
+        for event in events:
+            by_release.setdefault(event.release_id, []).append(event)
+        for release_id, batch in by_release.items():
+            services.chat.post(services.store.get(release_id), batch)
+            services.store.mark_delivered([e.id for e in batch], services.clock.now())
+        return len(events)
 
 
 # -- reports ------------------------------------------------------------------------------------

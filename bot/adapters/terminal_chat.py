@@ -16,11 +16,12 @@ class TerminalChat(AbstractChat):
         self.stream = stream or sys.stdout
         self.posted: list[tuple[str, str]] = []
 
-    def post(self, release: Release, event: StoredEvent) -> None:
-        text = event_text(release, event)
-        self.posted.append((release.id, text))
-        print(
-            f"{event.at:%H:%M:%S} {release.request.service} {release.version} │ {text}",
-            file=self.stream,
-            flush=True,
-        )
+    def post(self, release: Release, events: list[StoredEvent]) -> None:
+        for event in events:
+            text = event_text(release, event)
+            self.posted.append((release.id, text))
+            print(
+                f"{event.at:%H:%M:%S} {release.request.service} {release.version} │ {text}",
+                file=self.stream,
+                flush=True,
+            )

@@ -113,6 +113,7 @@ class Release(MutableModel):
     requested_by: str
     approvers: list[str]
     created_at: datetime
+    channel: str | None = None  # where it was asked for (a Slack channel ID); the thread's home
     status: Status = "pending_gates"
     previous_version: str | None = None
     checks: list[Check] = []
