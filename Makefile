@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_DB := data/demo.db
 DEMO_FLAGS := --db $(DEMO_DB) --approve-as alice --clock-start 2026-11-24T14:00:00Z $(if $(SPEED),--speed $(SPEED))
 
-.PHONY: install demo test lint clean bench-judge bench-tick
+.PHONY: install demo test lint clean bench-judge bench-tick bench-ack
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,8 @@ demo: install
 	@$(BIN)/python -m bot.demo_summary data/demo-healthy.json data/demo-faulty.json data/demo-failed.json
 
 lint: install
-	$(BIN)/ruff check bot tests bench
-	$(BIN)/ruff format --check bot tests bench
+	$(BIN)/ruff check bot handlers tests bench
+	$(BIN)/ruff format --check bot handlers tests bench
 	$(BIN)/mypy bot bench
 
 test: lint
@@ -43,6 +43,10 @@ bench-judge: install
 # One reconcile tick's judging over 1,000 active releases, and a 60-minute run judged.
 bench-tick: install
 	$(BIN)/python -m bench.tick_bench
+
+# /release ack latency: 50 signed commands at once to the running app on loopback.
+bench-ack: install
+	$(BIN)/python -m bench.ack_bench
 
 clean:
 	rm -rf $(VENV) data/*.db data/*.db-* data/demo-*.json

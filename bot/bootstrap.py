@@ -8,12 +8,15 @@ from pathlib import Path
 
 from bot.adapters import checks as checks_adapter
 from bot.adapters import flags as flags_adapter
+from bot.adapters import locks as locks_adapter
 from bot.adapters import store as store_adapter
 from bot.adapters.checks import SqliteChecks
 from bot.adapters.clock import RealClock, VirtualClock
 from bot.adapters.db import Database
 from bot.adapters.flags import SqliteFlags
+from bot.adapters.locks import SqliteLocks
 from bot.adapters.rule_planner import RulePlanner
+from bot.adapters.series import SqliteSeries
 from bot.adapters.sim_ci import SimulatedCI
 from bot.adapters.sim_profiles import load_profiles
 from bot.adapters.simulator import SimulatedFleet
@@ -45,13 +48,14 @@ def bootstrap(
     config_path: Path | None = None,
     tick_seconds: float = TICK_SECONDS,
 ) -> Wiring:
-    """The embedded defaults: SQLite store, flags and CI evidence, the simulated fleet for
-    metrics and traffic, the rule planner, and the terminal as the chat."""
+    """The embedded defaults: SQLite store, flags, locks and CI evidence, the simulated
+    fleet for metrics and traffic, the rule planner, and the terminal as the chat."""
     database = Database(db_path)
     for migrate in (
         store_adapter.apply_migrations,
         flags_adapter.apply_migrations,
         checks_adapter.apply_migrations,
+        locks_adapter.apply_migrations,
     ):
         migrate(database)
     store = SqliteReleaseStore(database)
@@ -69,6 +73,8 @@ def bootstrap(
         checks=checks,
         chat=chat or TerminalChat(),
         planner=RulePlanner(tick_seconds),
+        locks=SqliteLocks(database),
+        series=SqliteSeries(database),
         tick_seconds=tick_seconds,
         ci=SimulatedCI(checks, fleet),
     )

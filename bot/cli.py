@@ -33,13 +33,18 @@ from bot.scheduler import run_forever, run_until
 from bot.service import (
     Services,
     approve,
+    dry_run,
     find,
+    lock_env,
+    pause,
+    promote_now,
     reconcile,
     reject,
     report,
     resume,
     rollback,
     start_release,
+    unlock_env,
 )
 
 EXIT_INSUFFICIENT = 2
@@ -196,10 +201,17 @@ def _answer_pause(services: Services, release: Release) -> Release:
             3,
         )
     click.echo(f"\n{release.id} is paused: {release.pause_reason}")
-    choice = click.prompt("[c]ontinue or [r]oll back?", default="r").strip().lower()
-    if choice.startswith("c"):
-        return resume(services, release.id, _user())
-    return rollback(services, release.id, _user(), "rolled back at the terminal after a pause")
+    while True:
+        choice = click.prompt("[c]ontinue or [r]oll back?", default="r").strip().lower()
+        user = click.prompt(
+            "Your name", default=release.approvers[0] if release.approvers else _user()
+        )
+        try:
+            if choice.startswith("c"):
+                return resume(services, release.id, user)
+            return rollback(services, release.id, user, "rolled back at the terminal after a pause")
+        except CommandRejected as exc:
+            click.echo(f"not accepted: {exc}")
 
 
 def _emit_report(services: Services, release_id: str, json_out: str | None) -> None:
@@ -321,6 +333,10 @@ def _release_command(action: str) -> Any:
                     release = reject(services, release.id, who, kwargs["reason"])
                 case "rollback":
                     release = rollback(services, release.id, who, kwargs["reason"])
+                case "pause":
+                    release = pause(services, release.id, who, kwargs["reason"])
+                case "promote":
+                    release = promote_now(services, release.id, who)
                 case _:
                     release = resume(services, release.id, who)
         except (CommandRejected, ReleaseNotFound) as exc:
@@ -342,6 +358,74 @@ main.command(name="rollback", help="Roll a release back now (manual trigger).")(
     )
 )
 main.command(name="resume-release", help="Continue a paused release.")(_release_command("resume"))
+main.command(name="pause", help="Hold a rollout at its current step until resumed.")(
+    click.option("--reason", default="", help="Why (default: paused by USER).")(
+        _release_command("pause")
+    )
+)
+main.command(name="promote", help="End the current step's bake early (an approver).")(
+    _release_command("promote")
+)
+
+
+def _lock_command(action: str) -> Any:
+    @click.argument("scope", metavar="ENV|SERVICE/ENV")
+    @click.option("--as", "user", default=None, help="Who does it (default: your login).")
+    @db_option
+    def command(scope: str, user: str | None, db: str, **kwargs: Any) -> None:
+        services = _wire(db).services
+        who = user or _user()
+        try:
+            if action == "lock":
+                lock = lock_env(services, scope, who, kwargs["reason"])
+                click.echo(f"locked: {lock.describe()}")
+            else:
+                lock = unlock_env(services, scope, who)
+                click.echo(f"unlocked {lock.scope} (locked by {lock.by}: {lock.reason})")
+        except CommandRejected as exc:
+            _fail(str(exc))
+
+    return command
+
+
+main.command(name="lock", help="Refuse every release reaching ENV (or SERVICE/ENV).")(
+    click.option("--reason", default="", help="Why.")(_lock_command("lock"))
+)
+main.command(name="unlock", help="Lift a lock on ENV or SERVICE/ENV.")(_lock_command("unlock"))
+
+
+@main.command(name="locks")
+@db_option
+def locks_command(db: str) -> None:
+    """List the locked environments: who locked each, when and why."""
+    services = _wire(db).services
+    locks = services.locks.all()
+    if not locks:
+        click.echo("nothing is locked")
+    for lock in locks:
+        click.echo(lock.describe())
+
+
+@main.command(name="dry-run")
+@click.argument("line")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the dry run as JSON.")
+def dry_run_command(line: str, db: str, as_json: bool) -> None:
+    """Plan a /release line and judge its gates without storing or deploying anything.
+
+    Exits 0 when the release would start, 1 when it would be refused or stopped by a gate,
+    and 2 when the line is incomplete (the insufficient_context object is printed)."""
+    services = _wire(db).services
+    try:
+        result = dry_run(services, line)
+    except ParseError as exc:
+        _fail(str(exc), EXIT_INSUFFICIENT)
+    if isinstance(result, InsufficientContext):
+        click.echo(_dump(result))
+        sys.exit(EXIT_INSUFFICIENT)
+    click.echo(_dump(result) if as_json else "\n".join(result.lines()))
+    if result.outcome in ("refused", "blocked"):
+        sys.exit(1)
 
 
 @main.command(name="report")
@@ -498,8 +582,27 @@ def analyze_command(
 @db_option
 @click.option("--real-clock/--virtual-clock", default=True, help="Tick on real time (production).")
 def worker(db: str, real_clock: bool) -> None:
-    """Run the reconcile tick forever on the scheduler (what the Procfile starts)."""
+    """Run the reconcile tick forever without Slack (the chat is the terminal)."""
     wiring = _wire(db, virtual_clock=not real_clock)
     reconcile(wiring.services)
     click.echo(f"release-bot worker: reconciling every {wiring.services.tick_seconds:g}s on {db}")
     run_forever(wiring.services)
+
+
+@main.command()
+@click.option("--env-file", default=".env", show_default=True, help="Read settings from here too.")
+def serve(env_file: str) -> None:
+    """Serve the Slack app (HTTP on $PORT, or Socket Mode with SLACK_APP_TOKEN) and run the
+    reconcile tick in the same process (the Procfile's web process)."""
+    import logging
+
+    from bot.settings import SettingsError, load_settings
+    from bot.slack.serve import serve_forever
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        serve_forever(load_settings(env_file))
+    except (SettingsError, ConfigError) as exc:
+        _fail(str(exc))

@@ -7,13 +7,14 @@ Guardrails and flags are written in the same syntax as on a ``/release`` line.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError
 
 from bot.domain.base import Model
-from bot.domain.request import EnvName, Risk, Strategy
+from bot.domain.request import ENV_ORDER, EnvName, Risk, Strategy
 
 M = TypeVar("M", bound=Model)
 
@@ -49,7 +50,11 @@ class ServiceConfig(Model):
     """What a team sets once per service. Every field is optional: the line can say it too."""
 
     owner: str | None = None
-    approvers: list[str] = []
+    approvers: list[str] = []  # Slack user IDs (U0ABC…) in Slack; any names in the CLI
+    # Overrides ``approvers`` for a release whose highest environment is the key, e.g. prod.
+    environment_approvers: dict[EnvName, list[str]] = {}
+    # Channels where a release of the service may be started (IDs or #names); empty: any.
+    allowed_channels: list[str] = []
     environments: list[EnvName] | None = None
     regions: list[str] | None = None
     strategy: Strategy | None = None
@@ -70,12 +75,23 @@ class ServiceConfig(Model):
     instances: int = 10
     key_transactions: list[str] = []
 
+    def approvers_for(self, environments: Iterable[EnvName]) -> list[str]:
+        """The effective approvers of a release reaching ``environments``: those set for its
+        highest environment in ``environment_approvers``, else ``approvers``."""
+        reached = set(environments)
+        highest = next((e for e in reversed(ENV_ORDER) if e in reached), None)
+        if highest is not None and highest in self.environment_approvers:
+            return list(self.environment_approvers[highest])
+        return list(self.approvers)
+
 
 class ConfigError(Exception):
     """The config file is missing or wrong; the message says where and how to fix it."""
 
 
 class Config(Model):
+    # Who may lock and unlock any scope, besides the approvers (see bot/domain/access.py).
+    lock_admins: list[str] = []
     defaults: ServiceConfig = ServiceConfig()
     services: dict[str, ServiceConfig] = {}
 
@@ -89,6 +105,15 @@ class Config(Model):
 
     def knows(self, service: str) -> bool:
         return service in self.services
+
+    def all_approvers(self) -> set[str]:
+        """Everyone listed as an approver anywhere: defaults, services, any environment."""
+        tables = [self.defaults, *self.services.values()]
+        return {
+            a
+            for t in tables
+            for a in [*t.approvers, *(x for xs in t.environment_approvers.values() for x in xs)]
+        }
 
 
 def read_toml_model(path: Path, model: type[M], error: type[Exception], missing: str) -> M:

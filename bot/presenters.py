@@ -53,3 +53,30 @@ def analysis_line(release: Release) -> str | None:
         + ", ".join(parts)
         + f" → {verdict.recommendation} (confidence {verdict.statistical_confidence:.3f})"
     )
+
+
+def status_lines(release: Release) -> list[str]:
+    """Where a release stands, a few lines: what `status` answers in the CLI and in Slack."""
+    step = release.current_step
+    where = (
+        f"step {step.index + 1}/{len(release.plan.steps)} ({step.description})"
+        if step
+        else "not started"
+    )
+    lines = [
+        f"{release.id}: {release.status.replace('_', ' ')}, "
+        f"{release.current_percentage():g}% of traffic, {where}"
+    ]
+    if release.pending_approval:
+        lines.append(
+            f"  waiting for approval of {release.pending_approval} from "
+            + ", ".join(release.approvers)
+        )
+    if release.pause_reason:
+        lines.append(f"  paused: {release.pause_reason}")
+    if release.rollback:
+        lines.append(f"  rollback ({release.rollback.triggered_by}): {release.rollback.reason}")
+    line = analysis_line(release)
+    if line and release.is_active:
+        lines.append(f"  {line}")
+    return lines

@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
+from bot.adapters.checks import FakeChecks
+from bot.adapters.locks import LockError, SqliteLocks
+from bot.adapters.series import SqliteSeries
 from bot.adapters.sim_ci import SimulatedCI
 from bot.adapters.store import ReleaseNotFound, SqliteReleaseStore, StoredEvent
 from bot.config import Config, ServiceConfig
-from bot.domain.contract import InsufficientContext, ReleaseReport
+from bot.domain import access
+from bot.domain.access import EnvLock, ScopeError
+from bot.domain.base import Model
+from bot.domain.contract import Artifacts, Check, InsufficientContext, ReleaseReport
 from bot.domain.gates import GateEvidence, run_gates
 from bot.domain.histogram import aggregate
 from bot.domain.observations import Target, WindowSample
-from bot.domain.release import CommandRejected, Release, VerificationResult
+from bot.domain.plan import Plan
+from bot.domain.release import ENGINE, CommandRejected, Release, VerificationResult
 from bot.domain.report import ReportContext, build_report
 from bot.domain.request import EnvName, ReleaseRequest
 from bot.parsing import parse_release
@@ -49,6 +58,8 @@ class Services:
     checks: AbstractChecks
     chat: AbstractChat
     planner: AbstractPlanner
+    locks: SqliteLocks
+    series: SqliteSeries  # each judged window, for the thread's charts
     tick_seconds: float = 10.0
     ci: SimulatedCI | None = None  # the embedded environment's CI, publishing builds on request
     delivery_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -72,18 +83,15 @@ def start_release(
     if isinstance(parsed, InsufficientContext):
         return parsed
     request = parsed
-    busy = services.store.active_for_service(request.service)
-    if busy:
-        current = services.store.get(busy[0])
-        raise CommandRejected(
-            f"{request.service} already has an active release: {current.id} "
-            f"({current.version}, {current.status.replace('_', ' ')}); wait for it or roll it back"
-        )
+    if why := access.check("start", requested_by, request.service, channel, services.config):
+        raise CommandRejected(why)
     now = services.clock.now()
-    svc = services.config.for_service(request.service)
-    plan = services.planner.plan(request, now, svc.instances)
+    plan, approvers = _plan(services, request, now)
+    refusals = _refusals(services, request, plan)
+    if refusals:
+        raise CommandRejected(refusals[0])
     release = Release.create(
-        release_id_for(request, now), request, plan, svc.approvers, requested_by, now
+        release_id_for(request, now), request, plan, approvers, requested_by, now
     )
     release.channel = channel
     if services.ci is not None:
@@ -102,39 +110,227 @@ def start_release(
     return services.store.get(release.id)
 
 
-def _command(services: Services, release_id: str, action: str, *args: str) -> Release:
+def _plan(services: Services, request: ReleaseRequest, now: datetime) -> tuple[Plan, list[str]]:
+    """The plan, and the release's effective approvers (for its highest environment)."""
+    svc = services.config.for_service(request.service)
+    plan = services.planner.plan(request, now, svc.instances)
+    return plan, svc.approvers_for(e.name for e in plan.environments)
+
+
+def _refusals(services: Services, request: ReleaseRequest, plan: Plan) -> list[str]:
+    """Why a release could not start now: another one active, a locked environment."""
+    out = []
+    busy = services.store.active_for_service(request.service)
+    if busy:
+        current = services.store.get(busy[0])
+        out.append(
+            f"{request.service} already has an active release: {current.id} "
+            f"({current.version}, {current.status.replace('_', ' ')}); wait for it or roll it back"
+        )
+    for scope in access.scopes_for(request.service, [e.name for e in plan.environments]):
+        lock = services.locks.get(scope)
+        if lock is not None:
+            out.append(access.lock_refusal(request.service, lock))
+    return out
+
+
+Change = Callable[[Release, datetime], None]
+
+
+def _change(services: Services, release_id: str, change: Change) -> Release:
+    """One command on one release: load, decide, save with its events, converge, deliver."""
     with services.store.unit_of_work():
         release = services.store.get(release_id)
-        now = services.clock.now()
-        match action:
-            case "approve":
-                release.approve(args[0], now)
-            case "reject":
-                release.reject(args[0], args[1], now)
-            case "rollback":
-                release.request_rollback(args[0], args[1], now)
-            case "resume":
-                release.resume(args[0], now)
+        change(release, services.clock.now())
         services.store.save(release)
     converge(services, release)
     deliver(services)
     return release
 
 
+def _command(
+    services: Services, release_id: str, action: access.Action, user: str, change: Change
+) -> Release:
+    """A user's command, if the access policy lets them; a refusal is audited, then raised."""
+    refusal: list[str] = []
+
+    def decide(release: Release, now: datetime) -> None:
+        why = access.check(action, user, release, None, services.config)
+        if why is None:
+            change(release, now)
+        else:
+            refusal.append(why)
+            release.record_refused(user, action, why, now)
+
+    release = _change(services, release_id, decide)
+    if refusal:
+        raise CommandRejected(refusal[0])
+    return release
+
+
 def approve(services: Services, release_id: str, user: str) -> Release:
-    return _command(services, release_id, "approve", user)
+    return _command(services, release_id, "approve", user, lambda r, now: r.approve(user, now))
 
 
 def reject(services: Services, release_id: str, user: str, reason: str) -> Release:
-    return _command(services, release_id, "reject", user, reason)
+    return _command(
+        services, release_id, "reject", user, lambda r, now: r.reject(user, reason, now)
+    )
 
 
 def rollback(services: Services, release_id: str, user: str, reason: str) -> Release:
-    return _command(services, release_id, "rollback", user, reason)
+    return _command(
+        services, release_id, "rollback", user, lambda r, now: r.request_rollback(user, reason, now)
+    )
 
 
 def resume(services: Services, release_id: str, user: str) -> Release:
-    return _command(services, release_id, "resume", user)
+    return _command(services, release_id, "resume", user, lambda r, now: r.resume(user, now))
+
+
+def pause(services: Services, release_id: str, user: str, reason: str) -> Release:
+    """Hold the rollout where it stands until someone resumes or rolls back."""
+    return _command(services, release_id, "pause", user, lambda r, now: r.pause(user, reason, now))
+
+
+def promote_now(services: Services, release_id: str, user: str) -> Release:
+    """End the current step's bake early; refused past any failed check (see the domain)."""
+    return _command(services, release_id, "promote", user, lambda r, now: r.promote_now(user, now))
+
+
+def refused(services: Services, release_id: str, user: str, action: str, why: str) -> Release:
+    """Audit, on the release, an attempt the access policy refused (a ``refused`` event).
+    The command functions above already do this for their own refusals."""
+    return _change(services, release_id, lambda r, now: r.record_refused(user, action, why, now))
+
+
+# -- environment locks --------------------------------------------------------------------------
+
+
+def _scope(services: Services, action: access.Action, scope: str, user: str) -> str:
+    try:
+        normal = access.parse_scope(scope)
+    except ScopeError as exc:
+        raise CommandRejected(str(exc)) from exc
+    if why := access.check(action, user, normal, None, services.config):
+        raise CommandRejected(why)
+    return normal
+
+
+def lock_env(services: Services, scope: str, user: str, reason: str) -> EnvLock:
+    """Lock ``prod`` or ``payments-api/prod``: releases reaching it are refused until unlocked."""
+    normal = _scope(services, "lock", scope, user)
+    try:
+        return services.locks.lock(normal, user, reason, services.clock.now())
+    except LockError as exc:
+        raise CommandRejected(str(exc)) from exc
+
+
+def unlock_env(services: Services, scope: str, user: str) -> EnvLock:
+    """Remove a lock (returned); unlocking a scope that is not locked says so."""
+    normal = _scope(services, "unlock", scope, user)
+    try:
+        return services.locks.unlock(normal, user, services.clock.now())
+    except LockError as exc:
+        raise CommandRejected(str(exc)) from exc
+
+
+def _lock_after_automatic_rollback(services: Services, release: Release, now: datetime) -> None:
+    """An automatic rollback locks ``service/env`` of the step that broke, once: the lock
+    outlives the release until someone unlocks it, and the thread says so."""
+    rb, step = release.rollback, release.current_step
+    if rb is None or rb.triggered_by != "automated" or step is None or release.locked_scope:
+        return
+    scope = f"{release.request.service}/{step.env}"
+    existing = services.locks.get(scope)
+    lock = existing or services.locks.lock(
+        scope, ENGINE, f"automatic rollback of {release.id}: {rb.reason}", now
+    )
+    release.record_lock(lock, existing is None, now)
+
+
+# -- dry run ------------------------------------------------------------------------------------
+
+Outcome = Literal["auto_approved", "needs_approval", "blocked", "refused"]
+NOT_REHEARSED = "rollback rehearsal not run in a dry run"
+
+
+class DryRun(Model):
+    """What ``/release LINE`` would do, found without storing, deploying, publishing a
+    build or rehearsing a rollback."""
+
+    request: ReleaseRequest
+    plan: Plan
+    approvers: list[str]
+    checks: list[Check]
+    artifacts: Artifacts
+    stable_version: str | None
+    outcome: Outcome
+    refusals: list[str]  # why it would not even start: an active release, a lock
+    blockers: list[str]  # failing checks: it would stop with nothing deployed
+    notes: list[str]
+
+    def lines(self) -> list[str]:
+        pkg = self.request.release_package
+        head = {
+            "auto_approved": "would start at once: low risk and every check passes",
+            "needs_approval": f"would wait for approval from {', '.join(self.approvers)}",
+            "blocked": "would stop at the gates with nothing deployed",
+            "refused": "would be refused",
+        }[self.outcome]
+        out = [f"dry run of {self.request.service} {pkg.version} ({pkg.risk} risk): {head}"]
+        out += [f"  refused: {r}" for r in self.refusals]
+        out += [f"  blocker: {b}" for b in self.blockers]
+        out.append(f"  plan: {self.plan.strategy}, {len(self.plan.steps)} steps")
+        out += [f"    {s.index + 1}. {s.description}" for s in self.plan.steps]
+        out += [f"  {c.check}: {c.status}: {c.details}" for c in self.checks]
+        out += [f"  note: {n}" for n in self.notes]
+        return out
+
+
+def dry_run(services: Services, text: str) -> DryRun | InsufficientContext:
+    """Parse, plan and judge the gates of a /release line; store, deploy and publish nothing."""
+    parsed = parse_release(text, services.config)
+    if isinstance(parsed, InsufficientContext):
+        return parsed
+    request = parsed
+    now = services.clock.now()
+    plan, approvers = _plan(services, request, now)
+    evidence = _gate_evidence(services, request, plan, approvers, now, dry=True)
+    checks, artifacts = run_gates(request, plan, evidence)
+    checks = [
+        c.model_copy(update={"details": c.details.replace("rehearsed in staging", NOT_REHEARSED)})
+        if c.check == "rollback_plan"
+        else c
+        for c in checks
+    ]
+    refusals = _refusals(services, request, plan)
+    blockers = [f"{c.check}: {c.details}" for c in checks if c.status == "fail"]
+    auto = plan.risk == "low" and all(c.status == "pass" for c in checks)
+    outcome: Outcome = (
+        "refused"
+        if refusals
+        else "blocked"
+        if blockers
+        else "auto_approved"
+        if auto
+        else "needs_approval"
+    )
+    notes = [f"{NOT_REHEARSED}: a real start rehearses it in staging first"]
+    if services.ci is not None:
+        notes.append("build evidence is what the embedded CI would publish at the start")
+    return DryRun(
+        request=request,
+        plan=plan,
+        approvers=approvers,
+        checks=checks,
+        artifacts=artifacts,
+        stable_version=evidence.stable_version,
+        outcome=outcome,
+        refusals=refusals,
+        blockers=blockers,
+        notes=notes,
+    )
 
 
 # -- the reconcile tick -----------------------------------------------------------------------
@@ -158,6 +354,7 @@ def reconcile_one(services: Services, release_id: str) -> Release:
         now = services.clock.now()
         converge(services, release)  # re-apply after a crash between save and apply
         _step(services, release, now)
+        _lock_after_automatic_rollback(services, release, now)
         store.save(release)
     converge(services, release)
     return release
@@ -198,15 +395,14 @@ def _observe(services: Services, release: Release, now: datetime) -> None:
         release.record_metrics_error(str(exc) or "no data", now)
         return
     release.record_telemetry(logs, traces)
-    release.observe(
-        WindowSample(
-            start=start,
-            end=now,
-            baseline=aggregate([s.baseline for s in samples]),
-            canary=aggregate([s.canary for s in samples]),
-        ),
-        now,
+    window = WindowSample(
+        start=start,
+        end=now,
+        baseline=aggregate([s.baseline for s in samples]),
+        canary=aggregate([s.canary for s in samples]),
     )
+    release.observe(window, now)
+    services.series.add(release.id, step.index, window)  # same unit of work as the state
 
 
 def _verify(services: Services, release: Release, now: datetime) -> VerificationResult:
@@ -264,40 +460,61 @@ def _restored(services: Services, release: Release) -> bool:
 
 
 def _run_gates(services: Services, release: Release, now: datetime) -> None:
-    request = release.request
+    evidence = _gate_evidence(services, release.request, release.plan, release.approvers, now)
+    checks, artifacts = run_gates(release.request, release.plan, evidence)
+    auto = release.plan.risk == "low" and all(c.status == "pass" for c in checks)
+    release.record_gates(checks, artifacts, evidence.stable_version, auto, now)
+
+
+def _gate_evidence(
+    services: Services,
+    request: ReleaseRequest,
+    plan: Plan,
+    approvers: list[str],
+    now: datetime,
+    dry: bool = False,
+) -> GateEvidence:
+    """What the gates judge, gathered through the ports. ``dry``: change nothing, so no
+    rollback rehearsal (it deploys to staging) and no build published (the embedded CI's
+    evidence is computed in memory)."""
     svc = services.config.for_service(request.service)
-    prod = [e for e in release.plan.environments if e.name == "prod"] or release.plan.environments
+    version = request.release_package.version
+    prod = [e for e in plan.environments if e.name == "prod"] or plan.environments
     first = Target(service=request.service, env=prod[0].name, region=prod[0].region)
     stable = services.traffic.state(first).stable_version
-    rehearsal_env = next((e for e in release.plan.environments if e.name == "staging"), prod[0])
+    rehearsal_env = next((e for e in plan.environments if e.name == "staging"), prod[0])
     rehearsal = (
         services.traffic.rehearse_rollback(
             Target(service=request.service, env=rehearsal_env.name, region=rehearsal_env.region),
-            release.version,
+            version,
         )
-        if stable is not None
+        if stable is not None and not dry
         else None
     )
+    checks = services.checks
+    if dry and services.ci is not None:
+        checks = FakeChecks()
+        art = request.release_package.artifact
+        SimulatedCI(checks, services.ci.fleet).publish(
+            request.service, version, art.image, art.build_id or f"build-{version}", art.hash, now
+        )
     dep_names = [d.name for d in svc.dependencies] + [
         d.name
         for d in request.operational_context.dependencies
         if d.name not in {x.name for x in svc.dependencies}
     ]
-    evidence = GateEvidence(
-        artifact=services.checks.artifact(request.release_package.artifact.image),
-        results=services.checks.results(request.service, release.version),
+    return GateEvidence(
+        artifact=checks.artifact(request.release_package.artifact.image),
+        results=checks.results(request.service, version),
         stable_version=stable,
         rehearsal_ok=rehearsal,
         metrics_answering=services.metrics.probe(request.service),
         dependencies=services.metrics.dependencies(request.service, dep_names),
         flags={f.name: services.flags.get(f.name) for f in request.deployment_config.flags},
         flag_kill_switch={f.name: f.kill_switch for f in svc.flag_settings},
-        approvers=svc.approvers,
+        approvers=approvers,
         now=now,
     )
-    checks, artifacts = run_gates(request, release.plan, evidence)
-    auto = release.plan.risk == "low" and all(c.status == "pass" for c in checks)
-    release.record_gates(checks, artifacts, stable, auto, now)
 
 
 def converge(services: Services, release: Release) -> None:

@@ -1,5 +1,19 @@
-"""Slack listeners, one package per feature, each with ``register(app, services)``.
+"""Slack listeners, one package per feature, each with ``register(app, slack)``.
 
-The Slack app (the /release command, approve and rollback buttons, thread replies) arrives
-with issue 4; the engine they will call is ``bot.service``.
+Every listener acks first and hands the slow work to ``slack.later``; the work itself is a
+call into ``bot.service``, the same functions the CLI and the scheduler use.
 """
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.slack.app import SlackServices
+from handlers import actions, commands, events, views
+
+
+def register_all(app: App, slack: SlackServices) -> None:
+    commands.register(app, slack)
+    actions.register(app, slack)
+    views.register(app, slack)
+    events.register(app, slack)

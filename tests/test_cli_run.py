@@ -257,3 +257,58 @@ def test_the_audit_trail_is_append_only(tmp_path: Path) -> None:
         conn.execute("UPDATE events SET details = 'tampered'")
     with sqlite3.connect(tmp_path / "a.db") as conn, pytest.raises(sqlite3.IntegrityError):
         conn.execute("DELETE FROM events")
+
+
+def test_lock_dry_run_pause_and_promote_from_the_command_line(tmp_path: Path) -> None:
+    db = str(tmp_path / "c.db")
+    dry = cli("dry-run", LINE, "--db", db)
+    assert dry.returncode == 0, dry.stderr
+    assert "would wait for approval from alice, bob" in dry.stdout
+    assert "rollback rehearsal not run in a dry run" in dry.stdout
+    assert "no releases yet" in cli("list", "--db", db).stdout
+    locked = cli("lock", "prod", "--as", "alice", "--reason", "code freeze", "--db", db)
+    assert locked.returncode == 0 and "prod locked by alice" in locked.stdout
+    assert "code freeze" in cli("locks", "--db", db).stdout
+    refused = cli("run", LINE, "--approve-as", "alice", "--db", db)
+    assert refused.returncode == 1
+    assert "error: payments-api cannot be released to prod: prod is locked by alice" in (
+        refused.stderr
+    )
+    assert "`/release unlock prod`" in refused.stderr
+    assert cli("dry-run", LINE, "--db", db).returncode == 1
+    denied = cli("unlock", "prod", "--as", "mallory", "--db", db)
+    assert denied.returncode == 1 and "error: mallory cannot unlock prod" in denied.stderr
+    assert cli("unlock", "prod", "--as", "bob", "--db", db).returncode == 0
+    assert "nothing is locked" in cli("locks", "--db", db).stdout
+    again = cli("unlock", "prod", "--as", "bob", "--db", db)
+    assert again.returncode == 1 and "prod is not locked" in again.stderr
+
+    crashed = cli(
+        "run", LINE, "--approve-as", "alice", "--db", db, "--crash-after-ticks", "150",
+    )  # fmt: skip
+    assert crashed.returncode == 137
+    with sqlite3.connect(db) as conn:
+        (release_id,) = conn.execute("SELECT id FROM releases").fetchone()
+    prefix = release_id[:24]
+    mallory = cli("pause", prefix, "--as", "mallory", "--db", db)
+    assert mallory.returncode == 1 and "mallory cannot pause" in mallory.stderr
+    paused = cli("pause", prefix, "--as", "tester", "--reason", "a look", "--db", db)
+    assert paused.returncode == 0, paused.stderr
+    assert paused.stdout.splitlines()[-1] == f"{release_id}: paused"
+    assert "⏸️ paused [tester]: a look" in paused.stdout  # the thread, then the answer
+    twice = cli("pause", prefix, "--as", "alice", "--db", db)
+    assert twice.returncode == 1 and "already paused (by tester" in twice.stderr
+    promote = cli("promote", prefix, "--as", "alice", "--db", db)
+    assert promote.returncode == 1 and f"cannot promote {release_id}: it is paused" in (
+        promote.stderr
+    )
+    resumed = cli("resume-release", prefix, "--as", "alice", "--db", db)
+    assert resumed.returncode == 0 and "rolling out" in resumed.stdout
+    finished = cli(
+        "resume", "--db", db, "--approve-as", "alice", "--json-out", str(tmp_path / "r.json")
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert report_of(tmp_path / "r.json")["status"] == "completed"
+    trail = cli("history", "payments-api", "--db", db).stdout
+    for action in ("refused", "paused", "resumed", "release_completed"):
+        assert action in trail

@@ -668,3 +668,196 @@ def test_a_release_never_skips_a_step(pattern: list[bool], risk: str, strategy: 
         assert release.rollback is not None and release.rollback.success
     events = release.collect_events()
     assert [e.at for e in events] == sorted(e.at for e in events)
+
+
+# -- pause and promote_now (human commands) -----------------------------------------------------
+
+
+def judged_at_step(risk: str = "medium", index: int = 1) -> tuple[Release, datetime]:
+    """Rolling out at traffic step ``index``, with one healthy window judged."""
+    release = started_release(make_request(risk=risk))
+    now = until_step(release, T0, index) + MINUTE
+    tick(release, now)
+    assert release.judged_step == index and release.status == "rolling_out"
+    release.collect_events()
+    return release, now
+
+
+def test_a_human_pause_holds_traffic_and_stops_judging() -> None:
+    release, now = judged_at_step()
+    traffic = release.desired_traffic()
+    release.pause("dave", "checking a customer report", now)
+    assert release.status == "paused"
+    assert (release.pause_reason, release.paused_by, release.paused_at) == (
+        "checking a customer report",
+        "dave",
+        now,
+    )
+    assert release.desired_traffic() == traffic  # nothing moves back or forward
+    assert release.next_work(now + 20 * MINUTE) is None  # nothing observed or promoted
+    [event] = release.collect_events()
+    assert (event.action, event.actor, event.details) == (
+        "paused",
+        "dave",
+        "checking a customer report",
+    )
+    release.resume("alice", now + 5 * MINUTE)
+    assert release.status == "rolling_out" and release.paused_by is None
+    assert release.steps[1].started_at == now + 5 * MINUTE  # fresh evidence
+
+
+def test_pausing_twice_says_it_is_already_paused() -> None:
+    release, now = judged_at_step()
+    release.pause("alice", "", now)
+    assert release.pause_reason == "paused by alice"
+    with pytest.raises(CommandRejected, match=r"already paused \(by alice at 14:\d\d:00 UTC\)"):
+        release.pause("bob", "me too", now + MINUTE)
+    assert release.paused_by == "alice"
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("scheduled", "nothing is deployed yet"),
+        ("awaiting_release", "nothing is deployed yet"),
+        ("rolling_back", "it is rolling back"),
+        ("completed", "it is completed"),
+    ],
+)
+def test_pause_applies_only_to_a_rollout(setup: str, message: str) -> None:
+    request = make_request(risk="low" if setup == "completed" else "medium")
+    release = gated_release(request)
+    now = T0
+    if setup == "scheduled":
+        release.approve("alice", now)
+    elif setup == "rolling_back":
+        release = started_release(request)
+        now = until_step(release, T0, 1)
+        release.request_rollback("alice", "no", now)
+    elif setup == "completed":
+        release = started_release(request)
+        now = run(release, T0)
+    with pytest.raises(CommandRejected, match=message):
+        release.pause("alice", "why", now)
+
+
+def test_a_pause_at_a_step_gate_withdraws_the_question_and_resume_asks_again() -> None:
+    release = started_release(make_request(risk="high"))
+    now = run(release, T0, approver="")
+    assert release.pending_approval == "step:1"
+    release.pause("dave", "hold on", now)
+    assert release.status == "paused" and release.pending_approval is None
+    with pytest.raises(CommandRejected, match="is paused"):
+        release.approve("bob", now)
+    release.resume("alice", now + MINUTE)
+    assert release.status == "awaiting_approval" and release.pending_approval == "step:1"
+    release.approve("bob", now + MINUTE)
+    assert release.steps[1].status == "active"
+
+
+def test_resuming_a_pause_during_a_peak_hours_hold_keeps_the_hold() -> None:
+    request = make_request(risk="high", peak_hours=[tr("14:10", "15:00")])
+    release = started_release(request)
+    now = T0 + timedelta(minutes=release.plan.steps[0].bake_minutes)
+    tick(release, now)
+    assert release.holding_until == T0.replace(hour=15)
+    release.pause("alice", "wait", now)
+    release.resume("alice", now + MINUTE)
+    assert release.status == "rolling_out" and release.steps[1].status == "pending"
+    release.release_hold(T0.replace(hour=15))
+    assert release.pending_approval == "step:1"  # the hold ended; its gate still applies
+
+
+def test_an_approver_promotes_the_current_step_early() -> None:
+    release, now = judged_at_step()
+    assert not release.step_due(now)
+    release.promote_now("bob", now)
+    assert release.steps[1].status == "completed" and release.steps[1].health == "healthy"
+    assert release.step_index == 2 and release.steps[2].status == "active"
+    events = release.collect_events()
+    assert [e.action for e in events] == ["promoted_manually", "step_completed", "step_started"]
+    promoted = events[0]
+    assert promoted.actor == "bob"
+    assert promoted.data["step"] == 1
+    assert "bake ended early by bob after 1.0 of" in promoted.details
+
+
+def test_promote_is_refused_to_anyone_but_an_approver() -> None:
+    release, now = judged_at_step()
+    with pytest.raises(CommandRejected, match=r"mallory cannot promote shop: .*alice, bob"):
+        release.promote_now("mallory", now)
+    assert release.step_index == 1
+
+
+def test_the_requester_cannot_promote_their_own_high_risk_release() -> None:
+    request = make_request(risk="high")
+    release = Release.create("rel-1", request, new_release(request).plan, ["alice", "bob"],
+                             "alice", T0)  # fmt: skip
+    checks, artifacts = gates_for(request, release.plan)
+    release.record_gates(checks, artifacts, STABLE, False, T0)
+    release.approve("bob", T0)
+    release.begin_if_due(T0)
+    now = run(release, T0, approver="bob", stop=lambda r: r.judged_step == 1)
+    with pytest.raises(CommandRejected, match="segregation of duties"):
+        release.promote_now("alice", now)
+    release.promote_now("bob", now)
+    assert release.step_index == 2
+
+
+def test_a_verification_step_cannot_be_promoted() -> None:
+    release = started_release(make_request(risk="medium"))
+    assert release.current_step is not None and release.current_step.kind == "env_deploy"
+    with pytest.raises(CommandRejected, match="verification step"):
+        release.promote_now("alice", T0 + MINUTE)
+    assert release.step_index == 0
+
+
+def test_promote_needs_a_verdict_on_the_step_so_a_double_click_skips_one_step() -> None:
+    release = started_release(make_request(risk="medium"))
+    now = until_step(release, T0, 1)
+    with pytest.raises(CommandRejected, match=r"has not seen 5% .* yet"):
+        release.promote_now("alice", now)
+    now += MINUTE
+    tick(release, now)
+    release.promote_now("alice", now)
+    with pytest.raises(CommandRejected, match=r"has not seen 25% .* yet"):
+        release.promote_now("alice", now)  # the second click of a double click
+    assert release.step_index == 2
+
+
+def test_promote_never_passes_a_breached_guardrail() -> None:
+    broken = started_release(make_request(risk="medium"))
+    now = until_step(broken, T0, 1)
+    now += MINUTE
+    tick(broken, now, bad_window)
+    assert broken.status == "rolling_back"
+    with pytest.raises(CommandRejected, match="cannot promote rel-1: it is rolling back"):
+        broken.promote_now("alice", now)
+    # The same verdict while still rolling out (say, read before the tick acted on it).
+    release, at = judged_at_step()
+    release.judgement, release.judged_at = broken.judgement, at + MINUTE
+    with pytest.raises(CommandRejected, match=r"cannot promote rel-1 past 5% .*availability"):
+        release.promote_now("alice", at + MINUTE)
+    assert release.step_index == 1
+
+
+def test_promote_does_not_skip_a_pause_a_hold_or_the_next_gate() -> None:
+    release, now = judged_at_step()
+    release.pause("alice", "look", now)
+    with pytest.raises(CommandRejected, match="it is paused"):
+        release.promote_now("alice", now)
+    held = started_release(make_request(risk="high", peak_hours=[tr("14:10", "15:00")]))
+    at = T0 + timedelta(minutes=held.plan.steps[0].bake_minutes)
+    tick(held, at)
+    assert held.holding_until is not None
+    with pytest.raises(CommandRejected, match="waits for peak hours to end"):
+        held.promote_now("alice", at)
+    # Promoted into a step with a manual gate: the gate still asks.
+    critical = started_release(make_request(risk="critical", regions=("us-east-1",)))
+    at = run(critical, T0, approver="")
+    critical.approve("bob", at)
+    last = len(critical.plan.steps) - 1
+    at = run(critical, at, approver="", max_minutes=2000,
+             stop=lambda r: r.step_index == last - 1 and r.judged_step == last - 1)  # fmt: skip
+    critical.promote_now("bob", at)
+    assert critical.status == "awaiting_approval" and critical.pending_approval == f"step:{last}"

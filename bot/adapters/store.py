@@ -84,7 +84,10 @@ def _ts(moment: datetime) -> str:
 class SqliteReleaseStore:
     def __init__(self, database: Database) -> None:
         self.database = database
-        self.db = database.db
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        return self.database.db  # this thread's connection
 
     @contextmanager
     def unit_of_work(self) -> Iterator[None]:
@@ -154,6 +157,12 @@ class SqliteReleaseStore:
             r["id"]
             for r in self.db.table("releases").rows_where("active = 1", order_by="created_at")
         ]
+
+    def active_by_status(self) -> dict[str, int]:
+        rows = self.db.query(
+            "SELECT status, count(*) AS n FROM releases WHERE active = 1 GROUP BY status"
+        )
+        return {str(r["status"]): int(r["n"]) for r in rows}
 
     def active_for_service(self, service: str) -> list[str]:
         return [

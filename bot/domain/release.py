@@ -11,6 +11,14 @@ from typing import Any, Literal
 
 from pydantic import PrivateAttr
 
+from bot.domain.access import (
+    EnvLock,
+    approver_refusal,
+    four_eyes_refusal,
+    lock_note,
+    not_rolling_out,
+    promotion_refusal,
+)
 from bot.domain.base import Model, MutableModel
 from bot.domain.contract import Artifacts, Check
 from bot.domain.flags import FlagState
@@ -143,6 +151,9 @@ class Release(MutableModel):
     traces: TraceSummary | None = None  # the latest judged window's
     rollback: RollbackRecord | None = None
     pause_reason: str | None = None
+    paused_by: str | None = None
+    paused_at: datetime | None = None
+    locked_scope: str | None = None  # the scope its automatic rollback locked, once
     holding_until: datetime | None = None
     finished_at: datetime | None = None
     revision: int = 0
@@ -295,6 +306,8 @@ class Release(MutableModel):
         self._record("approved", who, now, f"{gate}: {kind} approval ({'; '.join(conditions)})")
 
     def approve(self, approver: str, now: datetime) -> None:
+        if self.status == "paused":
+            raise CommandRejected(f"{self.id} is paused ({self.pause_reason}): resume it first")
         if self.status != "awaiting_approval" or self.pending_approval is None:
             prior = next((a for a in reversed(self.approvals) if a.type == "manual"), None)
             if prior is not None and self.status != "failed":
@@ -303,16 +316,11 @@ class Release(MutableModel):
                     f"{prior.at:%H:%M:%S} UTC"
                 )
             raise CommandRejected(f"{self.id} is not waiting for approval (status: {self.status})")
-        if approver not in self.approvers:
-            raise CommandRejected(
-                f"{approver} cannot approve {self.request.service}: its approvers are "
-                f"{', '.join(self.approvers)} (set them in data/services.toml)"
-            )
-        if approver == self.requested_by and self.plan.risk in ("high", "critical"):
-            raise CommandRejected(
-                f"{approver} requested this {self.plan.risk}-risk release and cannot also "
-                "approve it (segregation of duties): ask another approver"
-            )
+        refusal = approver_refusal(approver, "approve", self) or four_eyes_refusal(
+            approver, "approve", self
+        )
+        if refusal:
+            raise CommandRejected(refusal)
         gate = self.pending_approval
         conditions = (
             ["pre-deployment checks pass"] if gate == "release" else ["previous steps healthy"]
@@ -328,8 +336,8 @@ class Release(MutableModel):
     def reject(self, approver: str, reason: str, now: datetime) -> None:
         if self.status != "awaiting_approval" or self.pending_approval is None:
             raise CommandRejected(f"{self.id} is not waiting for approval (status: {self.status})")
-        if approver not in self.approvers:
-            raise CommandRejected(f"{approver} is not an approver of {self.request.service}")
+        if refusal := approver_refusal(approver, "reject", self):
+            raise CommandRejected(refusal)
         gate, self.pending_approval = self.pending_approval, None
         self.rejected = True
         self._record("rejected", approver, now, f"{gate}: {reason}")
@@ -640,17 +648,67 @@ class Release(MutableModel):
             "alert", ENGINE, now, f"{guardrail}: {detail or action}; {action}", severity=severity
         )
 
-    def _pause(self, reason: str, now: datetime) -> None:
-        self.status, self.pause_reason = "paused", reason
-        self._record("paused", ENGINE, now, reason)
+    def _pause(self, reason: str, now: datetime, actor: str = ENGINE) -> None:
+        self.status, self.pause_reason, self.pending_approval = "paused", reason, None
+        self.paused_by, self.paused_at = actor, now
+        self._record("paused", actor, now, reason)
+
+    def pause(self, actor: str, reason: str, now: datetime) -> None:
+        """A human stops the rollout where it stands: traffic stays as it is, nothing is
+        judged or promoted until someone resumes (the step restarts) or rolls back."""
+        if self.status == "paused":
+            raise CommandRejected(
+                f"{self.id} is already paused (by {self.paused_by} at "
+                f"{self.paused_at or now:%H:%M:%S} UTC): {self.pause_reason}"
+            )
+        if self.status != "rolling_out" and not (
+            self.status == "awaiting_approval" and self.step_index >= 0
+        ):
+            raise CommandRejected(not_rolling_out(self, "pause"))
+        self._pause(reason or f"paused by {actor}", now, actor)
 
     def resume(self, actor: str, now: datetime) -> None:
         if self.status != "paused":
             raise CommandRejected(f"{self.id} is not paused (status: {self.status})")
         self._record("resumed", actor, now, f"resumed after: {self.pause_reason}")
-        self.pause_reason = None
+        self.pause_reason = self.paused_by = self.paused_at = None
         self.status = "rolling_out"
-        self._start_step(self.step_index, now)  # the step starts again, with fresh evidence
+        if self.holding_until is None:  # a step held for peak hours starts when they end
+            self._start_step(self.step_index, now)  # again, with fresh evidence
+
+    def promote_now(self, actor: str, now: datetime) -> None:
+        """An approver ends the current step's bake early and the next step starts (its own
+        gates, holds and checks still apply); ``promotion_refusal`` says when it may not."""
+        step = self.current_step
+        label = _step_label(step) if step is not None else ""
+        verifying = step is not None and step.kind in VERIFY_KINDS
+        if refusal := promotion_refusal(actor, self, label, verifying):
+            raise CommandRejected(refusal)
+        assert step is not None and self.judgement is not None
+        record, verdict = self.steps[step.index], self.judgement
+        record.health = "degraded" if any(a.step == step.index for a in self.alerts) else "healthy"
+        baked = (now - (record.started_at or now)).total_seconds() / 60
+        self._record(
+            "promoted_manually",
+            actor,
+            now,
+            f"{label}: bake ended early by {actor} after {baked:.1f} of {step.bake_minutes:g} "
+            f"min; the judge said {verdict.recommendation} over {verdict.canary_requests} "
+            "canary requests",
+            step=step.index,
+            recommendation=verdict.recommendation,
+            canary_requests=verdict.canary_requests,
+        )
+        self._advance(now)
+
+    def record_refused(self, actor: str, command: str, why: str, now: datetime) -> None:
+        """Audit an attempt the access policy refused; nothing else changes."""
+        self._record("refused", actor, now, f"{command} refused: {why}", command=command)
+
+    def record_lock(self, lock: EnvLock, new: bool, now: datetime) -> None:
+        """The scope its automatic rollback locked (``new``), or found locked already."""
+        self.locked_scope = lock.scope
+        self._record("environment_locked", ENGINE, now, lock_note(lock, new), scope=lock.scope)
 
     def request_rollback(self, actor: str, reason: str, now: datetime) -> None:
         if self.status in ("rolling_back", "rolled_back"):

@@ -1,0 +1,97 @@
+"""Wiring for ``release-bot serve``: the embedded engine plus Slack as its chat."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import App
+
+from bot.adapters import slack_chat
+from bot.adapters.slack_chat import SlackChat, SlackThreads, web_client
+from bot.bootstrap import Wiring, bootstrap
+from bot.domain.summary import summarise
+from bot.service import report
+from bot.settings import Settings
+from bot.slack.app import SlackServices, build_app
+from bot.slack.web import Server, Telemetry, Ticker, WebApp
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SlackWiring:
+    wiring: Wiring
+    slack: SlackServices
+    app: App
+    server: Server
+    ticker: Ticker
+
+
+def wire(
+    settings: Settings, *, virtual_clock: bool = False, clock_start: datetime | None = None
+) -> SlackWiring:
+    """Everything ``serve`` runs, not started yet. Raises ``SettingsError`` with one line."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    client = web_client(token, settings.slack_api_url)
+    wiring = bootstrap(
+        settings.release_bot_db,
+        virtual_clock=virtual_clock,
+        clock_start=clock_start,
+        config_path=settings.release_bot_config,
+        tick_seconds=settings.release_bot_tick_seconds,
+    )
+    services, database = wiring.services, wiring.database
+    slack_chat.apply_migrations(database)
+
+    def report_for(release_id: str) -> tuple[str, str]:
+        contract = report(services, release_id)
+        release = services.store.get(release_id)
+        summary = summarise(release, services.store.events(release_id))
+        return contract.model_dump_json(indent=2), summary
+
+    threads = SlackThreads(database)
+    chat = SlackChat(
+        client,
+        threads,
+        services.series,
+        report_for,
+        default_channel=settings.release_bot_channel,
+        post_interval=settings.release_bot_post_interval,
+    )
+    services.chat = chat
+    slack = SlackServices(services=services, chat=chat, threads=threads)
+    app = build_app(settings, slack, client)
+    telemetry = Telemetry()
+    ticker = Ticker(services, telemetry)
+    web = WebApp(app if settings.mode == "http" else None, ticker, telemetry)
+    socket_mode = _socket_mode(app, settings) if settings.mode == "socket" else None
+    server = Server(web, settings.host, settings.port, socket_mode)
+    return SlackWiring(wiring, slack, app, server, ticker)
+
+
+def _socket_mode(app: App, settings: Settings) -> Any:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    assert settings.slack_app_token is not None
+    return SocketModeHandler(app, settings.slack_app_token.get_secret_value())
+
+
+def serve_forever(settings: Settings) -> None:
+    """Start, then wait for SIGINT or SIGTERM and stop cleanly (the tick finishes first)."""
+    wired = wire(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    wired.server.start()
+    log.info(
+        "release-bot serving on %s:%d (%s mode)", settings.host, wired.server.port, settings.mode
+    )
+    stop.wait()
+    wired.server.stop()
+    wired.slack.background.shutdown(wait=True)
+    wired.wiring.database.close()

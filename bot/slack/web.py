@@ -1,0 +1,201 @@
+"""``release-bot serve``: the Slack app behind waitress, the reconcile tick, /healthz, /metrics.
+
+One process: waitress (a production WSGI server, threads, no forking: the scheduler and the
+SQLite connection live in this process) serves ``/slack/events`` for commands, buttons,
+modals and events, ``/healthz`` and ``/metrics``; an APScheduler background job runs the
+reconcile tick. With ``SLACK_APP_TOKEN`` set, Slack's requests arrive over Socket Mode
+instead, and the HTTP server keeps only /healthz and /metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+from bot.service import Services, reconcile
+
+log = logging.getLogger(__name__)
+StartResponse = Callable[..., Any]
+STALE_TICKS = 6  # /healthz fails when the tick has not run for this many intervals
+
+
+class ReleasesCollector(Collector):
+    """Active releases by status, read from the store at scrape time."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "release_bot_active_releases", "Releases in progress, by status", labels=["status"]
+        )
+        for status, n in sorted(self.services.store.active_by_status().items()):
+            family.add_metric([status], n)
+        yield family
+
+
+@dataclass
+class Telemetry:
+    """The process's own Prometheus metrics, on a registry of its own (not the global one)."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.ticks = Counter("release_bot_ticks", "Reconcile ticks run", registry=r)
+        self.tick_errors = Counter("release_bot_tick_errors", "Ticks that raised", registry=r)
+        self.tick_seconds = Histogram(
+            "release_bot_tick_duration_seconds", "Time one reconcile tick takes", registry=r
+        )
+        self.last_tick = Gauge(
+            "release_bot_last_tick_timestamp_seconds", "When the last tick ended", registry=r
+        )
+        self.http = Counter(
+            "release_bot_http_requests", "HTTP requests served", ["path", "status"], registry=r
+        )
+
+
+class Ticker:
+    """The reconcile tick as a scheduler job, with its figures for /metrics and /healthz."""
+
+    def __init__(self, services: Services, telemetry: Telemetry) -> None:
+        self.services = services
+        self.telemetry = telemetry
+        self.last_ok: float | None = None
+        self.scheduler = BackgroundScheduler(executors={"default": JobExecutor(max_workers=1)})
+
+    def tick(self) -> None:
+        began = time.perf_counter()
+        try:
+            reconcile(self.services)
+        except Exception:  # a scheduler job: the next tick retries; /healthz shows staleness
+            self.telemetry.tick_errors.inc()
+            log.exception("reconcile tick failed")
+            return
+        finally:
+            self.telemetry.ticks.inc()
+            self.telemetry.tick_seconds.observe(time.perf_counter() - began)
+        self.last_ok = time.time()
+        self.telemetry.last_tick.set(self.last_ok)
+
+    def start(self, paused: bool = False) -> None:
+        """``paused``: the scheduler runs but fires no job (tests tick by hand)."""
+        self.scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=self.services.tick_seconds,
+            max_instances=1,
+            coalesce=True,
+            id="reconcile",
+        )
+        self.scheduler.start(paused=paused)
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+    def healthy(self) -> tuple[bool, dict[str, object]]:
+        stale_after = self.services.tick_seconds * STALE_TICKS
+        age = None if self.last_ok is None else time.time() - self.last_ok
+        ok = self.scheduler.running and (age is None or age < stale_after)
+        return ok, {
+            "status": "ok" if ok else "degraded",
+            "scheduler": "running" if self.scheduler.running else "stopped",
+            "last_tick_seconds_ago": None if age is None else round(age, 1),
+            "active_releases": len(self.services.store.active_ids()),
+        }
+
+
+class WebApp:
+    """The WSGI application: Slack's endpoint (HTTP mode), /healthz and /metrics."""
+
+    def __init__(self, app: App | None, ticker: Ticker, telemetry: Telemetry) -> None:
+        self.slack = SlackRequestHandler(app, path="/slack/events") if app is not None else None
+        self.ticker = ticker
+        self.telemetry = telemetry
+        telemetry.registry.register(ReleasesCollector(ticker.services))
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/slack/events" and self.slack is not None:
+
+            def counted(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+                self.telemetry.http.labels(path=path, status=status.split()[0]).inc()
+                return start_response(status, headers, *exc_info)
+
+            return self.slack(environ, counted)
+        status, content_type, body = self._own(path)
+        self.telemetry.http.labels(path=_label(path), status=status.split()[0]).inc()
+        start_response(status, [("Content-Type", content_type)])
+        return [body]
+
+    def _own(self, path: str) -> tuple[str, str, bytes]:
+        if path == "/healthz":
+            ok, facts = self.ticker.healthy()
+            status = "200 OK" if ok else "503 Service Unavailable"
+            return status, "application/json", json.dumps(facts).encode()
+        if path == "/metrics":
+            return "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.telemetry.registry)
+        return "404 Not Found", "text/plain", b"Not Found\n"
+
+
+def _label(path: str) -> str:
+    return path if path in ("/healthz", "/metrics", "/slack/events") else "other"
+
+
+class Server:
+    """waitress in a thread, the ticker, and Socket Mode when asked; ``stop`` ends all."""
+
+    def __init__(
+        self,
+        web: WebApp,
+        host: str,
+        port: int,
+        socket_mode: Any | None = None,
+        threads: int = 16,
+    ) -> None:
+        from waitress.server import create_server
+
+        self.web = web
+        self.wsgi = create_server(web, host=host, port=port, threads=threads, ident="release-bot")
+        self.socket_mode = socket_mode
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.wsgi.effective_port)
+
+    def start(self) -> None:
+        self.web.ticker.start()
+        if self.socket_mode is not None:
+            self.socket_mode.connect()
+        self._thread = threading.Thread(target=self.wsgi.run, name="waitress", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self.socket_mode is not None:
+            self.socket_mode.close()
+        self.wsgi.close()
+        self.web.ticker.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,151 @@
+"""``/release``: a release line, a subcommand, or nothing (the form).
+
+Acked at once, whatever the text; the answer comes after: the release's thread for a good
+line, an ephemeral reply for everything else (errors name the problem and the fix).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot import commands as cmd
+from bot.adapters.store import ReleaseNotFound, StaleRelease
+from bot.domain.contract import InsufficientContext
+from bot.domain.release import CommandRejected, Release
+from bot.parsing import ParseError
+from bot.presenters import status_lines
+from bot.service import (
+    dry_run,
+    find,
+    lock_env,
+    pause,
+    promote_now,
+    resume,
+    rollback,
+    start_release,
+    unlock_env,
+)
+from bot.slack.app import SlackServices
+from bot.slack.blocks import help_blocks, missing_fields
+from bot.slack.views import release_modal
+
+Say = Callable[..., Any]
+EXPECTED = (CommandRejected, ReleaseNotFound, StaleRelease, ParseError, cmd.CommandError)
+
+
+def register(app: App, slack: SlackServices) -> None:
+    @app.command("/release")
+    def release_command(
+        ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient
+    ) -> None:
+        ack()
+        user, channel = command["user_id"], command["channel_id"]
+        text = (command.get("text") or "").strip()
+
+        def say(text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+            respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+
+        if not text:  # the form: views.open needs the trigger_id within 3 s, so not later
+            open_form(slack, client, command["trigger_id"], {}, channel)
+            return
+        slack.later(lambda: run(slack, text, user, channel, say), say)
+
+
+def open_form(
+    slack: SlackServices, client: WebClient, trigger_id: str, prefill: dict[str, str], channel: str
+) -> None:
+    services = slack.services
+    known = sorted(services.config.services)
+    client.views_open(trigger_id=trigger_id, view=release_modal(prefill, channel, known))
+
+
+def run(slack: SlackServices, text: str, user: str, channel: str, say: Say) -> None:
+    """One /release text, parsed and carried out; every expected failure becomes a reply."""
+    try:
+        _run(slack, cmd.parse_command(text), user, channel, say)
+    except EXPECTED as exc:
+        say(f":warning: {exc}")
+
+
+def _run(slack: SlackServices, command: cmd.Command, user: str, channel: str, say: Say) -> None:
+    services = slack.services
+    match command:
+        case cmd.Help():
+            say(*help_blocks())
+        case cmd.Start(line=line):
+            started = start_release(services, line, user, channel)
+            if isinstance(started, InsufficientContext):
+                say(*missing_fields(started, line))
+        case cmd.DryRun(line=line):
+            result = dry_run(services, line)
+            if isinstance(result, InsufficientContext):
+                say(*missing_fields(result, line))
+            else:
+                say("Dry run, nothing deployed:\n```" + "\n".join(result.lines()) + "```")
+        case cmd.OpenModal():
+            pass  # opened by the listener itself: views.open cannot wait for the work queue
+        case cmd.Status(release_id=None):
+            active = [services.store.get(i) for i in services.store.active_ids()]
+            lines = [line for r in active for line in status_lines(r)]
+            say("```" + "\n".join(lines) + "```" if lines else "No active releases.")
+        case cmd.Status(release_id=str(release_id)):
+            say("```" + "\n".join(status_lines(find(services, release_id))) + "```")
+        case cmd.ListReleases():
+            rows = services.store.listing(limit=20)
+            say(
+                "\n".join(f"`{r['id']}` {r['status']} ({r['created_at']!s:.16})" for r in rows)
+                or "No releases yet: `/release SERVICE VERSION …` starts one."
+            )
+        case cmd.History(service=service):
+            rows = services.store.listing(service, 20)
+            say(
+                "\n".join(f"`{r['id']}` {r['status']} ({r['created_at']!s:.16})" for r in rows)
+                or f"No releases of {service} yet."
+            )
+        case cmd.Rollback(release_id=release_id, reason=reason):
+            _act(
+                slack,
+                release_id,
+                user,
+                say,
+                "rolled back",
+                lambda r: rollback(services, r, user, reason or f"manual rollback by {user}"),
+            )
+        case cmd.Pause(release_id=release_id, reason=reason):
+            _act(
+                slack,
+                release_id,
+                user,
+                say,
+                "paused",
+                lambda r: pause(services, r, user, reason or "paused from Slack"),
+            )
+        case cmd.Resume(release_id=release_id):
+            _act(slack, release_id, user, say, "resumed", lambda r: resume(services, r, user))
+        case cmd.Promote(release_id=release_id):
+            _act(slack, release_id, user, say, "promoted", lambda r: promote_now(services, r, user))
+        case cmd.Lock(scope=scope, reason=reason):
+            lock_env(services, scope, user, reason or "")
+            say(
+                f":lock: {scope} is locked: releases to it are refused until `/release unlock {scope}`."
+            )
+        case cmd.Unlock(scope=scope):
+            unlock_env(services, scope, user)
+            say(f":unlock: {scope} is unlocked.")
+
+
+def _act(
+    slack: SlackServices,
+    release_id: str,
+    user: str,
+    say: Say,
+    done: str,
+    action: Callable[[str], Release],
+) -> None:
+    release = find(slack.services, release_id)
+    after = action(release.id)
+    say(f"{after.id}: {done} ({after.status.replace('_', ' ')}).")

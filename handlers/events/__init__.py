@@ -1,0 +1,99 @@
+"""Events: a mention in a release's thread (status, why, pause, rollback) and the App Home.
+
+Slack retries an event it thinks was not received (``X-Slack-Retry-Num``); the commands a
+mention runs are idempotent in the domain, so a retried delivery changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.presenters import status_lines
+from bot.service import pause, rollback
+from bot.slack.app import SlackServices
+from bot.slack.views import home_view
+from handlers.commands import EXPECTED
+
+MENTION = re.compile(r"<@[A-Z0-9]+>")
+HELP = (
+    "In a release thread I answer `status`, `why`, `pause [reason]` and `rollback [reason]`. "
+    "Everything else goes through `/release` (try `/release help`)."
+)
+
+
+def register(app: App, slack: SlackServices) -> None:
+    @app.event("app_mention")
+    def mention(event: dict[str, Any], client: WebClient) -> None:
+        channel, user = event["channel"], event.get("user", "")
+        thread_ts = event.get("thread_ts")
+
+        def say(text: str) -> None:
+            client.chat_postMessage(channel=channel, thread_ts=thread_ts or event["ts"], text=text)
+
+        slack.later(
+            lambda: answer(slack, channel, thread_ts, user, event.get("text", ""), say), say
+        )
+
+    @app.event("app_home_opened")
+    def home(event: dict[str, Any], client: WebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        store = slack.services.store
+        active = [store.get(i) for i in store.active_ids()]
+        recent = [r for r in store.listing(limit=20) if r["id"] not in {a.id for a in active}]
+        client.views_publish(user_id=event["user"], view=home_view(active, recent))
+
+    @app.event("message")
+    def ignore_messages() -> None:
+        """Plain channel messages are not for us; acknowledged so Slack does not retry."""
+
+
+def answer(
+    slack: SlackServices, channel: str, thread_ts: str | None, user: str, text: str, say: Any
+) -> None:
+    words = MENTION.sub("", text).strip().split(maxsplit=1)
+    verb = words[0].lower() if words else "help"
+    rest = words[1] if len(words) > 1 else ""
+    thread = slack.threads.find(channel, thread_ts) if thread_ts else None
+    if thread is None:
+        say("I only act inside a release's thread. " + HELP)
+        return
+    services = slack.services
+    release = services.store.get(thread.release_id)
+    try:
+        match verb:
+            case "status":
+                say("\n".join(status_lines(release)))
+            case "why":
+                say(_why(release))
+            case "pause":
+                pause(services, release.id, user, rest or f"paused in the thread by {user}")
+            case "rollback":
+                rollback(
+                    services, release.id, user, rest or f"rollback asked in the thread by {user}"
+                )
+            case _:
+                say(f"I cannot do `{verb}` here. " + HELP)
+    except EXPECTED as exc:
+        say(f":no_entry: {exc}")
+
+
+def _why(release: Any) -> str:
+    if release.rollback is not None:
+        return f"Rolled back ({release.rollback.triggered_by}): {release.rollback.reason}"
+    if release.pause_reason:
+        return f"Paused: {release.pause_reason}"
+    if release.blockers:
+        return "Blocked: " + "; ".join(release.blockers)
+    verdict = release.judgement
+    if verdict is None:
+        return f"{release.id} is {release.status.replace('_', ' ')}; no metrics judged yet."
+    unproven = [r.detail for r in verdict.results if r.state != "holds"]
+    return (
+        f"The judge says {verdict.recommendation} (confidence {verdict.statistical_confidence:.3f})"
+        + (": " + "; ".join(unproven) if unproven else ": every test holds.")
+    )
