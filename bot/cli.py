@@ -28,7 +28,7 @@ from bot.config import ConfigError, load_config
 from bot.domain.contract import InsufficientContext, contract_json_schema
 from bot.domain.release import CommandRejected, Release
 from bot.parsing import ParseError, parse_release
-from bot.presenters import analysis_line
+from bot.presenters import analysis_line, status_lines
 from bot.scheduler import run_forever, run_until
 from bot.service import (
     Services,
@@ -473,26 +473,8 @@ def status(release_id: str | None, db: str) -> None:
     if not releases:
         click.echo("no active releases")
     for release in releases:
-        step = release.current_step
-        where = (
-            f"step {step.index + 1}/{len(release.plan.steps)} ({step.description})"
-            if step
-            else "not started"
-        )
-        click.echo(
-            f"{release.id}: {release.status.replace('_', ' ')}, {release.current_percentage():g}% of traffic, {where}"
-        )
-        if release.pending_approval:
-            click.echo(
-                f"  waiting for approval of {release.pending_approval} from {', '.join(release.approvers)}"
-            )
-        if release.pause_reason:
-            click.echo(f"  paused: {release.pause_reason}")
-        if release.rollback:
-            click.echo(f"  rollback ({release.rollback.triggered_by}): {release.rollback.reason}")
-        line = analysis_line(release)
-        if line and release.is_active:
-            click.echo(f"  {line}")
+        for line in status_lines(release):
+            click.echo(line)
 
 
 @main.command()

@@ -19,6 +19,7 @@ from bot.domain.release import CommandRejected, Release
 from bot.parsing import ParseError
 from bot.presenters import status_lines
 from bot.service import (
+    Services,
     dry_run,
     find,
     lock_env,
@@ -95,39 +96,24 @@ def _run(slack: SlackServices, command: cmd.Command, user: str, channel: str, sa
         case cmd.Status(release_id=str(release_id)):
             say("```" + "\n".join(status_lines(find(services, release_id))) + "```")
         case cmd.ListReleases():
-            rows = services.store.listing(limit=20)
             say(
-                "\n".join(f"`{r['id']}` {r['status']} ({r['created_at']!s:.16})" for r in rows)
-                or "No releases yet: `/release SERVICE VERSION …` starts one."
+                _rows(
+                    services.store.listing(limit=20),
+                    "No releases yet: `/release SERVICE VERSION …` starts one.",
+                )
             )
         case cmd.History(service=service):
-            rows = services.store.listing(service, 20)
-            say(
-                "\n".join(f"`{r['id']}` {r['status']} ({r['created_at']!s:.16})" for r in rows)
-                or f"No releases of {service} yet."
-            )
+            say(_rows(services.store.listing(service, 20), f"No releases of {service} yet."))
         case cmd.Rollback(release_id=release_id, reason=reason):
-            _act(
-                slack,
-                release_id,
-                user,
-                say,
-                "rolled back",
-                lambda r: rollback(services, r, user, reason or f"manual rollback by {user}"),
-            )
+            why = reason or f"manual rollback by {user}"
+            _act(services, release_id, say, lambda r: rollback(services, r, user, why))
         case cmd.Pause(release_id=release_id, reason=reason):
-            _act(
-                slack,
-                release_id,
-                user,
-                say,
-                "paused",
-                lambda r: pause(services, r, user, reason or "paused from Slack"),
-            )
+            why = reason or "paused from Slack"
+            _act(services, release_id, say, lambda r: pause(services, r, user, why))
         case cmd.Resume(release_id=release_id):
-            _act(slack, release_id, user, say, "resumed", lambda r: resume(services, r, user))
+            _act(services, release_id, say, lambda r: resume(services, r, user))
         case cmd.Promote(release_id=release_id):
-            _act(slack, release_id, user, say, "promoted", lambda r: promote_now(services, r, user))
+            _act(services, release_id, say, lambda r: promote_now(services, r, user))
         case cmd.Lock(scope=scope, reason=reason):
             lock_env(services, scope, user, reason or "")
             say(
@@ -138,14 +124,11 @@ def _run(slack: SlackServices, command: cmd.Command, user: str, channel: str, sa
             say(f":unlock: {scope} is unlocked.")
 
 
-def _act(
-    slack: SlackServices,
-    release_id: str,
-    user: str,
-    say: Say,
-    done: str,
-    action: Callable[[str], Release],
-) -> None:
-    release = find(slack.services, release_id)
-    after = action(release.id)
-    say(f"{after.id}: {done} ({after.status.replace('_', ' ')}).")
+def _rows(rows: list[dict[str, object]], empty: str) -> str:
+    return "\n".join(f"`{r['id']}` {r['status']} ({r['created_at']!s:.16})" for r in rows) or empty
+
+
+def _act(services: Services, release_id: str, say: Say, action: Callable[[str], Release]) -> None:
+    """A command on a release named by its ID or a prefix of it; says where it stands after."""
+    after = action(find(services, release_id).id)
+    say(f"{after.id}: {after.status.replace('_', ' ')}.")
