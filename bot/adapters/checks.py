@@ -50,8 +50,7 @@ def m001_artifacts_and_check_results(db: sqlite_utils.Database) -> None:
 def apply_migrations(db: Database | sqlite_utils.Database) -> None:
     """Create or upgrade the ``artifacts`` and ``check_results`` tables; safe on every start."""
     if isinstance(db, Database):
-        with db.lock:
-            migrations.apply(db.db)
+        db.migrate(migrations)
     else:
         migrations.apply(db)
 

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import sqlite_utils
+from sqlite_utils import Migrations
 
 
 class Database:
@@ -53,6 +54,11 @@ class Database:
         with self.lock:
             self._opened.append(db)
         return db
+
+    def migrate(self, migrations: Migrations) -> None:
+        """Apply an adapter's migrations under the lock; safe to call on every start."""
+        with self.lock:
+            migrations.apply(self.db)
 
     def close(self) -> None:
         with self.lock:

@@ -38,8 +38,7 @@ def m001_flags(db: sqlite_utils.Database) -> None:
 def apply_migrations(db: Database | sqlite_utils.Database) -> None:
     """Create or upgrade the ``flags`` table; safe to call on every start."""
     if isinstance(db, Database):
-        with db.lock:
-            migrations.apply(db.db)
+        db.migrate(migrations)
     else:
         migrations.apply(db)
 

@@ -54,8 +54,7 @@ def m001_locks(db: sqlite_utils.Database) -> None:
 def apply_migrations(db: Database | sqlite_utils.Database) -> None:
     """Create or upgrade the ``locks`` and ``lock_history`` tables; safe on every start."""
     if isinstance(db, Database):
-        with db.lock:
-            migrations.apply(db.db)
+        db.migrate(migrations)
     else:
         migrations.apply(db)
 

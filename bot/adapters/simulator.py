@@ -81,8 +81,7 @@ def m001_sim_tables(db: sqlite_utils.Database) -> None:
 def apply_migrations(db: Database | sqlite_utils.Database) -> None:
     """Create or upgrade ``sim_traffic`` and ``sim_faults``; safe to call on every start."""
     if isinstance(db, Database):
-        with db.lock:
-            migrations.apply(db.db)
+        db.migrate(migrations)
     else:
         migrations.apply(db)
 

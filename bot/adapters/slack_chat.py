@@ -56,7 +56,7 @@ def create_threads(db: sqlite_utils.Database) -> None:
 
 
 def apply_migrations(database: Database) -> None:
-    migrations.apply(database.db)
+    database.migrate(migrations)
 
 
 def web_client(token: str, base_url: str) -> WebClient:
@@ -94,18 +94,20 @@ class SlackThreads:
         rows = list(self.table.rows_where("channel = ? AND thread_ts = ?", [channel, thread_ts]))
         return _thread(rows[0]) if rows else None
 
-    def add(self, release_id: str, channel: str, thread_ts: str) -> None:
+    def add(self, release_id: str, channel: str, thread_ts: str, card_hash: str) -> Thread:
+        thread = Thread(release_id, channel, thread_ts, card_hash, report_uploaded=False)
         with self.database.lock:
             self.table.insert(
                 {
                     "release_id": release_id,
                     "channel": channel,
                     "thread_ts": thread_ts,
-                    "card_hash": "",
+                    "card_hash": card_hash,
                     "report_uploaded": 0,
                 },
                 replace=True,
             )
+        return thread
 
     def update(self, release_id: str, **values: object) -> None:
         with self.database.lock:
@@ -185,12 +187,9 @@ class SlackChat(AbstractChat):
         text, blocks = status_card(release, now)
         self.pacer.wait(channel)
         answer = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
-        ts, where = str(answer["ts"]), str(answer["channel"])
-        self.threads.add(release.id, where, ts)
-        self.threads.update(release.id, card_hash=_digest(blocks))
-        thread = self.threads.get(release.id)
-        assert thread is not None
-        return thread
+        return self.threads.add(
+            release.id, str(answer["channel"]), str(answer["ts"]), _digest(blocks)
+        )
 
     def refresh_card(self, release: Release, thread: Thread, now: datetime) -> None:
         """Update the status card when what it shows changed (saves the update's quota)."""

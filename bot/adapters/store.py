@@ -235,4 +235,4 @@ class SqliteReleaseStore:
 
 
 def apply_migrations(database: Database) -> None:
-    migrations.apply(database.db)
+    database.migrate(migrations)
