@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_DB := data/demo.db
 DEMO_FLAGS := --db $(DEMO_DB) --approve-as alice --clock-start 2026-11-24T14:00:00Z $(if $(SPEED),--speed $(SPEED))
 
-.PHONY: install demo test lint clean bench-judge bench-tick bench-ack
+.PHONY: install demo test lint clean bench-judge bench-tick bench-ack bench-llm
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check bot handlers tests bench
 	$(BIN)/ruff format --check bot handlers tests bench
-	$(BIN)/mypy bot bench
+	$(BIN)/mypy bot handlers bench
 
 test: lint
 	$(BIN)/pytest
@@ -47,6 +47,10 @@ bench-tick: install
 # /release ack latency: 50 signed commands at once to the running app on loopback.
 bench-ack: install
 	$(BIN)/python -m bench.ack_bench
+
+# LLM calls and tokens for one typical canary (fake Messages API); the prefix is cacheable.
+bench-llm: install
+	$(BIN)/python -m bench.llm_bench
 
 clean:
 	rm -rf $(VENV) data/*.db data/*.db-* data/demo-*.json

@@ -15,6 +15,7 @@ from bot.adapters.clock import RealClock, VirtualClock
 from bot.adapters.db import Database
 from bot.adapters.flags import SqliteFlags
 from bot.adapters.locks import SqliteLocks
+from bot.adapters.no_llm import NoLLM
 from bot.adapters.rule_planner import RulePlanner
 from bot.adapters.series import SqliteSeries
 from bot.adapters.sim_ci import SimulatedCI
@@ -23,7 +24,7 @@ from bot.adapters.simulator import SimulatedFleet
 from bot.adapters.store import SqliteReleaseStore
 from bot.adapters.terminal_chat import TerminalChat
 from bot.config import load_config
-from bot.ports import AbstractChat
+from bot.ports import AbstractChat, AbstractLLM
 from bot.service import Services
 
 DEFAULT_DB = Path("data/release-bot.db")
@@ -47,9 +48,11 @@ def bootstrap(
     chat: AbstractChat | None = None,
     config_path: Path | None = None,
     tick_seconds: float = TICK_SECONDS,
+    llm: AbstractLLM | None = None,
 ) -> Wiring:
     """The embedded defaults: SQLite store, flags, locks and CI evidence, the simulated
-    fleet for metrics and traffic, the rule planner, and the terminal as the chat."""
+    fleet for metrics and traffic, the rule planner, and the terminal as the chat. ``llm``:
+    the agent's model (``llm_from_env``); none means the rules do every agent step."""
     database = Database(db_path)
     for migrate in (
         store_adapter.apply_migrations,
@@ -77,6 +80,7 @@ def bootstrap(
         series=SqliteSeries(database),
         tick_seconds=tick_seconds,
         ci=SimulatedCI(checks, fleet),
+        llm=llm or NoLLM(),
     )
     return Wiring(
         services=services,

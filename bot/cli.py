@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import click
 from pydantic import BaseModel
 
+from bot.adapters.llm_settings import LLMSettingsError, llm_from_env
 from bot.adapters.sim_faults import FaultSpecError, parse_fault
 from bot.adapters.store import ReleaseNotFound
 from bot.analyze import (
@@ -70,8 +71,8 @@ def _user() -> str:
 
 def _wire(db: str, **kwargs: Any) -> Wiring:
     try:
-        return bootstrap(db, **kwargs)
-    except ConfigError as exc:
+        return bootstrap(db, llm=llm_from_env(), **kwargs)
+    except (ConfigError, LLMSettingsError) as exc:
         _fail(str(exc))
 
 
@@ -585,6 +586,6 @@ def serve(env_file: str) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        serve_forever(load_settings(env_file))
-    except (SettingsError, ConfigError) as exc:
+        serve_forever(load_settings(env_file), llm_from_env(env_file))
+    except (SettingsError, ConfigError, LLMSettingsError) as exc:
         _fail(str(exc))

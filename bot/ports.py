@@ -9,6 +9,7 @@ import abc
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from bot.agent.task import AgentRun, AgentTask
 from bot.domain.flags import FlagState
 from bot.domain.observations import (
     ArtifactRecord,
@@ -119,3 +120,19 @@ class AbstractPlanner(abc.ABC):
 
     @abc.abstractmethod
     def plan(self, request: ReleaseRequest, now: datetime, instances: int) -> Plan: ...
+
+
+class AbstractLLM(abc.ABC):
+    """The language model behind the agent: Anthropic, or none (the rules do every step).
+
+    ``run`` never raises for the model's or the API's failures: it returns an ``AgentRun``
+    whose ``fallback`` says why the rules must do this step."""
+
+    model: str = "rules"
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    @abc.abstractmethod
+    def run(self, task: AgentTask) -> AgentRun: ...

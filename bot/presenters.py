@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.adapters.store import StoredEvent
+from bot.domain.narration import Narration
 from bot.domain.release import Release
 
 ICONS = {
@@ -79,4 +80,11 @@ def status_lines(release: Release) -> list[str]:
     line = analysis_line(release)
     if line and release.is_active:
         lines.append(f"  {line}")
+    if release.narration is not None:
+        lines.append(f"  {agent_line(release.narration)}")
     return lines
+
+
+def agent_line(narration: Narration) -> str:
+    """Who planned and speaks for the release, and what the LLM cost so far."""
+    return f"agent: {narration.model}, plan by {narration.planner}; {narration.usage.describe()}"

@@ -15,9 +15,11 @@ from typing import Literal
 
 from bot.adapters.checks import FakeChecks
 from bot.adapters.locks import LockError, SqliteLocks
+from bot.adapters.no_llm import NoLLM
 from bot.adapters.series import SqliteSeries
 from bot.adapters.sim_ci import SimulatedCI
 from bot.adapters.store import ReleaseNotFound, SqliteReleaseStore, StoredEvent
+from bot.agent import flows
 from bot.config import Config, ServiceConfig
 from bot.domain import access
 from bot.domain.access import EnvLock, ScopeError
@@ -30,12 +32,12 @@ from bot.domain.plan import Plan
 from bot.domain.release import ENGINE, CommandRejected, Release, VerificationResult
 from bot.domain.report import ReportContext, build_report
 from bot.domain.request import EnvName, ReleaseRequest
-from bot.parsing import parse_release
 from bot.ports import (
     AbstractChat,
     AbstractChecks,
     AbstractClock,
     AbstractFlags,
+    AbstractLLM,
     AbstractMetrics,
     AbstractPlanner,
     AbstractTrafficRouter,
@@ -62,6 +64,7 @@ class Services:
     series: SqliteSeries  # each judged window, for the thread's charts
     tick_seconds: float = 10.0
     ci: SimulatedCI | None = None  # the embedded environment's CI, publishing builds on request
+    llm: AbstractLLM = field(default_factory=NoLLM)  # the agent's model; NoLLM: rules only
     delivery_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -77,23 +80,27 @@ def release_id_for(request: ReleaseRequest, now: datetime) -> str:
 def start_release(
     services: Services, text: str, requested_by: str, channel: str | None = None
 ) -> Release | InsufficientContext:
-    """Parse a /release line, plan it and store it; the first tick runs the gates.
-    ``channel`` is where it was asked for: the chat keeps the release's thread there."""
-    parsed = parse_release(text, services.config)
+    """Parse a /release line (or plain words, through the agent), plan it and store it; the
+    first tick runs the gates. ``channel`` is where it was asked for: the chat keeps the
+    release's thread there."""
+    parsed, reading = flows.read_request(services, text)
     if isinstance(parsed, InsufficientContext):
         return parsed
     request = parsed
     if why := access.check("start", requested_by, request.service, channel, services.config):
         raise CommandRejected(why)
     now = services.clock.now()
-    plan, approvers = _plan(services, request, now)
-    refusals = _refusals(services, request, plan)
+    planned, approvers = _plan(services, request, now)
+    refusals = _refusals(services, planned.request, planned.plan)
     if refusals:
         raise CommandRejected(refusals[0])
     release = Release.create(
-        release_id_for(request, now), request, plan, approvers, requested_by, now
+        release_id_for(request, now), planned.request, planned.plan, approvers, requested_by, now
     )
     release.channel = channel
+    release.narration = planned.narration
+    for action, details in (reading.audit if reading else []) + planned.audit:
+        release.record_agent(action, details, now)
     if services.ci is not None:
         art = request.release_package.artifact
         services.ci.publish(
@@ -105,16 +112,20 @@ def start_release(
             now,
         )
     services.store.add(release)
+    services.store.record_llm_calls(release.id, (reading.calls if reading else []) + planned.calls)
     reconcile_one(services, release.id)
     deliver(services)
     return services.store.get(release.id)
 
 
-def _plan(services: Services, request: ReleaseRequest, now: datetime) -> tuple[Plan, list[str]]:
-    """The plan, and the release's effective approvers (for its highest environment)."""
+def _plan(
+    services: Services, request: ReleaseRequest, now: datetime
+) -> tuple[flows.Planned, list[str]]:
+    """The plan (the agent's when valid, else the rules'), and the release's effective
+    approvers (for its highest environment)."""
     svc = services.config.for_service(request.service)
-    plan = services.planner.plan(request, now, svc.instances)
-    return plan, svc.approvers_for(e.name for e in plan.environments)
+    planned = flows.plan(services, request, now, svc.instances)
+    return planned, svc.approvers_for(e.name for e in planned.plan.environments)
 
 
 def _refusals(services: Services, request: ReleaseRequest, plan: Plan) -> list[str]:
@@ -290,12 +301,12 @@ class DryRun(Model):
 
 def dry_run(services: Services, text: str) -> DryRun | InsufficientContext:
     """Parse, plan and judge the gates of a /release line; store, deploy and publish nothing."""
-    parsed = parse_release(text, services.config)
+    parsed, _ = flows.read_request(services, text)
     if isinstance(parsed, InsufficientContext):
         return parsed
-    request = parsed
     now = services.clock.now()
-    plan, approvers = _plan(services, request, now)
+    planned, approvers = _plan(services, parsed, now)
+    request, plan = planned.request, planned.plan
     evidence = _gate_evidence(services, request, plan, approvers, now, dry=True)
     checks, artifacts = run_gates(request, plan, evidence)
     checks = [
@@ -317,6 +328,7 @@ def dry_run(services: Services, text: str) -> DryRun | InsufficientContext:
         else "needs_approval"
     )
     notes = [f"{NOT_REHEARSED}: a real start rehearses it in staging first"]
+    notes += [details for _, details in planned.audit]
     if services.ci is not None:
         notes.append("build evidence is what the embedded CI would publish at the start")
     return DryRun(
@@ -342,6 +354,10 @@ def reconcile(services: Services) -> list[str]:
     for release_id in ids:
         reconcile_one(services, release_id)
     deliver(services)
+    # The agent explains boundaries and anomalies only after every release has moved (and
+    # rolled back) and the thread has the facts: nothing waits for the LLM.
+    if services.llm.enabled and flows.narrate(services):
+        deliver(services)
     return ids
 
 

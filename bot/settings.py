@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     release_bot_post_interval: float = Field(
         default=1.0, ge=0, description="seconds between messages to one channel (Slack: ~1/s)"
     )
+    release_bot_home_interval: float = Field(
+        default=10.0,
+        ge=0,
+        description="seconds between two refreshes of one user's App Home (views.publish)",
+    )
     port: int = Field(default=3000, ge=0, le=65535)
     host: str = "0.0.0.0"
 

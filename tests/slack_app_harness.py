@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain.release import Release
+from bot.ports import AbstractLLM
 from bot.service import Services
 from bot.settings import Settings
 from bot.slack.serve import SlackWiring, wire
@@ -58,22 +59,29 @@ def settings_for(fake: FakeSlack, tmp: Path, **overrides: Any) -> Settings:
 
 
 class RunningApp:
-    def __init__(self, fake: FakeSlack, tmp: Path, **overrides: Any) -> None:
+    def __init__(
+        self, fake: FakeSlack, tmp: Path, llm: AbstractLLM | None = None, **overrides: Any
+    ) -> None:
         self.fake = fake
         self.wired: SlackWiring = wire(
-            settings_for(fake, tmp, **overrides), virtual_clock=True, clock_start=CLOCK_START
+            settings_for(fake, tmp, **overrides),
+            virtual_clock=True,
+            clock_start=CLOCK_START,
+            llm=llm,
         )
         self.server = self.wired.server
 
     def start(self) -> RunningApp:
         # The scheduler runs paused: the test moves the virtual clock and ticks by hand.
         self.wired.ticker.start(paused=True)
-        threading.Thread(target=self.server.wsgi.run, daemon=True).start()
+        self.server._thread = threading.Thread(target=self.server.wsgi.run, daemon=True)
+        self.server._thread.start()
         return self
 
     def stop(self) -> None:
-        self.server.wsgi.close()
+        self.server.stop()  # closes waitress from inside its loop (no EBADF race)
         self.wired.ticker.stop()
+        self.wired.slack.home.close()
         self.wired.slack.background.shutdown(wait=True)
         self.wired.wiring.database.close()
 

@@ -11,6 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from bot.settings import Settings, SettingsError
+from bot.slack.serve import wire
 from tests.conftest import ROOT
 from tests.fake_slack import FakeSlack
 from tests.slack_signing import post
@@ -101,3 +105,21 @@ def test_serve_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None:
             process.send_signal(signal.SIGTERM)
             _, err = process.communicate(timeout=30)
         assert process.returncode == 0, err
+
+
+def test_a_port_in_use_gives_one_line(tmp_path: Path) -> None:
+    with FakeSlack() as fake, socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = Settings(
+            _env_file=None,
+            slack_bot_token="xoxb-test",
+            slack_signing_secret="s",
+            slack_api_url=fake.url,
+            release_bot_db=tmp_path / "release-bot.db",
+            host="127.0.0.1",
+            port=taken.getsockname()[1],
+        )
+        with pytest.raises(SettingsError, match=r"cannot listen on 127\.0\.0\.1:") as caught:
+            wire(settings)
+    assert "PORT" in str(caught.value) and "\n" not in str(caught.value)

@@ -4,16 +4,20 @@ recording what the app posts, the engine moving on a virtual clock."""
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 import jsonschema
 import pytest
 
 from bot.slack import blocks
+from bot.slack.views import release_modal
+from handlers.events import SeenEvents
 from tests.fake_slack import FakeSlack
 from tests.slack_app_harness import (
     ALICE,
@@ -21,12 +25,21 @@ from tests.slack_app_harness import (
     CHANNEL,
     DAVE,
     EVE,
+    SECRET,
     RunningApp,
     blocks_text,
     thread_messages,
     wait_until,
 )
-from tests.slack_signing import event_body, post, slash_command_body, view_submission_body
+from tests.slack_signing import (
+    TRIGGER_ID,
+    block_action_body,
+    event_body,
+    post,
+    signed_headers,
+    slash_command_body,
+    view_submission_body,
+)
 
 LINE = 'shop 1.2.0 risk=medium ticket=CHG-1 changes="faster checkout"'
 
@@ -319,3 +332,282 @@ def test_concurrent_commands_each_start_their_release(app: RunningApp, fake: Fak
     app.wired.slack.background.shutdown(wait=True)
     assert len(app.services.store.listing(limit=100)) == 20
     assert not [r for i in range(20) for r in fake.responses(f"c{i}")]
+
+
+# -- the form, end to end -----------------------------------------------------------------------
+
+FIELD_OF = {**{b: k for k, b in blocks.FIELD_BLOCKS.items()}, blocks.CHANNEL_BLOCK: "channel"}
+
+
+def form_state(view: Mapping[str, Any], answers: Mapping[str, Any]) -> dict[str, Any]:
+    """``view.state.values`` as Slack sends them on submit: every input of the view the app
+    opened, under its block_id and action_id, holding the answer or else what it was opened
+    with (Slack sends the untouched inputs too, empty ones as null)."""
+    values: dict[str, Any] = {}
+    for block in view["blocks"]:
+        if block["type"] != "input":
+            continue
+        element, answer = block["element"], answers.get(FIELD_OF[block["block_id"]])
+        state: dict[str, Any] = {"type": element["type"]}
+        if element["type"] == "static_select":
+            chosen = [o for o in element["options"] if o["value"] == answer]
+            assert answer is None or chosen, f"{answer!r} is not an option of {block['block_id']}"
+            state["selected_option"] = chosen[0] if chosen else element.get("initial_option")
+        elif element["type"] == "checkboxes":
+            chosen = [o for o in element["options"] if o["value"] in (answer or [])]
+            state["selected_options"] = chosen or element.get("initial_options", [])
+        elif element["type"] == "conversations_select":
+            state["selected_conversation"] = answer or element.get("initial_conversation")
+        else:
+            state["value"] = answer if answer is not None else element.get("initial_value")
+        values[block["block_id"]] = {element["action_id"]: state}
+    return values
+
+
+def submission(view: Mapping[str, Any], answers: Mapping[str, Any], user: str = DAVE) -> str:
+    """The view_submission Slack posts for ``view`` filled with ``answers`` (form keys)."""
+    body = view_submission_body(
+        view["callback_id"], form_state(view, answers), user, view.get("private_metadata", "")
+    )
+    payload = json.loads(parse_qs(body)["payload"][0])
+    payload["view"]["blocks"] = view["blocks"]  # Slack echoes the view's blocks
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def initial(view: Mapping[str, Any], key: str) -> Any:
+    """What the form shows in field ``key`` when it opens (None: empty)."""
+    block = next(b for b in view["blocks"] if b.get("block_id") == blocks.FIELD_BLOCKS[key])
+    element = block["element"]
+    if "initial_option" in element:
+        return element["initial_option"]["value"]
+    if "initial_options" in element:
+        return [o["value"] for o in element["initial_options"]]
+    return element.get("initial_value")
+
+
+def test_the_form_opens_and_a_valid_submission_starts_the_release(
+    app: RunningApp, fake: FakeSlack
+) -> None:
+    status, answer, seconds = app.command("", name="form")
+    assert status == 200 and answer == "" and seconds < 3  # acked empty: the form is the answer
+    opened = fake.wait_for("views.open")[0].params
+    assert opened["trigger_id"] == TRIGGER_ID
+    view = opened["view"]
+    assert view["callback_id"] == blocks.MODAL_CALLBACK
+    assert json.loads(view["private_metadata"]) == {"channel_id": CHANNEL}
+    assert blocks.CHANNEL_BLOCK not in blocks_text(view["blocks"])  # known: not asked
+
+    answers = {
+        "service": "shop",
+        "version": "1.2.0",
+        "risk": "medium",
+        "ticket": "CHG-7",
+        "changes": "- faster checkout\n- fix refund rounding",
+        "guardrails": "p95 < 250ms, error_rate<0.5%",
+    }
+    status, reply = app.send(submission(view, answers))
+    assert status == 200
+    assert reply == "" or json.loads(reply) == {"response_action": "clear"}  # the form closes
+
+    top = wait_until(lambda: fake.messages(CHANNEL, thread_ts=""), what="the release's card")
+    assert len(top) == 1 and "shop" in blocks_text(top[0]["blocks"])
+    release = app.release()
+    package = release.request.release_package
+    assert (release.request.service, package.version, package.risk) == ("shop", "1.2.0", "medium")
+    assert package.change_ticket == "CHG-7"
+    assert package.changes == "faster checkout; fix refund rounding"
+    assert [g.value for g in release.request.guardrails.latency] == [250]
+    assert release.request.guardrails.error_rate.value == 0.5
+    assert release.channel == CHANNEL and release.requested_by == DAVE
+    assert app.services.store.get(release.id).status == "awaiting_approval"
+    assert not fake.calls("chat.postEphemeral")  # nothing went wrong to say
+
+
+def test_a_form_service_named_like_a_subcommand_is_released_not_run(
+    app: RunningApp, fake: FakeSlack
+) -> None:
+    """The form's line is a release: service ``help`` is released, not read as /release help."""
+    view = release_modal({"service": "help"}, CHANNEL, ["shop"])  # an unknown one is typed
+    answers = {"service": "help", "version": "1.0.0", "risk": "low", "changes": "x",
+               "artifact": "registry.local/help:1.0.0"}  # fmt: skip
+    assert app.send(submission(view, answers))[0] == 200
+    wait_until(lambda: fake.messages(CHANNEL, thread_ts=""), what="the release's card")
+    assert app.release().request.service == "help"
+    assert not fake.calls("chat.postEphemeral")  # no help text
+
+
+def test_a_form_opened_without_a_channel_asks_for_one(app: RunningApp, fake: FakeSlack) -> None:
+    view = release_modal({}, "", ["shop"])  # as opened from outside a conversation
+    answers = {"service": "shop", "version": "1.2.0", "risk": "low", "changes": "x"}
+    status, reply = app.send(submission(view, answers))
+    assert status == 200
+    assert json.loads(reply) == {
+        "response_action": "errors",
+        "errors": {blocks.CHANNEL_BLOCK: "pick the channel the release posts in"},
+    }
+    legacy = {
+        **view,
+        "blocks": [b for b in view["blocks"] if b["block_id"] != blocks.CHANNEL_BLOCK],
+    }
+    status, reply = app.send(submission(legacy, answers))
+    assert list(json.loads(reply)["errors"]) == [blocks.FIELD_BLOCKS["service"]]
+    assert app.services.store.listing() == []
+
+    status, reply = app.send(submission(view, {**answers, "channel": CHANNEL}))
+    assert status == 200 and reply == ""
+    wait_until(lambda: fake.messages(CHANNEL, thread_ts=""), what="the release's card")
+    assert app.release().channel == CHANNEL
+
+
+def test_an_incomplete_line_offers_the_form_prefilled(app: RunningApp, fake: FakeSlack) -> None:
+    app.command("shop 1.2.0 risk=high ticket=CHG-9 p95<250ms", name="short")
+    assert "Changes included" in ephemeral(fake, "short")
+    reply = fake.responses("short")[0]
+    assert reply["response_type"] == "ephemeral"
+    form = next(
+        e
+        for b in reply["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == blocks.OPEN_MODAL
+    )
+    click = block_action_body(
+        blocks.OPEN_MODAL,
+        form["value"],
+        DAVE,
+        CHANNEL,
+        "1900000000.000300",
+        response_url=fake.response_url("click"),
+        block_id=blocks.FORM_BLOCK,
+    )
+    assert app.send(click)[0] == 200
+    opened = fake.wait_for("views.open")[0].params
+    assert opened["trigger_id"] == TRIGGER_ID
+    view = opened["view"]
+    assert initial(view, "service") == "shop"
+    assert initial(view, "version") == "1.2.0"
+    assert initial(view, "risk") == "high"
+    assert initial(view, "ticket") == "CHG-9"
+    assert initial(view, "guardrails") == "p95<250ms"
+    assert initial(view, "changes") is None  # what was missing is left to fill in
+    assert json.loads(view["private_metadata"]) == {"channel_id": CHANNEL}
+
+    assert app.send(submission(view, {"changes": "faster checkout"}))[0] == 200
+    wait_until(lambda: fake.messages(CHANNEL, thread_ts=""), what="the release's card")
+    package = app.release().request.release_package
+    assert (package.risk, package.change_ticket, package.changes) == (
+        "high",
+        "CHG-9",
+        "faster checkout",
+    )
+    assert [g.value for g in app.release().request.guardrails.latency] == [250]
+
+
+# -- the App Home follows the releases ------------------------------------------------------------
+
+
+def home_of(fake: FakeSlack, user: str) -> str:
+    """The user's Home tab as last published ("" if never)."""
+    published = [c for c in fake.calls("views.publish") if c.params.get("user_id") == user]
+    return blocks_text(published[-1].params["view"]["blocks"]) if published else ""
+
+
+def open_home(app: RunningApp, user: str) -> None:
+    event = {"type": "app_home_opened", "user": user, "channel": f"D{user}", "tab": "home"}
+    assert app.send(event_body(event))[0] == 200
+
+
+def test_the_app_home_is_republished_as_the_release_moves(fake: FakeSlack, tmp_path: Path) -> None:
+    app = RunningApp(fake, tmp_path, release_bot_home_interval=0).start()
+    try:
+        open_home(app, DAVE)
+        wait_until(lambda: "Nothing is rolling out" in home_of(fake, DAVE), what="the home")
+        top = start(app, fake)
+        wait_until(lambda: "awaiting approval" in home_of(fake, DAVE), what="the new release")
+        assert app.release().id in home_of(fake, DAVE)
+
+        approval = approval_message(fake, top["ts"])
+        app.click(blocks.APPROVE, app.release().id, ALICE, approval, "approve")
+        moved = wait_until(
+            lambda: (s := app.release().status) != "awaiting_approval" and s,
+            what="the approval",
+        )
+        words = blocks.STATUS[moved][1]
+        wait_until(
+            lambda: words in home_of(fake, DAVE) and "awaiting approval" not in home_of(fake, DAVE),
+            what=f"the home showing {words}",
+        )
+        # Only those who opened the tab get it: Alice clicked but never opened it.
+        assert {c.params["user_id"] for c in fake.calls("views.publish")} == {DAVE}
+    finally:
+        app.stop()
+
+
+def test_a_busy_tick_does_not_flood_views_publish(fake: FakeSlack, tmp_path: Path) -> None:
+    """Within the interval after a publish, changes wait (a trailing publish, cancelled here
+    by the stop): dozens of delivered batches, one views.publish."""
+    app = RunningApp(fake, tmp_path, release_bot_home_interval=60).start()
+    try:
+        open_home(app, DAVE)
+        fake.wait_for("views.publish")
+        top = start(app, fake)
+        app.click(blocks.APPROVE, app.release().id, ALICE, approval_message(fake, top["ts"]), "a")
+        app.run_until(lambda r: r.status == "rolling_out" and r.step_index >= 2)
+        app.wired.slack.background.shutdown(wait=True)  # every delivery and flush has run
+        assert len(thread_messages(fake, top["ts"])) >= 5
+        assert fake.count("views.publish") == 1
+    finally:
+        app.stop()
+
+
+# -- Slack's retried deliveries -----------------------------------------------------------------
+
+
+def test_a_retried_mention_is_answered_once(
+    app: RunningApp, fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="handlers.events")
+    top = start(app, fake)
+    mention = {
+        "type": "app_mention",
+        "user": DAVE,
+        "text": "<@U0BOT> why",
+        "channel": CHANNEL,
+        "ts": "1900000000.000100",
+        "thread_ts": top["ts"],
+    }
+    body = event_body(mention, event_id="Ev0SLOWACK1")
+
+    def answers() -> list[dict[str, Any]]:
+        return [m for m in fake.messages(CHANNEL, top["ts"]) if "no metrics" in m["text"]]
+
+    assert app.send(body)[0] == 200
+    wait_until(answers, what="the answer to why")
+    retry = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    status, _, _ = post(app.url, body, {**signed_headers(body, SECRET), **retry})
+    assert status == 200  # acked, so Slack stops retrying
+    assert any("Ev0SLOWACK1 delivered again (retry 1" in r.getMessage() for r in caplog.records)
+
+    # A retry of a delivery we never received is the first we hear of it: answered.
+    status_mention = {**mention, "ts": "1900000000.000200", "text": "<@U0BOT> status"}
+    first_heard = event_body(status_mention, event_id="Ev0MISSED01")
+    status, _, _ = post(app.url, first_heard, {**signed_headers(first_heard, SECRET), **retry})
+    assert status == 200
+    status_line = f"{app.release().id}: awaiting approval"
+    wait_until(
+        lambda: any(m["text"].startswith(status_line) for m in fake.messages(CHANNEL, top["ts"])),
+        what="the answer to the retried status",
+    )
+    app.wired.slack.background.shutdown(wait=True)  # anything still queued has run
+    assert len(answers()) == 1
+
+
+def test_seen_events_forget_after_a_while_and_stay_bounded() -> None:
+    now = [0.0]
+    seen = SeenEvents(keep_for=60, max_size=3, clock=lambda: now[0])
+    assert seen.first("Ev1") and not seen.first("Ev1")
+    now[0] = 61
+    assert seen.first("Ev1")  # long gone: Slack stopped retrying it
+    for event_id in ("Ev2", "Ev3", "Ev4"):
+        assert seen.first(event_id)
+    assert seen.first("Ev1")  # pushed out by the newer three

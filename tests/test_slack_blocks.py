@@ -425,6 +425,26 @@ def test_modal_accepts_a_line_prefill_and_unknown_services() -> None:
     assert known["element"]["initial_option"] in known["element"]["options"]
 
 
+def test_a_modal_without_a_channel_asks_for_one_and_reads_it_back() -> None:
+    view = release_modal({"service": "payments-api", "version": "2.4.1"}, "", SERVICES)
+    picker = view["blocks"][0]
+    assert picker["block_id"] == blocks.CHANNEL_BLOCK
+    assert picker["element"]["type"] == "conversations_select"
+    assert set(iter_action_ids(view["blocks"])) <= ACTION_IDS
+    assert_slack_safe(view["blocks"])
+    fields = [b for b in view["blocks"] if b["block_id"] != blocks.CHANNEL_BLOCK]
+    values = submitted({**view, "blocks": fields}, risk="low", changes="x")
+    assert modal_line(values, view["private_metadata"])[1] == ""
+    values[blocks.CHANNEL_BLOCK] = {
+        blocks.CHANNEL_ACTION: {"type": "conversations_select", "selected_conversation": "C0PICK"}
+    }
+    line, channel = modal_line(values, view["private_metadata"])
+    assert channel == "C0PICK" and "C0PICK" not in line
+    assert isinstance(parse_release(line, CONFIG), ReleaseRequest), line
+    with_channel = release_modal({}, "C1", SERVICES)
+    assert blocks.CHANNEL_BLOCK not in json.dumps(with_channel)
+
+
 @pytest.mark.parametrize(
     "line, field",
     [

@@ -162,8 +162,17 @@ class SlackChat(AbstractChat):
         self.report_for = report_for
         self.default_channel = default_channel
         self.pacer = ChannelPacer(post_interval)
+        # Called with the release after each batch, posted or not (the App Home follows).
+        self.observers: list[Callable[[Release], None]] = []
 
     def post(self, release: Release, events: list[StoredEvent]) -> None:
+        try:
+            self._post(release, events)
+        finally:  # the release moved even when Slack refused the reply
+            for observer in self.observers:
+                observer(release)
+
+    def _post(self, release: Release, events: list[StoredEvent]) -> None:
         channel = release.channel or self.default_channel
         if channel is None:
             log.info("%s has no Slack channel (started outside Slack); not posted", release.id)
@@ -178,7 +187,9 @@ class SlackChat(AbstractChat):
         self.refresh_card(release, thread, now)
         for step in self._chart_steps(release, events):
             self._upload_chart(release, thread, step)
-        if not release.is_active and not thread.report_uploaded:
+        # The report waits for the agent's summary, which is due until it has spoken.
+        summary_due = release.narration is not None and bool(release.narration.due)
+        if not release.is_active and not thread.report_uploaded and not summary_due:
             self._upload_report(release, thread)
 
     # -- the card ----------------------------------------------------------------------------

@@ -8,14 +8,16 @@ in the same transaction as the state, and triggers refuse to change or delete th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 import sqlite_utils
 from sqlite_utils import Migrations
 
 from bot.adapters.db import Database
+from bot.agent.task import LlmCall
 from bot.domain.release import ACTIVE, Event, Release
 
 migrations = Migrations("release-bot.store")
@@ -62,6 +64,32 @@ def create_releases(db: sqlite_utils.Database) -> None:
     )
     db.table("deliveries").create({"event_id": int, "delivered_at": str}, pk="event_id")
     db.table("clock").create({"id": int, "now": str}, pk="id")
+
+
+@migrations()
+def add_narration(db: sqlite_utils.Database) -> None:
+    # Releases whose agent explanation is due (a stage boundary, an anomaly, the end), and
+    # every LLM call with what it cost, per release.
+    db.table("releases").add_column("narrate", int, not_null_default=0)
+    db.table("releases").create_index(["narrate"])
+    db.table("llm_calls").create(
+        {
+            "id": int,
+            "release_id": str,
+            "purpose": str,
+            "model": str,
+            "request_id": str,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cache_read_tokens": int,
+            "cache_write_tokens": int,
+            "stop_reason": str,
+            "milliseconds": int,
+            "at": str,
+        },
+        pk="id",
+    )
+    db.table("llm_calls").create_index(["release_id"])
 
 
 class StaleRelease(Exception):
@@ -114,10 +142,10 @@ class SqliteReleaseStore:
             release.revision = expected + 1
             row = self._row(release)
             cursor = self.db.execute(
-                "UPDATE releases SET status=?, active=?, revision=?, updated_at=?, state=? "
-                "WHERE id=? AND revision=?",
-                [row["status"], row["active"], row["revision"], row["updated_at"], row["state"],
-                 release.id, expected],
+                "UPDATE releases SET status=?, active=?, narrate=?, revision=?, updated_at=?, "
+                "state=? WHERE id=? AND revision=?",
+                [row["status"], row["active"], row["narrate"], row["revision"], row["updated_at"],
+                 row["state"], release.id, expected],
             )  # fmt: skip
             if cursor.rowcount != 1:
                 release.revision = expected
@@ -131,6 +159,7 @@ class SqliteReleaseStore:
             "version": release.version,
             "status": release.status,
             "active": int(release.status in ACTIVE),
+            "narrate": int(bool(release.narration and release.narration.due)),
             "revision": release.revision,
             "created_at": _ts(release.created_at),
             "updated_at": _ts(datetime.now(UTC)),
@@ -157,6 +186,22 @@ class SqliteReleaseStore:
             r["id"]
             for r in self.db.table("releases").rows_where("active = 1", order_by="created_at")
         ]
+
+    def narration_due_ids(self) -> list[str]:
+        return [
+            r["id"]
+            for r in self.db.table("releases").rows_where("narrate = 1", order_by="created_at")
+        ]
+
+    def record_llm_calls(self, release_id: str, calls: Iterable[LlmCall]) -> None:
+        rows = [{"release_id": release_id, **asdict(c), "at": _ts(c.at)} for c in calls]
+        if rows:
+            with self.unit_of_work():
+                self.db.table("llm_calls").insert_all(rows)
+
+    def llm_calls(self, release_id: str | None = None) -> list[dict[str, object]]:
+        where, args = ("release_id = ?", [release_id]) if release_id else (None, [])
+        return list(self.db.table("llm_calls").rows_where(where, args, order_by="id"))
 
     def active_by_status(self) -> dict[str, int]:
         rows = self.db.query(

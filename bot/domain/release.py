@@ -25,6 +25,7 @@ from bot.domain.flags import FlagState
 from bot.domain.histogram import aggregate
 from bot.domain.judge import CanaryJudge
 from bot.domain.judgement import Judgement, judgement
+from bot.domain.narration import NARRATED, Narration
 from bot.domain.observations import (
     CohortSample,
     LogSummary,
@@ -52,6 +53,7 @@ ACTIVE: tuple[Status, ...] = (
     "pending_gates", "awaiting_approval", "scheduled", "rolling_out", "paused", "rolling_back"
 )  # fmt: skip
 ENGINE = "release-bot"
+AGENT = "release-bot agent"
 VERIFY_KINDS = ("env_deploy", "green_verify", "dark_launch")
 EXTEND_LIMIT = 3.0  # a step may bake this many times its planned length while evidence accrues
 HISTORY_WINDOWS = 60
@@ -156,6 +158,7 @@ class Release(MutableModel):
     locked_scope: str | None = None  # the scope its automatic rollback locked, once
     holding_until: datetime | None = None
     finished_at: datetime | None = None
+    narration: Narration | None = None  # set when an LLM agent speaks for this release
     revision: int = 0
     _events: list[Event] = PrivateAttr(default_factory=list)
 
@@ -206,6 +209,12 @@ class Release(MutableModel):
 
     def _record(self, action: str, actor: str, at: datetime, details: str, **data: Any) -> None:
         self._events.append(Event(action=action, actor=actor, at=at, details=details, data=data))
+        if self.narration is not None and action in NARRATED:
+            self.narration.due.append(action)
+
+    def record_agent(self, action: str, details: str, now: datetime, **data: Any) -> None:
+        """An agent's contribution (or the rules' fallback) in the audit trail and thread."""
+        self._record(action, AGENT, now, details, **data)
 
     def collect_events(self) -> list[Event]:
         events, self._events = self._events, []

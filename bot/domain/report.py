@@ -82,7 +82,7 @@ def build_report(release: Release, events: Sequence[Event], ctx: ReportContext) 
         release_id=release.id,
         version=release.version,
         status=status,
-        summary=_clip(summarise(release, events), SUMMARY_WORDS),
+        summary=_clip(_agent_summary(release) or summarise(release, events), SUMMARY_WORDS),
         pre_deployment=PreDeployment(
             checks=release.checks,
             artifacts=release.artifacts or _unverified_artifacts(release),
@@ -105,7 +105,7 @@ def build_report(release: Release, events: Sequence[Event], ctx: ReportContext) 
         post_deployment=_post(release, ctx, events),
         risk_assessment=_risk(release, ctx),
         compliance=_compliance(release, ctx, events),
-        next_actions=_next_actions(release, ctx),
+        next_actions=_agent_actions(release) or _next_actions(release, ctx),
     )
 
 
@@ -470,7 +470,8 @@ def _artifacts(
 ) -> DeploymentArtifacts:
     cfg = ctx.service_config
     return DeploymentArtifacts(
-        changelog=_changelog(release.request.release_package.changes),
+        changelog=(release.narration and release.narration.changelog)
+        or _changelog(release.request.release_package.changes),
         runbook=cfg.runbook or "",
         rollback_procedure=cfg.rollback_procedure or cfg.runbook or "",
         communication=Communication(
@@ -558,13 +559,41 @@ def _risk(release: Release, ctx: ReportContext) -> RiskAssessment:
         if failures or release.rollback
         else max(0.0, min(1.0, 0.5 + 0.5 * judged - 0.05 * warnings))
     )
-    return RiskAssessment(
+    rules = RiskAssessment(
         deployment_risk=release.plan.risk,
         blast_radius=blast,
         rollback_complexity=complexity,
         data_risk=data_risk,
         confidence_score=round(score, 3),
     )
+    agent = release.narration.assessment if release.narration else None
+    if agent is None:
+        return rules
+    # The agent's judgement may only make the assessment graver, field by field.
+    graver = {
+        name: max(getattr(rules, name), getattr(agent, name), key=order.index)
+        for name, order in SEVERITY.items()
+    }
+    return rules.model_copy(update=graver)
+
+
+SEVERITY: dict[str, tuple[str, ...]] = {
+    "deployment_risk": ("low", "medium", "high", "critical"),
+    "blast_radius": ("minimal", "limited", "significant", "global"),
+    "rollback_complexity": ("simple", "moderate", "complex"),
+    "data_risk": ("none", "low", "medium", "high"),
+}
+
+
+def _agent_summary(release: Release) -> str | None:
+    """The agent's summary, when it was written for the release as it stands."""
+    n = release.narration
+    return n.summary if n and n.summary and n.summary_status == release.status else None
+
+
+def _agent_actions(release: Release) -> list[NextAction]:
+    n = release.narration
+    return list(n.next_actions) if n and _agent_summary(release) else []
 
 
 def _compliance(release: Release, ctx: ReportContext, events: Sequence[Event]) -> Compliance:

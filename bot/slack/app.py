@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from bot.adapters.slack_chat import SlackChat, SlackThreads
 from bot.service import Services
 from bot.settings import Settings, SettingsError
+from bot.slack.home import HomeTabs, current_home
 
 log = logging.getLogger(__name__)
 LISTENER_THREADS = 16
@@ -38,6 +39,17 @@ class SlackServices:
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(BACKGROUND_THREADS, "release-bot-work")
     )
+    home: HomeTabs = field(init=False)
+
+    def __post_init__(self) -> None:
+        """The App Home follows every delivered batch of events (``SlackChat.post``)."""
+        client = self.chat.client
+        self.home = HomeTabs(
+            lambda user, view: client.views_publish(user_id=user, view=view),
+            lambda: current_home(self.services.store),
+            submit=self.background.submit,
+        )
+        self.chat.observers.append(lambda _release: self.home.changed())
 
     def later(self, work: Callable[[], None], reply: Reply) -> Future[None]:
         """Run ``work`` after the ack. A failure the work did not turn into a message is
@@ -76,6 +88,7 @@ def build_app(settings: Settings, slack: SlackServices, client: WebClient) -> Ap
             f"cannot reach the Slack Web API at {settings.slack_api_url} ({exc}); "
             "check the network or SLACK_API_URL"
         ) from None
+    slack.home.interval = settings.release_bot_home_interval
     register_all(app, slack)
     app.error(_on_error)
     return app

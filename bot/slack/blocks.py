@@ -17,6 +17,8 @@ from bot.domain.plan import Step
 from bot.domain.release import Release
 from bot.presenters import event_text
 from bot.slack.form import (
+    CHANNEL_ACTION,
+    CHANNEL_BLOCK,
     FIELD_ACTIONS,
     FIELD_BLOCKS,
     FIELD_KEYS,
@@ -61,7 +63,7 @@ CARD_ACTIONS_BLOCK = "release_card_actions"  # + "/<status>": a fresh id when bu
 APPROVAL_BLOCK = "release_approval_actions"  # + "/<gate>": which gate the buttons answer
 FORM_BLOCK = "release_form_actions"
 AUDIT_BLOCK = "release_audit"  # + "/<ms timestamp>"
-ACTION_IDS = frozenset((*BUTTON_ACTIONS, *FIELD_ACTIONS.values()))
+ACTION_IDS = frozenset((*BUTTON_ACTIONS, *FIELD_ACTIONS.values(), CHANNEL_ACTION))
 
 STATUS: dict[str, tuple[str, str]] = {
     "pending_gates": ("🔎", "checking gates"),
@@ -495,7 +497,8 @@ def help_blocks() -> tuple[str, list[Block]]:
 
 __all__ = [
     "ACTION_IDS", "APPROVAL_BLOCK", "APPROVE", "AUDIT_BLOCK", "BUTTON_ACTIONS",
-    "CARD_ACTIONS_BLOCK", "FIELD_ACTIONS", "FIELD_BLOCKS", "FIELD_KEYS", "FORM_BLOCK",
+    "CARD_ACTIONS_BLOCK", "CHANNEL_ACTION", "CHANNEL_BLOCK", "FIELD_ACTIONS", "FIELD_BLOCKS",
+    "FIELD_KEYS", "FORM_BLOCK",
     "MODAL_CALLBACK", "OPEN_MODAL", "PAUSE", "PROMOTE", "REJECT", "RESUME", "ROLLBACK",
     "STATUS", "Block", "approval_request", "audit_line", "context_errors", "event_reply",
     "field_errors", "gate_of", "help_blocks", "iter_action_ids", "missing_fields",

@@ -26,6 +26,9 @@ FIELD_KEYS = ("service", "version", "risk", "strategy", "env", "regions", "stage
 FIELD_BLOCKS = {key: f"release_field_{key}" for key in FIELD_KEYS}
 FIELD_ACTIONS = {key: f"release_input_{key}" for key in FIELD_KEYS}
 LINE_KEYS = tuple(k for k in FIELD_KEYS if k not in ("service", "version", "guardrails"))
+# Where the release is posted, asked for only when the form was opened without a channel.
+CHANNEL_BLOCK = "release_field_channel"
+CHANNEL_ACTION = "release_input_channel"
 # As bot.parsing reads a line: a guardrail token, a version, Slack's retyped quotes.
 GUARDRAIL_TOKEN = re.compile(r"(?:kpi:[A-Za-z0-9_.\-]+|[A-Za-z_][A-Za-z0-9_]*)\s*[<>]")
 _VERSION = re.compile(r"v?[0-9]+(?:\.[0-9]+){1,3}(?:[-+][0-9A-Za-z.\-+]+)?")
@@ -119,7 +122,8 @@ def guardrail_tokens(text: str) -> list[str]:
 
 def modal_line(state_values: dict[str, Any], private_metadata: str) -> tuple[str, str]:
     """(the text a /release command would carry, without "/release"; the channel to start
-    it in, from ``private_metadata``)."""
+    it in, from ``private_metadata``, else from the channel picker; "" when neither has
+    one)."""
     words = [quote(w) for k in ("service", "version") if (w := _clean(k, _value(state_values, k)))]
     pairs = [f"{k}={quote(v)}" for k in LINE_KEYS if (v := _clean(k, _value(state_values, k)))]
     rails = guardrail_tokens(_value(state_values, "guardrails"))
@@ -128,6 +132,8 @@ def modal_line(state_values: dict[str, Any], private_metadata: str) -> tuple[str
     except ValueError:
         meta = {}
     channel = str(meta.get("channel_id") or "") if isinstance(meta, dict) else ""
+    picked = (state_values.get(CHANNEL_BLOCK) or {}).get(CHANNEL_ACTION) or {}
+    channel = channel or str(picked.get("selected_conversation") or "")
     return " ".join([*words, *pairs, *rails]), channel
 
 

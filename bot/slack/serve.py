@@ -10,13 +10,15 @@ from datetime import datetime
 from typing import Any
 
 from slack_bolt import App
+from slack_sdk.errors import SlackApiError
 
 from bot.adapters import slack_chat
 from bot.adapters.slack_chat import SlackChat, SlackThreads, web_client
 from bot.bootstrap import Wiring, bootstrap
-from bot.domain.summary import summarise
+from bot.ports import AbstractLLM
+from bot.presenters import agent_line
 from bot.service import report
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.slack.app import SlackServices, build_app
 from bot.slack.web import Server, Telemetry, Ticker, WebApp
 
@@ -33,9 +35,14 @@ class SlackWiring:
 
 
 def wire(
-    settings: Settings, *, virtual_clock: bool = False, clock_start: datetime | None = None
+    settings: Settings,
+    *,
+    virtual_clock: bool = False,
+    clock_start: datetime | None = None,
+    llm: AbstractLLM | None = None,
 ) -> SlackWiring:
-    """Everything ``serve`` runs, not started yet. Raises ``SettingsError`` with one line."""
+    """Everything ``serve`` runs, not started yet. Raises ``SettingsError`` with one line.
+    ``llm``: the agent's model (``llm_from_env``); none: the rules do every agent step."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
     client = web_client(token, settings.slack_api_url)
     wiring = bootstrap(
@@ -44,6 +51,7 @@ def wire(
         clock_start=clock_start,
         config_path=settings.release_bot_config,
         tick_seconds=settings.release_bot_tick_seconds,
+        llm=llm,
     )
     services, database = wiring.services, wiring.database
     slack_chat.apply_migrations(database)
@@ -51,7 +59,9 @@ def wire(
     def report_for(release_id: str) -> tuple[str, str]:
         contract = report(services, release_id)
         release = services.store.get(release_id)
-        summary = summarise(release, services.store.events(release_id))
+        summary = contract.summary  # the agent's when it wrote one for this outcome
+        if release.narration is not None:
+            summary += f"\n_{agent_line(release.narration)}_"
         return contract.model_dump_json(indent=2), summary
 
     threads = SlackThreads(database)
@@ -70,7 +80,16 @@ def wire(
     ticker = Ticker(services, telemetry)
     web = WebApp(app if settings.mode == "http" else None, ticker, telemetry)
     socket_mode = _socket_mode(app, settings) if settings.mode == "socket" else None
-    server = Server(web, settings.host, settings.port, socket_mode)
+    try:
+        server = Server(web, settings.host, settings.port, socket_mode)
+    except OSError as exc:  # waitress binds here: the port is taken or the host is not ours
+        if socket_mode is not None:
+            socket_mode.close()
+        database.close()
+        raise SettingsError(
+            f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}): "
+            "set PORT (or HOST) to a free address"
+        ) from None
     return SlackWiring(wiring, slack, app, server, ticker)
 
 
@@ -81,17 +100,41 @@ def _socket_mode(app: App, settings: Settings) -> Any:
     return SocketModeHandler(app, settings.slack_app_token.get_secret_value())
 
 
-def serve_forever(settings: Settings) -> None:
+def serve_forever(settings: Settings, llm: AbstractLLM | None = None) -> None:
     """Start, then wait for SIGINT or SIGTERM and stop cleanly (the tick finishes first)."""
-    wired = wire(settings)
+    wired = wire(settings, llm=llm)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    wired.server.start()
+    try:
+        wired.server.start()
+    except (SlackApiError, OSError) as exc:  # only Socket Mode calls Slack in start()
+        _shut_down(wired)
+        raise SettingsError(_socket_mode_refused(exc, settings)) from None
     log.info(
         "release-bot serving on %s:%d (%s mode)", settings.host, wired.server.port, settings.mode
     )
     stop.wait()
+    _shut_down(wired)
+
+
+def _shut_down(wired: SlackWiring) -> None:
     wired.server.stop()
+    wired.slack.home.close()
     wired.slack.background.shutdown(wait=True)
     wired.wiring.database.close()
+
+
+def _socket_mode_refused(exc: SlackApiError | OSError, settings: Settings) -> str:
+    """One line for a Socket Mode start that failed: SlackApiError's own text spans lines."""
+    if isinstance(exc, SlackApiError):
+        error = exc.response.get("error") if exc.response is not None else None
+        return (
+            f"Slack refused SLACK_APP_TOKEN at start-up ({error or exc.__class__.__name__}): "
+            "use an app-level xapp- token with the connections:write scope, or unset "
+            "SLACK_APP_TOKEN to serve over HTTP"
+        )
+    return (
+        f"cannot reach the Slack Web API at {settings.slack_api_url} to open the Socket Mode "
+        f"connection ({exc}); check the network or SLACK_API_URL"
+    )

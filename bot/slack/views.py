@@ -15,7 +15,14 @@ from typing import Any
 from bot.domain.release import Release
 from bot.domain.request import ENV_ORDER, RISKS, STRATEGIES
 from bot.slack.blocks import STATUS, stage_line
-from bot.slack.form import FIELD_ACTIONS, FIELD_BLOCKS, MODAL_CALLBACK, expand_prefill
+from bot.slack.form import (
+    CHANNEL_ACTION,
+    CHANNEL_BLOCK,
+    FIELD_ACTIONS,
+    FIELD_BLOCKS,
+    MODAL_CALLBACK,
+    expand_prefill,
+)
 from bot.slack.kit import Block, context, esc, header, packed, plain, section
 
 View = dict[str, Any]
@@ -124,10 +131,27 @@ def _env_input(value: str) -> Block:
     return _input("env", "Target environments", element, True, "None ticked: the service's.")
 
 
+def _channel_input() -> Block:
+    return {
+        "type": "input",
+        "block_id": CHANNEL_BLOCK,
+        "label": plain("Post the release in", 2000),
+        "element": {
+            "type": "conversations_select",
+            "action_id": CHANNEL_ACTION,
+            "placeholder": plain("a channel release-bot is in", 150),
+            "filter": {"include": ["public", "private"], "exclude_bot_users": True},
+        },
+        "hint": plain("The release's thread goes there; its allowed_channels apply.", 2000),
+    }
+
+
 def release_modal(prefill: dict[str, str], channel_id: str, services: list[str]) -> View:
-    """The form behind "Open the form" (views.open); the channel rides in private_metadata."""
+    """The form behind "Open the form" (views.open). A view submission carries no channel:
+    the one the form was opened from rides in private_metadata; without one (opened outside
+    a conversation) the form asks for it."""
     prefill = expand_prefill(prefill)
-    blocks: list[Block] = []
+    blocks: list[Block] = [] if channel_id else [_channel_input()]
     for key in _ORDER:
         value = prefill.get(key, "")
         if key == "service":

@@ -186,16 +186,29 @@ class Server:
         return int(self.wsgi.effective_port)
 
     def start(self) -> None:
-        self.web.ticker.start()
+        """Socket Mode connects first, so a refused app token raises before anything runs."""
         if self.socket_mode is not None:
             self.socket_mode.connect()
+        self.web.ticker.start()
         self._thread = threading.Thread(target=self.wsgi.run, name="waitress", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Safe after a ``start`` that raised, without ``start`` at all, and twice.
+
+        waitress first, so its loop winds down while slack_sdk's ``close`` waits (up to 1 s)
+        on its own queue.
+        """
+        if self._thread is not None and self._thread.is_alive():
+            # Closed from inside waitress's loop: closing its sockets from this thread, under
+            # its select(), is a race that kills the loop with EBADF.
+            self.wsgi.trigger.pull_trigger(self.wsgi.close)
+        else:
+            self.wsgi.close()
         if self.socket_mode is not None:
             self.socket_mode.close()
-        self.wsgi.close()
         self.web.ticker.stop()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        # close() leaves waitress's worker threads running: end them (running requests finish).
+        self.wsgi.task_dispatcher.shutdown(timeout=5)

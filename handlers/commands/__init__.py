@@ -34,7 +34,7 @@ from bot.slack.app import SlackServices
 from bot.slack.blocks import help_blocks, missing_fields
 from bot.slack.views import release_modal
 
-Say = Callable[..., Any]
+Say = Callable[..., None]  # (text, blocks=None): an ephemeral reply
 EXPECTED = (CommandRejected, ReleaseNotFound, StaleRelease, ParseError, cmd.CommandError)
 
 
@@ -68,6 +68,15 @@ def run(slack: SlackServices, text: str, user: str, channel: str, say: Say) -> N
     """One /release text, parsed and carried out; every expected failure becomes a reply."""
     try:
         _run(slack, cmd.parse_command(text), user, channel, say)
+    except EXPECTED as exc:
+        say(f":warning: {exc}")
+
+
+def start(slack: SlackServices, line: str, user: str, channel: str, say: Say) -> None:
+    """A release line from the form: started as is, never read as a subcommand (a service
+    may be named ``lock``)."""
+    try:
+        _run(slack, cmd.Start(line=line), user, channel, say)
     except EXPECTED as exc:
         say(f":warning: {exc}")
 

@@ -1,0 +1,183 @@
+"""The App Home kept current: republished for the users who opened it when a release moves.
+
+Slack shows a Home tab as it was last published, so a tab opened before a release moved would
+go stale. ``HomeTabs`` remembers who opened the tab (in memory, bounded: after a restart a
+user is remembered again the next time they open it, which publishes anyway); each delivered
+batch of events marks them due, and one user's tab is republished at most once per
+``interval`` seconds with the last change always included (a trailing publish), so a busy
+tick does not flood views.publish. Publishing runs on the work pool, never on the thread
+that delivers events (it holds the delivery lock).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from bot.adapters.store import SqliteReleaseStore
+from bot.slack.views import View, home_view
+
+log = logging.getLogger(__name__)
+HOME_INTERVAL = 10.0  # seconds; Slack allows views.publish about 100 times a minute
+MAX_USERS = 200  # each change costs one views.publish per remembered user
+FORGET_AFTER = 12 * 3600.0  # seconds since the tab was last opened
+RECENT = 20
+
+Publish = Callable[[str, View], Any]  # (user ID, view): views.publish
+Submit = Callable[[Callable[[], None]], Any]  # an executor's submit
+
+
+def current_home(store: SqliteReleaseStore) -> View:
+    """The App Home as the store has it now: active releases, then the recent ones."""
+    active = [store.get(i) for i in store.active_ids()]
+    return home_view(active, store.listing(limit=RECENT))
+
+
+class HomeTabs:
+    """Who has the App Home open, and when each of their tabs is due a republish."""
+
+    def __init__(
+        self,
+        publish: Publish,
+        view: Callable[[], View],
+        interval: float = HOME_INTERVAL,
+        *,
+        submit: Submit | None = None,
+        max_users: int = MAX_USERS,
+        forget_after: float = FORGET_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.publish = publish
+        self.view = view
+        self.interval = interval
+        self.submit: Submit = submit or (lambda work: work())
+        self.max_users = max_users
+        self.forget_after = forget_after
+        self.clock = clock
+        self._lock = threading.Lock()  # the state below
+        self._publishing = threading.Lock()  # one flush at a time: a late one never overwrites
+        self._opened: OrderedDict[str, float] = OrderedDict()  # user -> when, oldest first
+        self._published: dict[str, float] = {}
+        self._due: set[str] = set()
+        self._timer: threading.Timer | None = None
+        self._scheduled = False  # a flush is waiting on the timer or in the pool
+        self._closed = False
+
+    @property
+    def users(self) -> list[str]:
+        with self._lock:
+            return list(self._opened)
+
+    @property
+    def pending(self) -> bool:
+        """Some tab is due, or a flush is waiting to run."""
+        with self._lock:
+            return bool(self._due) or self._scheduled
+
+    def opened(self, user: str) -> None:
+        """The user opened the tab: remember them and publish now (they are looking)."""
+        with self._lock:
+            if self._closed:
+                return
+            now = self.clock()
+            self._opened[user] = now
+            self._opened.move_to_end(user)
+            while len(self._opened) > self.max_users:
+                self._forget(next(iter(self._opened)))
+            self._due.discard(user)
+        self._publish([user])
+
+    def changed(self) -> None:
+        """A release moved: every remembered tab is due; cheap, never blocks on Slack."""
+        with self._lock:
+            if self._closed:
+                return
+            now = self.clock()
+            for user in [u for u, at in self._opened.items() if now - at > self.forget_after]:
+                self._forget(user)
+            self._due.update(self._opened)
+            now_due = self._schedule(now)
+        if now_due:
+            self._hand_over()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _forget(self, user: str) -> None:
+        self._opened.pop(user, None)
+        self._published.pop(user, None)
+        self._due.discard(user)
+
+    def _ready_at(self, user: str) -> float:
+        return self._published.get(user, float("-inf")) + self.interval
+
+    def _schedule(self, now: float) -> bool:
+        """One pending flush at a time, at the earliest moment a due tab may be published.
+        Called under the lock; True when the flush is due now (the caller hands it over
+        after releasing the lock: a synchronous ``submit`` takes it again)."""
+        if self._scheduled or not self._due or self._closed:
+            return False
+        self._scheduled = True
+        wait = min(self._ready_at(u) for u in self._due) - now
+        if wait <= 0:
+            return True
+        self._timer = threading.Timer(wait, self._on_timer)
+        self._timer.daemon = True
+        self._timer.start()
+        return False
+
+    def _on_timer(self) -> None:
+        with self._lock:
+            self._timer = None
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        # Flushed on the work pool: its threads keep their SQLite connections, where a timer
+        # thread would open a new one for every flush.
+        try:
+            self.submit(self._flush)
+        except RuntimeError:  # the pool is shut down: the app is stopping
+            with self._lock:
+                self._scheduled = False
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._scheduled = False
+            now = self.clock()
+            ready = [u for u in self._due if self._ready_at(u) <= now]
+            self._due.difference_update(ready)  # before the view is built: it includes them
+        self._publish(ready)
+        with self._lock:
+            now_due = self._schedule(self.clock())
+        if now_due:
+            self._hand_over()
+
+    def _publish(self, users: list[str]) -> None:
+        if not users:
+            return
+        with self._publishing:
+            try:
+                view = self.view()
+            except Exception:
+                log.exception("cannot build the App Home")
+                return
+            for user in users:
+                with self._lock:
+                    if self._closed:
+                        return
+                    self._published[user] = self.clock()
+                try:
+                    self.publish(user, view)
+                except Exception as exc:  # an uninstalled user, Slack down: they reopen it
+                    log.warning("App Home of %s not published (%s); forgotten", user, exc)
+                    with self._lock:
+                        self._forget(user)
