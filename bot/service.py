@@ -355,8 +355,9 @@ def reconcile(services: Services) -> list[str]:
         reconcile_one(services, release_id)
     deliver(services)
     # The agent explains boundaries and anomalies only after every release has moved (and
-    # rolled back) and the thread has the facts: nothing waits for the LLM.
-    if services.llm.enabled and flows.narrate(services):
+    # rolled back) and the thread has the facts: nothing waits for the LLM. Without a model
+    # (say, restarted without the key) the due moments still clear, as audited fallbacks.
+    if flows.narrate(services):
         deliver(services)
     return ids
 

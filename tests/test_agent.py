@@ -458,3 +458,23 @@ def test_plain_words_without_a_version_ask_a_human(fake: FakeAnthropic) -> None:
     assert (
         result.missing == ["Version"] and result.next_best_step == "Which version of payments-api?"
     )
+
+
+def test_a_restart_without_the_key_clears_the_due_explanations_as_fallbacks(
+    fake: FakeAnthropic,
+) -> None:
+    fake.reply(message(tool_use("propose_plan", CAREFUL)))
+    wiring = wired(fake)
+    release = started(wiring)
+    wiring.services.llm = NoLLM()  # the process came back without ANTHROPIC_API_KEY
+    approve(wiring.services, release.id, "alice")
+    for _ in range(3000):
+        if not wiring.services.store.get(release.id).is_active:
+            break
+        wiring.virtual_clock.advance(10)  # type: ignore[union-attr]
+        reconcile(wiring.services)
+    done = wiring.services.store.get(release.id)
+    assert done.status == "completed" and done.narration is not None
+    assert done.narration.due == [] and fake.count() == 1
+    fallbacks = audit(wiring, release.id, "agent_fallback")
+    assert fallbacks[-1] == "summary: rules, because no ANTHROPIC_API_KEY is set"

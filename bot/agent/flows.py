@@ -81,15 +81,13 @@ def read_request(
     turns the plain words into a /release line that the rules then parse. ParseError
     propagates when neither can read it."""
     try:
-        parsed: ReleaseRequest | InsufficientContext = parse_release(text, services.config)
+        parsed: ReleaseRequest | InsufficientContext | None = parse_release(text, services.config)
         error: ParseError | None = None
     except ParseError as exc:
-        parsed, error = (
-            InsufficientContext(missing=[], deployment_blockers=[], next_best_step=""),
-            exc,
-        )
+        parsed, error = None, exc
     if isinstance(parsed, ReleaseRequest) or not services.llm.enabled:
-        if error is not None:
+        if parsed is None:
+            assert error is not None
             raise error
         return parsed, None
     run = services.llm.run(read_request_task(services, text))
@@ -99,8 +97,9 @@ def read_request(
         note.audit.append(("request_read", f"read from plain words by the agent as: {value.line}"))
         return value.result, note
     if isinstance(value, AskHuman):
-        return value.as_insufficient(getattr(parsed, "deployment_blockers", [])), note
-    if error is not None:
+        return value.as_insufficient(parsed.deployment_blockers if parsed else []), note
+    if parsed is None:
+        assert error is not None
         raise error
     return parsed, note
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -26,6 +26,9 @@ from bot.domain.plan_policy import PlanProposal, ProposalRejected, apply_proposa
 from bot.domain.release import Release
 from bot.domain.request import ReleaseRequest
 from bot.parsing import ParseError, parse_release
+
+if TYPE_CHECKING:
+    from bot.service import Services
 
 SUMMARY_WORDS = 200
 EXPLANATION_CHARS = 900
@@ -157,8 +160,8 @@ def request_line(fields: dict[str, Any]) -> str:
     return " ".join(p for p in parts if p)
 
 
-def read_request_task(ctx_services: Any, text: str) -> AgentTask:
-    config = ctx_services.config
+def read_request_task(services: Services, text: str) -> AgentTask:
+    config = services.config
     known = sorted(config.services)
 
     def propose(args: dict[str, Any]) -> ToolOutcome:
