@@ -61,9 +61,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self, TypeAlias
 from urllib.parse import urlsplit
+
+from tests.loopback import LoopbackServer
 
 MESSAGES = "/v1/messages"
 COUNT_TOKENS = "/v1/messages/count_tokens"
@@ -512,7 +513,7 @@ def _fatal(message: str, request_id: str, status: int = 500) -> _Wire:
     return _error_wire(ErrorReply(status, kind, message, {"x-should-retry": "false"}), request_id)
 
 
-class FakeAnthropic:
+class FakeAnthropic(LoopbackServer):
     """Anthropic Messages API fake: scripted replies, computed usage, recorded requests.
 
     `api_keys` restricts the accepted keys (sent as `x-api-key` or `Authorization: Bearer`);
@@ -522,6 +523,8 @@ class FakeAnthropic:
     stray tool_result) are answered with that 400 and do not consume the script. `fallback`
     answers when the script is empty (default: a loud 500).
     """
+
+    name = "fake-anthropic"
 
     def __init__(
         self,
@@ -535,11 +538,10 @@ class FakeAnthropic:
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
         self.min_cacheable = min_cacheable
         self.validate = validate
+        super().__init__()
         self.fallback = fallback
         self._lock = threading.RLock()
         self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._clear()
         self.reply(*script)
 
@@ -552,51 +554,19 @@ class FakeAnthropic:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> Self:
-        """Bind a free port on 127.0.0.1 and serve from a daemon thread."""
-        if self._server is not None:
-            raise RuntimeError("FakeAnthropic is already running")
+    def _make_server(self) -> _Server:
+        return _Server(self)
+
+    def _before_start(self) -> None:
         self._stopping.clear()
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-anthropic",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        """Stop serving (delayed replies are cut short); safe to call twice."""
-        server, thread = self._server, self._thread
-        self._server, self._thread = None, None
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _before_stop(self) -> None:
+        self._stopping.set()  # delayed replies are cut short
 
     @property
     def url(self) -> str:
         """`http://127.0.0.1:<port>`: for `base_url=` or ANTHROPIC_BASE_URL."""
-        if self._server is None:
-            raise RuntimeError("FakeAnthropic is not running: call start() or use it as a context")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.root
 
     def env(self, api_key: str = "test-key") -> dict[str, str]:
         """Environment for code that builds its own client: ANTHROPIC_BASE_URL and _API_KEY."""

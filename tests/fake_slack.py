@@ -24,10 +24,11 @@ from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, cast
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tests.loopback import LoopbackServer
 
 TEAM_ID = "T1"
 TEAM_NAME = "Release Bot Test"
@@ -188,13 +189,15 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: pytest output is for the tests."""
 
 
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     """Slack Web API fake: records calls, answers realistically, injects faults.
 
     `tokens` restricts the accepted tokens (others get `invalid_auth`); by default any
     `xoxb-`/`xapp-` token is accepted. With `strict=True`, unknown users, channels, messages
     and views are errors (`user_not_found`, ...) instead of being made up on the fly.
     """
+
+    name = "fake-slack"
 
     def __init__(
         self,
@@ -207,8 +210,7 @@ class FakeSlack:
         self.socket_url = socket_url
         self.strict = strict
         self._cond = threading.Condition(threading.RLock())
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._users: dict[str, Payload] = {}
         self._channels: dict[str, Payload] = {}
         self._ts_base = int(datetime.now(UTC).timestamp())
@@ -245,49 +247,8 @@ class FakeSlack:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> Self:
-        """Bind a free port and serve from a daemon thread."""
-        if self._server is not None:
-            raise RuntimeError("FakeSlack is already running")
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # bounds how long stop() waits
-            name="fake-slack",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port; safe to call twice."""
-        server, thread = self._server, self._thread
-        self._server, self._thread = None, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def root(self) -> str:
-        """`http://127.0.0.1:<port>`, the server without a path."""
-        if self._server is None:
-            raise RuntimeError("FakeSlack is not running: call start() or use it as a context")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def _make_server(self) -> _Server:
+        return _Server(self)
 
     @property
     def url(self) -> str:

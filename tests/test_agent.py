@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anthropic
+import jsonschema
 import pytest
 
 from bot.adapters.anthropic_llm import AnthropicLLM
 from bot.adapters.llm_settings import llm_from_env
 from bot.adapters.no_llm import NoLLM
 from bot.adapters.terminal_chat import TerminalChat
+from bot.agent.flows import answer_why
 from bot.bootstrap import Wiring, bootstrap
 from bot.domain.contract import InsufficientContext
 from bot.domain.release import Release
@@ -278,8 +280,6 @@ def test_an_injection_in_the_changes_changes_nothing(fake: FakeAnthropic) -> Non
 
 
 def test_a_why_question_cannot_make_the_agent_act(fake: FakeAnthropic) -> None:
-    from bot.agent.flows import answer_why
-
     fake.reply(message(tool_use("propose_plan", CAREFUL)))
     wiring = wired(fake)
     release = started(wiring)
@@ -331,8 +331,6 @@ def narrator(summary: str, owner: str = "@payments-oncall") -> Callable[[dict[st
 def test_boundaries_are_explained_and_the_agent_writes_the_summary(
     fake: FakeAnthropic, contract_schema: dict[str, Any]
 ) -> None:
-    import jsonschema
-
     fake.reply(message(tool_use("propose_plan", CAREFUL)))
     wiring = wired(fake)
     release = started(wiring)
