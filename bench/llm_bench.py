@@ -74,9 +74,7 @@ def model(request: dict[str, Any]) -> Any:
                 tool_use("get_dependency_health", {}),
             )
         return message(tool_use("propose_plan", PROPOSAL))
-    if task == "Task: explain":
-        if turn == 1:
-            return message(tool_use("get_canary_analysis", {}))
+    if task == "Task: explain":  # the analysis is in the task: one call
         return message(text("Errors 0.21 % against 0.20 % on the baseline; p95 held. Promoted."))
     if task == "Task: report":
         if turn == 1:

@@ -33,6 +33,7 @@ class DependencyConfig(Model):
 
 class FlagConfig(Model):
     name: str
+    description: str = ""  # free text for people; reaches the agent only as quoted data
     type: Literal["release", "experiment", "operational"] = "release"
     kill_switch: bool = True
     rules: list[str] = []

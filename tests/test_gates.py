@@ -158,6 +158,24 @@ def test_missing_smoke_tests_and_benchmarks_fail() -> None:
     assert "performance benchmarks" in checks["performance_benchmark"].details
 
 
+def test_an_extra_check_in_the_plan_is_gated_like_the_others() -> None:
+    request = make_request()
+    plan = make_plan(request).model_copy(update={"extra_checks": ["contract_tests"]})
+    missing = by_name(gates_for(request, plan)[0])["contract_tests"]
+    assert missing.status == "fail"
+    assert "no consumer contract tests recorded" in missing.details
+    failing = CheckEvidence(
+        name="contract_tests",
+        status="fail",
+        details="2 of 27 pact interactions failed",
+        recorded_at=T0 - timedelta(minutes=5),
+    )
+    found = by_name(gates_for(request, plan, results=[*ci_results(), failing])[0])
+    assert found["contract_tests"].status == "fail"
+    assert found["contract_tests"].details == "2 of 27 pact interactions failed"
+    assert "contract_tests" not in by_name(gates_for(request, make_plan(request))[0])
+
+
 def test_the_latest_result_of_a_kind_wins() -> None:
     old_fail = CheckEvidence(
         name="security_scan",

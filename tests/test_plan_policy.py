@@ -286,6 +286,22 @@ def test_a_manual_gate_and_a_peak_hold_are_accepted() -> None:
     assert "agent: no prod step advances during peak hours" in plan.notes
 
 
+def test_an_extra_quality_check_is_accepted_and_noted() -> None:
+    _, plan = apply(request_for("medium"), extra_checks=["contract_tests", "contract_tests"])
+    assert plan.extra_checks == ["contract_tests"]
+    assert "agent: consumer contract tests must pass before anything deploys" in plan.notes
+    with pytest.raises(ProposalRejected, match=r"extra_checks\.0"):
+        parse_proposal({"extra_checks": ["vibe_check"], "rationale": "x"})
+
+
+def test_a_check_the_rules_require_cannot_be_dropped() -> None:
+    request = request_for("medium")
+    rules = make_plan(request).model_copy(update={"extra_checks": ["contract_tests"]})
+    dropped = rules.model_copy(update={"extra_checks": []})
+    assert has(less_careful(request, rules, request, dropped), "contract tests", "keep")
+    assert less_careful(request, rules, request, rules) == []
+
+
 def test_explicit_request_stages_are_the_baseline() -> None:
     request = request_for("medium", stages=[2, 20, 60, 100])
     assert has(rejected(request, stages=[5, 25, 50, 100]), "start at 2 %")

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from bot.agent.prompts import escaped, inputs_block, untrusted
+from bot.agent.prompts import escaped, inputs_block, tool_json, untrusted
 from bot.agent.task import AgentTask, ToolError, ToolHandler, ToolOutcome
-from bot.agent.tools import Context, read_handlers
+from bot.agent.tools import Context, canary_evidence, read_handlers
 from bot.domain.contract import Changelog, InsufficientContext, NextAction
 from bot.domain.plan import Plan
 from bot.domain.plan_policy import PlanProposal, ProposalRejected, apply_proposal, parse_proposal
@@ -229,8 +229,10 @@ def explain_task(ctx: Context, moments: list[str]) -> AgentTask:
             "Task: explain",
             f"What just happened: {', '.join(moments)}.",
             _facts(ctx.release),
-            "Explain it for the release thread in two or three sentences, from the tools' "
-            "evidence (get_canary_analysis, get_metrics, get_audit_trail).",
+            "The canary analysis now (what get_canary_analysis answers):",
+            tool_json(canary_evidence(ctx.release)),
+            "Explain it for the release thread in two or three sentences from this evidence; "
+            "call get_metrics or get_audit_trail only if it is not enough.",
         ]
     )
     return AgentTask("explain", prompt, read_handlers(ctx), text_ok=True, max_iterations=4)

@@ -41,6 +41,17 @@ def _bounded(args: dict[str, Any], key: str, default: int, top: int) -> int:
     return int(value)
 
 
+def canary_evidence(release: Release) -> dict[str, Any]:
+    """What get_canary_analysis answers: the last judgement, alerts and any rollback."""
+    return {
+        "judgement": release.judgement.model_dump(mode="json") if release.judgement else None,
+        "alerts": [a.model_dump(mode="json") for a in release.alerts],
+        "rollback": release.rollback.model_dump(mode="json") if release.rollback else None,
+        "status": release.status,
+        "current_percentage": release.current_percentage(),
+    }
+
+
 def read_handlers(ctx: Context) -> dict[str, ToolHandler]:
     svc, req, rel = ctx.services, ctx.request, ctx.release
 
@@ -84,15 +95,7 @@ def read_handlers(ctx: Context) -> dict[str, ToolHandler]:
     def analysis(_: dict[str, Any]) -> ToolOutcome:
         if rel is None:
             return _ok({"note": "no analysis before the rollout"})
-        return _ok(
-            {
-                "judgement": rel.judgement.model_dump(mode="json") if rel.judgement else None,
-                "alerts": [a.model_dump(mode="json") for a in rel.alerts],
-                "rollback": rel.rollback.model_dump(mode="json") if rel.rollback else None,
-                "status": rel.status,
-                "current_percentage": rel.current_percentage(),
-            }
-        )
+        return _ok(canary_evidence(rel))
 
     def flags(_: dict[str, Any]) -> ToolOutcome:
         settings = {f.name: f for f in svc.config.for_service(req.service).flag_settings}

@@ -13,7 +13,7 @@ from bot.domain.base import Model
 from bot.domain.contract import Artifacts, Check, CheckStatus
 from bot.domain.flags import FlagState
 from bot.domain.observations import ArtifactRecord, CheckEvidence, DependencyProbe
-from bot.domain.plan import Plan
+from bot.domain.plan import EXTRA_CHECK_LABELS, Plan
 from bot.domain.planner import in_ranges
 from bot.domain.request import DependencyHealth, ReleaseRequest
 
@@ -46,6 +46,7 @@ def run_gates(
         _evidence(ev.results, "smoke_tests", "smoke tests"),
         _evidence(ev.results, "security_scan", "security scans"),
         _evidence(ev.results, "performance_benchmark", "performance benchmarks"),
+        *[_evidence(ev.results, kind, EXTRA_CHECK_LABELS[kind]) for kind in plan.extra_checks],
         _rollback_plan(request, ev),
         _monitoring(request, ev),
         _flags(request, ev),

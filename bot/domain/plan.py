@@ -21,6 +21,10 @@ StepKind = Literal[
 TriggerAction = Literal["auto_rollback", "alert", "pause"]
 Velocity = Literal["slow", "normal", "fast"]
 ReportedStrategy = Literal["blue_green", "canary", "rolling", "feature_flag"]
+# Quality checks beyond the brief's gates that a plan may also require (the agent adds them,
+# e.g. consumer contract tests for a breaking API change), with their words for people.
+ExtraCheck = Literal["contract_tests"]
+EXTRA_CHECK_LABELS: dict[str, str] = {"contract_tests": "consumer contract tests"}
 
 
 class Step(Model):
@@ -67,6 +71,7 @@ class Plan(Model):
     hold_in_peak_hours: bool
     instances: int
     notes: list[str]
+    extra_checks: list[ExtraCheck] = []  # gated like the brief's, before anything deploys
 
     def prod_steps(self) -> list[Step]:
         return [s for s in self.steps if s.env == "prod"]

@@ -1,10 +1,11 @@
 """LLM proposes, policy disposes: the checks an agent's release plan must pass.
 
 The agent may only make the rule planner's plan *more* careful (more or smaller steps, longer
-bakes, stricter or extra guardrails, extra human gates, a peak-hours hold, a higher risk). The
-proposal amends the request, the rules plan it, and ``less_careful`` compares the result with
-the rules' plan of the original request without trusting how it was built. Every problem is
-reported at once, worded so the model can fix its next proposal.
+bakes, stricter or extra guardrails, extra human gates, extra quality checks, a peak-hours
+hold, a higher risk). The proposal amends the request, the rules plan it, and
+``less_careful`` compares the result with the rules' plan of the original request without
+trusting how it was built. Every problem is reported at once, worded so the model can fix its
+next proposal.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from bot.domain.base import Model
-from bot.domain.plan import Plan, Step
+from bot.domain.plan import EXTRA_CHECK_LABELS, ExtraCheck, Plan, Step
 from bot.domain.planner import STAGES_BY_RISK, plan_release
 from bot.domain.request import RISKS, Guardrail, Guardrails, ReleaseRequest, Risk
 from bot.parsing import ParseError, parse_guardrail
@@ -48,6 +49,7 @@ class PlanProposal(Model):
     guardrails: list[str] = []  # stricter versions of the request's, or new ones
     hold_in_peak_hours: bool | None = None
     manual_gate_before_prod: bool = False  # a human approves before the first prod step
+    extra_checks: list[ExtraCheck] = []  # quality checks required beyond the brief's gates
     assessment: RiskAssessmentProposal
     rationale: str = Field(max_length=800)
 
@@ -118,10 +120,18 @@ def apply_proposal(
         hold = proposal.hold_in_peak_hours
         if hold and not ruled.hold_in_peak_hours:
             notes.append("agent: no prod step advances during peak hours")
+    extra = list(dict.fromkeys([*ruled.extra_checks, *proposal.extra_checks]))
+    notes += [f"agent: {EXTRA_CHECK_LABELS[c]} must pass before anything deploys"
+              for c in extra if c not in ruled.extra_checks]  # fmt: skip
     kept = [n for n in ruled.notes if not (agent_stages and n.startswith("rollout percentages"))]
     steps = [_amended(s, bake, s.index == gate) for s in ruled.steps]
     plan = ruled.model_copy(
-        update={"steps": steps, "hold_in_peak_hours": hold, "notes": kept + notes}
+        update={
+            "steps": steps,
+            "hold_in_peak_hours": hold,
+            "notes": kept + notes,
+            "extra_checks": extra,
+        }
     )
     rule_plan = plan_release(request, now, instances, tick_seconds)
     reasons += less_careful(request, rule_plan, amended, plan)
@@ -142,6 +152,7 @@ def less_careful(
         *_shape(rule_plan, request, plan),
         *_exposure(rule_plan, plan),
         *_gates(rule_plan, plan),
+        *_checks(rule_plan, plan),
         *_guardrails(rule_request, request),
         *_triggers(rule_plan, plan),
         *_timing(rule_request, rule_plan, request, plan),
@@ -296,6 +307,12 @@ def _exposure(rule: Plan, plan: Plan) -> list[str]:
                 reasons.append(f"bake_minutes: {what} bakes {steps[at[0]].bake_minutes:g} min; "
                                f"the rules {step.bake_minutes:g} min")  # fmt: skip
     return reasons
+
+
+def _checks(rule: Plan, plan: Plan) -> list[str]:
+    """Every quality check the rules require beyond the brief's gates is still required."""
+    return [f"extra_checks: {EXTRA_CHECK_LABELS[c]} are required by the rules; keep {c}"
+            for c in rule.extra_checks if c not in plan.extra_checks]  # fmt: skip
 
 
 def _gates(rule: Plan, plan: Plan) -> list[str]:
