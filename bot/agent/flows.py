@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from bot.agent.checks import AgentReport, clean_text
 from bot.agent.task import AgentRun, LlmCall, ToolError
 from bot.agent.tasks import (
     AgentPlan,
-    AgentReport,
     AskHuman,
     ReadRequest,
-    clean_text,
     explain_task,
     plan_task,
     read_request_task,

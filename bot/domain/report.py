@@ -454,7 +454,7 @@ def _dependencies(release: Release, ctx: ReportContext) -> Dependencies:
     return Dependencies(services=services, databases=databases, external_apis=apis)
 
 
-def _changelog(changes: str) -> Changelog:
+def rules_changelog(changes: str) -> Changelog:
     items = [c.strip() for c in changes.replace("\n", ";").split(";") if c.strip()]
     fixes = [c for c in items if c.lower().startswith(("fix", "bug"))]
     breaking = [c for c in items if "breaking" in c.lower()]
@@ -471,7 +471,7 @@ def _artifacts(
     cfg = ctx.service_config
     return DeploymentArtifacts(
         changelog=(release.narration and release.narration.changelog)
-        or _changelog(release.request.release_package.changes),
+        or rules_changelog(release.request.release_package.changes),
         runbook=cfg.runbook or "",
         rollback_procedure=cfg.rollback_procedure or cfg.runbook or "",
         communication=Communication(
