@@ -29,7 +29,7 @@ from bot.adapters.terminal_chat import TerminalChat
 from bot.agent import prompts
 from bot.bootstrap import bootstrap
 from bot.domain.release import Release
-from bot.service import approve, reconcile, start_release
+from bot.service import approve, reconcile_and_narrate, start_release
 from tests.fake_anthropic import FakeAnthropic, message, text, tool_use
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
@@ -121,8 +121,8 @@ def main() -> int:
                 break
             assert wiring.virtual_clock is not None
             wiring.virtual_clock.advance(services.tick_seconds)
-            reconcile(services)
-        reconcile(services)
+            reconcile_and_narrate(services)
+        reconcile_and_narrate(services)
         done = services.store.get(release.id)
         rows = services.store.llm_calls(release.id)
         first = fake.bodies()[0]

@@ -16,7 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from bot.adapters.clock import VirtualClock
-from bot.service import Services, reconcile
+from bot.service import Services, narrate, reconcile, reconcile_and_narrate
 
 FASTEST_INTERVAL = 0.0005  # seconds between jobs when running as fast as possible
 
@@ -39,7 +39,7 @@ def run_until(
         try:
             if virtual_clock is not None:
                 virtual_clock.advance(tick)
-            reconcile(services)
+            reconcile_and_narrate(services)
             ticks[0] += 1
             if on_tick is not None:
                 on_tick(ticks[0])
@@ -63,14 +63,19 @@ def run_until(
 
 
 def run_forever(services: Services) -> None:
-    """The worker: reconcile every tick on the real clock until interrupted."""
-    scheduler = BlockingScheduler(executors={"default": ThreadPoolExecutor(max_workers=1)})
-    scheduler.add_job(
-        reconcile,
-        "interval",
-        args=[services],
-        seconds=services.tick_seconds,
-        max_instances=1,
-        coalesce=True,
+    """The worker: reconcile every tick on the real clock until interrupted; the agent's
+    narration runs beside it on its own thread, so no tick waits for the LLM."""
+    scheduler = BlockingScheduler(
+        executors={"default": ThreadPoolExecutor(max_workers=1), "agent": ThreadPoolExecutor(1)}
     )
+    for job, executor in ((reconcile, "default"), (narrate, "agent")):
+        scheduler.add_job(
+            job,
+            "interval",
+            args=[services],
+            seconds=services.tick_seconds,
+            max_instances=1,
+            coalesce=True,
+            executor=executor,
+        )
     scheduler.start()

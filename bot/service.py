@@ -20,6 +20,7 @@ from bot.adapters.series import SqliteSeries
 from bot.adapters.sim_ci import SimulatedCI
 from bot.adapters.store import ReleaseNotFound, SqliteReleaseStore, StoredEvent
 from bot.agent import flows
+from bot.agent.task import LlmCall
 from bot.config import Config, ServiceConfig
 from bot.domain import access
 from bot.domain.access import EnvLock, ScopeError
@@ -83,14 +84,35 @@ def start_release(
     """Parse a /release line (or plain words, through the agent), plan it and store it; the
     first tick runs the gates. ``channel`` is where it was asked for: the chat keeps the
     release's thread there."""
-    parsed, reading = flows.read_request(services, text)
+    spent: list[LlmCall] = []  # every LLM call, recorded even when no release comes of it
+    release: Release | InsufficientContext | None = None
+    try:
+        release = _new_release(services, text, requested_by, channel, spent)
+    finally:
+        owner = release.id if isinstance(release, Release) else None
+        services.store.record_llm_calls(owner, spent)
+    if isinstance(release, InsufficientContext):
+        return release
+    reconcile_one(services, release.id)
+    deliver(services)
+    return services.store.get(release.id)
+
+
+def _new_release(
+    services: Services,
+    text: str,
+    requested_by: str,
+    channel: str | None,
+    spent: list[LlmCall],
+) -> Release | InsufficientContext:
+    parsed, reading = flows.read_request(services, text, spent)
     if isinstance(parsed, InsufficientContext):
         return parsed
     request = parsed
     if why := access.check("start", requested_by, request.service, channel, services.config):
         raise CommandRejected(why)
     now = services.clock.now()
-    planned, approvers = _plan(services, request, now)
+    planned, approvers = _plan(services, request, now, spent)
     refusals = _refusals(services, planned.request, planned.plan)
     if refusals:
         raise CommandRejected(refusals[0])
@@ -98,7 +120,9 @@ def start_release(
         release_id_for(request, now), planned.request, planned.plan, approvers, requested_by, now
     )
     release.channel = channel
+    release.read_by_agent = reading is not None and bool(reading.audit)
     release.narration = planned.narration
+    flows.add_usage(release.narration, spent)
     for action, details in (reading.audit if reading else []) + planned.audit:
         release.record_agent(action, details, now)
     if services.ci is not None:
@@ -112,19 +136,16 @@ def start_release(
             now,
         )
     services.store.add(release)
-    services.store.record_llm_calls(release.id, (reading.calls if reading else []) + planned.calls)
-    reconcile_one(services, release.id)
-    deliver(services)
-    return services.store.get(release.id)
+    return release
 
 
 def _plan(
-    services: Services, request: ReleaseRequest, now: datetime
+    services: Services, request: ReleaseRequest, now: datetime, spent: list[LlmCall]
 ) -> tuple[flows.Planned, list[str]]:
     """The plan (the agent's when valid, else the rules'), and the release's effective
     approvers (for its highest environment)."""
     svc = services.config.for_service(request.service)
-    planned = flows.plan(services, request, now, svc.instances)
+    planned = flows.plan(services, request, now, svc.instances, spent)
     return planned, svc.approvers_for(e.name for e in planned.plan.environments)
 
 
@@ -301,11 +322,19 @@ class DryRun(Model):
 
 def dry_run(services: Services, text: str) -> DryRun | InsufficientContext:
     """Parse, plan and judge the gates of a /release line; store, deploy and publish nothing."""
-    parsed, _ = flows.read_request(services, text)
+    spent: list[LlmCall] = []
+    try:
+        return _dry_run(services, text, spent)
+    finally:
+        services.store.record_llm_calls(None, spent)  # no release: counted, not attributed
+
+
+def _dry_run(services: Services, text: str, spent: list[LlmCall]) -> DryRun | InsufficientContext:
+    parsed, reading = flows.read_request(services, text, spent)
     if isinstance(parsed, InsufficientContext):
         return parsed
     now = services.clock.now()
-    planned, approvers = _plan(services, parsed, now)
+    planned, approvers = _plan(services, parsed, now, spent)
     request, plan = planned.request, planned.plan
     evidence = _gate_evidence(services, request, plan, approvers, now, dry=True)
     checks, artifacts = run_gates(request, plan, evidence)
@@ -317,7 +346,7 @@ def dry_run(services: Services, text: str) -> DryRun | InsufficientContext:
     ]
     refusals = _refusals(services, request, plan)
     blockers = [f"{c.check}: {c.details}" for c in checks if c.status == "fail"]
-    auto = plan.risk == "low" and all(c.status == "pass" for c in checks)
+    auto = auto_approves(plan, checks, read_by_agent=reading is not None and bool(reading.audit))
     outcome: Outcome = (
         "refused"
         if refusals
@@ -354,11 +383,25 @@ def reconcile(services: Services) -> list[str]:
     for release_id in ids:
         reconcile_one(services, release_id)
     deliver(services)
-    # The agent explains boundaries and anomalies only after every release has moved (and
-    # rolled back) and the thread has the facts: nothing waits for the LLM. Without a model
-    # (say, restarted without the key) the due moments still clear, as audited fallbacks.
-    if flows.narrate(services):
+    return ids
+
+
+def narrate(services: Services) -> int:
+    """The agent explains the stage boundaries, anomalies and ends the tick recorded. A job
+    of its own, on its own thread in a real process, so no tick (and no rollback) ever waits
+    for the LLM. Without a model (say, restarted without the key) the due moments still
+    clear, as audited fallbacks."""
+    done = flows.narrate(services)
+    if done:
         deliver(services)
+    return done
+
+
+def reconcile_and_narrate(services: Services) -> list[str]:
+    """One reconcile, then the narration, in turn: for virtual time, the CLI and tests,
+    where nothing runs in parallel and the order must be the same on every run."""
+    ids = reconcile(services)
+    narrate(services)
     return ids
 
 
@@ -479,8 +522,14 @@ def _restored(services: Services, release: Release) -> bool:
 def _run_gates(services: Services, release: Release, now: datetime) -> None:
     evidence = _gate_evidence(services, release.request, release.plan, release.approvers, now)
     checks, artifacts = run_gates(release.request, release.plan, evidence)
-    auto = release.plan.risk == "low" and all(c.status == "pass" for c in checks)
+    auto = auto_approves(release.plan, checks, release.read_by_agent)
     release.record_gates(checks, artifacts, evidence.stable_version, auto, now)
+
+
+def auto_approves(plan: Plan, checks: list[Check], read_by_agent: bool) -> bool:
+    """Low risk with every check passing starts without a person, unless the agent read the
+    request from plain words: then a person confirms what it read."""
+    return plan.risk == "low" and all(c.status == "pass" for c in checks) and not read_by_agent
 
 
 def _gate_evidence(

@@ -140,6 +140,7 @@ class RunningApp:
         for _ in range(n):
             clock.advance(self.services.tick_seconds)
             self.wired.ticker.tick()
+            self.wired.ticker.narrate()  # in turn here; its own thread in production
 
     def release(self) -> Release:
         ids = [str(r["id"]) for r in self.services.store.listing(limit=1)]

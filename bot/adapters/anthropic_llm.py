@@ -93,6 +93,15 @@ class AnthropicLLM(AbstractLLM):
 
     def run(self, task: AgentTask) -> AgentRun:
         run = AgentRun()
+        try:
+            return self._run(task, run)
+        except Exception as exc:  # a bug on the agent path must not stop a release: rules
+            log.exception("agent %s failed", task.purpose)
+            run.value = None
+            run.fallback = f"an unexpected error ({type(exc).__name__}: {exc!s:.200})"
+            return run
+
+    def _run(self, task: AgentTask, run: AgentRun) -> AgentRun:
         messages: list[dict[str, Any]] = [{"role": "user", "content": task.prompt}]
         started = time.monotonic()
         for _ in range(task.max_iterations):
@@ -100,7 +109,7 @@ class AnthropicLLM(AbstractLLM):
                 run.fallback = f"the agent took longer than {self.deadline_seconds:g}s"
                 return run
             try:
-                reply = self._call(task, messages, run)
+                reply = self._call(task, messages, run, started)
             except anthropic.APIError as exc:
                 run.fallback = _describe(exc)
                 log.warning("agent %s: %s", task.purpose, run.fallback)
@@ -137,18 +146,30 @@ class AnthropicLLM(AbstractLLM):
         run.fallback = f"no usable result after {task.max_iterations} turns"
         return run
 
-    def _call(self, task: AgentTask, messages: list[dict[str, Any]], run: AgentRun) -> Message:
+    def _timeout(self, started: float) -> float:
+        """Each attempt gets what is left of the task's deadline, shared with the SDK's
+        retries, so no task outlives its deadline by more than the retries' backoff."""
+        left = max(self.deadline_seconds - (time.monotonic() - started), 1.0)
+        attempts = self.client.max_retries + 1
+        timeout = self.client.timeout
+        per_call = timeout if isinstance(timeout, int | float) else self.deadline_seconds
+        return min(float(per_call), left / attempts)
+
+    def _call(
+        self, task: AgentTask, messages: list[dict[str, Any]], run: AgentRun, started: float
+    ) -> Message:
         began = time.monotonic()
-        raw = self.client.messages.with_raw_response.create(**self.request(task, messages))
+        raw = self.client.messages.with_raw_response.create(
+            **self.request(task, messages), timeout=self._timeout(started)
+        )
+        # The SDK builds its models without validation (a tool_use without an id, usage
+        # without token counts, content as a string all get through): validate it here.
         try:
-            reply = raw.parse()
-        except ValueError as exc:  # JSON that does not decode (the SDK does not wrap it)
-            reply = exc
-        # Unvalidated by default: a non-JSON body comes back as a str, missing fields as None.
-        if not isinstance(reply, Message) or reply.usage is None or reply.content is None:
+            reply = Message.model_validate(raw.http_response.json())
+        except ValueError as exc:  # undecodable JSON, or pydantic's ValidationError
             raise anthropic.APIResponseValidationError(
-                response=raw.http_response, body=None, message=f"not a Message: {reply!r:.200}"
-            )
+                response=raw.http_response, body=None, message=f"not a Message: {exc!s:.300}"
+            ) from None
         usage = reply.usage
         run.calls.append(
             LlmCall(

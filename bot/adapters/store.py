@@ -193,7 +193,9 @@ class SqliteReleaseStore:
             for r in self.db.table("releases").rows_where("narrate = 1", order_by="created_at")
         ]
 
-    def record_llm_calls(self, release_id: str, calls: Iterable[LlmCall]) -> None:
+    def record_llm_calls(self, release_id: str | None, calls: Iterable[LlmCall]) -> None:
+        """``release_id`` None: calls that made no release (a dry run, an unreadable or
+        refused request); counted all the same."""
         rows = [{"release_id": release_id, **asdict(c), "at": _ts(c.at)} for c in calls]
         if rows:
             with self.unit_of_work():

@@ -16,14 +16,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.agent.checks import AgentReport, clean_text
+from bot.agent.reading import AskHuman, ReadRequest, read_request_task
 from bot.agent.task import AgentRun, LlmCall, ToolError
 from bot.agent.tasks import (
     AgentPlan,
-    AskHuman,
-    ReadRequest,
     explain_task,
     plan_task,
-    read_request_task,
     report_task,
     why_task,
 )
@@ -44,10 +42,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Reading:
-    """What the agent's reading of a plain-words request cost, and its audit line."""
+    """The agent's reading of a plain-words request: its audit line. A request read this way
+    always waits for a human approval."""
 
     audit: list[tuple[str, str]] = field(default_factory=list)
-    calls: list[LlmCall] = field(default_factory=list)
 
 
 @dataclass
@@ -58,10 +56,9 @@ class Planned:
     plan: Plan
     narration: Narration | None = None
     audit: list[tuple[str, str]] = field(default_factory=list)  # (action, details)
-    calls: list[LlmCall] = field(default_factory=list)
 
 
-def _spent(narration: Narration | None, calls: list[LlmCall]) -> None:
+def add_usage(narration: Narration | None, calls: list[LlmCall]) -> None:
     if narration is None:
         return
     for c in calls:
@@ -74,11 +71,11 @@ def _spent(narration: Narration | None, calls: list[LlmCall]) -> None:
 
 
 def read_request(
-    services: Services, text: str
+    services: Services, text: str, spent: list[LlmCall]
 ) -> tuple[ReleaseRequest | InsufficientContext, Reading | None]:
     """The rules' parse; when they cannot read the text and an LLM is configured, the agent
     turns the plain words into a /release line that the rules then parse. ParseError
-    propagates when neither can read it."""
+    propagates when neither can read it. The agent's calls are appended to ``spent``."""
     try:
         parsed: ReleaseRequest | InsufficientContext | None = parse_release(text, services.config)
         error: ParseError | None = None
@@ -90,10 +87,17 @@ def read_request(
             raise error
         return parsed, None
     run = services.llm.run(read_request_task(services, text))
-    note = Reading(calls=run.calls)
+    spent += run.calls
+    note = Reading()
     value = run.value
     if isinstance(value, ReadRequest):
-        note.audit.append(("request_read", f"read from plain words by the agent as: {value.line}"))
+        note.audit.append(
+            (
+                "request_read",
+                f"read from plain words by the agent as: {value.line} (a person approves it "
+                "before anything deploys)",
+            )
+        )
         return value.result, note
     if isinstance(value, AskHuman):
         return value.as_insufficient(parsed.deployment_blockers if parsed else []), note
@@ -103,16 +107,23 @@ def read_request(
     return parsed, note
 
 
-def plan(services: Services, request: ReleaseRequest, now: datetime, instances: int) -> Planned:
-    """The rules' plan, or the agent's when it is valid (at least as careful as the rules)."""
+def plan(
+    services: Services,
+    request: ReleaseRequest,
+    now: datetime,
+    instances: int,
+    spent: list[LlmCall],
+) -> Planned:
+    """The rules' plan, or the agent's when it is valid (at least as careful as the rules).
+    The agent's calls are appended to ``spent``."""
     rule_plan = services.planner.plan(request, now, instances)
     if not services.llm.enabled:
         return Planned(request, rule_plan)
     ctx = Context(services, request, rule_plan=rule_plan)
     run = services.llm.run(plan_task(ctx, now, instances, services.tick_seconds))
+    spent += run.calls
     narration = Narration(model=services.llm.model)
-    _spent(narration, run.calls)
-    out = Planned(request, rule_plan, narration, calls=run.calls)
+    out = Planned(request, rule_plan, narration)
     for reason in run.rejected:
         out.audit.append(("agent_proposal_rejected", f"plan proposal rejected: {reason}"))
     value = run.value
@@ -179,7 +190,7 @@ def narrate(services: Services) -> int:
             narration = fresh.narration
             assert narration is not None
             del narration.due[: len(due)]
-            _spent(narration, run.calls)
+            add_usage(narration, run.calls)
             if isinstance(run.value, AgentReport):
                 narration.summary, narration.next_actions = (
                     run.value.summary,
@@ -198,14 +209,18 @@ def answer_why(services: Services, release_id: str, question: str, asker: str) -
     if not services.llm.enabled or release.narration is None:
         return None
     run = services.llm.run(why_task(Context(services, release.request, release), question, asker))
+    answer: str | None = None
+    if isinstance(run.value, str):
+        try:
+            answer = clean_text(run.value)
+        except ToolError as exc:
+            run.fallback = str(exc)
     services.store.record_llm_calls(release_id, run.calls)
     with services.store.unit_of_work():
         fresh = services.store.get(release_id)
-        _spent(fresh.narration, run.calls)
+        add_usage(fresh.narration, run.calls)
+        if answer is None:
+            why = run.fallback or "no answer"
+            fresh.record_agent("agent_fallback", f"why: rules, because {why}", services.clock.now())
         services.store.save(fresh)
-    if isinstance(run.value, str):
-        try:
-            return clean_text(run.value)
-        except ToolError:
-            return None
-    return None
+    return answer

@@ -159,6 +159,7 @@ class Release(MutableModel):
     holding_until: datetime | None = None
     finished_at: datetime | None = None
     narration: Narration | None = None  # set when an LLM agent speaks for this release
+    read_by_agent: bool = False  # the agent read it from plain words: a person must approve
     revision: int = 0
     _events: list[Event] = PrivateAttr(default_factory=list)
 

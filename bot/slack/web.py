@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot.service import Services, reconcile
+from bot.service import Services, narrate, reconcile
 
 log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
@@ -64,6 +64,9 @@ class Telemetry:
         r = self.registry
         self.ticks = Counter("release_bot_ticks", "Reconcile ticks run", registry=r)
         self.tick_errors = Counter("release_bot_tick_errors", "Ticks that raised", registry=r)
+        self.narration_errors = Counter(
+            "release_bot_narration_errors", "Narration runs that raised", registry=r
+        )
         self.tick_seconds = Histogram(
             "release_bot_tick_duration_seconds", "Time one reconcile tick takes", registry=r
         )
@@ -82,7 +85,10 @@ class Ticker:
         self.services = services
         self.telemetry = telemetry
         self.last_ok: float | None = None
-        self.scheduler = BackgroundScheduler(executors={"default": JobExecutor(max_workers=1)})
+        # The agent's narration has a thread of its own: a slow LLM never delays a tick.
+        self.scheduler = BackgroundScheduler(
+            executors={"default": JobExecutor(max_workers=1), "agent": JobExecutor(max_workers=1)}
+        )
 
     def tick(self) -> None:
         began = time.perf_counter()
@@ -98,16 +104,26 @@ class Ticker:
         self.last_ok = time.time()
         self.telemetry.last_tick.set(self.last_ok)
 
+    def narrate(self) -> None:
+        try:
+            narrate(self.services)
+        except Exception:  # a scheduler job: the next run retries what is still due
+            self.telemetry.narration_errors.inc()
+            log.exception("narration failed")
+
     def start(self, paused: bool = False) -> None:
         """``paused``: the scheduler runs but fires no job (tests tick by hand)."""
-        self.scheduler.add_job(
-            self.tick,
-            "interval",
-            seconds=self.services.tick_seconds,
-            max_instances=1,
-            coalesce=True,
-            id="reconcile",
-        )
+        for job, job_id, executor in ((self.tick, "reconcile", "default"),
+                                      (self.narrate, "narrate", "agent")):  # fmt: skip
+            self.scheduler.add_job(
+                job,
+                "interval",
+                seconds=self.services.tick_seconds,
+                max_instances=1,
+                coalesce=True,
+                id=job_id,
+                executor=executor,
+            )
         self.scheduler.start(paused=paused)
 
     def stop(self) -> None:

@@ -24,6 +24,7 @@ from bot.domain.release import Release
 from bot.presenters import status_lines
 from bot.service import pause, rollback
 from bot.slack.app import SlackServices
+from bot.slack.kit import esc
 from handlers.commands import EXPECTED
 
 log = logging.getLogger(__name__)
@@ -133,10 +134,11 @@ def answer(
     try:
         match verb:
             case "status":
-                say("\n".join(status_lines(release)))
+                say(esc("\n".join(status_lines(release))))
             case "why":
                 question = MENTION.sub("", text).strip()
-                say(answer_why(services, release.id, question, user) or _why(release))
+                # Escaped: the agent's words and typed reasons are text, never markup.
+                say(esc(answer_why(services, release.id, question, user) or _why(release)))
             case "pause":
                 pause(services, release.id, user, rest or f"paused in the thread by {user}")
             case "rollback":

@@ -1,0 +1,205 @@
+"""Reading a release request written in plain words: the agent fills the /release line's
+fields, the rules parse the line, and code checks that nothing was made up.
+
+The person who typed the text is the requester, so what the text says is theirs to say. What
+it does not say the agent may only fill in where that makes the release more careful than
+the service's defaults (smaller steps, a stricter or extra guardrail, a higher risk). Facts
+only a person can give (a change ticket, an artifact, a flag, the changes) must come from the
+text. A request read this way always waits for a human approval.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.agent.prompts import untrusted
+from bot.agent.task import AgentTask, ToolError, ToolOutcome
+from bot.domain.contract import InsufficientContext
+from bot.domain.plan_policy import less_careful
+from bot.domain.request import ReleaseRequest
+from bot.parsing import ParseError, parse_release
+
+if TYPE_CHECKING:
+    from bot.service import Services
+
+LINE_FIELDS = ("changes", "risk", "env", "regions", "strategy", "flags", "stages", "artifact",
+               "ticket", "peak", "window")  # fmt: skip
+# Only the text can give these: an invented ticket would pass the change-approval gate.
+FROM_THE_TEXT_ONLY = ("changes", "flags", "artifact", "ticket")
+SYNONYMS = {
+    "prod": ("prod", "production"),
+    "staging": ("staging", "stage"),
+    "dev": ("dev", "development"),
+    "blue_green": ("blue green", "bluegreen", "blue/green"),
+    "feature_flag": ("feature flag", "flag"),
+    "shadow": ("shadow", "mirror"),
+}
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+WORD = re.compile(r"[a-z0-9]{3,}")
+
+
+@dataclass(frozen=True)
+class AskHuman:
+    question: str
+    missing: list[str]
+
+    def as_insufficient(self, blockers: Iterable[str] = ()) -> InsufficientContext:
+        return InsufficientContext(
+            missing=self.missing or ["the request"],
+            deployment_blockers=list(blockers) or ["the request could not be read"],
+            next_best_step=self.question,
+        )
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    line: str  # the /release line the agent's fields make: what the rules parsed
+    result: ReleaseRequest | InsufficientContext
+
+
+def _quote(value: str) -> str:
+    value = " ".join(value.replace('"', "'").split())
+    return f'"{value}"' if " " in value or not value else value
+
+
+def request_line(fields: dict[str, Any]) -> str:
+    """The agent's fields as a /release line for the rule parser."""
+    parts = [str(fields.get("service", "")).strip(), str(fields.get("version", "")).strip()]
+    for key in LINE_FIELDS:
+        value = fields.get(key)
+        if value is not None and str(value).strip():
+            parts.append(f"{key}={_quote(str(value))}")
+    for rail in fields.get("guardrails") or []:
+        parts.append(_quote(str(rail)))
+    return " ".join(p for p in parts if p)
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[_\-]", " ", text.lower()).split())
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.lstrip("0") or "0" for n in NUMBER.findall(text)}
+
+
+def in_text(key: str, value: str, text: str) -> bool:
+    """Whether the text states this field's value (a synonym or a number counts)."""
+    plain, numbers = _plain(text), _numbers(text)
+    if key == "changes":
+        words, source = WORD.findall(value.lower()), set(WORD.findall(text.lower()))
+        return bool(words) and sum(w in source for w in words) * 2 >= len(words)
+    if key in ("ticket", "artifact", "regions"):
+        return all(p.strip().lower() in text.lower() for p in value.split(",") if p.strip())
+    if key in ("stages", "peak", "window"):
+        days = [w for w in re.findall(r"[a-z]+", value.lower()) if w != "utc"]
+        return _numbers(value) <= numbers and all(d in plain for d in days)
+    if key == "flags":
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        names = [p.split(":")[0] for p in parts]
+        return all(_plain(n) in plain for n in names) and _numbers(value) <= numbers
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    return all(
+        any(re.search(rf"\b{re.escape(w)}\b", plain) for w in SYNONYMS.get(p, (_plain(p),)))
+        for p in parts
+    )
+
+
+def _strings(args: dict[str, Any]) -> dict[str, Any]:
+    """The tool input with every field the right type, or a ToolError naming the field."""
+    for key in ("service", "version", *LINE_FIELDS):
+        if args.get(key) is not None and not isinstance(args[key], str):
+            raise ToolError(f"{key}: give a string")
+    rails = args.get("guardrails")
+    if rails is not None and (
+        not isinstance(rails, list) or not all(isinstance(r, str) for r in rails)
+    ):
+        raise ToolError("guardrails: give a list of expressions such as error_rate<1%")
+    return args
+
+
+def read_request_task(services: Services, text: str) -> AgentTask:
+    config = services.config
+    known = sorted(config.services)
+
+    def parse(fields: dict[str, Any]) -> ReleaseRequest | InsufficientContext:
+        line = request_line(fields)
+        try:
+            return parse_release(line, config)
+        except ParseError as exc:
+            raise ToolError(f"the line {line!r} does not parse: {exc}") from None
+
+    def less_careful_than(
+        base: ReleaseRequest, mine: ReleaseRequest | InsufficientContext
+    ) -> list[str]:
+        """Every way ``mine`` is less careful than ``base`` (the stated fields alone)."""
+        if not isinstance(mine, ReleaseRequest):
+            return []
+        now = services.clock.now()
+        instances = config.for_service(base.service).instances
+        theirs = services.planner.plan(base, now, instances)
+        return less_careful(base, theirs, mine, services.planner.plan(mine, now, instances))
+
+    def propose(args: dict[str, Any]) -> ToolOutcome:
+        fields = _strings(args)
+        service, version = str(fields.get("service") or ""), str(fields.get("version") or "")
+        if known and service not in known:
+            raise ToolError(f"service: {service!r} is not a known service; use one of {known}")
+        if not version or version not in text:
+            raise ToolError("version: copy the version exactly as the request writes it")
+        given = {k: v for k, v in fields.items() if k in LINE_FIELDS and v and v.strip()}
+        invented = [k for k in FROM_THE_TEXT_ONLY if k in given and not in_text(k, given[k], text)]
+        if invented:
+            raise ToolError(
+                f"{', '.join(invented)}: not in the request; leave out what the text does not "
+                "say (a person gives tickets, artifacts, flags and changes)"
+            )
+        # env always: "to prod" names the target; it does not mean skipping staging.
+        implied = [k for k in given if k not in FROM_THE_TEXT_ONLY
+                   and (k == "env" or not in_text(k, given[k], text))]  # fmt: skip
+        if fields.get("guardrails"):
+            implied.append("guardrails")
+        result = parse(fields)
+        if implied and isinstance(result, ReleaseRequest):
+            stated = {k: v for k, v in fields.items() if k not in implied}
+            base = parse(stated)
+            if isinstance(base, ReleaseRequest):
+                each = {key: parse({**stated, key: fields[key]}) for key in implied}
+                looser = [
+                    f"{key}: {'; '.join(why)}"
+                    for key, mine in each.items()
+                    if (why := less_careful_than(base, mine))
+                ]
+                if not looser and (why := less_careful_than(base, result)):
+                    looser.append(f"{', '.join(implied)} together: {'; '.join(why)}")
+                if looser:
+                    raise ToolError(
+                        "not stated in the request and less careful than the service's "
+                        f"defaults, so leave it out: {' | '.join(looser)}"
+                    )
+        return ToolOutcome("accepted", accepted=ReadRequest(request_line(fields), result))
+
+    def ask(args: dict[str, Any]) -> ToolOutcome:
+        question, missing = args.get("question"), args.get("missing") or []
+        if not isinstance(question, str) or not question.strip():
+            raise ToolError("ask_human: the question is empty")
+        if not isinstance(missing, list) or not all(isinstance(m, str) for m in missing):
+            raise ToolError("missing: give a list of field names")
+        return ToolOutcome("asked", accepted=AskHuman(question.strip()[:300], missing[:10]))
+
+    prompt = "\n".join(
+        [
+            "Task: read_request",
+            "Known services: " + (", ".join(known) or "any (none configured)"),
+            "The request, as the user typed it:",
+            untrusted("slack_message", text),
+        ]
+    )
+    return AgentTask(
+        "read_request",
+        prompt,
+        {"propose_request": propose, "ask_human": ask},
+        frozenset({"propose_request", "ask_human"}),
+    )
