@@ -162,6 +162,17 @@ def test_the_rules_own_summary_passes_every_check(outcome: str) -> None:
             "Rolled back: the rollback took 60 seconds, from 14:16 to 14:17 UTC.",
         ),
         ("completed", "shop 1.2.0 completed; it can be rolled back with /release if needed."),
+        ("completed", "shop 1.2.0 completed: it halted during peak hours and resumed after."),
+        ("completed", "shop 1.2.0 completed. One metrics window failed to load."),
+        ("completed", "shop 1.2.0 completed; the canary failed one analysis window but recovered."),
+        (
+            "rolled_back",
+            "shop 1.2.0 was rolled back. The staging deployment succeeded before that.",
+        ),
+        ("rolled_back", "shop 1.2.0 was fully deployed to staging, then rolled back in prod."),
+        ("rolled_back", "shop 1.2.0 was rolled back and 1.1.0 is fully live again."),
+        ("failed", "shop 1.2.0 failed its gates; the stable version stays deployed."),
+        ("failed", "shop 1.2.0 failed its gates. Previously released versions are unaffected."),
         ("failed", "shop 1.2.0 failed its gates; it will be deployed once they pass."),
         (
             "failed",

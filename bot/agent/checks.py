@@ -207,7 +207,13 @@ FULLY_OUT = re.compile(
     r"|rolled out to (?:all|every|everyone|the whole))\b"
 )
 # What a clause may be about when it says "succeeded" of a release that did not.
-PART = r"check|test|scan|gate|verif|smoke|approv|rehears|benchmark|build|review|plan|staging"
+PART = (
+    r"check|test|scan|gate|verif|smoke|approv|rehears|benchmark|build|review|plan|staging"
+    r"|window|metric|probe|analys|peak|halt|paus|resum"
+)
+# What a clause may be about when it says a rolled-back or failed release is live: the
+# version that serves now, or an earlier environment.
+STILL = r"stable|previous|again|restor|stays|remain|unaffected|staging|\d+\.\d+\.\d+ is"
 CONTRADICTIONS: dict[str, tuple[Claim, ...]] = {
     "completed": (
         Claim(ROLLED_BACK),
@@ -219,22 +225,28 @@ CONTRADICTIONS: dict[str, tuple[Claim, ...]] = {
         Claim(re.compile(r"\bcomplet(?:e|ed|ion)\b"), "denied"),
         Claim(
             re.compile(r"\b(?:fail(?:ed|s|ure)?|abort(?:ed)?|halted|cancell?ed|abandoned)\b"),
-            unless=re.compile(rf"{PART}|probe|retr|attempt|warning|alert|request|transaction"),
+            unless=re.compile(rf"{PART}|retr|attempt|warning|alert|request|transaction|load"),
         ),
     ),
     "rolled_back": (
         Claim(re.compile(ROLLBACK), "denied"),
-        Claim(RELEASE_SUCCEEDED),
-        Claim(FULLY_OUT),
+        Claim(RELEASE_SUCCEEDED, unless=re.compile(STILL)),
+        Claim(
+            re.compile(r"\bfully (?:rolled out|deployed|released|shipped|live)\b"),
+            unless=re.compile(STILL),
+        ),
         Claim(
             SUCCEEDED, unless=re.compile(rf"{ROLLBACK}|restor|stable|previous|step|stage|{PART}")
         ),
     ),
     "failed": (
-        Claim(RELEASE_SUCCEEDED),
-        Claim(FULLY_OUT),
+        Claim(RELEASE_SUCCEEDED, unless=re.compile(STILL)),
+        Claim(FULLY_OUT, unless=re.compile(STILL)),
         Claim(ROLLED_BACK),
-        Claim(re.compile(r"\b(?:rolled out|deployed|released|shipped|went live|is live)\b")),
+        Claim(
+            re.compile(r"\b(?:rolled out|deployed|released|shipped|went live|is live)\b"),
+            unless=re.compile(STILL),
+        ),
         Claim(SUCCEEDED, unless=re.compile(PART)),
         Claim(re.compile(r"\bcomplet(?:e|ed)\b"), unless=re.compile(rf"{PART}|run")),
     ),

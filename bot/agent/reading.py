@@ -19,7 +19,7 @@ from bot.agent.prompts import untrusted
 from bot.agent.task import AgentTask, ToolError, ToolOutcome
 from bot.domain.contract import InsufficientContext
 from bot.domain.plan_policy import less_careful
-from bot.domain.request import ReleaseRequest
+from bot.domain.request import RISKS, ReleaseRequest
 from bot.parsing import ParseError, parse_release
 
 if TYPE_CHECKING:
@@ -29,16 +29,8 @@ LINE_FIELDS = ("changes", "risk", "env", "regions", "strategy", "flags", "stages
                "ticket", "peak", "window")  # fmt: skip
 # Only the text can give these: an invented ticket would pass the change-approval gate.
 FROM_THE_TEXT_ONLY = ("changes", "flags", "artifact", "ticket")
-SYNONYMS = {
-    "prod": ("prod", "production"),
-    "staging": ("staging", "stage"),
-    "dev": ("dev", "development"),
-    "blue_green": ("blue green", "bluegreen", "blue/green"),
-    "feature_flag": ("feature flag", "flag"),
-    "shadow": ("shadow", "mirror"),
-}
-NUMBER = re.compile(r"\d+(?:\.\d+)?")
 WORD = re.compile(r"[a-z0-9]{3,}")
+TICKET = re.compile(r"[A-Za-z][A-Za-z0-9]*-?[0-9]+")  # CHG-123, INC42, OPS-7
 
 
 @dataclass(frozen=True)
@@ -81,30 +73,24 @@ def _plain(text: str) -> str:
     return " ".join(re.sub(r"[_\-]", " ", text.lower()).split())
 
 
-def _numbers(text: str) -> set[str]:
-    return {n.lstrip("0") or "0" for n in NUMBER.findall(text)}
+def _tokens(text: str) -> set[str]:
+    """The text's whole tokens, lower-cased: "CHG-7", "us-east-1", "new_checkout", "25"."""
+    return {t.strip(".,;:!?()\"'").lower() for t in text.split()} - {""}
 
 
-def in_text(key: str, value: str, text: str) -> bool:
-    """Whether the text states this field's value (a synonym or a number counts)."""
-    plain, numbers = _plain(text), _numbers(text)
-    if key == "changes":
+def in_text(key: str, value: str, text: str, version: str = "") -> bool:
+    """Whether the text itself states this field's value, as whole words."""
+    if key == "changes":  # reworded is fine; mostly the request's own words
         words, source = WORD.findall(value.lower()), set(WORD.findall(text.lower()))
         return bool(words) and sum(w in source for w in words) * 2 >= len(words)
-    if key in ("ticket", "artifact", "regions"):
-        return all(p.strip().lower() in text.lower() for p in value.split(",") if p.strip())
-    if key in ("stages", "peak", "window"):
-        days = [w for w in re.findall(r"[a-z]+", value.lower()) if w != "utc"]
-        return _numbers(value) <= numbers and all(d in plain for d in days)
+    tokens = _tokens(text) - {version.lower()}  # the version's digits state no percentage
+    if key == "risk":  # "low risk", "risk: low", "low-risk"; a lone "low" says nothing
+        plain = _plain(text)
+        return bool(re.search(rf"\b{value} risk\b|\brisk (?:is |of |level )?{value}\b", plain))
     if key == "flags":
-        parts = [p.strip() for p in value.split(",") if p.strip()]
-        names = [p.split(":")[0] for p in parts]
-        return all(_plain(n) in plain for n in names) and _numbers(value) <= numbers
-    parts = [p.strip() for p in value.split(",") if p.strip()]
-    return all(
-        any(re.search(rf"\b{re.escape(w)}\b", plain) for w in SYNONYMS.get(p, (_plain(p),)))
-        for p in parts
-    )
+        parts = [p.strip().lower() for p in value.split(",") if p.strip()]
+        return all(all(bit in tokens for bit in part.split(":")) for part in parts)
+    return all(p.strip().lower() in tokens for p in value.split(",") if p.strip())
 
 
 def _strings(args: dict[str, Any]) -> dict[str, Any]:
@@ -150,35 +136,57 @@ def read_request_task(services: Services, text: str) -> AgentTask:
         if not version or version not in text:
             raise ToolError("version: copy the version exactly as the request writes it")
         given = {k: v for k, v in fields.items() if k in LINE_FIELDS and v and v.strip()}
-        invented = [k for k in FROM_THE_TEXT_ONLY if k in given and not in_text(k, given[k], text)]
+        invented = [
+            k for k in FROM_THE_TEXT_ONLY if k in given and not in_text(k, given[k], text, version)
+        ]
         if invented:
             raise ToolError(
                 f"{', '.join(invented)}: not in the request; leave out what the text does not "
                 "say (a person gives tickets, artifacts, flags and changes)"
             )
-        # env always: "to prod" names the target; it does not mean skipping staging.
-        implied = [k for k in given if k not in FROM_THE_TEXT_ONLY
-                   and (k == "env" or not in_text(k, given[k], text))]  # fmt: skip
+        # Risk is judgement: the agent may weigh it, never below what the text says, and
+        # never low unless the text says so.
+        said = [r for r in RISKS if in_text("risk", r, text)]
+        floor = RISKS.index(said[-1]) if said else RISKS.index("medium")
+        risk = given.get("risk")
+        if risk is not None and risk in RISKS and RISKS.index(risk) < floor:
+            says = f"it says {said[-1]} risk" if said else "it gives no risk, so at least medium"
+            raise ToolError(f"risk: {risk} is too low for the request ({says}); raise it")
+        result = parse(fields)
+        if isinstance(result, ReleaseRequest):
+            # Checked on the parsed request: the parser also finds a ticket inside the changes.
+            ticket = result.release_package.change_ticket
+            if ticket and (
+                not TICKET.fullmatch(ticket)
+                or ticket.lower() not in _tokens(text) - {version.lower()}
+            ):
+                raise ToolError(f"ticket: {ticket} is not a ticket in the request; leave it out")
+        # Everything else is compared with the defaults ("to prod" names the target; it does
+        # not mean skipping staging; numbers in the text are not necessarily stages).
+        implied = [k for k in given if k not in (*FROM_THE_TEXT_ONLY, "risk")]
         if fields.get("guardrails"):
             implied.append("guardrails")
-        result = parse(fields)
         if implied and isinstance(result, ReleaseRequest):
             stated = {k: v for k, v in fields.items() if k not in implied}
             base = parse(stated)
-            if isinstance(base, ReleaseRequest):
-                each = {key: parse({**stated, key: fields[key]}) for key in implied}
-                looser = [
-                    f"{key}: {'; '.join(why)}"
-                    for key, mine in each.items()
-                    if (why := less_careful_than(base, mine))
-                ]
-                if not looser and (why := less_careful_than(base, result)):
-                    looser.append(f"{', '.join(implied)} together: {'; '.join(why)}")
-                if looser:
-                    raise ToolError(
-                        "not stated in the request and less careful than the service's "
-                        f"defaults, so leave it out: {' | '.join(looser)}"
-                    )
+            if not isinstance(base, ReleaseRequest):
+                raise ToolError(
+                    f"{', '.join(implied)}: the request without them is incomplete, so they "
+                    "cannot be checked against the defaults; leave them out"
+                )
+            each = {key: parse({**stated, key: fields[key]}) for key in implied}
+            looser = [
+                f"{key}: {'; '.join(why)}"
+                for key, mine in each.items()
+                if (why := less_careful_than(base, mine))
+            ]
+            if not looser and (why := less_careful_than(base, result)):
+                looser.append(f"{', '.join(implied)} together: {'; '.join(why)}")
+            if looser:
+                raise ToolError(
+                    "less careful than the service's defaults, so leave it out (a person "
+                    f"can write it on a /release line): {' | '.join(looser)}"
+                )
         return ToolOutcome("accepted", accepted=ReadRequest(request_line(fields), result))
 
     def ask(args: dict[str, Any]) -> ToolOutcome:
