@@ -120,7 +120,7 @@ def _new_release(
         release_id_for(request, now), planned.request, planned.plan, approvers, requested_by, now
     )
     release.channel = channel
-    release.read_by_agent = reading is not None and bool(reading.audit)
+    release.read_by_agent = flows.Reading.by_agent(reading)
     release.narration = planned.narration
     flows.add_usage(release.narration, spent)
     for action, details in (reading.audit if reading else []) + planned.audit:
@@ -346,7 +346,7 @@ def _dry_run(services: Services, text: str, spent: list[LlmCall]) -> DryRun | In
     ]
     refusals = _refusals(services, request, plan)
     blockers = [f"{c.check}: {c.details}" for c in checks if c.status == "fail"]
-    auto = auto_approves(plan, checks, read_by_agent=reading is not None and bool(reading.audit))
+    auto = auto_approves(plan, checks, flows.Reading.by_agent(reading))
     outcome: Outcome = (
         "refused"
         if refusals

@@ -47,6 +47,11 @@ class Reading:
 
     audit: list[tuple[str, str]] = field(default_factory=list)
 
+    @staticmethod
+    def by_agent(reading: Reading | None) -> bool:
+        """Whether the agent's reading became the request (its audit line says so)."""
+        return reading is not None and bool(reading.audit)
+
 
 @dataclass
 class Planned:
