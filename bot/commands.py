@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.domain.access import SCOPE_HELP, ScopeError, parse_scope
+from bot.domain.locks import SCOPE_HELP, ScopeError, parse_scope
 
 
 class CommandError(ValueError):

@@ -21,13 +21,13 @@ from bot.adapters.sim_ci import SimulatedCI
 from bot.adapters.store import ReleaseNotFound, SqliteReleaseStore, StoredEvent
 from bot.agent import flows
 from bot.agent.task import LlmCall
-from bot.config import Config, ServiceConfig
 from bot.domain import access
-from bot.domain.access import EnvLock, ScopeError
 from bot.domain.base import Model
+from bot.domain.config import Config, ServiceConfig
 from bot.domain.contract import Artifacts, Check, InsufficientContext, ReleaseReport
 from bot.domain.gates import GateEvidence, run_gates
 from bot.domain.histogram import aggregate
+from bot.domain.locks import EnvLock, ScopeError, lock_refusal, parse_scope, scopes_for
 from bot.domain.observations import Target, WindowSample
 from bot.domain.plan import Plan
 from bot.domain.release import ENGINE, CommandRejected, Release, VerificationResult
@@ -159,10 +159,10 @@ def _refusals(services: Services, request: ReleaseRequest, plan: Plan) -> list[s
             f"{request.service} already has an active release: {current.id} "
             f"({current.version}, {current.status.replace('_', ' ')}); wait for it or roll it back"
         )
-    for scope in access.scopes_for(request.service, [e.name for e in plan.environments]):
+    for scope in scopes_for(request.service, [e.name for e in plan.environments]):
         lock = services.locks.get(scope)
         if lock is not None:
-            out.append(access.lock_refusal(request.service, lock))
+            out.append(lock_refusal(request.service, lock))
     return out
 
 
@@ -241,7 +241,7 @@ def refused(services: Services, release_id: str, user: str, action: str, why: st
 
 def _scope(services: Services, action: access.Action, scope: str, user: str) -> str:
     try:
-        normal = access.parse_scope(scope)
+        normal = parse_scope(scope)
     except ScopeError as exc:
         raise CommandRejected(str(exc)) from exc
     if why := access.check(action, user, normal, None, services.config):

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Config, ServiceConfig
-from bot.domain.access import Action, check, parse_scope, scope_parts, scopes_for
+from bot.domain.access import Action, check
+from bot.domain.config import Config, ServiceConfig
+from bot.domain.locks import parse_scope, scope_parts, scopes_for
 from bot.domain.release import CommandRejected, Release
 from bot.service import approve, pause, promote_now, refused, resume, rollback, start_release
 from tests.domain_helpers import make_request, new_release

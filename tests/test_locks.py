@@ -18,8 +18,8 @@ from bot.adapters.locks import AlreadyLocked, NotLocked, SqliteLocks, apply_migr
 from bot.adapters.terminal_chat import TerminalChat
 from bot.bootstrap import Wiring, bootstrap
 from bot.config import DEFAULT_CONFIG
-from bot.domain.access import ScopeError
 from bot.domain.contract import InsufficientContext
+from bot.domain.locks import ScopeError
 from bot.domain.observations import Target
 from bot.domain.release import CommandRejected, Release
 from bot.service import (

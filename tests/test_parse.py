@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.config import Config, ServiceConfig, load_config
+from bot.config import load_config
+from bot.domain.config import Config, ServiceConfig
 from bot.domain.contract import InsufficientContext
 from bot.domain.request import TEMPLATE_FIELDS, Guardrail, ReleaseRequest
 from bot.parsing import (

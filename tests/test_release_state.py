@@ -1,4 +1,5 @@
-"""The release aggregate driven directly: gates, approvals, steps, guardrails, rollback."""
+"""The release aggregate driven directly: gates, approvals, steps, guardrails, rollback. Who
+may act is the access policy's (tests/test_access.py): here every actor is allowed."""
 
 from __future__ import annotations
 
@@ -119,27 +120,6 @@ def test_medium_risk_waits_for_a_human() -> None:
     assert release.status == "scheduled"
     assert release.approvals[-1].approver == "bob"
     assert release.approvals[-1].type == "manual"
-
-
-def test_a_non_approver_cannot_approve() -> None:
-    release = gated_release(make_request(risk="medium"))
-    with pytest.raises(CommandRejected, match="alice, bob") as exc:
-        release.approve("mallory", T0)
-    assert "mallory" in str(exc.value)
-    assert release.status == "awaiting_approval"
-    assert release.approvals == []
-
-
-def test_the_requester_cannot_approve_their_own_high_risk_release() -> None:
-    request = make_request(risk="high")
-    release = Release.create("rel-1", request, new_release(request).plan, ["alice", "bob"],
-                             "alice", T0)  # fmt: skip
-    checks, artifacts = gates_for(request, release.plan)
-    release.record_gates(checks, artifacts, STABLE, False, T0)
-    with pytest.raises(CommandRejected, match="segregation of duties"):
-        release.approve("alice", T0)
-    release.approve("bob", T0)
-    assert release.status == "scheduled"
 
 
 def test_the_requester_may_approve_a_medium_risk_release() -> None:
@@ -326,8 +306,6 @@ def test_high_risk_asks_again_before_the_first_prod_step() -> None:
     assert release.step_index == 1
     assert release.steps[1].status == "pending"
     assert US not in release.desired_traffic()
-    with pytest.raises(CommandRejected, match="cannot approve"):
-        release.approve("mallory", now)
     release.approve("bob", now)
     assert release.status == "rolling_out"
     assert release.steps[1].status == "active"
@@ -780,28 +758,6 @@ def test_an_approver_promotes_the_current_step_early() -> None:
     assert promoted.actor == "bob"
     assert promoted.data["step"] == 1
     assert "bake ended early by bob after 1.0 of" in promoted.details
-
-
-def test_promote_is_refused_to_anyone_but_an_approver() -> None:
-    release, now = judged_at_step()
-    with pytest.raises(CommandRejected, match=r"mallory cannot promote shop: .*alice, bob"):
-        release.promote_now("mallory", now)
-    assert release.step_index == 1
-
-
-def test_the_requester_cannot_promote_their_own_high_risk_release() -> None:
-    request = make_request(risk="high")
-    release = Release.create("rel-1", request, new_release(request).plan, ["alice", "bob"],
-                             "alice", T0)  # fmt: skip
-    checks, artifacts = gates_for(request, release.plan)
-    release.record_gates(checks, artifacts, STABLE, False, T0)
-    release.approve("bob", T0)
-    release.begin_if_due(T0)
-    now = run(release, T0, approver="bob", stop=lambda r: r.judged_step == 1)
-    with pytest.raises(CommandRejected, match="segregation of duties"):
-        release.promote_now("alice", now)
-    release.promote_now("bob", now)
-    assert release.step_index == 2
 
 
 def test_a_verification_step_cannot_be_promoted() -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from bot.config import ServiceConfig, load_config
+from bot.config import load_config
+from bot.domain.config import ServiceConfig
 from bot.domain.contract import ReleaseReport, contract_json_schema, iso
 from bot.domain.flags import FlagState
 from bot.domain.release import Event, Release

@@ -14,8 +14,8 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from bot.adapters.db import Database
-from bot.domain.access import EnvLock, parse_scope
 from bot.domain.base import Model
+from bot.domain.locks import EnvLock, parse_scope
 
 migrations = Migrations("release-bot.locks")
 

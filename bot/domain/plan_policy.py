@@ -17,10 +17,10 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from bot.domain.base import Model
+from bot.domain.guardrails import ParseError, parse_guardrail
 from bot.domain.plan import EXTRA_CHECK_LABELS, ExtraCheck, Plan, Step
 from bot.domain.planner import STAGES_BY_RISK, plan_release
 from bot.domain.request import RISKS, Guardrail, Guardrails, ReleaseRequest, Risk
-from bot.parsing import ParseError, parse_guardrail
 
 RISK_ORDER: dict[str, int] = {r: i for i, r in enumerate(RISKS)}
 ACTION_STRENGTH: dict[str, int] = {"alert": 0, "pause": 1, "auto_rollback": 2}

@@ -11,20 +11,13 @@ from typing import Any, Literal
 
 from pydantic import PrivateAttr
 
-from bot.domain.access import (
-    EnvLock,
-    approver_refusal,
-    four_eyes_refusal,
-    lock_note,
-    not_rolling_out,
-    promotion_refusal,
-)
 from bot.domain.base import Model, MutableModel
 from bot.domain.contract import Artifacts, Check
 from bot.domain.flags import FlagState
 from bot.domain.histogram import aggregate
 from bot.domain.judge import CanaryJudge
 from bot.domain.judgement import Judgement, judgement
+from bot.domain.locks import EnvLock, lock_note
 from bot.domain.narration import NARRATED, Narration
 from bot.domain.observations import (
     CohortSample,
@@ -326,11 +319,6 @@ class Release(MutableModel):
                     f"{prior.at:%H:%M:%S} UTC"
                 )
             raise CommandRejected(f"{self.id} is not waiting for approval (status: {self.status})")
-        refusal = approver_refusal(approver, "approve", self) or four_eyes_refusal(
-            approver, "approve", self
-        )
-        if refusal:
-            raise CommandRejected(refusal)
         gate = self.pending_approval
         conditions = (
             ["pre-deployment checks pass"] if gate == "release" else ["previous steps healthy"]
@@ -346,8 +334,6 @@ class Release(MutableModel):
     def reject(self, approver: str, reason: str, now: datetime) -> None:
         if self.status != "awaiting_approval" or self.pending_approval is None:
             raise CommandRejected(f"{self.id} is not waiting for approval (status: {self.status})")
-        if refusal := approver_refusal(approver, "reject", self):
-            raise CommandRejected(refusal)
         gate, self.pending_approval = self.pending_approval, None
         self.rejected = True
         self._record("rejected", approver, now, f"{gate}: {reason}")
@@ -674,7 +660,7 @@ class Release(MutableModel):
         if self.status != "rolling_out" and not (
             self.status == "awaiting_approval" and self.step_index >= 0
         ):
-            raise CommandRejected(not_rolling_out(self, "pause"))
+            raise CommandRejected(self._not_rolling_out("pause"))
         self._pause(reason or f"paused by {actor}", now, actor)
 
     def resume(self, actor: str, now: datetime) -> None:
@@ -692,7 +678,7 @@ class Release(MutableModel):
         step = self.current_step
         label = _step_label(step) if step is not None else ""
         verifying = step is not None and step.kind in VERIFY_KINDS
-        if refusal := promotion_refusal(actor, self, label, verifying):
+        if refusal := self._promotion_refusal(label, verifying):
             raise CommandRejected(refusal)
         assert step is not None and self.judgement is not None
         record, verdict = self.steps[step.index], self.judgement
@@ -710,6 +696,51 @@ class Release(MutableModel):
             canary_requests=verdict.canary_requests,
         )
         self._advance(now)
+
+    def _not_rolling_out(self, verb: str) -> str:
+        """Why a command that needs a rollout in progress does not apply now."""
+        if self.status in ("pending_gates", "awaiting_approval", "scheduled"):
+            hint = f"nothing is deployed yet (`/release rollback {self.id}` cancels it)"
+        else:
+            hint = f"it is {self.status.replace('_', ' ')}"
+        return f"cannot {verb} {self.id}: {hint}"
+
+    def _promotion_refusal(self, label: str, verifying: bool) -> str | None:
+        """Why the current step's bake may not end early, or None. Never past a failed
+        check: refused on a verification step (it moves on only by passing), before the
+        judge has seen the step (this also stops a double click from skipping two steps),
+        and while any rollback or pause guardrail is breached or the judge says roll back.
+        Who may promote is the access policy's to say (``bot/domain/access.py``)."""
+        step = self.current_step
+        started = self.steps[step.index].started_at if step is not None else None
+        if self.status != "rolling_out" or step is None:
+            return self._not_rolling_out("promote")
+        if self.holding_until is not None:
+            return (
+                f"{label} waits for peak hours to end ({self.holding_until:%H:%M} UTC); "
+                "promote cannot skip that hold"
+            )
+        if verifying:
+            return (
+                f"{label} is a verification step: it moves on only when its smoke tests and "
+                "synthetic transactions pass"
+            )
+        verdict, judged = self.judgement, self.judged_at
+        if (
+            verdict is None
+            or self.judged_step != step.index
+            or started is None
+            or judged is None
+            or judged <= started
+        ):
+            return f"the judge has not seen {label} yet: wait for its first metrics window"
+        broken = verdict.breached("auto_rollback") + verdict.breached("pause")
+        if broken or verdict.recommendation == "rollback" or verdict.no_data:
+            why = "; ".join(r.detail for r in broken) or (
+                "no canary traffic to judge" if verdict.no_data else "the judge says roll back"
+            )
+            return f"cannot promote {self.id} past {label}: {why}"
+        return None
 
     def record_refused(self, actor: str, command: str, why: str, now: datetime) -> None:
         """Audit an attempt the access policy refused; nothing else changes."""

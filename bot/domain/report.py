@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from statistics import fmean
 from typing import Literal
 
-from bot.config import ServiceConfig
 from bot.domain.base import Model
+from bot.domain.config import ServiceConfig
 from bot.domain.contract import (
     Alert,
     Approval,
