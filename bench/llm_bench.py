@@ -23,9 +23,9 @@ from typing import Any
 
 import anthropic
 
-from bot.adapters.anthropic_llm import AnthropicLLM
-from bot.adapters.llm_settings import DEFAULT_MODEL
-from bot.adapters.terminal_chat import TerminalChat
+from bot.adapters.llm.anthropic import AnthropicLLM
+from bot.adapters.llm.settings import DEFAULT_MODEL
+from bot.adapters.terminal import TerminalChat
 from bot.agent import prompts
 from bot.bootstrap import bootstrap
 from bot.domain.release import Release

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bench.scenarios import WINDOW_SECONDS, Cohort, Decision, Scenario, Window
-from bot.adapters.simulator import BUCKET_LABELS
+from bot.adapters.sim.fleet import BUCKET_LABELS
 from bot.domain.judge import CanaryJudge
 from bot.domain.observations import CohortSample, WindowSample
 from bot.domain.planner import trigger_for

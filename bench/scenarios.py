@@ -22,7 +22,7 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from bot.adapters.simulator import BUCKET_LABELS, BUCKETS
+from bot.adapters.sim.fleet import BUCKET_LABELS, BUCKETS
 
 __all__ = [
     "BUCKETS",

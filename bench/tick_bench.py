@@ -23,7 +23,6 @@ from pathlib import Path
 
 from bench.ours import START, cohort_sample
 from bench.scenarios import WINDOW_SECONDS, Window, scenario_named
-from bot.adapters.store import StoredEvent
 from bot.bootstrap import bootstrap
 from bot.domain.judge import CanaryJudge
 from bot.domain.judgement import judgement
@@ -31,7 +30,8 @@ from bot.domain.observations import WindowSample
 from bot.domain.planner import trigger_for
 from bot.domain.release import Release
 from bot.parsing import parse_guardrail
-from bot.ports import AbstractChat
+from bot.ports.chat import AbstractChat
+from bot.ports.store import StoredEvent
 from bot.service import Services, reconcile, start_release
 
 GUARDRAILS = "error_rate<1% p95<300ms p99<800ms availability>=99.5% kpi:conversion>=-5%"

@@ -1,34 +1,72 @@
-"""One place that wires the adapters to the ports. Entry points call ``bootstrap``."""
+"""The one place that wires adapters to ports: the store, the fleet, the CI, the LLM, the chat
+(the terminal, or Slack with its threads and App Home) and the ticker. Entry points (the CLI,
+``serve``, the benchmarks, the tests) call ``bootstrap`` and use what it returns as is.
+
+Every table is migrated here, once, before any adapter touches the database.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.adapters import checks as checks_adapter
-from bot.adapters import flags as flags_adapter
-from bot.adapters import locks as locks_adapter
-from bot.adapters import store as store_adapter
-from bot.adapters.checks import SqliteChecks
 from bot.adapters.clock import RealClock, VirtualClock
-from bot.adapters.db import Database
-from bot.adapters.flags import SqliteFlags
-from bot.adapters.locks import SqliteLocks
-from bot.adapters.no_llm import NoLLM
-from bot.adapters.rule_planner import RulePlanner
-from bot.adapters.series import SqliteSeries
-from bot.adapters.sim_ci import SimulatedCI
-from bot.adapters.sim_profiles import load_profiles
-from bot.adapters.simulator import SimulatedFleet
-from bot.adapters.store import SqliteReleaseStore
-from bot.adapters.terminal_chat import TerminalChat
+from bot.adapters.llm.none import NoLLM
+from bot.adapters.llm.rules import RulePlanner
+from bot.adapters.sim import fleet as sim_fleet
+from bot.adapters.sim.ci import SimulatedCI
+from bot.adapters.sim.fleet import SimulatedFleet
+from bot.adapters.sim.profiles import load_profiles
+from bot.adapters.sqlite import checks as sqlite_checks
+from bot.adapters.sqlite import flags as sqlite_flags
+from bot.adapters.sqlite import locks as sqlite_locks
+from bot.adapters.sqlite import series as sqlite_series
+from bot.adapters.sqlite import store as sqlite_store
+from bot.adapters.sqlite.checks import SqliteChecks
+from bot.adapters.sqlite.database import Database
+from bot.adapters.sqlite.flags import SqliteFlags
+from bot.adapters.sqlite.locks import SqliteLocks
+from bot.adapters.sqlite.series import SqliteSeries
+from bot.adapters.sqlite.store import SqliteReleaseStore
+from bot.adapters.terminal import TerminalChat
 from bot.config import load_config
-from bot.ports import AbstractChat, AbstractLLM
-from bot.service import Services
+from bot.ports.chat import AbstractChat
+from bot.ports.llm import AbstractLLM
+from bot.presenters import agent_line
+from bot.scheduler import Ticker
+from bot.service import Services, report
+from bot.telemetry import Telemetry
+
+if TYPE_CHECKING:  # imported when Slack is wired: slack_sdk costs every CLI start a quarter second
+    from bot.slack.chat import SlackChat
+    from bot.slack.context import SlackServices
 
 DEFAULT_DB = Path("data/release-bot.db")
 TICK_SECONDS = 10.0
+# The embedded tables, each migrated once at start-up (Slack's threads when Slack is wired).
+EMBEDDED_MIGRATIONS = (
+    sqlite_store.migrations,
+    sqlite_flags.migrations,
+    sqlite_checks.migrations,
+    sqlite_locks.migrations,
+    sqlite_series.migrations,
+    sim_fleet.migrations,
+)
+
+
+@dataclass(frozen=True)
+class SlackOptions:
+    """Slack as the chat: the Web API client's token and URL, where releases started outside
+    Slack are posted, and the pacing of posts and App Home refreshes."""
+
+    token: str
+    api_url: str
+    default_channel: str | None = None
+    post_interval: float = 1.0
+    home_interval: float = 10.0
 
 
 @dataclass
@@ -37,6 +75,15 @@ class Wiring:
     database: Database
     fleet: SimulatedFleet
     virtual_clock: VirtualClock | None
+    ticker: Ticker
+    slack: SlackServices | None = None  # the listeners' context, when Slack is the chat
+
+    def close(self) -> None:
+        """Stop the ticker, finish Slack's pending work, close the database."""
+        self.ticker.stop()
+        if self.slack is not None:
+            self.slack.close()
+        self.database.close()
 
 
 def bootstrap(
@@ -46,45 +93,106 @@ def bootstrap(
     clock_start: datetime | None = None,
     seed: int = 0,
     chat: AbstractChat | None = None,
+    slack: SlackOptions | None = None,
     config_path: Path | None = None,
     tick_seconds: float = TICK_SECONDS,
     llm: AbstractLLM | None = None,
 ) -> Wiring:
     """The embedded defaults: SQLite store, flags, locks and CI evidence, the simulated
-    fleet for metrics and traffic, the rule planner, and the terminal as the chat. ``llm``:
-    the agent's model (``llm_from_env``); none means the rules do every agent step."""
+    fleet for metrics and traffic, the rule planner, and the terminal as the chat (``chat``
+    replaces it; ``slack`` puts Slack there). ``llm``: the agent's model (``llm_from_env``);
+    none means the rules do every agent step."""
+    config = load_config(config_path)
     database = Database(db_path)
-    for migrate in (
-        store_adapter.apply_migrations,
-        flags_adapter.apply_migrations,
-        checks_adapter.apply_migrations,
-        locks_adapter.apply_migrations,
-    ):
-        migrate(database)
+    database.migrate(*EMBEDDED_MIGRATIONS)
     store = SqliteReleaseStore(database)
     clock = VirtualClock(store, clock_start) if virtual_clock else RealClock()
     flags = SqliteFlags(database)
     checks = SqliteChecks(database)
+    series = SqliteSeries(database)
     fleet = SimulatedFleet(database, load_profiles(), flags, seed=seed)
+    slack_parts = (
+        _slack_parts(
+            slack, database, store, series, lambda release_id: _report(services, release_id)
+        )
+        if slack is not None
+        else None
+    )  # the chat reports through ``services``, which it is a part of: bound once built
     services = Services(
-        config=load_config(config_path),
+        config=config,
         store=store,
         clock=clock,
         metrics=fleet,
         traffic=fleet,
         flags=flags,
         checks=checks,
-        chat=chat or TerminalChat(),
+        chat=slack_parts.chat if slack_parts else chat or TerminalChat(),
         planner=RulePlanner(tick_seconds),
         locks=SqliteLocks(database),
-        series=SqliteSeries(database),
+        series=series,
+        llm=llm or NoLLM(),
         tick_seconds=tick_seconds,
         ci=SimulatedCI(checks, fleet),
-        llm=llm or NoLLM(),
     )
+    virtual = clock if isinstance(clock, VirtualClock) else None
     return Wiring(
         services=services,
         database=database,
         fleet=fleet,
-        virtual_clock=clock if isinstance(clock, VirtualClock) else None,
+        virtual_clock=virtual,
+        ticker=Ticker(services, virtual, Telemetry()),
+        slack=slack_parts.context(services) if slack_parts else None,
+    )
+
+
+def _report(services: Services, release_id: str) -> tuple[str, str]:
+    """The release's report for its Slack thread: (contract JSON, summary)."""
+    contract = report(services, release_id)
+    release = services.store.get(release_id)
+    summary = contract.summary  # the agent's when it wrote one for this outcome
+    if release.narration is not None:
+        summary += f"\n_{agent_line(release.narration)}_"
+    return contract.model_dump_json(indent=2), summary
+
+
+@dataclass
+class _SlackParts:
+    chat: SlackChat
+    context: Callable[[Services], SlackServices]
+
+
+def _slack_parts(
+    options: SlackOptions,
+    database: Database,
+    store: SqliteReleaseStore,
+    series: SqliteSeries,
+    report_for: Callable[[str], tuple[str, str]],
+) -> _SlackParts:
+    """Slack as the chat: its threads table, the Web API client, the App Home that follows
+    every delivered batch, and the pool for the work the listeners do after their ack."""
+    from bot.slack import chat as slack_chat
+    from bot.slack.context import SlackServices, background_pool
+    from bot.slack.home import HomeTabs, current_home
+
+    database.migrate(slack_chat.migrations)
+    client = slack_chat.web_client(options.token, options.api_url)
+    threads = slack_chat.SlackThreads(database)
+    background = background_pool()
+    home = HomeTabs(
+        lambda user, view: client.views_publish(user_id=user, view=view),
+        lambda: current_home(store),
+        options.home_interval,
+        submit=background.submit,
+    )
+    chat = slack_chat.SlackChat(
+        client,
+        threads,
+        series,
+        report_for,
+        default_channel=options.default_channel,
+        post_interval=options.post_interval,
+        observers=[lambda _release: home.changed()],
+    )
+    return _SlackParts(
+        chat, lambda services: SlackServices(services, chat, threads, home, background)
     )

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot.adapters.series import SeriesPoint
 from bot.domain.request import Guardrail
+from bot.ports.series import SeriesPoint
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -5,7 +5,9 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import signal
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -13,9 +15,8 @@ from typing import Any, NoReturn
 import click
 from pydantic import BaseModel
 
-from bot.adapters.llm_settings import LLMSettingsError, llm_from_env
-from bot.adapters.sim_faults import FaultSpecError, parse_fault
-from bot.adapters.store import ReleaseNotFound
+from bot.adapters.llm.settings import LLMSettingsError, llm_from_env
+from bot.adapters.sim.faults import FaultSpecError, parse_fault
 from bot.analyze import (
     MalformedRecording,
     analyze,
@@ -29,8 +30,8 @@ from bot.config import ConfigError, load_config
 from bot.domain.contract import InsufficientContext, contract_json_schema
 from bot.domain.release import CommandRejected, Release
 from bot.parsing import ParseError, parse_release
+from bot.ports.store import ReleaseNotFound
 from bot.presenters import analysis_line, status_lines
-from bot.scheduler import run_forever, run_until
 from bot.service import (
     Services,
     approve,
@@ -162,7 +163,7 @@ def _drive(
             current = services.store.get(release_id)
             return not current.is_active or current.status in WAITING_STATES
 
-        run_until(services, done, wiring.virtual_clock, speed, tick)
+        wiring.ticker.run_until(done, speed, tick)
 
 
 def _answer_approval(services: Services, release: Release, approve_as: str | None) -> Release:
@@ -568,8 +569,17 @@ def worker(db: str, real_clock: bool) -> None:
     """Run the reconcile tick forever without Slack (the chat is the terminal)."""
     wiring = _wire(db, virtual_clock=not real_clock)
     reconcile(wiring.services)
-    click.echo(f"release-bot worker: reconciling every {wiring.services.tick_seconds:g}s on {db}")
-    run_forever(wiring.services)
+    tick = wiring.services.tick_seconds
+    click.echo(
+        f"release-bot worker: reconciling every {tick:g}s on {db}"
+        + ("" if real_clock else f" (virtual time moves {tick:g}s each tick)")
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    wiring.ticker.start()
+    stop.wait()
+    wiring.close()
 
 
 @main.command()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.adapters.store import StoredEvent
 from bot.domain.narration import Narration
 from bot.domain.release import Release
+from bot.ports.store import StoredEvent
 
 ICONS = {
     "release_requested": "🚀",

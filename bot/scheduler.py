@@ -1,81 +1,164 @@
-"""APScheduler runs the reconcile tick on an interval.
+"""The ticker: the reconcile tick and the agent's narration as APScheduler jobs, the same for
+``run``, ``worker`` and ``serve``.
 
-With the virtual clock each job first moves time by one tick; ``speed`` is virtual seconds
-per real second (None: as fast as it can). Jobs run one at a time on the scheduler's worker
-thread; the caller's thread waits until ``done`` says so and then stops the scheduler.
+Each tick first moves a virtual clock (when one is wired) by one tick, so virtual time passes
+wherever the ticker runs. Two ways to run it:
+
+- ``start``/``stop`` (``serve``, ``worker``): the tick every ``tick_seconds`` of real time,
+  and the narration on a thread of its own, so no tick (and no rollback) waits for the LLM.
+  A job that raises is logged and counted; the next run retries. ``healthy`` says whether
+  the tick is keeping up (for /healthz).
+- ``run_until`` (``run``, ``resume``): tick, then narrate, in turn, until ``done`` says so,
+  ``speed`` virtual seconds per real second (None: as fast as it can). A failure is raised
+  in the caller's thread.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 
-from bot.adapters.clock import VirtualClock
-from bot.service import Services, narrate, reconcile, reconcile_and_narrate
+from bot.ports.clock import AbstractVirtualClock
+from bot.service import Services, narrate, reconcile
+from bot.telemetry import Telemetry
 
+log = logging.getLogger(__name__)
 FASTEST_INTERVAL = 0.0005  # seconds between jobs when running as fast as possible
+STALE_TICKS = 6  # ``healthy`` fails when the tick has not run for this many intervals
 
 
-def run_until(
-    services: Services,
-    done: Callable[[], bool],
-    virtual_clock: VirtualClock | None,
-    speed: float | None = None,
-    on_tick: Callable[[int], None] | None = None,
-) -> None:
-    logging.getLogger("apscheduler").setLevel(logging.ERROR)
-    tick = services.tick_seconds
-    interval = tick / speed if speed else FASTEST_INTERVAL
-    finished = threading.Event()
-    failure: list[BaseException] = []
-    ticks = [0]
+class Ticker:
+    def __init__(
+        self,
+        services: Services,
+        virtual_clock: AbstractVirtualClock | None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self.services = services
+        self.virtual_clock = virtual_clock
+        self.telemetry = telemetry or Telemetry()
+        self.last_ok: float | None = None
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=1), "agent": ThreadPoolExecutor(1)}
+        )
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
-    def job() -> None:
+    # -- one tick -------------------------------------------------------------------------------
+
+    def tick(self) -> list[str]:
+        """Move the virtual clock one tick (when there is one), then reconcile every active
+        release; raises what the reconcile raises. Returns the releases it looked at."""
+        began = time.perf_counter()
         try:
-            if virtual_clock is not None:
-                virtual_clock.advance(tick)
-            reconcile_and_narrate(services)
-            ticks[0] += 1
-            if on_tick is not None:
-                on_tick(ticks[0])
-            if done():
+            if self.virtual_clock is not None:
+                self.virtual_clock.advance(self.services.tick_seconds)
+            ids = reconcile(self.services)
+        except Exception:
+            self.telemetry.tick_errors.inc()
+            raise
+        finally:
+            self.telemetry.ticks.inc()
+            self.telemetry.tick_seconds.observe(time.perf_counter() - began)
+        self.last_ok = time.time()
+        self.telemetry.last_tick.set(self.last_ok)
+        return ids
+
+    def narrate(self) -> int:
+        try:
+            return narrate(self.services)
+        except Exception:
+            self.telemetry.narration_errors.inc()
+            raise
+
+    # -- as background jobs (serve, worker) -----------------------------------------------------
+
+    def start(self, paused: bool = False) -> None:
+        """``paused``: the scheduler runs but fires no job (tests tick by hand)."""
+        for job, job_id, executor in ((self._tick_job, "reconcile", "default"),
+                                      (self._narrate_job, "narrate", "agent")):  # fmt: skip
+            self.scheduler.add_job(
+                job,
+                "interval",
+                seconds=self.services.tick_seconds,
+                max_instances=1,
+                coalesce=True,
+                id=job_id,
+                executor=executor,
+            )
+        self.scheduler.start(paused=paused)
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+    def _tick_job(self) -> None:
+        try:
+            self.tick()
+        except Exception:  # a scheduler job: the next tick retries; /healthz shows staleness
+            log.exception("reconcile tick failed")
+
+    def _narrate_job(self) -> None:
+        try:
+            self.narrate()
+        except Exception:  # a scheduler job: the next run retries what is still due
+            log.exception("narration failed")
+
+    def healthy(self) -> tuple[bool, dict[str, object]]:
+        stale_after = self.services.tick_seconds * STALE_TICKS
+        age = None if self.last_ok is None else time.time() - self.last_ok
+        ok = self.scheduler.running and (age is None or age < stale_after)
+        return ok, {
+            "status": "ok" if ok else "degraded",
+            "scheduler": "running" if self.scheduler.running else "stopped",
+            "last_tick_seconds_ago": None if age is None else round(age, 1),
+            "active_releases": len(self.services.store.active_ids()),
+        }
+
+    # -- in turn, until done (run, resume) ------------------------------------------------------
+
+    def run_until(
+        self,
+        done: Callable[[], bool],
+        speed: float | None = None,
+        on_tick: Callable[[int], None] | None = None,
+    ) -> None:
+        """Tick and narrate in turn until ``done``; the same order on every run."""
+        interval = self.services.tick_seconds / speed if speed else FASTEST_INTERVAL
+        finished = threading.Event()
+        failure: list[BaseException] = []
+        ticks = [0]  # of this run
+
+        def job() -> None:
+            try:
+                self.tick()
+                self.narrate()
+                ticks[0] += 1
+                if on_tick is not None:
+                    on_tick(ticks[0])
+                if done():
+                    finished.set()
+            except BaseException as exc:  # handed to the caller's thread, which re-raises it
+                failure.append(exc)
                 finished.set()
-        except BaseException as exc:  # handed to the caller's thread, which re-raises it
-            failure.append(exc)
-            finished.set()
 
-    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(max_workers=1)})
-    scheduler.add_job(
-        job, "interval", seconds=interval, max_instances=1, coalesce=True, misfire_grace_time=None
-    )
-    scheduler.start()
-    try:
-        finished.wait()
-    finally:
-        scheduler.shutdown(wait=True)
-    if failure:
-        raise failure[0]
-
-
-def run_forever(services: Services) -> None:
-    """The worker: reconcile every tick on the real clock until interrupted; the agent's
-    narration runs beside it on its own thread, so no tick waits for the LLM."""
-    scheduler = BlockingScheduler(
-        executors={"default": ThreadPoolExecutor(max_workers=1), "agent": ThreadPoolExecutor(1)}
-    )
-    for job, executor in ((reconcile, "default"), (narrate, "agent")):
+        scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(max_workers=1)})
         scheduler.add_job(
             job,
             "interval",
-            args=[services],
-            seconds=services.tick_seconds,
+            seconds=interval,
             max_instances=1,
             coalesce=True,
-            executor=executor,
+            misfire_grace_time=None,
         )
-    scheduler.start()
+        scheduler.start()
+        try:
+            finished.wait()
+        finally:
+            scheduler.shutdown(wait=True)
+        if failure:
+            raise failure[0]

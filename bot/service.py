@@ -13,14 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from bot.adapters.checks import FakeChecks
-from bot.adapters.locks import LockError, SqliteLocks
-from bot.adapters.no_llm import NoLLM
-from bot.adapters.series import SqliteSeries
-from bot.adapters.sim_ci import SimulatedCI
-from bot.adapters.store import ReleaseNotFound, SqliteReleaseStore, StoredEvent
 from bot.agent import flows
-from bot.agent.task import LlmCall
 from bot.domain import access
 from bot.domain.base import Model
 from bot.domain.config import Config, ServiceConfig
@@ -28,22 +21,23 @@ from bot.domain.contract import Artifacts, Check, InsufficientContext, ReleaseRe
 from bot.domain.gates import GateEvidence, run_gates
 from bot.domain.histogram import aggregate
 from bot.domain.locks import EnvLock, ScopeError, lock_refusal, parse_scope, scopes_for
-from bot.domain.observations import Target, WindowSample
+from bot.domain.observations import ArtifactRecord, Target, WindowSample, latest_by_name
 from bot.domain.plan import Plan
 from bot.domain.release import ENGINE, CommandRejected, Release, VerificationResult
 from bot.domain.report import ReportContext, build_report
 from bot.domain.request import EnvName, ReleaseRequest
-from bot.ports import (
-    AbstractChat,
-    AbstractChecks,
-    AbstractClock,
-    AbstractFlags,
-    AbstractLLM,
-    AbstractMetrics,
-    AbstractPlanner,
-    AbstractTrafficRouter,
-    MetricsUnavailable,
-)
+from bot.ports.chat import AbstractChat
+from bot.ports.checks import AbstractChecks
+from bot.ports.ci import AbstractCI
+from bot.ports.clock import AbstractClock
+from bot.ports.flags import AbstractFlags
+from bot.ports.llm import AbstractLLM, LlmCall
+from bot.ports.locks import AbstractLocks, LockError
+from bot.ports.metrics import AbstractMetrics, MetricsUnavailable
+from bot.ports.planner import AbstractPlanner
+from bot.ports.series import AbstractSeries
+from bot.ports.store import AbstractReleaseStore, ReleaseNotFound, StoredEvent
+from bot.ports.traffic import AbstractTrafficRouter
 
 # Synthetic runs are few (a couple of hundred): 95 % keeps a healthy 0.3 % error rate from
 # failing by chance, while a broken path (most runs failing) still fails.
@@ -52,8 +46,10 @@ SYNTHETIC_MIN_SUCCESS = 0.95
 
 @dataclass
 class Services:
+    """The ports the service functions work through; ``bot.bootstrap`` fills them."""
+
     config: Config
-    store: SqliteReleaseStore
+    store: AbstractReleaseStore
     clock: AbstractClock
     metrics: AbstractMetrics
     traffic: AbstractTrafficRouter
@@ -61,11 +57,11 @@ class Services:
     checks: AbstractChecks
     chat: AbstractChat
     planner: AbstractPlanner
-    locks: SqliteLocks
-    series: SqliteSeries  # each judged window, for the thread's charts
+    locks: AbstractLocks
+    series: AbstractSeries  # each judged window, for the thread's charts
+    llm: AbstractLLM  # the agent's model; NoLLM: the rules do every agent step
     tick_seconds: float = 10.0
-    ci: SimulatedCI | None = None  # the embedded environment's CI, publishing builds on request
-    llm: AbstractLLM = field(default_factory=NoLLM)  # the agent's model; NoLLM: rules only
+    ci: AbstractCI | None = None  # a CI that builds on request (the embedded environment's)
     delivery_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -126,15 +122,7 @@ def _new_release(
     for action, details in (reading.audit if reading else []) + planned.audit:
         release.record_agent(action, details, now)
     if services.ci is not None:
-        art = request.release_package.artifact
-        services.ci.publish(
-            request.service,
-            release.version,
-            art.image,
-            art.build_id or f"build-{release.version}",
-            art.hash,
-            now,
-        )
+        services.ci.publish(request.service, release.version, request.release_package.artifact, now)
     services.store.add(release)
     return release
 
@@ -557,21 +545,22 @@ def _gate_evidence(
         if stable is not None and not dry
         else None
     )
-    checks = services.checks
-    if dry and services.ci is not None:
-        checks = FakeChecks()
-        art = request.release_package.artifact
-        SimulatedCI(checks, services.ci.fleet).publish(
-            request.service, version, art.image, art.build_id or f"build-{version}", art.hash, now
-        )
+    art = request.release_package.artifact
+    artifact: ArtifactRecord | None
+    if dry and services.ci is not None:  # what the build would publish, recorded nowhere
+        build = services.ci.build(request.service, version, art, now)
+        artifact, results = build.artifact, latest_by_name(build.evidence)
+    else:
+        artifact = services.checks.artifact(art.image)
+        results = services.checks.results(request.service, version)
     dep_names = [d.name for d in svc.dependencies] + [
         d.name
         for d in request.operational_context.dependencies
         if d.name not in {x.name for x in svc.dependencies}
     ]
     return GateEvidence(
-        artifact=checks.artifact(request.release_package.artifact.image),
-        results=checks.results(request.service, version),
+        artifact=artifact,
+        results=results,
         stable_version=stable,
         rehearsal_ok=rehearsal,
         metrics_answering=services.metrics.probe(request.service),

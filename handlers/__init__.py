@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.slack.app import SlackServices
+from bot.slack.context import SlackServices
 from handlers import actions, commands, events, views
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from bot.adapters.sqlite.database import Database
+from bot.bootstrap import EMBEDDED_MIGRATIONS
 from bot.domain.contract import contract_json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +24,20 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if key.startswith(("SLACK_", "ANTHROPIC_", "RELEASE_BOT_")):
             monkeypatch.delenv(key)
     yield
+
+
+def migrated_db(path: str | Path = ":memory:") -> Database:
+    """A database with every embedded table, migrated as ``bootstrap`` does it."""
+    database = Database(path)
+    database.migrate(*EMBEDDED_MIGRATIONS)
+    return database
+
+
+@pytest.fixture
+def fresh_db() -> Iterator[Database]:
+    database = migrated_db()
+    yield database
+    database.close()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain.release import Release
-from bot.ports import AbstractLLM
+from bot.ports.llm import AbstractLLM
 from bot.service import Services
 from bot.settings import Settings
 from bot.slack.serve import SlackWiring, wire
@@ -73,17 +73,14 @@ class RunningApp:
 
     def start(self) -> RunningApp:
         # The scheduler runs paused: the test moves the virtual clock and ticks by hand.
-        self.wired.ticker.start(paused=True)
+        self.wired.wiring.ticker.start(paused=True)
         self.server._thread = threading.Thread(target=self.server.wsgi.run, daemon=True)
         self.server._thread.start()
         return self
 
     def stop(self) -> None:
         self.server.stop()  # closes waitress from inside its loop (no EBADF race)
-        self.wired.ticker.stop()
-        self.wired.slack.home.close()
-        self.wired.slack.background.shutdown(wait=True)
-        self.wired.wiring.database.close()
+        self.wired.wiring.close()
 
     @property
     def url(self) -> str:
@@ -135,12 +132,13 @@ class RunningApp:
     # -- the engine's side -----------------------------------------------------------------
 
     def tick(self, n: int = 1) -> None:
-        clock = self.wired.wiring.virtual_clock
-        assert clock is not None
+        """The ticker's jobs, in turn (the narration has its own thread in production); each
+        tick moves the virtual clock by one tick."""
+        ticker = self.wired.wiring.ticker
+        assert ticker.virtual_clock is not None
         for _ in range(n):
-            clock.advance(self.services.tick_seconds)
-            self.wired.ticker.tick()
-            self.wired.ticker.narrate()  # in turn here; its own thread in production
+            ticker.tick()
+            ticker.narrate()
 
     def release(self) -> Release:
         ids = [str(r["id"]) for r in self.services.store.listing(limit=1)]

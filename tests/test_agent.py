@@ -19,17 +19,16 @@ import anthropic
 import jsonschema
 import pytest
 
-from bot.adapters.anthropic_llm import AnthropicLLM
-from bot.adapters.llm_settings import llm_from_env
-from bot.adapters.no_llm import NoLLM
-from bot.adapters.terminal_chat import TerminalChat
+from bot.adapters.llm.anthropic import AnthropicLLM
+from bot.adapters.llm.none import NoLLM
+from bot.adapters.llm.settings import llm_from_env
+from bot.adapters.terminal import TerminalChat
 from bot.agent.flows import answer_why
-from bot.agent.task import AgentRun, AgentTask
 from bot.bootstrap import Wiring, bootstrap
 from bot.config import DEFAULT_CONFIG
 from bot.domain.contract import InsufficientContext
 from bot.domain.release import Release
-from bot.ports import AbstractLLM
+from bot.ports.llm import AbstractLLM, AgentRun, AgentTask
 from bot.service import (
     approve,
     narrate,
@@ -39,7 +38,6 @@ from bot.service import (
     rollback,
     start_release,
 )
-from bot.slack.web import Telemetry, Ticker
 from tests.fake_anthropic import (
     FakeAnthropic,
     delayed,
@@ -555,7 +553,7 @@ def test_a_tick_and_a_rollback_go_on_while_the_agent_is_still_thinking() -> None
 
 def test_the_server_runs_the_narration_on_a_thread_of_its_own() -> None:
     wiring = bootstrap(":memory:", clock_start=START, chat=TerminalChat(io.StringIO()))
-    ticker = Ticker(wiring.services, Telemetry())
+    ticker = wiring.ticker
     ticker.start(paused=True)
     try:
         jobs = {job.id: job for job in ticker.scheduler.get_jobs()}

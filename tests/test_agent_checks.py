@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.adapters.terminal_chat import TerminalChat
+from bot.adapters.terminal import TerminalChat
 from bot.agent.checks import (
     Facts,
     check_changelog,
@@ -26,12 +26,12 @@ from bot.agent.checks import (
     report_facts,
     ungrounded_number,
 )
-from bot.agent.task import ToolError
 from bot.agent.tasks import report_task
 from bot.agent.tools import Context
 from bot.bootstrap import bootstrap
 from bot.domain.release import ENGINE, Release
 from bot.domain.summary import summarise
+from bot.ports.llm import ToolError
 from bot.service import approve, reconcile, rollback, start_release
 from tests.domain_helpers import (
     MINUTE,

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.terminal_chat import TerminalChat
+from bot.adapters.terminal import TerminalChat
 from bot.agent.reading import ReadRequest, read_request_task
-from bot.agent.task import ToolError
 from bot.bootstrap import bootstrap
 from bot.domain.request import ReleaseRequest
+from bot.ports.llm import ToolError
 from bot.service import Services
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)

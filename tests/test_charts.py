@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from matplotlib.image import imread
 
-from bot.adapters.series import SeriesPoint
 from bot.charts import bin_points, guardrail_limits, stage_chart, stage_figure
 from bot.parsing import parse_guardrail
+from bot.ports.series import SeriesPoint
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 T0 = datetime(2025, 3, 4, 14, 0, tzinfo=UTC)

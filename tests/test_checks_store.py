@@ -3,10 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.checks import FakeChecks, SqliteChecks
-from bot.adapters.db import Database
+from bot.adapters.sqlite.checks import SqliteChecks
+from bot.adapters.sqlite.database import Database
 from bot.domain.observations import ArtifactRecord, CheckEvidence
-from bot.ports import AbstractChecks
+from bot.ports.checks import AbstractChecks
+from tests.conftest import migrated_db
+from tests.fakes import FakeChecks
 
 T0 = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 IMAGE = "ghcr.io/acme/payments-api:2.4.0"
@@ -20,7 +22,7 @@ def evidence(name: str, status: str, at: datetime, details: str = "x") -> CheckE
 
 @pytest.fixture(params=["sqlite", "fake"])
 def checks(request: pytest.FixtureRequest) -> AbstractChecks:
-    return SqliteChecks(Database()) if request.param == "sqlite" else FakeChecks()
+    return SqliteChecks(migrated_db()) if request.param == "sqlite" else FakeChecks()
 
 
 def test_artifact_round_trip_and_replace(checks: AbstractChecks) -> None:
@@ -66,7 +68,7 @@ def test_results_are_per_service_and_version(checks: AbstractChecks) -> None:
 
 def test_evidence_survives_a_new_connection(tmp_path: Path) -> None:
     path = tmp_path / "bot.db"
-    first = Database(path)
+    first = migrated_db(path)
     e = CheckEvidence(
         name="staging_tests",
         status="pass",

@@ -31,7 +31,7 @@ def test_first_screen_shows_demo_and_test() -> None:
     "spec", ["errors:3x@25", "latency:2x@25", "kpi:-10%@25", "metrics:down@25"]
 )
 def test_fault_specs_in_the_readme_parse(spec: str) -> None:
-    from bot.adapters.sim_faults import parse_fault
+    from bot.adapters.sim.faults import parse_fault
 
     assert spec in README
     parse_fault(spec)

@@ -2,10 +2,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.db import Database
-from bot.adapters.flags import FakeFlags, SqliteFlags, apply_migrations
+from bot.adapters.sqlite import flags as sqlite_flags
+from bot.adapters.sqlite.database import Database
+from bot.adapters.sqlite.flags import SqliteFlags
 from bot.domain.flags import FlagState
-from bot.ports import AbstractFlags
+from bot.ports.flags import AbstractFlags
+from tests.conftest import migrated_db
+from tests.fakes import FakeFlags
 
 FLAG = FlagState(
     name="new_checkout",
@@ -22,7 +25,7 @@ FLAG = FlagState(
 
 @pytest.fixture(params=["sqlite", "fake"])
 def flags(request: pytest.FixtureRequest) -> AbstractFlags:
-    return SqliteFlags(Database()) if request.param == "sqlite" else FakeFlags()
+    return SqliteFlags(migrated_db()) if request.param == "sqlite" else FakeFlags()
 
 
 def test_put_then_get_round_trips_every_field(flags: AbstractFlags) -> None:
@@ -44,7 +47,7 @@ def test_put_replaces_the_flag(flags: AbstractFlags) -> None:
 
 def test_flags_survive_a_new_adapter_and_connection(tmp_path: Path) -> None:
     path = tmp_path / "bot.db"
-    first = Database(path)
+    first = migrated_db(path)
     SqliteFlags(first).put(FLAG)
     first.close()
     again = Database(path)
@@ -53,8 +56,8 @@ def test_flags_survive_a_new_adapter_and_connection(tmp_path: Path) -> None:
 
 def test_migrations_apply_once() -> None:
     database = Database()
-    apply_migrations(database)
-    apply_migrations(database.db)
+    database.migrate(sqlite_flags.migrations)
+    database.migrate(sqlite_flags.migrations)
     SqliteFlags(database).put(FLAG)
     applied = [
         row["name"]

@@ -13,15 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.db import Database
-from bot.adapters.locks import AlreadyLocked, NotLocked, SqliteLocks, apply_migrations
-from bot.adapters.terminal_chat import TerminalChat
+from bot.adapters.sqlite import locks as sqlite_locks
+from bot.adapters.sqlite.database import Database
+from bot.adapters.sqlite.locks import SqliteLocks
+from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import Wiring, bootstrap
 from bot.config import DEFAULT_CONFIG
 from bot.domain.contract import InsufficientContext
 from bot.domain.locks import ScopeError
 from bot.domain.observations import Target
 from bot.domain.release import CommandRejected, Release
+from bot.ports.locks import AlreadyLocked, NotLocked
 from bot.service import (
     DryRun,
     approve,
@@ -32,6 +34,7 @@ from bot.service import (
     start_release,
     unlock_env,
 )
+from tests.conftest import migrated_db
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)  # outside payments-api's peak hours
 LINE = 'payments-api 2.4.1 risk=medium ticket=CHG-1 changes="faster checkout"'
@@ -82,7 +85,7 @@ def actions(wiring: Wiring, release_id: str) -> list[str]:
 
 @pytest.fixture
 def locks() -> SqliteLocks:
-    return SqliteLocks(Database(":memory:"))
+    return SqliteLocks(migrated_db())
 
 
 def test_a_lock_records_who_why_and_when(locks: SqliteLocks) -> None:
@@ -130,8 +133,8 @@ def test_a_scope_is_an_environment_or_service_slash_environment(locks: SqliteLoc
 
 def test_migrations_are_idempotent_and_the_history_append_only() -> None:
     database = Database(":memory:")
-    apply_migrations(database)
-    apply_migrations(database)
+    database.migrate(sqlite_locks.migrations)
+    database.migrate(sqlite_locks.migrations)
     locks = SqliteLocks(database)
     locks.lock("prod", "alice", "x", START)
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):

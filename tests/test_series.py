@@ -3,9 +3,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bot.adapters.db import Database
-from bot.adapters.series import SeriesPoint, SqliteSeries, apply_migrations
+from bot.adapters.sqlite import series as sqlite_series
+from bot.adapters.sqlite.database import Database
+from bot.adapters.sqlite.series import SqliteSeries
 from bot.domain.observations import CohortSample, WindowSample
+from bot.ports.series import SeriesPoint
+from tests.conftest import migrated_db
 
 T0 = datetime(2025, 3, 4, 14, 0, tzinfo=UTC)
 TEN_S = timedelta(seconds=10)
@@ -24,9 +27,7 @@ def window(i: int, canary: CohortSample, baseline: CohortSample) -> WindowSample
 
 @pytest.fixture
 def series() -> SqliteSeries:
-    database = Database(":memory:")
-    apply_migrations(database)
-    return SqliteSeries(database)
+    return SqliteSeries(migrated_db())
 
 
 def test_add_then_points_round_trips_counts_times_and_p95(series: SqliteSeries) -> None:
@@ -101,9 +102,8 @@ def test_points_filter_by_step_and_release(series: SqliteSeries) -> None:
 
 def test_migrations_apply_once_and_create_the_indexes() -> None:
     database = Database(":memory:")
-    apply_migrations(database)
-    apply_migrations(database.db)
-    SqliteSeries(database)  # applies them again on construction
+    database.migrate(sqlite_series.migrations)
+    database.migrate(sqlite_series.migrations)
     indexes = {i.name: i.columns for i in database.db.table("series").indexes}
     assert indexes["series_release_step"] == ["release_id", "step"]
     assert indexes["series_release_end"] == ["release_id", "end"]

@@ -5,20 +5,18 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.checks import SqliteChecks
-from bot.adapters.db import Database
-from bot.adapters.flags import SqliteFlags
-from bot.adapters.sim_faults import FaultSpecError, parse_fault
-from bot.adapters.sim_profiles import SimulatorConfigError, load_profiles
-from bot.adapters.simulator import (
-    BUCKET_LABELS,
-    SimulatedCI,
-    SimulatedFleet,
-    expected_requests,
-)
+from bot.adapters.sim.ci import SimulatedCI
+from bot.adapters.sim.faults import FaultSpecError, parse_fault
+from bot.adapters.sim.fleet import BUCKET_LABELS, SimulatedFleet, expected_requests
+from bot.adapters.sim.profiles import SimulatorConfigError, load_profiles
+from bot.adapters.sqlite.checks import SqliteChecks
+from bot.adapters.sqlite.database import Database
+from bot.adapters.sqlite.flags import SqliteFlags
 from bot.domain.flags import FlagState
 from bot.domain.observations import CohortSample, Target, TrafficState
-from bot.ports import MetricsUnavailable
+from bot.domain.request import Artifact
+from bot.ports.metrics import MetricsUnavailable
+from tests.conftest import migrated_db
 
 T0 = datetime(2025, 3, 4, 14, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -28,7 +26,7 @@ STABLE, NEW = "2.3.1", "2.4.0"
 
 @pytest.fixture
 def database() -> Database:
-    return Database()
+    return migrated_db()
 
 
 @pytest.fixture
@@ -307,7 +305,7 @@ def test_state_defaults_to_the_profile_and_persists(
 
 
 def test_state_survives_a_new_connection(tmp_path: Path) -> None:
-    first = Database(tmp_path / "bot.db")
+    first = migrated_db(tmp_path / "bot.db")
     SimulatedFleet(first, load_profiles(), SqliteFlags(first)).apply(PAY, canary(25))
     first.close()
     again = Database(tmp_path / "bot.db")
@@ -413,9 +411,10 @@ def test_bad_profiles_are_refused(tmp_path: Path) -> None:
 def test_ci_publishes_passing_evidence(fleet: SimulatedFleet, database: Database) -> None:
     checks = SqliteChecks(database)
     image = "ghcr.io/acme/payments-api:2.4.0"
-    record, evidence = SimulatedCI(checks, fleet).publish(
-        "payments-api", NEW, image, "build-981", None, T0
+    build = SimulatedCI(checks, fleet).publish(
+        "payments-api", NEW, Artifact(image=image, build_id="build-981"), T0
     )
+    record, evidence = build.artifact, build.evidence
     assert record.digest == "sha256:" + hashlib.sha256(image.encode()).hexdigest()
     assert record.signed and record.sbom_attached and record.build_id == "build-981"
     assert checks.artifact(image) == record
@@ -449,8 +448,15 @@ def test_ci_honours_check_and_artifact_faults(fleet: SimulatedFleet, database: D
         ],
     )
     given = "sha256:" + "ab" * 32
-    record, _ = SimulatedCI(checks, fleet).publish(
-        "payments-api", NEW, "ghcr.io/acme/payments-api:2.4.0", "b-2", given, T0
+    record = (
+        SimulatedCI(checks, fleet)
+        .publish(
+            "payments-api",
+            NEW,
+            Artifact(image="ghcr.io/acme/payments-api:2.4.0", hash=given, build_id="b-2"),
+            T0,
+        )
+        .artifact
     )
     assert record.digest != given and record.digest.startswith("sha256:")
     assert not record.signed and not record.sbom_attached
@@ -461,7 +467,14 @@ def test_ci_honours_check_and_artifact_faults(fleet: SimulatedFleet, database: D
     assert stored["contract_tests"].status == "warning"
     assert stored["smoke_tests"].status == "pass"
     # Another version of the service is clean, and keeps the digest it was given.
-    clean, _ = SimulatedCI(checks, fleet).publish(
-        "payments-api", "2.4.1", "ghcr.io/acme/payments-api:2.4.1", "b-3", given, T0
+    clean = (
+        SimulatedCI(checks, fleet)
+        .publish(
+            "payments-api",
+            "2.4.1",
+            Artifact(image="ghcr.io/acme/payments-api:2.4.1", hash=given, build_id="b-3"),
+            T0,
+        )
+        .artifact
     )
     assert clean.digest == given and clean.signed

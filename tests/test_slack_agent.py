@@ -10,7 +10,7 @@ from typing import Any
 import anthropic
 import pytest
 
-from bot.adapters.anthropic_llm import AnthropicLLM
+from bot.adapters.llm.anthropic import AnthropicLLM
 from bot.slack import blocks
 from tests.fake_anthropic import FakeAnthropic, message, text, tool_use
 from tests.fake_slack import FakeSlack

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.store import StoredEvent
 from bot.config import load_config
 from bot.domain.contract import InsufficientContext
 from bot.domain.judgement import TestResult as GuardrailTest
 from bot.domain.release import Release
 from bot.domain.request import ReleaseRequest
 from bot.parsing import ParseError, parse_release
+from bot.ports.store import StoredEvent
 from bot.slack import blocks
 from bot.slack.blocks import (
     ACTION_IDS,

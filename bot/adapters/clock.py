@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.adapters.store import SqliteReleaseStore
-from bot.ports import AbstractClock
+from bot.ports.clock import AbstractClock, AbstractVirtualClock
+from bot.ports.store import AbstractReleaseStore
 
 
 class RealClock(AbstractClock):
@@ -13,10 +13,10 @@ class RealClock(AbstractClock):
         return datetime.now(UTC)
 
 
-class VirtualClock(AbstractClock):
+class VirtualClock(AbstractVirtualClock):
     """Time moves only when ``advance`` is called; it is saved in the database each time."""
 
-    def __init__(self, store: SqliteReleaseStore, start: datetime | None = None) -> None:
+    def __init__(self, store: AbstractReleaseStore, start: datetime | None = None) -> None:
         self.store = store
         saved = store.load_clock()
         self._now = saved or (start or datetime.now(UTC)).replace(microsecond=0)

@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from bot.agent.task import ToolError
 from bot.domain.contract import Changelog, NextAction
 from bot.domain.release import AGENT, Event, Release
 from bot.domain.report import rules_changelog
+from bot.ports.llm import ToolError
 
 SUMMARY_WORDS = 200
 EXPLANATION_CHARS = 900

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from bot.agent.checks import AgentReport, clean_text
 from bot.agent.reading import AskHuman, ReadRequest, read_request_task
-from bot.agent.task import AgentRun, LlmCall, ToolError
 from bot.agent.tasks import (
     AgentPlan,
     explain_task,
@@ -33,6 +32,7 @@ from bot.domain.release import ENGINE, Release
 from bot.domain.request import ReleaseRequest
 from bot.domain.summary import summarise
 from bot.parsing import ParseError, parse_release
+from bot.ports.llm import AgentRun, LlmCall, ToolError
 
 if TYPE_CHECKING:
     from bot.service import Services

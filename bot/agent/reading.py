@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.agent.prompts import untrusted
-from bot.agent.task import AgentTask, ToolError, ToolOutcome
 from bot.domain.contract import InsufficientContext
 from bot.domain.plan_policy import less_careful
 from bot.domain.request import RISKS, ReleaseRequest
 from bot.parsing import ParseError, parse_release
+from bot.ports.llm import AgentTask, ToolError, ToolOutcome
 
 if TYPE_CHECKING:
     from bot.service import Services

@@ -15,13 +15,13 @@ from typing import Any
 
 from bot.agent.checks import check_changelog, check_report, report_facts
 from bot.agent.prompts import escaped, inputs_block, tool_json, untrusted
-from bot.agent.task import AgentTask, ToolError, ToolHandler, ToolOutcome
 from bot.agent.tools import Context, canary_evidence, read_handlers
 from bot.domain.contract import Changelog
 from bot.domain.plan import Plan
 from bot.domain.plan_policy import PlanProposal, ProposalRejected, apply_proposal, parse_proposal
 from bot.domain.release import Release
 from bot.domain.request import ReleaseRequest
+from bot.ports.llm import AgentTask, ToolError, ToolHandler, ToolOutcome
 
 # -- plan -----------------------------------------------------------------------------------
 

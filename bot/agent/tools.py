@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.agent.prompts import tool_json
-from bot.agent.task import ToolHandler, ToolOutcome
 from bot.domain.plan import Plan
 from bot.domain.release import Release
 from bot.domain.request import ReleaseRequest
+from bot.ports.llm import ToolHandler, ToolOutcome
 
 if TYPE_CHECKING:
     from bot.service import Services

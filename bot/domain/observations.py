@@ -86,6 +86,15 @@ class CheckEvidence(Model):
     recorded_at: datetime
 
 
+def latest_by_name(evidence: list[CheckEvidence]) -> list[CheckEvidence]:
+    """The latest result per check name (later wins on equal times), sorted by name."""
+    latest: dict[str, CheckEvidence] = {}
+    for e in evidence:
+        if e.name not in latest or e.recorded_at >= latest[e.name].recorded_at:
+            latest[e.name] = e
+    return [latest[name] for name in sorted(latest)]
+
+
 class LogSummary(Model):
     baseline_errors_by_type: dict[str, int]
     canary_errors_by_type: dict[str, int]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.adapters.store import StoredEvent
 from bot.domain.contract import InsufficientContext
 from bot.domain.judgement import TestResult
 from bot.domain.plan import Step
 from bot.domain.release import Release
+from bot.ports.store import StoredEvent
 from bot.presenters import event_text
 from bot.slack.form import (
     CHANNEL_ACTION,

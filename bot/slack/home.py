@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from bot.adapters.store import SqliteReleaseStore
+from bot.ports.store import AbstractReleaseStore
 from bot.slack.views import View, home_view
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ Publish = Callable[[str, View], Any]  # (user ID, view): views.publish
 Submit = Callable[[Callable[[], None]], Any]  # an executor's submit
 
 
-def current_home(store: SqliteReleaseStore) -> View:
+def current_home(store: AbstractReleaseStore) -> View:
     """The App Home as the store has it now: active releases, then the recent ones."""
     active = [store.get(i) for i in store.active_ids()]
     return home_view(active, store.listing(limit=RECENT))

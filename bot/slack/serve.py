@@ -12,15 +12,12 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
-from bot.adapters import slack_chat
-from bot.adapters.slack_chat import SlackChat, SlackThreads, web_client
-from bot.bootstrap import Wiring, bootstrap
-from bot.ports import AbstractLLM
-from bot.presenters import agent_line
-from bot.service import report
+from bot.bootstrap import SlackOptions, Wiring, bootstrap
+from bot.ports.llm import AbstractLLM
 from bot.settings import Settings, SettingsError
-from bot.slack.app import SlackServices, build_app
-from bot.slack.web import Server, Telemetry, Ticker, WebApp
+from bot.slack.app import build_app
+from bot.slack.context import SlackServices
+from bot.slack.web import Server, WebApp
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +28,6 @@ class SlackWiring:
     slack: SlackServices
     app: App
     server: Server
-    ticker: Ticker
 
 
 def wire(
@@ -44,7 +40,6 @@ def wire(
     """Everything ``serve`` runs, not started yet. Raises ``SettingsError`` with one line.
     ``llm``: the agent's model (``llm_from_env``); none: the rules do every agent step."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
-    client = web_client(token, settings.slack_api_url)
     wiring = bootstrap(
         settings.release_bot_db,
         virtual_clock=virtual_clock,
@@ -52,45 +47,34 @@ def wire(
         config_path=settings.release_bot_config,
         tick_seconds=settings.release_bot_tick_seconds,
         llm=llm,
+        slack=SlackOptions(
+            token=token,
+            api_url=settings.slack_api_url,
+            default_channel=settings.release_bot_channel,
+            post_interval=settings.release_bot_post_interval,
+            home_interval=settings.release_bot_home_interval,
+        ),
     )
-    services, database = wiring.services, wiring.database
-    slack_chat.apply_migrations(database)
-
-    def report_for(release_id: str) -> tuple[str, str]:
-        contract = report(services, release_id)
-        release = services.store.get(release_id)
-        summary = contract.summary  # the agent's when it wrote one for this outcome
-        if release.narration is not None:
-            summary += f"\n_{agent_line(release.narration)}_"
-        return contract.model_dump_json(indent=2), summary
-
-    threads = SlackThreads(database)
-    chat = SlackChat(
-        client,
-        threads,
-        services.series,
-        report_for,
-        default_channel=settings.release_bot_channel,
-        post_interval=settings.release_bot_post_interval,
-    )
-    services.chat = chat
-    slack = SlackServices(services=services, chat=chat, threads=threads)
-    app = build_app(settings, slack, client)
-    telemetry = Telemetry()
-    ticker = Ticker(services, telemetry)
-    web = WebApp(app if settings.mode == "http" else None, ticker, telemetry)
-    socket_mode = _socket_mode(app, settings) if settings.mode == "socket" else None
+    slack = wiring.slack
+    assert slack is not None
+    try:
+        app = build_app(settings, slack, slack.chat.client)
+        web = WebApp(app if settings.mode == "http" else None, wiring.ticker)
+        socket_mode = _socket_mode(app, settings) if settings.mode == "socket" else None
+    except SettingsError:
+        wiring.close()
+        raise
     try:
         server = Server(web, settings.host, settings.port, socket_mode)
     except OSError as exc:  # waitress binds here: the port is taken or the host is not ours
         if socket_mode is not None:
             socket_mode.close()
-        database.close()
+        wiring.close()
         raise SettingsError(
             f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}): "
             "set PORT (or HOST) to a free address"
         ) from None
-    return SlackWiring(wiring, slack, app, server, ticker)
+    return SlackWiring(wiring, slack, app, server)
 
 
 def _socket_mode(app: App, settings: Settings) -> Any:
@@ -120,9 +104,7 @@ def serve_forever(settings: Settings, llm: AbstractLLM | None = None) -> None:
 
 def _shut_down(wired: SlackWiring) -> None:
     wired.server.stop()
-    wired.slack.home.close()
-    wired.slack.background.shutdown(wait=True)
-    wired.wiring.database.close()
+    wired.wiring.close()
 
 
 def _socket_mode_refused(exc: SlackApiError | OSError, settings: Settings) -> str:

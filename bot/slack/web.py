@@ -2,7 +2,7 @@
 
 One process: waitress (a production WSGI server, threads, no forking: the scheduler and the
 SQLite connection live in this process) serves ``/slack/events`` for commands, buttons,
-modals and events, ``/healthz`` and ``/metrics``; an APScheduler background job runs the
+modals and events, ``/healthz`` and ``/metrics``; the ticker (``bot/scheduler.py``) runs the
 reconcile tick. With ``SLACK_APP_TOKEN`` set, Slack's requests arrive over Socket Mode
 instead, and the HTTP server keeps only /healthz and /metrics.
 """
@@ -12,31 +12,20 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot.service import Services, narrate, reconcile
+from bot.scheduler import Ticker
+from bot.service import Services
 
 log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
-STALE_TICKS = 6  # /healthz fails when the tick has not run for this many intervals
 
 
 class ReleasesCollector(Collector):
@@ -54,102 +43,14 @@ class ReleasesCollector(Collector):
         yield family
 
 
-@dataclass
-class Telemetry:
-    """The process's own Prometheus metrics, on a registry of its own (not the global one)."""
-
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-
-    def __post_init__(self) -> None:
-        r = self.registry
-        self.ticks = Counter("release_bot_ticks", "Reconcile ticks run", registry=r)
-        self.tick_errors = Counter("release_bot_tick_errors", "Ticks that raised", registry=r)
-        self.narration_errors = Counter(
-            "release_bot_narration_errors", "Narration runs that raised", registry=r
-        )
-        self.tick_seconds = Histogram(
-            "release_bot_tick_duration_seconds", "Time one reconcile tick takes", registry=r
-        )
-        self.last_tick = Gauge(
-            "release_bot_last_tick_timestamp_seconds", "When the last tick ended", registry=r
-        )
-        self.http = Counter(
-            "release_bot_http_requests", "HTTP requests served", ["path", "status"], registry=r
-        )
-
-
-class Ticker:
-    """The reconcile tick as a scheduler job, with its figures for /metrics and /healthz."""
-
-    def __init__(self, services: Services, telemetry: Telemetry) -> None:
-        self.services = services
-        self.telemetry = telemetry
-        self.last_ok: float | None = None
-        # The agent's narration has a thread of its own: a slow LLM never delays a tick.
-        self.scheduler = BackgroundScheduler(
-            executors={"default": JobExecutor(max_workers=1), "agent": JobExecutor(max_workers=1)}
-        )
-
-    def tick(self) -> None:
-        began = time.perf_counter()
-        try:
-            reconcile(self.services)
-        except Exception:  # a scheduler job: the next tick retries; /healthz shows staleness
-            self.telemetry.tick_errors.inc()
-            log.exception("reconcile tick failed")
-            return
-        finally:
-            self.telemetry.ticks.inc()
-            self.telemetry.tick_seconds.observe(time.perf_counter() - began)
-        self.last_ok = time.time()
-        self.telemetry.last_tick.set(self.last_ok)
-
-    def narrate(self) -> None:
-        try:
-            narrate(self.services)
-        except Exception:  # a scheduler job: the next run retries what is still due
-            self.telemetry.narration_errors.inc()
-            log.exception("narration failed")
-
-    def start(self, paused: bool = False) -> None:
-        """``paused``: the scheduler runs but fires no job (tests tick by hand)."""
-        for job, job_id, executor in ((self.tick, "reconcile", "default"),
-                                      (self.narrate, "narrate", "agent")):  # fmt: skip
-            self.scheduler.add_job(
-                job,
-                "interval",
-                seconds=self.services.tick_seconds,
-                max_instances=1,
-                coalesce=True,
-                id=job_id,
-                executor=executor,
-            )
-        self.scheduler.start(paused=paused)
-
-    def stop(self) -> None:
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
-
-    def healthy(self) -> tuple[bool, dict[str, object]]:
-        stale_after = self.services.tick_seconds * STALE_TICKS
-        age = None if self.last_ok is None else time.time() - self.last_ok
-        ok = self.scheduler.running and (age is None or age < stale_after)
-        return ok, {
-            "status": "ok" if ok else "degraded",
-            "scheduler": "running" if self.scheduler.running else "stopped",
-            "last_tick_seconds_ago": None if age is None else round(age, 1),
-            "active_releases": len(self.services.store.active_ids()),
-        }
-
-
 class WebApp:
     """The WSGI application: Slack's endpoint (HTTP mode), /healthz and /metrics."""
 
-    def __init__(self, app: App | None, ticker: Ticker, telemetry: Telemetry) -> None:
+    def __init__(self, app: App | None, ticker: Ticker) -> None:
         self.slack = SlackRequestHandler(app, path="/slack/events") if app is not None else None
         self.ticker = ticker
-        self.telemetry = telemetry
-        telemetry.registry.register(ReleasesCollector(ticker.services))
+        self.telemetry = ticker.telemetry
+        self.telemetry.registry.register(ReleasesCollector(ticker.services))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

@@ -19,7 +19,7 @@ from slack_sdk import WebClient
 from bot.domain.release import CommandRejected, Release
 from bot.service import approve, pause, promote_now, reject, resume, rollback
 from bot.slack import blocks
-from bot.slack.app import SlackServices
+from bot.slack.context import SlackServices
 from handlers.commands import EXPECTED, open_form
 
 Action = Callable[[SlackServices, str, str], Release]

@@ -13,10 +13,10 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot import commands as cmd
-from bot.adapters.store import ReleaseNotFound, StaleRelease
 from bot.domain.contract import InsufficientContext
 from bot.domain.release import CommandRejected, Release
 from bot.parsing import ParseError
+from bot.ports.store import ReleaseNotFound, StaleRelease
 from bot.presenters import status_lines
 from bot.service import (
     Services,
@@ -30,8 +30,8 @@ from bot.service import (
     start_release,
     unlock_env,
 )
-from bot.slack.app import SlackServices
 from bot.slack.blocks import help_blocks, missing_fields
+from bot.slack.context import SlackServices
 from bot.slack.views import release_modal
 
 Say = Callable[..., None]  # (text, blocks=None): an ephemeral reply

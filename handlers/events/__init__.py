@@ -23,7 +23,7 @@ from bot.agent.flows import answer_why
 from bot.domain.release import Release
 from bot.presenters import status_lines
 from bot.service import pause, rollback
-from bot.slack.app import SlackServices
+from bot.slack.context import SlackServices
 from bot.slack.kit import esc
 from handlers.commands import EXPECTED
 

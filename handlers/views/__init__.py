@@ -15,8 +15,8 @@ from slack_sdk import WebClient
 
 from bot.domain.contract import InsufficientContext
 from bot.parsing import ParseError, parse_release
-from bot.slack.app import SlackServices
 from bot.slack.blocks import CHANNEL_BLOCK, FIELD_BLOCKS, MODAL_CALLBACK, field_errors, modal_line
+from bot.slack.context import SlackServices
 from handlers.commands import start
 
 NO_CHANNEL = "this form does not know its channel: close it and run /release in the channel"

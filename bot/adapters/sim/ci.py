@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from bot.adapters.sim.fleet import SimulatedFleet
 from bot.domain.observations import ArtifactRecord, CheckEvidence
-from bot.ports import AbstractChecks
-
-if TYPE_CHECKING:  # the fleet imports this module
-    from bot.adapters.simulator import SimulatedFleet
+from bot.domain.request import Artifact
+from bot.ports.checks import AbstractChecks
+from bot.ports.ci import AbstractCI, Build
 
 Status = Literal["pass", "fail", "warning"]
 
@@ -88,25 +88,24 @@ _EVIDENCE: dict[str, dict[Status, tuple[int, int, str]]] = {
 _P95_CHANGE: dict[Status, float] = {"pass": 0.02, "warning": 0.12, "fail": 0.45}
 
 
-class SimulatedCI:
-    """Publishes a build: an ArtifactRecord plus the five CheckEvidence CI would record."""
+class SimulatedCI(AbstractCI):
+    """Builds on request: an ArtifactRecord plus the five CheckEvidence CI would record."""
 
     def __init__(self, checks: AbstractChecks, fleet: SimulatedFleet) -> None:
         self.checks = checks
         self.fleet = fleet
 
-    def publish(
-        self,
-        service: str,
-        version: str,
-        image: str,
-        build_id: str,
-        digest: str | None,
-        at: datetime,
-    ) -> tuple[ArtifactRecord, list[CheckEvidence]]:
-        """Record the artifact and the evidence (through the checks port) and return them.
+    def publish(self, service: str, version: str, artifact: Artifact, at: datetime) -> Build:
+        """Build, then record the artifact and the evidence through the checks port."""
+        build = self.build(service, version, artifact, at)
+        self.checks.record_artifact(build.artifact)
+        for e in build.evidence:
+            self.checks.record(service, version, e)
+        return build
 
-        ``digest`` is what the build produced; None derives ``sha256:`` + sha256(image)."""
+    def build(self, service: str, version: str, artifact: Artifact, at: datetime) -> Build:
+        """The artifact and evidence of ``version``; records nothing. The digest is what the
+        line names, else ``sha256:`` + sha256(image); the build id, else ``build-VERSION``."""
         faults = self.fleet.faults(service, version)
         problems = {f.value for f in faults if f.kind == "artifact"}
         statuses: dict[str, Status] = {
@@ -114,19 +113,18 @@ class SimulatedCI:
             for f in faults
             if f.kind == "check" and f.name is not None
         }
-        digest = digest or "sha256:" + hashlib.sha256(image.encode()).hexdigest()
+        image = artifact.image
+        digest = artifact.hash or "sha256:" + hashlib.sha256(image.encode()).hexdigest()
         if "digest-mismatch" in problems:
             # The registry holds another build than the one the release names.
             digest = "sha256:" + hashlib.sha256(f"{digest}:rebuilt".encode()).hexdigest()
         record = ArtifactRecord(
             image=image,
             digest=digest,
-            build_id=build_id,
+            build_id=artifact.build_id or f"build-{version}",
             signed="unsigned" not in problems,
             sbom_attached="no-sbom" not in problems,
         )
-        self.checks.record_artifact(record)
-
         base = self.fleet.profile(service).latency_quantile_ms(0.95)
         evidence = []
         for name, by_status in _EVIDENCE.items():
@@ -149,6 +147,4 @@ class SimulatedCI:
                     }
                 )
             )
-        for e in evidence:
-            self.checks.record(service, version, e)
-        return record, evidence
+        return Build(artifact=record, evidence=evidence)

@@ -1,5 +1,5 @@
-"""Evidence from CI and the registry: ``SqliteChecks`` keeps it in the shared SQLite database
-(the embedded default, fed by ``SimulatedCI`` or a CI webhook); ``FakeChecks`` in memory."""
+"""Evidence from CI and the registry, kept in the shared SQLite database (the embedded
+default, fed by ``SimulatedCI`` or a CI webhook)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from bot.adapters.db import Database
-from bot.domain.observations import ArtifactRecord, CheckEvidence
-from bot.ports import AbstractChecks
+from bot.adapters.sqlite.database import Database
+from bot.domain.observations import ArtifactRecord, CheckEvidence, latest_by_name
+from bot.ports.checks import AbstractChecks
 
 migrations = Migrations("release-bot.checks")
 
@@ -47,27 +47,9 @@ def m001_artifacts_and_check_results(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX check_results_version ON check_results (service, version, name)")
 
 
-def apply_migrations(db: Database | sqlite_utils.Database) -> None:
-    """Create or upgrade the ``artifacts`` and ``check_results`` tables; safe on every start."""
-    if isinstance(db, Database):
-        db.migrate(migrations)
-    else:
-        migrations.apply(db)
-
-
-def _latest(evidence: list[CheckEvidence]) -> list[CheckEvidence]:
-    """The latest result per check name (later wins on equal times), sorted by name."""
-    latest: dict[str, CheckEvidence] = {}
-    for e in evidence:
-        if e.name not in latest or e.recorded_at >= latest[e.name].recorded_at:
-            latest[e.name] = e
-    return [latest[name] for name in sorted(latest)]
-
-
 class SqliteChecks(AbstractChecks):
     def __init__(self, database: Database) -> None:
         self.database = database
-        apply_migrations(database)
 
     def artifact(self, image: str) -> ArtifactRecord | None:
         with self.database.lock:
@@ -105,7 +87,7 @@ class SqliteChecks(AbstractChecks):
                     [service, version],
                 )
             )
-        return _latest([_evidence(row) for row in rows])
+        return latest_by_name([_evidence(row) for row in rows])
 
     def record(self, service: str, version: str, evidence: CheckEvidence) -> None:
         with self.database.lock, self.database.db.atomic():
@@ -134,23 +116,3 @@ def _evidence(row: dict[str, Any]) -> CheckEvidence:
         failed=row["failed"],
         recorded_at=datetime.fromisoformat(row["recorded_at"]),
     )
-
-
-class FakeChecks(AbstractChecks):
-    """In-memory evidence for unit tests."""
-
-    def __init__(self) -> None:
-        self.artifacts: dict[str, ArtifactRecord] = {}
-        self.evidence: dict[tuple[str, str], list[CheckEvidence]] = {}
-
-    def artifact(self, image: str) -> ArtifactRecord | None:
-        return self.artifacts.get(image)
-
-    def record_artifact(self, record: ArtifactRecord) -> None:
-        self.artifacts[record.image] = record
-
-    def results(self, service: str, version: str) -> list[CheckEvidence]:
-        return _latest(self.evidence.get((service, version), []))
-
-    def record(self, service: str, version: str, evidence: CheckEvidence) -> None:
-        self.evidence.setdefault((service, version), []).append(evidence)

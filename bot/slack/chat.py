@@ -26,12 +26,12 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlite_utils import Migrations
 
-from bot.adapters.db import Database
-from bot.adapters.series import SqliteSeries
-from bot.adapters.store import StoredEvent
+from bot.adapters.sqlite.database import Database
 from bot.charts import guardrail_limits, stage_chart
 from bot.domain.release import Release, step_label
-from bot.ports import AbstractChat
+from bot.ports.chat import AbstractChat
+from bot.ports.series import AbstractSeries
+from bot.ports.store import StoredEvent
 from bot.slack.blocks import event_reply, status_card
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,6 @@ def create_threads(db: sqlite_utils.Database) -> None:
         pk="release_id",
     )
     db.table("slack_threads").create_index(["channel", "thread_ts"], unique=True)
-
-
-def apply_migrations(database: Database) -> None:
-    database.migrate(migrations)
 
 
 def web_client(token: str, base_url: str) -> WebClient:
@@ -151,10 +147,11 @@ class SlackChat(AbstractChat):
         self,
         client: WebClient,
         threads: SlackThreads,
-        series: SqliteSeries,
+        series: AbstractSeries,
         report_for: ReportFor,
         default_channel: str | None = None,
         post_interval: float = 1.0,
+        observers: Sequence[Callable[[Release], None]] = (),
     ) -> None:
         self.client = client
         self.threads = threads
@@ -163,7 +160,7 @@ class SlackChat(AbstractChat):
         self.default_channel = default_channel
         self.pacer = ChannelPacer(post_interval)
         # Called with the release after each batch, posted or not (the App Home follows).
-        self.observers: list[Callable[[Release], None]] = []
+        self.observers = list(observers)
 
     def post(self, release: Release, events: list[StoredEvent]) -> None:
         try:

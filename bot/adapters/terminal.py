@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from bot.adapters.store import StoredEvent
 from bot.domain.release import Release
-from bot.ports import AbstractChat
+from bot.ports.chat import AbstractChat
+from bot.ports.store import StoredEvent
 from bot.presenters import event_text
 
 

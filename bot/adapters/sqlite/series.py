@@ -7,16 +7,16 @@ window's own latency buckets when it is recorded (the buckets themselves are not
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from bot.adapters.db import Database
+from bot.adapters.sqlite.database import Database
 from bot.domain.histogram import quantile_ms
 from bot.domain.observations import CohortSample, WindowSample
+from bot.ports.series import AbstractSeries, SeriesPoint
 
 migrations = Migrations("release-bot.series")
 
@@ -42,29 +42,6 @@ def m001_series(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX series_release_step ON series (release_id, step)")
     # A tick redone after a crash records the same window again: keep it once.
     db.execute('CREATE UNIQUE INDEX series_release_end ON series (release_id, "end")')
-
-
-def apply_migrations(db: Database | sqlite_utils.Database) -> None:
-    """Create or upgrade the ``series`` table; safe to call on every start."""
-    if isinstance(db, Database):
-        db.migrate(migrations)
-    else:
-        migrations.apply(db)
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesPoint:
-    """One judged window of a release, as the chart needs it."""
-
-    step: int
-    start: datetime
-    end: datetime
-    canary_requests: int
-    canary_errors: int
-    baseline_requests: int
-    baseline_errors: int
-    canary_p95_ms: float | None
-    baseline_p95_ms: float | None
 
 
 def _ts(moment: datetime) -> str:
@@ -97,12 +74,11 @@ def _point(row: dict[str, Any]) -> SeriesPoint:
     )
 
 
-class SqliteSeries:
+class SqliteSeries(AbstractSeries):
     """The ``series`` table in the shared database."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        apply_migrations(database)
 
     def add(self, release_id: str, step: int, sample: WindowSample) -> None:
         """Record one judged window; a window already recorded (same end) is left as it is."""

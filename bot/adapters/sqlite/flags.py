@@ -1,5 +1,4 @@
-"""Feature flags: ``SqliteFlags`` keeps them in the shared SQLite database (the embedded
-default); ``FakeFlags`` keeps them in a dict for unit tests."""
+"""Feature flags kept in the shared SQLite database (the embedded default)."""
 
 from __future__ import annotations
 
@@ -9,9 +8,9 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from bot.adapters.db import Database
+from bot.adapters.sqlite.database import Database
 from bot.domain.flags import FlagState
-from bot.ports import AbstractFlags
+from bot.ports.flags import AbstractFlags
 
 migrations = Migrations("release-bot.flags")
 
@@ -33,14 +32,6 @@ def m001_flags(db: sqlite_utils.Database) -> None:
         )
         """
     )
-
-
-def apply_migrations(db: Database | sqlite_utils.Database) -> None:
-    """Create or upgrade the ``flags`` table; safe to call on every start."""
-    if isinstance(db, Database):
-        db.migrate(migrations)
-    else:
-        migrations.apply(db)
 
 
 def _row(flag: FlagState) -> dict[str, Any]:
@@ -76,7 +67,6 @@ class SqliteFlags(AbstractFlags):
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        apply_migrations(database)
 
     def get(self, name: str) -> FlagState | None:
         with self.database.lock:
@@ -91,16 +81,3 @@ class SqliteFlags(AbstractFlags):
             self.database.db.execute(
                 f"INSERT OR REPLACE INTO flags ({columns}) VALUES ({marks})", list(row.values())
             )
-
-
-class FakeFlags(AbstractFlags):
-    """In-memory flags for unit tests."""
-
-    def __init__(self, flags: list[FlagState] | None = None) -> None:
-        self.flags: dict[str, FlagState] = {f.name: f for f in flags or []}
-
-    def get(self, name: str) -> FlagState | None:
-        return self.flags.get(name)
-
-    def put(self, flag: FlagState) -> None:
-        self.flags[flag.name] = flag

@@ -16,7 +16,7 @@ from bot.config import read_toml_model
 from bot.domain.base import Model
 from bot.domain.request import DependencyHealth
 
-DEFAULT_PROFILES = Path(__file__).resolve().parent.parent.parent / "data" / "simulator.toml"
+DEFAULT_PROFILES = Path(__file__).resolve().parents[3] / "data" / "simulator.toml"
 
 
 class SimulatorConfigError(Exception):

@@ -20,10 +20,9 @@ from typing import Any
 import anthropic
 from anthropic.types import Message
 
-from bot.adapters.llm_settings import DEFAULT_MODEL, AnthropicSettings
+from bot.adapters.llm.settings import DEFAULT_MODEL, AnthropicSettings
 from bot.agent import prompts
-from bot.agent.task import AgentRun, AgentTask, LlmCall, ToolError, ToolOutcome
-from bot.ports import AbstractLLM
+from bot.ports.llm import AbstractLLM, AgentRun, AgentTask, LlmCall, ToolError, ToolOutcome
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,9 @@ import numpy as np
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from bot.adapters.db import Database
-from bot.adapters.sim_ci import SimulatedCI
-from bot.adapters.sim_faults import NO_EFFECTS, Effects, Fault, FaultSpecError, effects, parse_fault
-from bot.adapters.sim_profiles import Profile, Profiles
+from bot.adapters.sim.faults import NO_EFFECTS, Effects, Fault, FaultSpecError, effects, parse_fault
+from bot.adapters.sim.profiles import Profile, Profiles
+from bot.adapters.sqlite.database import Database
 from bot.domain.observations import (
     CohortSample,
     DependencyProbe,
@@ -40,7 +39,9 @@ from bot.domain.observations import (
     WindowSample,
 )
 from bot.domain.request import DependencyHealth
-from bot.ports import AbstractFlags, AbstractMetrics, AbstractTrafficRouter, MetricsUnavailable
+from bot.ports.flags import AbstractFlags
+from bot.ports.metrics import AbstractMetrics, MetricsUnavailable
+from bot.ports.traffic import AbstractTrafficRouter
 
 # Prometheus client default histogram buckets, in seconds.
 BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -76,14 +77,6 @@ def m001_sim_tables(db: sqlite_utils.Database) -> None:
         )
         """
     )
-
-
-def apply_migrations(db: Database | sqlite_utils.Database) -> None:
-    """Create or upgrade ``sim_traffic`` and ``sim_faults``; safe to call on every start."""
-    if isinstance(db, Database):
-        db.migrate(migrations)
-    else:
-        migrations.apply(db)
 
 
 _parse = lru_cache(maxsize=4096)(parse_fault)  # specs come back from the db on every call
@@ -155,7 +148,6 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         self.profiles = profiles
         self.flags = flags
         self.seed = seed
-        apply_migrations(db)
 
     def profile(self, service: str) -> Profile:
         return self.profiles.for_service(service)
@@ -499,9 +491,6 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
 
 __all__ = [
     "BUCKET_LABELS",
-    "MetricsUnavailable",
-    "SimulatedCI",
     "SimulatedFleet",
-    "apply_migrations",
     "expected_requests",
 ]

@@ -1,4 +1,5 @@
-"""What one agent task is, and what running it gave: plain data shared by the port and adapters.
+"""The language model behind the agent (``AbstractLLM``), and the plain data it speaks: what
+one agent task is, and what running it gave.
 
 A task carries the variable prompt and the handlers of the tools it may use. Tool
 *definitions* are static (``prompts/tools.json``) and sent whole with every call so that the
@@ -8,6 +9,7 @@ error. A propose tool "finishes" the task when its handler accepts the proposal.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,3 +71,19 @@ class AgentRun:
     @property
     def ok(self) -> bool:
         return self.fallback is None
+
+
+class AbstractLLM(abc.ABC):
+    """The language model behind the agent: Anthropic, or none (the rules do every step).
+
+    ``run`` never raises for the model's or the API's failures: it returns an ``AgentRun``
+    whose ``fallback`` says why the rules must do this step."""
+
+    model: str = "rules"
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    @abc.abstractmethod
+    def run(self, task: AgentTask) -> AgentRun: ...

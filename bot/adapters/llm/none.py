@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from bot.agent.task import AgentRun, AgentTask
-from bot.ports import AbstractLLM
+from bot.ports.llm import AbstractLLM, AgentRun, AgentTask
 
 NO_KEY = "no ANTHROPIC_API_KEY is set"
 

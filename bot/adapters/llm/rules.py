@@ -7,7 +7,7 @@ from datetime import datetime
 from bot.domain.plan import Plan
 from bot.domain.planner import plan_release
 from bot.domain.request import ReleaseRequest
-from bot.ports import AbstractPlanner
+from bot.ports.planner import AbstractPlanner
 
 
 class RulePlanner(AbstractPlanner):

@@ -8,8 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.adapters.no_llm import NoLLM
-from bot.ports import AbstractLLM
+from bot.adapters.llm.none import NoLLM
+from bot.ports.llm import AbstractLLM
 
 # A small, cheap model is enough to plan within the rules and to write short texts.
 DEFAULT_MODEL = "claude-haiku-4-5"
@@ -43,6 +43,6 @@ def llm_from_env(env_file: str | Path | None = ".env") -> AbstractLLM:
         raise LLMSettingsError(f"{name}: {first['msg']}") from None
     if settings.anthropic_api_key is None or not settings.anthropic_api_key.get_secret_value():
         return NoLLM()
-    from bot.adapters.anthropic_llm import AnthropicLLM
+    from bot.adapters.llm.anthropic import AnthropicLLM
 
     return AnthropicLLM.from_settings(settings)

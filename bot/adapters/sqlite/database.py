@@ -55,10 +55,11 @@ class Database:
             self._opened.append(db)
         return db
 
-    def migrate(self, migrations: Migrations) -> None:
-        """Apply an adapter's migrations under the lock; safe to call on every start."""
+    def migrate(self, *migrations: Migrations) -> None:
+        """Apply the adapters' migrations under the lock; safe to call on every start."""
         with self.lock:
-            migrations.apply(self.db)
+            for each in migrations:
+                each.apply(self.db)
 
     def close(self) -> None:
         with self.lock:

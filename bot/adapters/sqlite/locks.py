@@ -8,14 +8,14 @@ every release reaching it until someone unlocks it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from bot.adapters.db import Database
-from bot.domain.base import Model
+from bot.adapters.sqlite.database import Database
 from bot.domain.locks import EnvLock, parse_scope
+from bot.ports.locks import AbstractLocks, AlreadyLocked, LockChange, NotLocked
 
 migrations = Migrations("release-bot.locks")
 
@@ -51,36 +51,6 @@ def m001_locks(db: sqlite_utils.Database) -> None:
         )
 
 
-def apply_migrations(db: Database | sqlite_utils.Database) -> None:
-    """Create or upgrade the ``locks`` and ``lock_history`` tables; safe on every start."""
-    if isinstance(db, Database):
-        db.migrate(migrations)
-    else:
-        migrations.apply(db)
-
-
-class LockError(Exception):
-    """A lock or unlock that does not apply; the message says why."""
-
-
-class AlreadyLocked(LockError):
-    def __init__(self, lock: EnvLock) -> None:
-        super().__init__(f"{lock.scope} is already locked: {lock.describe()}")
-        self.lock = lock
-
-
-class NotLocked(LockError):
-    pass
-
-
-class LockChange(Model):
-    scope: str
-    action: Literal["locked", "unlocked"]
-    actor: str
-    reason: str
-    at: datetime
-
-
 def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
@@ -94,10 +64,9 @@ def _lock(row: dict[str, Any]) -> EnvLock:
     )
 
 
-class SqliteLocks:
+class SqliteLocks(AbstractLocks):
     def __init__(self, database: Database) -> None:
         self.database = database
-        apply_migrations(database)
 
     @property
     def db(self) -> sqlite_utils.Database:

@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from bot.adapters.db import Database
-from bot.agent.task import LlmCall
-from bot.domain.release import ACTIVE, Event, Release
+from bot.adapters.sqlite.database import Database
+from bot.domain.release import ACTIVE, Release
+from bot.ports.llm import LlmCall
+from bot.ports.store import AbstractReleaseStore, ReleaseNotFound, StaleRelease, StoredEvent
 
 migrations = Migrations("release-bot.store")
 
@@ -92,24 +93,11 @@ def add_narration(db: sqlite_utils.Database) -> None:
     db.table("llm_calls").create_index(["release_id"])
 
 
-class StaleRelease(Exception):
-    """The release moved since it was loaded; reload and try again."""
-
-
-class ReleaseNotFound(Exception):
-    pass
-
-
-class StoredEvent(Event):
-    id: int
-    release_id: str
-
-
 def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-class SqliteReleaseStore:
+class SqliteReleaseStore(AbstractReleaseStore):
     def __init__(self, database: Database) -> None:
         self.database = database
 
@@ -279,7 +267,3 @@ class SqliteReleaseStore:
     def save_clock(self, now: datetime) -> None:
         with self.unit_of_work():
             self.db.table("clock").upsert({"id": 1, "now": _ts(now)}, pk="id")
-
-
-def apply_migrations(database: Database) -> None:
-    database.migrate(migrations)

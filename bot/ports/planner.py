@@ -1,0 +1,14 @@
+"""Planning a release by the rules; the agent's plan, when there is one, is checked against it."""
+
+from __future__ import annotations
+
+import abc
+from datetime import datetime
+
+from bot.domain.plan import Plan
+from bot.domain.request import ReleaseRequest
+
+
+class AbstractPlanner(abc.ABC):
+    @abc.abstractmethod
+    def plan(self, request: ReleaseRequest, now: datetime, instances: int) -> Plan: ...

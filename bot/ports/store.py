@@ -1,0 +1,101 @@
+"""The release store: state with a revision, the append-only audit trail, the chat outbox,
+the LLM calls, and the virtual clock's saved time."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from datetime import datetime
+
+from bot.domain.release import Event, Release
+from bot.ports.llm import LlmCall
+
+
+class StaleRelease(Exception):
+    """The release moved since it was loaded; reload and try again."""
+
+
+class ReleaseNotFound(Exception):
+    pass
+
+
+class StoredEvent(Event):
+    """An event of the audit trail as stored: with its id (the outbox's key) and release."""
+
+    id: int
+    release_id: str
+
+
+class AbstractReleaseStore(abc.ABC):
+    @abc.abstractmethod
+    def unit_of_work(self) -> AbstractContextManager[None]:
+        """One transaction: everything saved inside commits together, or not at all."""
+
+    # -- releases -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def add(self, release: Release) -> None: ...
+
+    @abc.abstractmethod
+    def get(self, release_id: str) -> Release:
+        """Raises ReleaseNotFound."""
+
+    @abc.abstractmethod
+    def save(self, release: Release) -> None:
+        """Write the new state and its events; StaleRelease if someone saved in between."""
+
+    @abc.abstractmethod
+    def active_ids(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    def active_for_service(self, service: str) -> list[str]: ...
+
+    @abc.abstractmethod
+    def active_by_status(self) -> dict[str, int]: ...
+
+    @abc.abstractmethod
+    def narration_due_ids(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    def listing(self, service: str | None = None, limit: int = 50) -> list[dict[str, object]]:
+        """id, service, version, status, created_at, updated_at; newest first."""
+
+    # -- the audit trail and the chat outbox ----------------------------------------------------
+
+    @abc.abstractmethod
+    def events(self, release_id: str) -> list[StoredEvent]: ...
+
+    @abc.abstractmethod
+    def undelivered(self, limit: int = 500) -> list[StoredEvent]: ...
+
+    @abc.abstractmethod
+    def mark_delivered(self, event_ids: list[int], at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    def delivered_count(self, release_id: str) -> int: ...
+
+    # -- what the LLM cost ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def record_llm_calls(self, release_id: str | None, calls: Iterable[LlmCall]) -> None:
+        """``release_id`` None: calls that made no release, counted all the same."""
+
+    @abc.abstractmethod
+    def llm_calls(self, release_id: str | None = None) -> list[dict[str, object]]: ...
+
+    # -- the virtual clock's persisted time -----------------------------------------------------
+
+    @abc.abstractmethod
+    def load_clock(self) -> datetime | None: ...
+
+    @abc.abstractmethod
+    def save_clock(self, now: datetime) -> None: ...
+
+
+__all__ = [
+    "AbstractReleaseStore",
+    "ReleaseNotFound",
+    "StaleRelease",
+    "StoredEvent",
+]
