@@ -15,7 +15,8 @@ from typing import Any, NoReturn
 import click
 from pydantic import BaseModel
 
-from bot.adapters.llm.settings import LLMSettingsError, llm_from_env
+from bot.adapters.llm.from_env import llm_from_env
+from bot.adapters.llm.settings import LLMSettingsError
 from bot.adapters.sim.faults import FaultSpecError, parse_fault
 from bot.analyze import (
     MalformedRecording,

@@ -20,16 +20,16 @@ import jsonschema
 import pytest
 
 from bot.adapters.llm.anthropic import AnthropicLLM
+from bot.adapters.llm.from_env import llm_from_env
 from bot.adapters.llm.none import NoLLM
-from bot.adapters.llm.settings import llm_from_env
 from bot.adapters.terminal import TerminalChat
-from bot.agent.flows import answer_why
 from bot.bootstrap import Wiring, bootstrap
 from bot.config import DEFAULT_CONFIG
 from bot.domain.contract import InsufficientContext
 from bot.domain.release import Release
 from bot.ports.llm import AbstractLLM, AgentRun, AgentTask
 from bot.service import (
+    answer_why,
     approve,
     narrate,
     reconcile,

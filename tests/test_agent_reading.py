@@ -29,7 +29,9 @@ def services() -> Services:
 
 
 def propose(services: Services, text: str, **fields: Any) -> ReadRequest:
-    outcome = read_request_task(services, text).handlers["propose_request"]({**READ, **fields})
+    outcome = read_request_task(services.agent(), text, services.clock.now()).handlers[
+        "propose_request"
+    ]({**READ, **fields})
     assert isinstance(outcome.accepted, ReadRequest)
     return outcome.accepted
 

@@ -13,17 +13,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
+from bot.agent.context import AgentContext
 from bot.agent.prompts import untrusted
 from bot.domain.contract import InsufficientContext
 from bot.domain.plan_policy import less_careful
 from bot.domain.request import RISKS, ReleaseRequest
 from bot.parsing import ParseError, parse_release
 from bot.ports.llm import AgentTask, ToolError, ToolOutcome
-
-if TYPE_CHECKING:
-    from bot.service import Services
 
 LINE_FIELDS = ("changes", "risk", "env", "regions", "strategy", "flags", "stages", "artifact",
                "ticket", "peak", "window")  # fmt: skip
@@ -106,8 +105,8 @@ def _strings(args: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
-def read_request_task(services: Services, text: str) -> AgentTask:
-    config = services.config
+def read_request_task(agent: AgentContext, text: str, now: datetime) -> AgentTask:
+    config, planner = agent.config, agent.planner
     known = sorted(config.services)
 
     def parse(fields: dict[str, Any]) -> ReleaseRequest | InsufficientContext:
@@ -123,10 +122,9 @@ def read_request_task(services: Services, text: str) -> AgentTask:
         """Every way ``mine`` is less careful than ``base`` (the stated fields alone)."""
         if not isinstance(mine, ReleaseRequest):
             return []
-        now = services.clock.now()
         instances = config.for_service(base.service).instances
-        theirs = services.planner.plan(base, now, instances)
-        return less_careful(base, theirs, mine, services.planner.plan(mine, now, instances))
+        theirs = planner.plan(base, now, instances)
+        return less_careful(base, theirs, mine, planner.plan(mine, now, instances))
 
     def propose(args: dict[str, Any]) -> ToolOutcome:
         fields = _strings(args)

@@ -14,8 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from bot.agent.checks import check_changelog, check_report, report_facts
+from bot.agent.context import Context
 from bot.agent.prompts import escaped, inputs_block, tool_json, untrusted
-from bot.agent.tools import Context, canary_evidence, read_handlers
+from bot.agent.tools import canary_evidence, read_handlers
 from bot.domain.contract import Changelog
 from bot.domain.plan import Plan
 from bot.domain.plan_policy import PlanProposal, ProposalRejected, apply_proposal, parse_proposal
@@ -115,7 +116,7 @@ def report_task(ctx: Context, rules_summary: str, people: set[str]) -> AgentTask
     release = ctx.release
     assert release is not None
     # Every number the summary uses must be in these: the rules' text, the release, its trail.
-    facts = report_facts(release, rules_summary, ctx.services.store.events(release.id))
+    facts = report_facts(release, rules_summary, ctx.agent.lookups.events(release.id))
 
     def propose(args: dict[str, Any]) -> ToolOutcome:
         return ToolOutcome("accepted", accepted=check_report(args, release, people, facts))

@@ -1,4 +1,4 @@
-"""The agent's read tools: what it may look at, answered from the ports and the store.
+"""The agent's read tools: what it may look at, answered from the service's read-only lookups.
 
 Every answer is JSON with ``<``/``>`` escaped (``prompts.tool_json``), so untrusted text in
 it (changes, flag descriptions, audit details) stays quoted data. None of these change
@@ -7,27 +7,12 @@ anything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bot.agent.context import Context
 from bot.agent.prompts import tool_json
-from bot.domain.plan import Plan
 from bot.domain.release import Release
-from bot.domain.request import ReleaseRequest
 from bot.ports.llm import ToolHandler, ToolOutcome
-
-if TYPE_CHECKING:
-    from bot.service import Services
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a task is about: a request being planned, or a release under way."""
-
-    services: Services
-    request: ReleaseRequest
-    release: Release | None = None
-    rule_plan: Plan | None = None
 
 
 def _ok(value: Any) -> ToolOutcome:
@@ -53,7 +38,7 @@ def canary_evidence(release: Release) -> dict[str, Any]:
 
 
 def read_handlers(ctx: Context) -> dict[str, ToolHandler]:
-    svc, req, rel = ctx.services, ctx.request, ctx.release
+    look, config, req, rel = ctx.agent.lookups, ctx.agent.config, ctx.request, ctx.release
 
     def request(_: dict[str, Any]) -> ToolOutcome:
         return _ok({"service": req.service, **req.model_dump(mode="json", exclude={"service"})})
@@ -73,12 +58,12 @@ def read_handlers(ctx: Context) -> dict[str, ToolHandler]:
                     "blockers": rel.blockers,
                 }
             )
-        art = svc.checks.artifact(req.release_package.artifact.image)
+        art = look.artifact(req.release_package.artifact.image)
         return _ok(
             {
                 "note": "the quality gates have not run yet; this is the CI evidence so far",
                 "evidence": [
-                    e.model_dump(mode="json") for e in svc.checks.results(req.service, version)
+                    e.model_dump(mode="json") for e in look.evidence(req.service, version)
                 ],
                 "artifact": art.model_dump(mode="json") if art else None,
             }
@@ -98,10 +83,10 @@ def read_handlers(ctx: Context) -> dict[str, ToolHandler]:
         return _ok(canary_evidence(rel))
 
     def flags(_: dict[str, Any]) -> ToolOutcome:
-        settings = {f.name: f for f in svc.config.for_service(req.service).flag_settings}
+        settings = {f.name: f for f in config.for_service(req.service).flag_settings}
         out = []
         for spec in req.deployment_config.flags:
-            state = svc.flags.get(spec.name)
+            state = look.flag(spec.name)
             cfg = settings.get(spec.name)
             out.append(
                 {
@@ -114,11 +99,11 @@ def read_handlers(ctx: Context) -> dict[str, ToolHandler]:
         return _ok(out)
 
     def dependencies(_: dict[str, Any]) -> ToolOutcome:
-        cfg = svc.config.for_service(req.service)
+        cfg = config.for_service(req.service)
         names = [d.name for d in cfg.dependencies] + [
             d.name for d in req.operational_context.dependencies
         ]
-        probes = svc.metrics.dependencies(req.service, list(dict.fromkeys(names)))
+        probes = look.dependencies(req.service, list(dict.fromkeys(names)))
         return _ok(
             {
                 "live": [p.model_dump(mode="json") for p in probes],
@@ -128,12 +113,8 @@ def read_handlers(ctx: Context) -> dict[str, ToolHandler]:
 
     def history(args: dict[str, Any]) -> ToolOutcome:
         limit = _bounded(args, "limit", 5, 20)
-        rows = [
-            r for r in svc.store.listing(req.service, limit + 1) if not rel or r["id"] != rel.id
-        ]
         out = []
-        for row in rows[:limit]:
-            past = svc.store.get(str(row["id"]))
+        for past in look.past_releases(req.service, limit, rel.id if rel else None):
             out.append(
                 {
                     "id": past.id,
@@ -150,7 +131,7 @@ def read_handlers(ctx: Context) -> dict[str, ToolHandler]:
     def audit(args: dict[str, Any]) -> ToolOutcome:
         if rel is None:
             return _ok([])
-        events = svc.store.events(rel.id)
+        events = look.events(rel.id)
         if "last" in args:
             events = events[-_bounded(args, "last", 50, 200) :]
         return _ok(

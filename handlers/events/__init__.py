@@ -19,10 +19,9 @@ from typing import Any
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
-from bot.agent.flows import answer_why
 from bot.domain.release import Release
 from bot.presenters import status_lines
-from bot.service import pause, rollback
+from bot.service import answer_why, pause, rollback
 from bot.slack.context import SlackServices
 from bot.slack.kit import esc
 from handlers.commands import EXPECTED

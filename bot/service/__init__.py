@@ -1,0 +1,69 @@
+"""Service functions: the one place where commands and the reconcile tick meet the ports.
+
+Slack handlers, CLI commands and scheduler jobs all call these. Each command and each tick of
+a release is one transaction: load, decide (pure domain), save with its events.
+
+=============  ====================================================================
+module         what
+=============  ====================================================================
+services       ``Services``: the ports, and the read-only view the agent gets
+commands       start a release; approve, reject, pause, resume, promote, roll back;
+               lock and unlock environments
+tick           the reconcile tick: each active release one step, then converge
+gates          the quality gates' evidence, read through the ports
+narration      the agent's explanations, summary and "why?" answers, saved
+outbox         delivering stored events to the chat
+dry_run        what a /release line would do, changing nothing
+report         the release report (the brief's output contract)
+=============  ====================================================================
+"""
+
+from bot.service.commands import (
+    approve,
+    find,
+    lock_env,
+    pause,
+    promote_now,
+    refused,
+    reject,
+    release_id_for,
+    resume,
+    rollback,
+    start_release,
+    unlock_env,
+)
+from bot.service.dry_run import DryRun, dry_run
+from bot.service.gates import auto_approves
+from bot.service.narration import answer_why, narrate, reconcile_and_narrate
+from bot.service.outbox import deliver
+from bot.service.report import report
+from bot.service.services import Services
+from bot.service.tick import SYNTHETIC_MIN_SUCCESS, converge, reconcile, reconcile_one
+
+__all__ = [
+    "SYNTHETIC_MIN_SUCCESS",
+    "DryRun",
+    "Services",
+    "answer_why",
+    "approve",
+    "auto_approves",
+    "converge",
+    "deliver",
+    "dry_run",
+    "find",
+    "lock_env",
+    "narrate",
+    "pause",
+    "promote_now",
+    "reconcile",
+    "reconcile_and_narrate",
+    "reconcile_one",
+    "refused",
+    "reject",
+    "release_id_for",
+    "report",
+    "resume",
+    "rollback",
+    "start_release",
+    "unlock_env",
+]

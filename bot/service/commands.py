@@ -1,0 +1,221 @@
+"""Commands: starting a release, and what people do to one (approve, reject, pause, resume,
+promote, roll back) or to an environment (lock, unlock). Each is one transaction: load, let
+the access policy and the aggregate decide, save with its events, converge, deliver."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+
+from bot.agent import flows
+from bot.domain import access
+from bot.domain.contract import InsufficientContext
+from bot.domain.locks import EnvLock, ScopeError, lock_refusal, parse_scope, scopes_for
+from bot.domain.plan import Plan
+from bot.domain.release import CommandRejected, Release
+from bot.domain.request import ReleaseRequest
+from bot.ports.llm import LlmCall
+from bot.ports.locks import LockError
+from bot.ports.store import ReleaseNotFound
+from bot.service.outbox import deliver
+from bot.service.services import Services
+from bot.service.tick import converge, reconcile_one
+
+
+def release_id_for(request: ReleaseRequest, now: datetime) -> str:
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    digest = hashlib.sha256(f"{request.service}:{request.release_package.version}:{stamp}".encode())
+    return f"rel-{request.service}-{request.release_package.version}-{digest.hexdigest()[:6]}"
+
+
+def start_release(
+    services: Services, text: str, requested_by: str, channel: str | None = None
+) -> Release | InsufficientContext:
+    """Parse a /release line (or plain words, through the agent), plan it and store it; the
+    first tick runs the gates. ``channel`` is where it was asked for: the chat keeps the
+    release's thread there."""
+    spent: list[LlmCall] = []  # every LLM call, recorded even when no release comes of it
+    release: Release | InsufficientContext | None = None
+    try:
+        release = _new_release(services, text, requested_by, channel, spent)
+    finally:
+        owner = release.id if isinstance(release, Release) else None
+        services.store.record_llm_calls(owner, spent)
+    if isinstance(release, InsufficientContext):
+        return release
+    reconcile_one(services, release.id)
+    deliver(services)
+    return services.store.get(release.id)
+
+
+def _new_release(
+    services: Services,
+    text: str,
+    requested_by: str,
+    channel: str | None,
+    spent: list[LlmCall],
+) -> Release | InsufficientContext:
+    parsed, reading = flows.read_request(services.agent(), text, services.clock.now(), spent)
+    if isinstance(parsed, InsufficientContext):
+        return parsed
+    request = parsed
+    if why := access.check("start", requested_by, request.service, channel, services.config):
+        raise CommandRejected(why)
+    now = services.clock.now()
+    planned, approvers = plan_release(services, request, now, spent)
+    refusals = start_refusals(services, planned.request, planned.plan)
+    if refusals:
+        raise CommandRejected(refusals[0])
+    release = Release.create(
+        release_id_for(request, now), planned.request, planned.plan, approvers, requested_by, now
+    )
+    release.channel = channel
+    release.read_by_agent = flows.Reading.by_agent(reading)
+    release.narration = planned.narration
+    flows.add_usage(release.narration, spent)
+    for action, details in (reading.audit if reading else []) + planned.audit:
+        release.record_agent(action, details, now)
+    if services.ci is not None:
+        services.ci.publish(request.service, release.version, request.release_package.artifact, now)
+    services.store.add(release)
+    return release
+
+
+def plan_release(
+    services: Services, request: ReleaseRequest, now: datetime, spent: list[LlmCall]
+) -> tuple[flows.Planned, list[str]]:
+    """The plan (the agent's when valid, else the rules'), and the release's effective
+    approvers (for its highest environment)."""
+    svc = services.config.for_service(request.service)
+    planned = flows.plan(services.agent(), request, now, svc.instances, spent)
+    return planned, svc.approvers_for(e.name for e in planned.plan.environments)
+
+
+def start_refusals(services: Services, request: ReleaseRequest, plan: Plan) -> list[str]:
+    """Why a release could not start now: another one active, a locked environment."""
+    out = []
+    busy = services.store.active_for_service(request.service)
+    if busy:
+        current = services.store.get(busy[0])
+        out.append(
+            f"{request.service} already has an active release: {current.id} "
+            f"({current.version}, {current.status.replace('_', ' ')}); wait for it or roll it back"
+        )
+    for scope in scopes_for(request.service, [e.name for e in plan.environments]):
+        lock = services.locks.get(scope)
+        if lock is not None:
+            out.append(lock_refusal(request.service, lock))
+    return out
+
+
+Change = Callable[[Release, datetime], None]
+
+
+def _change(services: Services, release_id: str, change: Change) -> Release:
+    """One command on one release: load, decide, save with its events, converge, deliver."""
+    with services.store.unit_of_work():
+        release = services.store.get(release_id)
+        change(release, services.clock.now())
+        services.store.save(release)
+    converge(services, release)
+    deliver(services)
+    return release
+
+
+def _command(
+    services: Services, release_id: str, action: access.Action, user: str, change: Change
+) -> Release:
+    """A user's command, if the access policy lets them; a refusal is audited, then raised."""
+    refusal: list[str] = []
+
+    def decide(release: Release, now: datetime) -> None:
+        why = access.check(action, user, release, None, services.config)
+        if why is None:
+            change(release, now)
+        else:
+            refusal.append(why)
+            release.record_refused(user, action, why, now)
+
+    release = _change(services, release_id, decide)
+    if refusal:
+        raise CommandRejected(refusal[0])
+    return release
+
+
+def approve(services: Services, release_id: str, user: str) -> Release:
+    return _command(services, release_id, "approve", user, lambda r, now: r.approve(user, now))
+
+
+def reject(services: Services, release_id: str, user: str, reason: str) -> Release:
+    return _command(
+        services, release_id, "reject", user, lambda r, now: r.reject(user, reason, now)
+    )
+
+
+def rollback(services: Services, release_id: str, user: str, reason: str) -> Release:
+    return _command(
+        services, release_id, "rollback", user, lambda r, now: r.request_rollback(user, reason, now)
+    )
+
+
+def resume(services: Services, release_id: str, user: str) -> Release:
+    return _command(services, release_id, "resume", user, lambda r, now: r.resume(user, now))
+
+
+def pause(services: Services, release_id: str, user: str, reason: str) -> Release:
+    """Hold the rollout where it stands until someone resumes or rolls back."""
+    return _command(services, release_id, "pause", user, lambda r, now: r.pause(user, reason, now))
+
+
+def promote_now(services: Services, release_id: str, user: str) -> Release:
+    """End the current step's bake early; refused past any failed check (see the domain)."""
+    return _command(services, release_id, "promote", user, lambda r, now: r.promote_now(user, now))
+
+
+def refused(services: Services, release_id: str, user: str, action: str, why: str) -> Release:
+    """Audit, on the release, an attempt the access policy refused (a ``refused`` event).
+    The command functions above already do this for their own refusals."""
+    return _change(services, release_id, lambda r, now: r.record_refused(user, action, why, now))
+
+
+def _scope(services: Services, action: access.Action, scope: str, user: str) -> str:
+    try:
+        normal = parse_scope(scope)
+    except ScopeError as exc:
+        raise CommandRejected(str(exc)) from exc
+    if why := access.check(action, user, normal, None, services.config):
+        raise CommandRejected(why)
+    return normal
+
+
+def lock_env(services: Services, scope: str, user: str, reason: str) -> EnvLock:
+    """Lock ``prod`` or ``payments-api/prod``: releases reaching it are refused until unlocked."""
+    normal = _scope(services, "lock", scope, user)
+    try:
+        return services.locks.lock(normal, user, reason, services.clock.now())
+    except LockError as exc:
+        raise CommandRejected(str(exc)) from exc
+
+
+def unlock_env(services: Services, scope: str, user: str) -> EnvLock:
+    """Remove a lock (returned); unlocking a scope that is not locked says so."""
+    normal = _scope(services, "unlock", scope, user)
+    try:
+        return services.locks.unlock(normal, user, services.clock.now())
+    except LockError as exc:
+        raise CommandRejected(str(exc)) from exc
+
+
+def find(services: Services, release_id: str) -> Release:
+    try:
+        return services.store.get(release_id)
+    except ReleaseNotFound:
+        matches = [
+            r["id"]
+            for r in services.store.listing(limit=1000)
+            if str(r["id"]).startswith(release_id)
+        ]
+        if len(matches) == 1:
+            return services.store.get(str(matches[0]))
+        raise

@@ -1,0 +1,70 @@
+"""What the quality gates judge, gathered through the ports; and when a release needs no person."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.domain.contract import Check
+from bot.domain.gates import GateEvidence
+from bot.domain.observations import ArtifactRecord, Target, latest_by_name
+from bot.domain.plan import Plan
+from bot.domain.request import ReleaseRequest
+from bot.service.services import Services
+
+
+def auto_approves(plan: Plan, checks: list[Check], read_by_agent: bool) -> bool:
+    """Low risk with every check passing starts without a person, unless the agent read the
+    request from plain words: then a person confirms what it read."""
+    return plan.risk == "low" and all(c.status == "pass" for c in checks) and not read_by_agent
+
+
+def gate_evidence(
+    services: Services,
+    request: ReleaseRequest,
+    plan: Plan,
+    approvers: list[str],
+    now: datetime,
+    dry: bool = False,
+) -> GateEvidence:
+    """What the gates judge, gathered through the ports. ``dry``: change nothing, so no
+    rollback rehearsal (it deploys to staging) and no build published (the embedded CI's
+    evidence is computed in memory)."""
+    svc = services.config.for_service(request.service)
+    version = request.release_package.version
+    prod = [e for e in plan.environments if e.name == "prod"] or plan.environments
+    first = Target(service=request.service, env=prod[0].name, region=prod[0].region)
+    stable = services.traffic.state(first).stable_version
+    rehearsal_env = next((e for e in plan.environments if e.name == "staging"), prod[0])
+    rehearsal = (
+        services.traffic.rehearse_rollback(
+            Target(service=request.service, env=rehearsal_env.name, region=rehearsal_env.region),
+            version,
+        )
+        if stable is not None and not dry
+        else None
+    )
+    art = request.release_package.artifact
+    artifact: ArtifactRecord | None
+    if dry and services.ci is not None:  # what the build would publish, recorded nowhere
+        build = services.ci.build(request.service, version, art, now)
+        artifact, results = build.artifact, latest_by_name(build.evidence)
+    else:
+        artifact = services.checks.artifact(art.image)
+        results = services.checks.results(request.service, version)
+    dep_names = [d.name for d in svc.dependencies] + [
+        d.name
+        for d in request.operational_context.dependencies
+        if d.name not in {x.name for x in svc.dependencies}
+    ]
+    return GateEvidence(
+        artifact=artifact,
+        results=results,
+        stable_version=stable,
+        rehearsal_ok=rehearsal,
+        metrics_answering=services.metrics.probe(request.service),
+        dependencies=services.metrics.dependencies(request.service, dep_names),
+        flags={f.name: services.flags.get(f.name) for f in request.deployment_config.flags},
+        flag_kill_switch={f.name: f.kill_switch for f in svc.flag_settings},
+        approvers=approvers,
+        now=now,
+    )

@@ -1,0 +1,28 @@
+"""A release's report (the brief's output contract), built from the release, its audit trail
+and the facts the ports give at report time."""
+
+from __future__ import annotations
+
+from bot.domain.config import ServiceConfig
+from bot.domain.contract import ReleaseReport
+from bot.domain.report import ReportContext, build_report
+from bot.service.services import Services
+
+
+def report(services: Services, release_id: str) -> ReleaseReport:
+    release = services.store.get(release_id)
+    events = services.store.events(release_id)
+    svc: ServiceConfig = services.config.for_service(release.request.service)
+    now = services.clock.now()
+    dep_names = [d.name for d in svc.dependencies] + [
+        d.name for d in release.request.operational_context.dependencies
+    ]
+    ctx = ReportContext(
+        service_config=svc,
+        flags={f.name: services.flags.get(f.name) for f in release.request.deployment_config.flags},
+        dependencies=services.metrics.dependencies(release.request.service, dep_names),
+        evidence=services.checks.results(release.request.service, release.version),
+        notified=services.store.delivered_count(release_id) > 0,
+        now=now,
+    )
+    return build_report(release, events, ctx)

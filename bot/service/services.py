@@ -1,0 +1,88 @@
+"""The ports the service functions work through, filled by ``bot.bootstrap``; and the
+read-only view of them the agent gets."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from bot.agent.context import AgentContext
+from bot.domain.config import Config
+from bot.domain.flags import FlagState
+from bot.domain.observations import (
+    ArtifactRecord,
+    CheckEvidence,
+    DependencyProbe,
+)
+from bot.domain.release import Event, Release
+from bot.ports.chat import AbstractChat
+from bot.ports.checks import AbstractChecks
+from bot.ports.ci import AbstractCI
+from bot.ports.clock import AbstractClock
+from bot.ports.flags import AbstractFlags
+from bot.ports.llm import AbstractLLM
+from bot.ports.locks import AbstractLocks
+from bot.ports.metrics import AbstractMetrics
+from bot.ports.planner import AbstractPlanner
+from bot.ports.series import AbstractSeries
+from bot.ports.store import AbstractReleaseStore
+from bot.ports.traffic import AbstractTrafficRouter
+
+
+@dataclass
+class Services:
+    """The ports the service functions work through; ``bot.bootstrap`` fills them."""
+
+    config: Config
+    store: AbstractReleaseStore
+    clock: AbstractClock
+    metrics: AbstractMetrics
+    traffic: AbstractTrafficRouter
+    flags: AbstractFlags
+    checks: AbstractChecks
+    chat: AbstractChat
+    planner: AbstractPlanner
+    locks: AbstractLocks
+    series: AbstractSeries  # each judged window, for the thread's charts
+    llm: AbstractLLM  # the agent's model; NoLLM: the rules do every agent step
+    tick_seconds: float = 10.0
+    ci: AbstractCI | None = None  # a CI that builds on request (the embedded environment's)
+    delivery_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def agent(self) -> AgentContext:
+        """What the agent may use: its model, the config, the rule planner, and lookups that
+        only read. Loading and saving around it stay here, in the service layer."""
+        return AgentContext(
+            llm=self.llm,
+            config=self.config,
+            planner=self.planner,
+            lookups=PortLookups(self),
+            tick_seconds=self.tick_seconds,
+        )
+
+
+@dataclass(frozen=True)
+class PortLookups:
+    """The agent's read-only lookups (``bot.agent.context.Lookups``), answered by the ports."""
+
+    services: Services
+
+    def artifact(self, image: str) -> ArtifactRecord | None:
+        return self.services.checks.artifact(image)
+
+    def evidence(self, service: str, version: str) -> list[CheckEvidence]:
+        return self.services.checks.results(service, version)
+
+    def flag(self, name: str) -> FlagState | None:
+        return self.services.flags.get(name)
+
+    def dependencies(self, service: str, names: list[str]) -> list[DependencyProbe]:
+        return self.services.metrics.dependencies(service, names)
+
+    def past_releases(self, service: str, limit: int, excluding: str | None) -> list[Release]:
+        store = self.services.store
+        rows = [r for r in store.listing(service, limit + 1) if r["id"] != excluding]
+        return [store.get(str(row["id"])) for row in rows[:limit]]
+
+    def events(self, release_id: str) -> list[Event]:
+        return list(self.services.store.events(release_id))
