@@ -22,7 +22,7 @@ from bot.domain.config import Config
 from bot.domain.contract import InsufficientContext
 from bot.domain.guardrails import (
     GUARDRAIL_HINTS,
-    GUARDRAIL_NAME,
+    GUARDRAIL_START,
     LATENCY_NAMES,
     NUMBER,
     RATES,
@@ -124,7 +124,7 @@ _SPECS: dict[str, _Spec] = {
                   "unhealthy", "deps=payments-db:healthy,ledger:degraded",
                   "payments-db healthy, ledger degraded"),
 }  # fmt: skip
-_LINE_KEYS = ("strategy", "env", "regions", "stages", "risk", "flags", "artifact", "hash",
+LINE_KEYS = ("strategy", "env", "regions", "stages", "risk", "flags", "artifact", "hash",
               "build", "ticket", "changes", "traffic", "peak", "window", "deps")  # fmt: skip
 # Template sections: each field name -> the key its value is parsed under.
 _SECTIONS: dict[str, dict[str, str]] = {
@@ -164,7 +164,7 @@ _RANGE_RE = re.compile(
     rf"(?P<end>{_TIME})(?:\s*UTC\b)?",
     re.IGNORECASE,
 )
-_VERSION_RE = re.compile(r"v?[0-9]+(?:\.[0-9]+){1,3}(?:-[0-9A-Za-z.\-]+)?(?:\+[0-9A-Za-z.\-]+)?")
+VERSION_RE = re.compile(r"v?[0-9]+(?:\.[0-9]+){1,3}(?:-[0-9A-Za-z.\-]+)?(?:\+[0-9A-Za-z.\-]+)?")
 _SERVICE_RE = re.compile(r"[a-z0-9][a-z0-9._\-]*")  # the model's pattern
 _IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/:@]*")
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]*")
@@ -172,8 +172,8 @@ _TICKET_RE = re.compile(r"\bCHG-?[0-9]+\b", re.IGNORECASE)
 _TAG_RE = re.compile(r"<\s*(/?)\s*([A-Za-z_]+)\s*>")
 _FIELD_RE = re.compile(r"(?:[-*•]\s*)?([^:]+?)\s*:\s*(.*)")
 _NONE = ("none", "n/a", "-")
-_ENV_ALIASES = {"production": "prod", "stage": "staging", "stg": "staging", "development": "dev"}
-_SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})  # Slack retypes quotes
+ENV_ALIASES = {"production": "prod", "stage": "staging", "stg": "staging", "development": "dev"}
+SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})  # Slack retypes quotes
 _T = TypeVar("_T", bound=str)
 _R = TypeVar("_R")
 
@@ -304,7 +304,7 @@ def _traffic(text: str) -> float:
 def _environments(text: str) -> list[EnvName]:
     envs: list[EnvName] = []
     for item in _items(text.lower()):
-        env = _choice(_ENV_ALIASES.get(item, item), ENV_ORDER, "env", "known environment")
+        env = _choice(ENV_ALIASES.get(item, item), ENV_ORDER, "env", "known environment")
         if env in envs:
             raise BadValue(f"{env} is listed twice", "env")
         envs.append(env)
@@ -334,7 +334,7 @@ def _apply(given: _Given, key: str, value: str) -> None:
     template = given.form == "template"
     match key:
         case "version":
-            given.version = _match(_VERSION_RE, value, key, "a version")
+            given.version = _match(VERSION_RE, value, key, "a version")
         case "artifact" if template:
             _artifacts(given, value)
         case "artifact":
@@ -433,18 +433,29 @@ def _line_error(token: str, bad: BadValue) -> ParseError:
     return ParseError(f"{token}: {bad.problem}; {spec.hint}, e.g. {spec.line}")
 
 
-def _parse_line(text: str) -> _Given:
+def line_tokens(text: str) -> list[str]:
+    """A /release line's tokens: Slack's retyped quotes straightened, quoted values kept
+    whole, a leading ``/release`` dropped. ParseError on unbalanced quotes."""
     try:
-        tokens = shlex.split(text)
+        tokens = shlex.split(text.translate(SMART_QUOTES))
     except ValueError as exc:
         raise ParseError(
             f"{text.strip()}: {exc} (unbalanced quotes); quote values that contain spaces, "
             'e.g. changes="fix refund rounding"'
         ) from None
+    return tokens[1:] if tokens[:1] == ["/release"] else tokens
+
+
+def is_guardrail_token(token: str) -> bool:
+    """Whether a line token is a guardrail (a name, then a comparator), not key=value."""
+    return GUARDRAIL_START.match(token) is not None
+
+
+def _parse_line(text: str) -> _Given:
     given, words, seen = _Given(), [], set[str]()
-    for token in tokens[1:] if tokens[:1] == ["/release"] else tokens:
+    for token in line_tokens(text):
         try:
-            if re.match(rf"{GUARDRAIL_NAME}\s*[<>]", token):
+            if is_guardrail_token(token):
                 _add_guardrail(given, read_guardrail(token))
             elif "=" in token:
                 key, _, value = token.partition("=")
@@ -461,10 +472,10 @@ def _parse_line(text: str) -> _Given:
 def _check_key(token: str, key: str, seen: set[str]) -> None:
     if key in RATES or key in LATENCY_NAMES or key.startswith("kpi:"):
         raise ParseError(f"{token}: a guardrail takes a comparator, not '='; e.g. error_rate<1%")
-    if key not in _LINE_KEYS:
+    if key not in LINE_KEYS:
         raise ParseError(
             f"{token}: {key or 'nothing'} is not a known key; the keys are "
-            f"{', '.join(_LINE_KEYS)}, e.g. risk=medium"
+            f"{', '.join(LINE_KEYS)}, e.g. risk=medium"
         )
     if key in seen:
         raise ParseError(f"{token}: {key} is given twice; give it once, e.g. {_SPECS[key].line}")
@@ -476,13 +487,13 @@ def _service_and_version(given: _Given, words: list[str]) -> None:
     if len(words) > 2:
         raise ParseError(
             f"{words[2]}: is neither key=value nor a guardrail; write key=value with a key "
-            f"from {', '.join(_LINE_KEYS)}, or a guardrail, e.g. risk=medium or p95<300ms"
+            f"from {', '.join(LINE_KEYS)}, or a guardrail, e.g. risk=medium or p95<300ms"
         )
-    lone_version = len(words) == 1 and _VERSION_RE.fullmatch(words[0])
+    lone_version = len(words) == 1 and VERSION_RE.fullmatch(words[0])
     service, version = (["", *words] if lone_version else [*words, "", ""])[:2]
     for word, key, pattern in (
         (service, "service", _SERVICE_RE),
-        (version, "version", _VERSION_RE),
+        (version, "version", VERSION_RE),
     ):
         if word and not pattern.fullmatch(word):
             what = "service name" if key == "service" else key
@@ -761,7 +772,7 @@ def _validation_message(exc: ValidationError) -> str:
 
 def parse_release(text: str, config: Config) -> ReleaseRequest | InsufficientContext:
     """A /release line or a pasted template -> the request, or what is missing from it."""
-    text = text.translate(_SMART_QUOTES)
+    text = text.translate(SMART_QUOTES)
     try:
         given = _parse_template(text) if _is_template(text) else _parse_line(text)
         return _assemble(given, config)
@@ -796,9 +807,16 @@ def parse_dependency(text: str) -> DependencyStatus:
     return _public(text, _dependency)
 
 
-# The guardrail grammar is the domain's (bot/domain/guardrails.py); the line's API offers it too.
+# The /release grammar that the form (bot/slack/form.py) and the agent build on; the guardrail
+# grammar is the domain's (bot/domain/guardrails.py), offered here too.
 __all__ = [
+    "ENV_ALIASES",
+    "LINE_KEYS",
+    "SMART_QUOTES",
+    "VERSION_RE",
     "ParseError",
+    "is_guardrail_token",
+    "line_tokens",
     "parse_dependency",
     "parse_flag",
     "parse_guardrail",

@@ -15,7 +15,7 @@ from bot.domain.contract import InsufficientContext
 from bot.domain.judgement import TestResult as GuardrailTest
 from bot.domain.release import Release
 from bot.domain.request import ReleaseRequest
-from bot.parsing import ParseError, parse_release
+from bot.parsing import LINE_KEYS, ParseError, parse_release
 from bot.ports.store import StoredEvent
 from bot.slack import blocks
 from bot.slack.blocks import (
@@ -39,7 +39,7 @@ from bot.slack.blocks import (
     modal_line,
     status_card,
 )
-from bot.slack.form import context_errors, prefill_from_line
+from bot.slack.form import FIELD_KEYS, context_errors, prefill_from_line
 from bot.slack.kit import iter_action_ids
 from bot.slack.views import home_view, release_modal
 from tests.domain_helpers import (
@@ -411,6 +411,24 @@ def test_modal_line_quotes_values_the_way_the_parser_unquotes_them(
     parsed = parse_release(line, CONFIG)
     assert isinstance(parsed, ReleaseRequest), line
     assert parsed.release_package.changes == expected
+
+
+def test_the_form_asks_for_the_parsers_keys_and_no_others() -> None:
+    assert set(FIELD_KEYS) == {"service", "version", "guardrails", *LINE_KEYS}
+    view = release_modal({}, "C1", SERVICES)
+    shown = [b["block_id"] for b in view["blocks"] if b["type"] == "input"]
+    assert sorted(shown) == sorted(FIELD_BLOCKS.values())
+
+
+@pytest.mark.parametrize("word", ["2.4.1", "v2.4.1", "2.4.1-rc.1+b7", "2.4.1+b7+x", "2.4.1-"])
+def test_the_form_and_the_parser_agree_on_what_a_version_is(word: str) -> None:
+    try:
+        parse_release(f"payments-api {word} risk=low changes=x artifact=reg/app:1", CONFIG)
+        parser_says = True
+    except ParseError as exc:
+        assert "is not a version" in str(exc)
+        parser_says = False
+    assert (prefill_from_line(word).get("version") == word) == parser_says
 
 
 def test_modal_accepts_a_line_prefill_and_unknown_services() -> None:

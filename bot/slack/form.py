@@ -9,30 +9,30 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from collections.abc import Mapping
 from typing import Any
 
 from bot.domain.contract import InsufficientContext
 from bot.domain.request import TEMPLATE_FIELDS
+from bot.parsing import (
+    LINE_KEYS,
+    SMART_QUOTES,
+    VERSION_RE,
+    ParseError,
+    is_guardrail_token,
+    line_tokens,
+)
 from bot.slack.kit import MAX_VALUE, clip
 
 MODAL_CALLBACK = "release_modal"
 # The form's fields, keyed by the /release line key each one writes (service and version are
-# the line's leading words, guardrails its bare tokens).
-FIELD_KEYS = ("service", "version", "risk", "strategy", "env", "regions", "stages", "changes",
-              "ticket", "artifact", "hash", "build", "guardrails", "flags", "deps", "traffic",
-              "peak", "window")  # fmt: skip
+# the line's leading words, guardrails its bare tokens): the parser's keys, no others.
+FIELD_KEYS = ("service", "version", *LINE_KEYS, "guardrails")
 FIELD_BLOCKS = {key: f"release_field_{key}" for key in FIELD_KEYS}
 FIELD_ACTIONS = {key: f"release_input_{key}" for key in FIELD_KEYS}
-LINE_KEYS = tuple(k for k in FIELD_KEYS if k not in ("service", "version", "guardrails"))
 # Where the release is posted, asked for only when the form was opened without a channel.
 CHANNEL_BLOCK = "release_field_channel"
 CHANNEL_ACTION = "release_input_channel"
-# As bot.parsing reads a line: a guardrail token, a version, Slack's retyped quotes.
-GUARDRAIL_TOKEN = re.compile(r"(?:kpi:[A-Za-z0-9_.\-]+|[A-Za-z_][A-Za-z0-9_]*)\s*[<>]")
-_VERSION = re.compile(r"v?[0-9]+(?:\.[0-9]+){1,3}(?:[-+][0-9A-Za-z.\-+]+)?")
-SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})
 
 # -- a line into the form ---------------------------------------------------------------------
 
@@ -40,17 +40,16 @@ SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})
 def prefill_from_line(line: str) -> dict[str, str]:
     """The form's initial values from a /release line, leniently: the form is where it gets
     fixed, so a bad value is kept as typed and an unknown key is dropped."""
-    text = line.translate(SMART_QUOTES)
     try:
-        tokens = shlex.split(text)
-    except ValueError:  # unbalanced quotes: keep the words
-        tokens = text.split()
-    tokens = tokens[1:] if tokens[:1] == ["/release"] else tokens
+        tokens = line_tokens(line)
+    except ParseError:  # unbalanced quotes: keep the words
+        plain = line.translate(SMART_QUOTES).split()
+        tokens = plain[1:] if plain[:1] == ["/release"] else plain
     out: dict[str, str] = {}
     words: list[str] = []
     rails: list[str] = []
     for token in tokens:
-        if GUARDRAIL_TOKEN.match(token):
+        if is_guardrail_token(token):
             rails.append("".join(token.split()))
         elif "=" in token:
             key, _, value = token.partition("=")
@@ -58,7 +57,7 @@ def prefill_from_line(line: str) -> dict[str, str]:
                 out[key] = value
         else:
             words.append(token)
-    if len(words) == 1 and _VERSION.fullmatch(words[0]):
+    if len(words) == 1 and VERSION_RE.fullmatch(words[0]):
         words = ["", words[0]]
     for key, word in zip(("service", "version"), words, strict=False):
         if word:
@@ -163,7 +162,7 @@ def field_key(problem: str) -> str:
     key = head.partition("=")[0] if "=" in head else head
     if key in FIELD_KEYS or key in _ALIASES:
         return _ALIASES.get(key, key)
-    if GUARDRAIL_TOKEN.match(head):
+    if is_guardrail_token(head):
         return "guardrails"
     for name, field in _NAMES.items():
         if head.startswith(name):

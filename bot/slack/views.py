@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.domain.release import Release
 from bot.domain.request import ENV_ORDER, RISKS, STRATEGIES
+from bot.parsing import ENV_ALIASES
 from bot.slack.blocks import STATUS, stage_line
 from bot.slack.form import (
     CHANNEL_ACTION,
@@ -27,7 +28,6 @@ from bot.slack.kit import Block, context, esc, header, packed, plain, section
 
 View = dict[str, Any]
 MAX_OPTIONS = 100
-_ENV_ALIASES = {"production": "prod", "stage": "staging", "stg": "staging", "development": "dev"}
 
 # key: (label, placeholder, hint, optional, multiline), in the form's order.
 _TEXT: dict[str, tuple[str, str, str, bool, bool]] = {
@@ -124,7 +124,7 @@ def _service_input(value: str, services: list[str]) -> Block:
 
 
 def _env_input(value: str) -> Block:
-    chosen = [_ENV_ALIASES.get(v, v) for v in re.split(r"[\s,]+", value.lower()) if v]
+    chosen = [ENV_ALIASES.get(v, v) for v in re.split(r"[\s,]+", value.lower()) if v]
     element: dict[str, Any] = {"type": "checkboxes", "options": [_option(e) for e in ENV_ORDER]}
     if initial := [_option(e) for e in ENV_ORDER if e in chosen]:
         element["initial_options"] = initial
