@@ -46,7 +46,6 @@ class Ticker:
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1), "agent": ThreadPoolExecutor(1)}
         )
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     # -- one tick -------------------------------------------------------------------------------
 
@@ -128,6 +127,8 @@ class Ticker:
         on_tick: Callable[[int], None] | None = None,
     ) -> None:
         """Tick and narrate in turn until ``done``; the same order on every run."""
+        # Jobs skipped while the previous one runs are the point of "as fast as it can".
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
         interval = self.services.tick_seconds / speed if speed else FASTEST_INTERVAL
         finished = threading.Event()
         failure: list[BaseException] = []

@@ -18,9 +18,10 @@ from bot.domain.observations import (
     CohortSample,
     WindowSample,
 )
+from bot.domain.observed import VerificationResult
 from bot.domain.plan import Plan
 from bot.domain.planner import plan_release
-from bot.domain.release import Release, VerificationResult
+from bot.domain.release import Release
 from bot.domain.request import (
     Artifact,
     DependencyStatus,

@@ -173,7 +173,7 @@ def test_a_release_starts_with_its_effective_approvers(tmp_path: Path) -> None:
     release = start_release(services, LINE, "dave")
     assert isinstance(release, Release)
     assert release.approvers == ["sre"]
-    change = next(c for c in release.checks if c.check == "change_approval")
+    change = next(c for c in release.observed.checks if c.check == "change_approval")
     assert "approvers: sre" in change.details
     with pytest.raises(CommandRejected, match=r"alice cannot approve payments-api: .* sre"):
         approve(services, release.id, "alice")
@@ -222,7 +222,8 @@ def test_double_clicks_say_what_already_happened() -> None:
         approve(services, release.id, "bob")
     tick_until(wiring, release.id, lambda r: r.step_index == 2 and r.judged_step == 2)
     paused = pause(services, release.id, "dave", "checking")
-    assert (paused.status, paused.paused_by) == ("paused", "dave")
+    assert paused.status == "paused" and paused.paused is not None
+    assert paused.paused.by == "dave"
     with pytest.raises(CommandRejected, match=r"already paused \(by dave at .*\): checking"):
         pause(services, release.id, "alice", "me too")
     with pytest.raises(CommandRejected, match="dave cannot resume payments-api"):

@@ -196,7 +196,7 @@ def test_an_extra_check_the_agent_requires_stops_a_release_the_rules_would_ship(
     release = started(wiring)
 
     assert release.plan.extra_checks == ["contract_tests"]
-    gate = {c.check: c for c in release.checks}["contract_tests"]
+    gate = {c.check: c for c in release.observed.checks}["contract_tests"]
     assert gate.status == "fail" and "pact interactions failed" in gate.details
     assert release.status == "failed"  # stopped by the gates, nothing deployed
     rules_only = bootstrap(":memory:", clock_start=START, chat=TerminalChat(io.StringIO()))
@@ -674,7 +674,7 @@ def test_plain_words_cannot_invent_a_ticket_or_loosen_the_defaults_and_a_person_
     assert release.request.release_package.change_ticket == "CHG-7"
     assert all(g.describe() != "error_rate<25%" for g in release.request.guardrails.all())
     # low risk with every check passing would start at once; read by the agent, it waits
-    assert all(c.status == "pass" for c in release.checks)
+    assert all(c.status == "pass" for c in release.observed.checks)
     assert release.status == "awaiting_approval" and release.read_by_agent
     typed = started(bootstrap(":memory:", clock_start=START, chat=TerminalChat(io.StringIO())),
                     'payments-api 2.4.1 risk=low ticket=CHG-7 changes="fixes refund rounding"')  # fmt: skip

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from bot.domain.contract import Check
 from bot.domain.flags import FlagState
 from bot.domain.observations import Target, WindowSample
-from bot.domain.release import CommandRejected, Release
+from bot.domain.release import CommandRejected, PauseRecord, Release
+from bot.domain.rollout import desired_flags, desired_traffic
 from tests.domain_helpers import (
     FAILED_VERIFICATION,
     MINUTE,
@@ -67,8 +68,8 @@ def test_a_failing_check_fails_the_release_with_nothing_deployed() -> None:
     assert "not in the registry" in release.blockers[0]
     assert release.step_index == -1
     assert statuses(release) == ["pending"] * len(release.plan.steps)
-    assert release.desired_traffic() == {}
-    assert release.desired_flags({}) == []
+    assert desired_traffic(release) == {}
+    assert desired_flags(release, {}) == []
     assert release.current_percentage() == 0
     assert not release.is_active
     release.begin_if_due(T0 + MINUTE)
@@ -95,7 +96,7 @@ def test_every_failing_check_is_a_blocker() -> None:
 def test_record_gates_twice_is_rejected() -> None:
     release = gated_release(make_request(risk="low"))
     with pytest.raises(CommandRejected, match="expected pending_gates"):
-        release.record_gates([], release.artifacts, STABLE, True, T0)  # type: ignore[arg-type]
+        release.record_gates([], release.observed.artifacts, STABLE, True, T0)  # type: ignore[arg-type]
 
 
 def test_low_risk_with_all_checks_passing_is_auto_approved_and_scheduled() -> None:
@@ -143,9 +144,9 @@ def test_rejecting_the_release_fails_it() -> None:
     release = gated_release(make_request(risk="medium"))
     release.reject("bob", "not this week", T0)
     assert release.status == "failed"
-    assert release.rejected
+    assert [e.action for e in release.collect_events()][-2:] == ["rejected", "release_failed"]
     assert "not this week" in release.blockers[0]
-    assert release.desired_traffic() == {}
+    assert desired_traffic(release) == {}
 
 
 def test_begin_if_due_waits_for_the_maintenance_window() -> None:
@@ -180,7 +181,7 @@ def test_verification_steps_wait_for_their_bake_and_a_result() -> None:
     assert release.steps[0].status == "completed"
     assert release.steps[0].health == "healthy"
     assert release.step_index == 1 and release.steps[1].status == "active"
-    assert release.verifications == [OK_VERIFICATION]
+    assert release.observed.verifications == [OK_VERIFICATION]
 
 
 def test_a_failed_verification_rolls_back_automatically() -> None:
@@ -194,7 +195,7 @@ def test_a_failed_verification_rolls_back_automatically() -> None:
     assert "checkout 40%" in release.rollback.reason
     assert release.steps[0].status == "rolled_back"
     assert release.steps[0].health == "unhealthy"
-    assert release.desired_traffic()[STAGING].new_weight == 0
+    assert desired_traffic(release)[STAGING].new_weight == 0
 
 
 # -- traffic steps: promote, extend, roll back ---------------------------------------------------
@@ -305,12 +306,12 @@ def test_high_risk_asks_again_before_the_first_prod_step() -> None:
     assert release.pending_approval == "step:1"
     assert release.step_index == 1
     assert release.steps[1].status == "pending"
-    assert US not in release.desired_traffic()
+    assert US not in desired_traffic(release)
     release.approve("bob", now)
     assert release.status == "rolling_out"
     assert release.steps[1].status == "active"
     assert [a.gate for a in release.approvals] == ["release", "step:1"]
-    assert release.desired_traffic()[US].new_weight == 1
+    assert desired_traffic(release)[US].new_weight == 1
 
 
 def test_rejecting_a_step_gate_rolls_back_manually() -> None:
@@ -331,7 +332,7 @@ def test_high_risk_holds_during_peak_hours_then_continues() -> None:
     assert release.holding_until == T0.replace(hour=15)
     assert release.step_index == 1 and release.steps[1].status == "pending"
     assert release.status == "rolling_out"
-    assert US not in release.desired_traffic()
+    assert US not in desired_traffic(release)
     release.release_hold(now + timedelta(minutes=20))
     assert release.holding_until is not None
     release.release_hold(T0.replace(hour=15))
@@ -427,7 +428,7 @@ def test_a_finished_release_cannot_be_rolled_back() -> None:
 def test_canary_weight_is_the_step_percentage_in_the_first_region_only() -> None:
     release = started_release(make_request(risk="medium"))
     until_step(release, T0, 1)
-    desired = release.desired_traffic()
+    desired = desired_traffic(release)
     assert desired[STAGING].new_weight == 100
     assert desired[US].new_weight == 5
     assert desired[US].new_version == VERSION and desired[US].stable_version == STABLE
@@ -439,14 +440,14 @@ def test_canary_weight_is_the_step_percentage_in_the_first_region_only() -> None
 def test_canary_reaches_every_region_at_25_percent() -> None:
     release = started_release(make_request(risk="medium"))
     until_step(release, T0, 2)
-    desired = release.desired_traffic()
+    desired = desired_traffic(release)
     assert desired[US].new_weight == desired[EU].new_weight == 25
 
 
 def test_shadow_mirrors_without_user_traffic() -> None:
     release = started_release(make_request(risk="medium", strategy="shadow"))
     until_step(release, T0, 1)
-    desired = release.desired_traffic()[US]
+    desired = desired_traffic(release)[US]
     assert release.current_step is not None and release.current_step.kind == "shadow"
     assert desired.mirror == 100
     assert desired.new_weight == 0
@@ -456,7 +457,7 @@ def test_shadow_mirrors_without_user_traffic() -> None:
 def test_rolling_replaces_instances() -> None:
     release = started_release(make_request(risk="low", strategy="rolling"))
     until_step(release, T0, 2)  # 50 % of instances
-    desired = release.desired_traffic()[US]
+    desired = desired_traffic(release)[US]
     assert desired.instances_total == 10
     assert desired.instances_updated == 5
     assert desired.new_weight == 50
@@ -465,17 +466,17 @@ def test_rolling_replaces_instances() -> None:
 def test_blue_green_verifies_green_at_zero_then_switches_everything() -> None:
     release = started_release(make_request(risk="medium", strategy="blue_green"))
     now = until_step(release, T0, 1)
-    green = release.desired_traffic()[US]
+    green = desired_traffic(release)[US]
     assert (green.new_weight, green.instances_updated) == (0, 10)
     now = until_step(release, now, 2)
     assert release.current_step is not None and release.current_step.kind == "switch"
     release.record_verification(OK_VERIFICATION, now + timedelta(hours=1))  # not verified
     assert release.step_index == 2 and release.steps[2].status == "active"
-    desired = release.desired_traffic()
+    desired = desired_traffic(release)
     assert desired[US].new_weight == 100
     assert desired[EU].new_weight == 0  # the first switch is the first region only
     run(release, now, stop=lambda r: r.step_index == 3)
-    desired = release.desired_traffic()
+    desired = desired_traffic(release)
     assert desired[US].new_weight == desired[EU].new_weight == 100
 
 
@@ -483,22 +484,22 @@ def test_feature_flag_keeps_the_code_and_the_flag_carries_the_share() -> None:
     request = make_request(risk="medium", strategy="feature_flag", flags=[("new_checkout", 50)])
     release = started_release(request)
     now = until_step(release, T0, 1)  # dark launch
-    dark = release.desired_traffic()[US]
+    dark = desired_traffic(release)[US]
     assert (dark.new_weight, dark.flag) == (100, "new_checkout")
-    flags = release.desired_flags({"new_checkout": None})
+    flags = desired_flags(release, {"new_checkout": None})
     assert [(f.name, f.percentage, f.killed) for f in flags] == [("new_checkout", 0, False)]
     now = until_step(release, now, 3)  # flag at 25 %
-    assert release.desired_traffic()[US].new_weight == 100
+    assert desired_traffic(release)[US].new_weight == 100
     existing = FlagState(name="new_checkout", service="shop", percentage=5)
-    flags = release.desired_flags({"new_checkout": existing})
+    flags = desired_flags(release, {"new_checkout": existing})
     assert [(f.percentage, f.killed) for f in flags] == [(25, False)]
     assert release.current_percentage() == 25
     # rollback: the code stays, the kill switch turns the flag off
     release.request_rollback("alice", "conversion dropped", now)
-    desired = release.desired_traffic()
+    desired = desired_traffic(release)
     assert desired[US].new_weight == 100 and desired[US].flag == "new_checkout"
     assert desired[STAGING].new_weight == 0
-    flags = release.desired_flags({"new_checkout": existing.model_copy(update={"percentage": 25})})
+    flags = desired_flags(release, {"new_checkout": existing.model_copy(update={"percentage": 25})})
     assert [(f.percentage, f.killed) for f in flags] == [(0, True)]
 
 
@@ -506,19 +507,19 @@ def test_after_a_rollback_only_the_stable_version_serves() -> None:
     release = started_release(make_request(risk="medium"))
     now = until_step(release, T0, 2)
     release.request_rollback("alice", "no", now)
-    desired = release.desired_traffic()
+    desired = desired_traffic(release)
     assert set(desired) == {STAGING, US, EU}
     for state in desired.values():
         assert state.stable_version == STABLE
         assert state.new_version is None
         assert state.new_weight == 0 and state.mirror == 0 and state.instances_updated == 0
-    assert release.desired_flags({}) == []
+    assert desired_flags(release, {}) == []
 
 
 def test_a_completed_release_makes_the_new_version_stable() -> None:
     release = started_release(make_request(risk="low"))
     run(release, T0)
-    for state in release.desired_traffic().values():
+    for state in desired_traffic(release).values():
         assert state.stable_version == VERSION
         assert state.new_weight == 0
 
@@ -529,7 +530,7 @@ def test_current_percentage_while_critical_waits_for_approval_before_100() -> No
     release.approve("bob", now)  # the first prod step
     run(release, now, approver="", max_minutes=2000)
     assert release.pending_approval == f"step:{len(release.plan.steps) - 1}"
-    assert release.desired_traffic()[US].new_weight == 75
+    assert desired_traffic(release)[US].new_weight == 75
     assert release.current_percentage() == 75
 
 
@@ -570,7 +571,7 @@ def test_current_percentage_during_a_peak_hours_hold_is_the_live_step() -> None:
     run(release, T0, stop=lambda r: r.holding_until is not None)
     assert release.steps[1].status == "completed"
     assert release.steps[2].status == "pending"
-    assert release.desired_traffic()[US].new_weight == 1
+    assert desired_traffic(release)[US].new_weight == 1
     assert release.current_percentage() == 1
 
 
@@ -663,15 +664,11 @@ def judged_at_step(risk: str = "medium", index: int = 1) -> tuple[Release, datet
 
 def test_a_human_pause_holds_traffic_and_stops_judging() -> None:
     release, now = judged_at_step()
-    traffic = release.desired_traffic()
+    traffic = desired_traffic(release)
     release.pause("dave", "checking a customer report", now)
     assert release.status == "paused"
-    assert (release.pause_reason, release.paused_by, release.paused_at) == (
-        "checking a customer report",
-        "dave",
-        now,
-    )
-    assert release.desired_traffic() == traffic  # nothing moves back or forward
+    assert release.paused == PauseRecord(reason="checking a customer report", by="dave", at=now)
+    assert desired_traffic(release) == traffic  # nothing moves back or forward
     assert release.next_work(now + 20 * MINUTE) is None  # nothing observed or promoted
     [event] = release.collect_events()
     assert (event.action, event.actor, event.details) == (
@@ -680,7 +677,7 @@ def test_a_human_pause_holds_traffic_and_stops_judging() -> None:
         "checking a customer report",
     )
     release.resume("alice", now + 5 * MINUTE)
-    assert release.status == "rolling_out" and release.paused_by is None
+    assert release.status == "rolling_out" and release.paused is None
     assert release.steps[1].started_at == now + 5 * MINUTE  # fresh evidence
 
 
@@ -690,7 +687,7 @@ def test_pausing_twice_says_it_is_already_paused() -> None:
     assert release.pause_reason == "paused by alice"
     with pytest.raises(CommandRejected, match=r"already paused \(by alice at 14:\d\d:00 UTC\)"):
         release.pause("bob", "me too", now + MINUTE)
-    assert release.paused_by == "alice"
+    assert release.paused is not None and release.paused.by == "alice"
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 from bot.config import load_config
 from bot.domain.contract import InsufficientContext
 from bot.domain.judgement import TestResult as GuardrailTest
-from bot.domain.release import Release
+from bot.domain.release import PauseRecord, Release
 from bot.domain.request import ReleaseRequest
 from bot.parsing import LINE_KEYS, ParseError, parse_release
 from bot.ports.store import StoredEvent
@@ -236,7 +236,7 @@ def test_card_stays_within_limits_with_40_guardrails_and_long_changes() -> None:
     release.judgement = release.judgement.model_copy(
         update={"results": [*release.judgement.results, *results]}
     )
-    release.pause_reason = "why " * 2000
+    release.paused = PauseRecord(reason="why " * 2000, by="alice", at=now)
     text, out = status_card(release, now)
     assert_slack_safe((text, out))
     assert len(out) <= 50
@@ -252,7 +252,7 @@ def test_approval_request_mentions_approvers_and_offers_approve_and_reject() -> 
     plan = started_release(request).plan
     release = Release.create("rel-2", request, plan, ["U0ALICE1", "U0BOB22"], "U0DAVE33", T0)
     gated = gated_release(request)
-    release.checks = gated.checks
+    release.observed.checks = gated.observed.checks
     release.status, release.pending_approval = "awaiting_approval", "release"
     text, out = approval_request(release)
     assert_slack_safe((text, out))
@@ -272,7 +272,7 @@ def test_approval_request_lists_warning_checks_and_step_gates() -> None:
     release = started_release(make_request(risk="high"))
     run(release, T0, approver="", stop=lambda r: r.status == "awaiting_approval")
     assert release.pending_approval == "step:1"
-    release.checks = [*release.checks[:1], release.checks[1].model_copy(
+    release.observed.checks = [*release.observed.checks[:1], release.observed.checks[1].model_copy(
         update={"status": "warning", "details": "p95 +8% <vs> last build"}
     )]  # fmt: skip
     text, out = approval_request(release)

@@ -49,11 +49,13 @@ def read_handlers(ctx: Context) -> dict[str, ToolHandler]:
 
     def checks(_: dict[str, Any]) -> ToolOutcome:
         version = req.release_package.version
-        if rel is not None and rel.checks:
+        if rel is not None and rel.observed.checks:
             return _ok(
                 {
-                    "checks": [c.model_dump(mode="json") for c in rel.checks],
-                    "artifacts": rel.artifacts.model_dump(mode="json") if rel.artifacts else None,
+                    "checks": [c.model_dump(mode="json") for c in rel.observed.checks],
+                    "artifacts": rel.observed.artifacts.model_dump(mode="json")
+                    if rel.observed.artifacts
+                    else None,
                     "approvals": [a.model_dump(mode="json") for a in rel.approvals],
                     "blockers": rel.blockers,
                 }
@@ -70,11 +72,11 @@ def read_handlers(ctx: Context) -> dict[str, ToolHandler]:
         )
 
     def metrics(args: dict[str, Any]) -> ToolOutcome:
-        if rel is None or not rel.windows:
+        if rel is None or not rel.observed.windows:
             return _ok({"note": "no canary windows yet: the rollout has not reached a judged step"})
         minutes = _bounded(args, "minutes", 5, 120)
-        end = rel.windows[-1].end
-        recent = [w for w in rel.windows if (end - w.end).total_seconds() < minutes * 60]
+        end = rel.observed.windows[-1].end
+        recent = [w for w in rel.observed.windows if (end - w.end).total_seconds() < minutes * 60]
         return _ok([w.model_dump(mode="json") for w in recent])
 
     def analysis(_: dict[str, Any]) -> ToolOutcome:

@@ -78,3 +78,25 @@ class Plan(Model):
 
     def minutes(self, phase: str) -> float:
         return sum(s.bake_minutes for s in self.steps if s.phase == phase)
+
+
+def step_label(step: Step) -> str:
+    """How a step is named in the thread and the audit trail."""
+    where = ",".join(step.regions)
+    match step.kind:
+        case "shadow":
+            return f"shadow {step.mirror:g}% mirrored ({where})"
+        case "green_verify":
+            return f"green verify ({where})"
+        case "switch":
+            return f"blue-green switch ({where})"
+        case "dark_launch":
+            return "dark launch"
+        case "flag":
+            return f"flag {step.percentage:g}%"
+        case "batch":
+            return f"{step.percentage:g}% of instances ({where})"
+        case "env_deploy":
+            return f"{step.env} ({where})"
+        case _:
+            return f"{step.percentage:g}% ({where})"

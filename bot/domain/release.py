@@ -9,26 +9,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from bot.domain.base import Model, MutableModel
 from bot.domain.contract import Artifacts, Check
-from bot.domain.flags import FlagState
-from bot.domain.histogram import aggregate
 from bot.domain.judge import CanaryJudge
 from bot.domain.judgement import Judgement, judgement
 from bot.domain.locks import EnvLock, lock_note
 from bot.domain.narration import NARRATED, Narration
 from bot.domain.observations import (
-    CohortSample,
-    LogSummary,
-    Target,
-    TraceSummary,
-    TrafficState,
     WindowSample,
 )
-from bot.domain.plan import Plan, Step
-from bot.domain.planner import CONSECUTIVE_ERROR_LIMIT, in_ranges, instances_for, peak_ends
+from bot.domain.observed import Observed, VerificationResult
+from bot.domain.plan import Plan, Step, step_label
+from bot.domain.planner import CONSECUTIVE_ERROR_LIMIT, in_ranges, peak_ends
 from bot.domain.request import ReleaseRequest
 
 Status = Literal[
@@ -49,8 +43,6 @@ ENGINE = "release-bot"
 AGENT = "release-bot agent"
 VERIFY_KINDS = ("env_deploy", "green_verify", "dark_launch")
 EXTEND_LIMIT = 3.0  # a step may bake this many times its planned length while evidence accrues
-HISTORY_WINDOWS = 60
-RECENT_MINUTES = 5.0  # the span of recent windows kept for the report's health figures
 
 
 class CommandRejected(Exception):
@@ -99,17 +91,16 @@ class RollbackRecord(MutableModel):
     success: bool | None = None
 
 
-class VerificationResult(Model):
-    """What a verification step found: smoke tests and synthetic transactions."""
-
-    ok: bool
-    details: str
-    smoke_passed: int
-    smoke_failed: int
-    transactions: list[dict[str, float | str]] = []
+class PauseRecord(Model):
+    reason: str
+    by: str
+    at: datetime
 
 
 class Release(MutableModel):
+    """The state machine: what decides the release's next step. What it saw on the way is
+    kept apart in ``observed``; the outside world it wants is derived (``bot.domain.rollout``)."""
+
     id: str
     request: ReleaseRequest
     plan: Plan
@@ -119,40 +110,26 @@ class Release(MutableModel):
     channel: str | None = None  # where it was asked for (a Slack channel ID); the thread's home
     status: Status = "pending_gates"
     previous_version: str | None = None
-    checks: list[Check] = []
     blockers: list[str] = []
-    artifacts: Artifacts | None = None
     approvals: list[ApprovalRecord] = []
     pending_approval: str | None = None
-    rejected: bool = False
     step_index: int = -1
     steps: list[StepRecord] = []
     window_cursor: datetime | None = None
-    windows: list[WindowSample] = []  # the current step's last RECENT_MINUTES of windows
     canary_judge: CanaryJudge
-    step_canary: CohortSample = CohortSample(requests=0, errors=0)
-    step_baseline: CohortSample = CohortSample(requests=0, errors=0)
-    release_canary: CohortSample = CohortSample(requests=0, errors=0)
-    user_requests: int = 0  # requests the new version served to users (mirrors excluded)
-    baseline_history: list[CohortSample] = []
-    canary_error_rates: list[float] = []  # per-window canary error rate, recent, for the trend
     judgement: Judgement | None = None
     judged_step: int | None = None
     judged_at: datetime | None = None
     consecutive_metric_errors: int = 0
     alerts: list[AlertRecord] = []
-    verifications: list[VerificationResult] = []
-    logs: LogSummary | None = None  # summed over the current step's judged windows
-    traces: TraceSummary | None = None  # the latest judged window's
     rollback: RollbackRecord | None = None
-    pause_reason: str | None = None
-    paused_by: str | None = None
-    paused_at: datetime | None = None
+    paused: PauseRecord | None = None
     locked_scope: str | None = None  # the scope its automatic rollback locked, once
     holding_until: datetime | None = None
     finished_at: datetime | None = None
     narration: Narration | None = None  # set when an LLM agent speaks for this release
     read_by_agent: bool = False  # the agent read it from plain words: a person must approve
+    observed: Observed = Field(default_factory=Observed)
     revision: int = 0
     _events: list[Event] = PrivateAttr(default_factory=list)
 
@@ -194,7 +171,7 @@ class Release(MutableModel):
             ENGINE,
             now,
             f"{len(plan.steps)} steps: "
-            + ", ".join(_step_label(s) for s in plan.steps)
+            + ", ".join(step_label(s) for s in plan.steps)
             + (f"; {'; '.join(plan.notes)}" if plan.notes else ""),
         )
         return release
@@ -215,6 +192,10 @@ class Release(MutableModel):
         return events
 
     # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def pause_reason(self) -> str | None:
+        return self.paused.reason if self.paused is not None else None
 
     @property
     def version(self) -> str:
@@ -252,8 +233,7 @@ class Release(MutableModel):
         now: datetime,
     ) -> None:
         self._require("pending_gates")
-        self.checks = checks
-        self.artifacts = artifacts
+        self.observed.checks, self.observed.artifacts = checks, artifacts
         self.previous_version = previous_version
         for check in checks:
             self._record(
@@ -286,7 +266,7 @@ class Release(MutableModel):
     def _ask_approval(self, gate: str, now: datetime) -> None:
         self.status = "awaiting_approval"
         self.pending_approval = gate
-        what = "the release" if gate == "release" else _step_label(self.plan.steps[int(gate[5:])])
+        what = "the release" if gate == "release" else step_label(self.plan.steps[int(gate[5:])])
         self._record(
             "approval_requested",
             ENGINE,
@@ -335,7 +315,6 @@ class Release(MutableModel):
         if self.status != "awaiting_approval" or self.pending_approval is None:
             raise CommandRejected(f"{self.id} is not waiting for approval (status: {self.status})")
         gate, self.pending_approval = self.pending_approval, None
-        self.rejected = True
         self._record("rejected", approver, now, f"{gate}: {reason}")
         if gate == "release":
             self.blockers = [f"change approval rejected by {approver}: {reason}"]
@@ -370,11 +349,9 @@ class Release(MutableModel):
             return
         record = self.steps[index]
         record.status, record.started_at = "active", now
-        self.windows, self.window_cursor = [], now
-        self.step_canary = CohortSample(requests=0, errors=0)
-        self.step_baseline = CohortSample(requests=0, errors=0)
+        record.requests, self.window_cursor = 0, now
         self.consecutive_metric_errors = 0
-        self.logs = self.traces = None  # telemetry describes the step being judged
+        self.observed.start_step()
         if step.kind not in VERIFY_KINDS:
             self.canary_judge.start_stage(now, step.bake_minutes)
         self._record(
@@ -436,10 +413,8 @@ class Release(MutableModel):
         step = self.current_step
         if step is None or not self.needs_verification(now):
             return
-        self.verifications.append(result)
-        self._record(
-            "verified", ENGINE, now, f"{_step_label(step)}: {result.details}", ok=result.ok
-        )
+        self.observed.verifications.append(result)
+        self._record("verified", ENGINE, now, f"{step_label(step)}: {result.details}", ok=result.ok)
         if not result.ok:
             self.steps[step.index].health = "unhealthy"
             self._start_rollback(
@@ -468,20 +443,8 @@ class Release(MutableModel):
             return
         self.consecutive_metric_errors = 0
         self.window_cursor = sample.end
-        self.windows = [
-            w for w in [*self.windows, sample] if w.end > now - timedelta(minutes=RECENT_MINUTES)
-        ]
-        self.step_canary = aggregate([self.step_canary, sample.canary])
-        self.step_baseline = aggregate([self.step_baseline, sample.baseline])
-        self.release_canary = aggregate([self.release_canary, sample.canary])
-        self.steps[step.index].requests = self.step_canary.requests
-        if step.kind != "shadow":
-            self.user_requests += sample.canary.requests
-        if sample.baseline.requests:
-            self.baseline_history = [*self.baseline_history, sample.baseline][-HISTORY_WINDOWS:]
-        if sample.canary.requests:
-            rate = sample.canary.errors / sample.canary.requests * 100
-            self.canary_error_rates = [*self.canary_error_rates, rate][-HISTORY_WINDOWS:]
+        self.steps[step.index].requests += sample.canary.requests
+        self.observed.add_window(sample, now, served_users=step.kind != "shadow")
         self.canary_judge.observe(sample)
         verdict = self._judge(step.index, now)
         for result in verdict.breached("alert"):
@@ -521,7 +484,7 @@ class Release(MutableModel):
                 "analysis_passed",
                 ENGINE,
                 now,
-                f"{_step_label(step)}: every gating test within bounds over "
+                f"{step_label(step)}: every gating test within bounds over "
                 f"{verdict.canary_requests} canary requests "
                 f"(confidence {verdict.statistical_confidence:.3f})",
             )
@@ -572,24 +535,13 @@ class Release(MutableModel):
         else:
             self._pause(reason, now)
 
-    def record_telemetry(self, logs: list[LogSummary], traces: list[TraceSummary]) -> None:
-        """Logs and traces seen during the window just judged, read while it was live."""
-        for summary in logs:
-            self.logs = summary if self.logs is None else _add_logs(self.logs, summary)
-        if traces:
-            self.traces = TraceSummary(
-                critical_path_ms=max(t.critical_path_ms for t in traces),
-                dependency_failures=sorted({d for t in traces for d in t.dependency_failures}),
-                bottlenecks=sorted({b for t in traces for b in t.bottlenecks}),
-            )
-
     def _advance(self, now: datetime) -> None:
         step = self.current_step
         assert step is not None
         record = self.steps[step.index]
         record.status, record.completed_at = "completed", now
         self._record(
-            "step_completed", ENGINE, now, f"{_step_label(step)} completed", step=step.index
+            "step_completed", ENGINE, now, f"{step_label(step)} completed", step=step.index
         )
         if step.index + 1 >= len(self.plan.steps):
             self._finish("completed", now)
@@ -604,7 +556,7 @@ class Release(MutableModel):
                 "holding",
                 ENGINE,
                 now,
-                f"peak hours: {_step_label(nxt)} waits until {self.holding_until:%H:%M} UTC",
+                f"peak hours: {step_label(nxt)} waits until {self.holding_until:%H:%M} UTC",
             )
             return
         self._start_step(nxt.index, now)
@@ -645,17 +597,17 @@ class Release(MutableModel):
         )
 
     def _pause(self, reason: str, now: datetime, actor: str = ENGINE) -> None:
-        self.status, self.pause_reason, self.pending_approval = "paused", reason, None
-        self.paused_by, self.paused_at = actor, now
+        self.status, self.pending_approval = "paused", None
+        self.paused = PauseRecord(reason=reason, by=actor, at=now)
         self._record("paused", actor, now, reason)
 
     def pause(self, actor: str, reason: str, now: datetime) -> None:
         """A human stops the rollout where it stands: traffic stays as it is, nothing is
         judged or promoted until someone resumes (the step restarts) or rolls back."""
-        if self.status == "paused":
+        if self.status == "paused" and self.paused is not None:
             raise CommandRejected(
-                f"{self.id} is already paused (by {self.paused_by} at "
-                f"{self.paused_at or now:%H:%M:%S} UTC): {self.pause_reason}"
+                f"{self.id} is already paused (by {self.paused.by} at "
+                f"{self.paused.at:%H:%M:%S} UTC): {self.paused.reason}"
             )
         if self.status != "rolling_out" and not (
             self.status == "awaiting_approval" and self.step_index >= 0
@@ -667,7 +619,7 @@ class Release(MutableModel):
         if self.status != "paused":
             raise CommandRejected(f"{self.id} is not paused (status: {self.status})")
         self._record("resumed", actor, now, f"resumed after: {self.pause_reason}")
-        self.pause_reason = self.paused_by = self.paused_at = None
+        self.paused = None
         self.status = "rolling_out"
         if self.holding_until is None:  # a step held for peak hours starts when they end
             self._start_step(self.step_index, now)  # again, with fresh evidence
@@ -676,7 +628,7 @@ class Release(MutableModel):
         """An approver ends the current step's bake early and the next step starts (its own
         gates, holds and checks still apply); ``promotion_refusal`` says when it may not."""
         step = self.current_step
-        label = _step_label(step) if step is not None else ""
+        label = step_label(step) if step is not None else ""
         verifying = step is not None and step.kind in VERIFY_KINDS
         if refusal := self._promotion_refusal(label, verifying):
             raise CommandRejected(refusal)
@@ -810,141 +762,5 @@ class Release(MutableModel):
         if self.status not in statuses:
             raise CommandRejected(f"{self.id} is {self.status}, expected {' or '.join(statuses)}")
 
-    # -- desired state of the outside world -----------------------------------------------------
 
-    def desired_traffic(self) -> dict[Target, TrafficState]:
-        """For every environment the release has reached, the traffic state it should have."""
-        service, version = self.request.service, self.version
-        total = self.plan.instances
-        flag = self._gating_flag()
-        out: dict[Target, TrafficState] = {}
-        for env in self.plan.environments:
-            target = Target(service=service, env=env.name, region=env.region)
-            reached = [
-                s
-                for s in self.plan.steps
-                if s.env == env.name
-                and env.region in s.regions
-                and self.steps[s.index].status != "pending"
-            ]
-            if not reached:
-                continue
-            stable = TrafficState(stable_version=self.previous_version, instances_total=total)
-            if self.status == "completed":
-                out[target] = TrafficState(stable_version=version, instances_total=total)
-            elif self.rollback is not None:
-                if self.plan.strategy == "feature_flag" and env.name == "prod":
-                    # The kill switch is the rollback: the code stays, the flag goes off.
-                    out[target] = _state_for(reached[-1], stable, version, total, flag)
-                else:
-                    out[target] = stable
-            else:
-                out[target] = _state_for(reached[-1], stable, version, total, flag)
-        return out
-
-    def _gating_flag(self) -> str | None:
-        flags = self.request.deployment_config.flags
-        return flags[0].name if self.plan.strategy == "feature_flag" and flags else None
-
-    def desired_flags(self, existing: dict[str, FlagState | None]) -> list[FlagState]:
-        """Flag states to write: configured at the start, ramped, or killed on rollback."""
-        if self.step_index < 0 and self.status != "completed":
-            return []
-        out: list[FlagState] = []
-        gating = self._gating_flag()
-        for spec in self.request.deployment_config.flags:
-            current = existing.get(spec.name) or FlagState(
-                name=spec.name, service=self.request.service
-            )
-            if self.rollback is not None:
-                wanted = current.model_copy(update={"killed": True, "percentage": 0.0})
-            elif spec.name == gating:
-                pct = 0.0
-                for s in self.plan.steps:
-                    if s.kind == "flag" and self.steps[s.index].status != "pending":
-                        pct = s.percentage
-                if self.status == "completed":
-                    pct = spec.percentage
-                wanted = current.model_copy(update={"percentage": pct, "killed": False})
-            else:
-                wanted = current.model_copy(update={"percentage": spec.percentage, "killed": False})
-            if wanted != current or existing.get(spec.name) is None:
-                out.append(wanted)
-        return out
-
-
-def _add_logs(a: LogSummary, b: LogSummary) -> LogSummary:
-    def add(x: dict[str, int], y: dict[str, int]) -> dict[str, int]:
-        return {k: x.get(k, 0) + y.get(k, 0) for k in x.keys() | y.keys()}
-
-    return LogSummary(
-        baseline_errors_by_type=add(a.baseline_errors_by_type, b.baseline_errors_by_type),
-        canary_errors_by_type=add(a.canary_errors_by_type, b.canary_errors_by_type),
-        baseline_lines=a.baseline_lines + b.baseline_lines,
-        canary_lines=a.canary_lines + b.canary_lines,
-    )
-
-
-def _state_for(
-    step: Step, stable: TrafficState, version: str, total: int, flag: str | None
-) -> TrafficState:
-    base = stable.model_copy(update={"new_version": version})
-    match step.kind:
-        case "traffic":
-            return base.model_copy(
-                update={
-                    "new_weight": step.percentage,
-                    "instances_updated": instances_for(step.percentage, total),
-                }
-            )
-        case "shadow":
-            return base.model_copy(
-                update={
-                    "mirror": step.mirror,
-                    "instances_updated": instances_for(step.mirror, total),
-                }
-            )
-        case "green_verify":
-            return base.model_copy(update={"instances_updated": total})
-        case "batch":
-            updated = instances_for(step.percentage, total)
-            return base.model_copy(
-                update={
-                    "instances_updated": updated,
-                    "new_weight": round(updated / total * 100, 2) if total else 0,
-                }
-            )
-        case "dark_launch" | "flag":
-            return base.model_copy(
-                update={"new_weight": 100.0, "instances_updated": total, "flag": flag}
-            )
-        case _:  # env_deploy, switch
-            return base.model_copy(update={"new_weight": 100.0, "instances_updated": total})
-
-
-def _step_label(step: Step) -> str:
-    where = ",".join(step.regions)
-    match step.kind:
-        case "shadow":
-            return f"shadow {step.mirror:g}% mirrored ({where})"
-        case "green_verify":
-            return f"green verify ({where})"
-        case "switch":
-            return f"blue-green switch ({where})"
-        case "dark_launch":
-            return "dark launch"
-        case "flag":
-            return f"flag {step.percentage:g}%"
-        case "batch":
-            return f"{step.percentage:g}% of instances ({where})"
-        case "env_deploy":
-            return f"{step.env} ({where})"
-        case _:
-            return f"{step.percentage:g}% ({where})"
-
-
-def step_label(step: Step) -> str:
-    return _step_label(step)
-
-
-__all__ = ["ACTIVE", "CommandRejected", "Event", "Release", "VerificationResult", "step_label"]
+__all__ = ["ACTIVE", "CommandRejected", "Event", "PauseRecord", "Release"]

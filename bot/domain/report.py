@@ -59,7 +59,8 @@ from bot.domain.contract import (
 from bot.domain.flags import FlagState
 from bot.domain.histogram import aggregate, quantile_ms
 from bot.domain.observations import CheckEvidence, DependencyProbe
-from bot.domain.release import Event, Release, step_label
+from bot.domain.plan import step_label
+from bot.domain.release import Event, Release
 from bot.domain.summary import summarise
 
 SUMMARY_WORDS = 200
@@ -84,8 +85,8 @@ def build_report(release: Release, events: Sequence[Event], ctx: ReportContext) 
         status=status,
         summary=_clip(_agent_summary(release) or summarise(release, events), SUMMARY_WORDS),
         pre_deployment=PreDeployment(
-            checks=release.checks,
-            artifacts=release.artifacts or _unverified_artifacts(release),
+            checks=release.observed.checks,
+            artifacts=release.observed.artifacts or _unverified_artifacts(release),
             approvals=[
                 Approval(
                     type=a.type, approver=a.approver, timestamp=iso(a.at), conditions=a.conditions
@@ -218,7 +219,7 @@ def _stage_health(release: Release, index: int) -> Literal["healthy", "degraded"
     if record.health is not None:
         return record.health
     # Not judged yet: the health of what runs there now, the stable version, as measured.
-    stable = aggregate(release.baseline_history)
+    stable = aggregate(release.observed.baseline_history)
     if not stable.requests:
         return "healthy"
     rate = stable.errors / stable.requests * 100
@@ -241,7 +242,7 @@ def _rollout(release: Release) -> ProgressiveRollout:
             for s in prod
         ],
         current_percentage=release.current_percentage(),
-        users_affected=release.user_requests,
+        users_affected=release.observed.user_requests,
         rollout_velocity=release.plan.velocity,
     )
 
@@ -282,7 +283,7 @@ def _trend(rates: list[float]) -> Literal["stable", "increasing", "decreasing"]:
 
 def _health(release: Release, ctx: ReportContext) -> HealthMetrics:
     g = release.request.guardrails
-    recent = release.windows
+    recent = release.observed.windows
     canary = aggregate([w.canary for w in recent])
     baseline = aggregate([w.baseline for w in recent])
     seconds = sum((w.end - w.start).total_seconds() for w in recent)
@@ -327,7 +328,7 @@ def _health(release: Release, ctx: ReportContext) -> HealthMetrics:
         error_rate=ErrorRateHealth(
             current=round(error, 4),
             threshold=g.error_rate.value,
-            trend=_trend(release.canary_error_rates),
+            trend=_trend(release.observed.canary_error_rates),
         ),
         latency=Latency(
             p50=round(quantile_ms(served.latency_buckets, 0.5) or 0.0, 2),
@@ -363,7 +364,7 @@ def _monitoring(release: Release, ctx: ReportContext) -> Monitoring:
                 action_taken=a.action_taken if a else "none: did not fire",
             )
         )
-    logs = release.logs
+    logs = release.observed.logs
     if logs is not None:
         new_types = sorted(set(logs.canary_errors_by_type) - set(logs.baseline_errors_by_type))
         c_err = sum(logs.canary_errors_by_type.values())
@@ -375,7 +376,7 @@ def _monitoring(release: Release, ctx: ReportContext) -> Monitoring:
         log_out = Logs(error_spike=spike, new_error_types=new_types, log_volume=volume)
     else:
         log_out = Logs(error_spike=False, new_error_types=[], log_volume="normal")
-    traces = release.traces
+    traces = release.observed.traces
     return Monitoring(
         dashboards=[
             Dashboard(name=d.name, url=d.url, key_metrics=d.key_metrics) for d in cfg.dashboards
@@ -484,9 +485,13 @@ def _artifacts(
 
 def _post(release: Release, ctx: ReportContext, events: Sequence[Event]) -> PostDeployment:
     smoke = [e for e in ctx.evidence if e.name == "smoke_tests"]
-    passed = sum(e.passed for e in smoke) + sum(v.smoke_passed for v in release.verifications)
-    failed = sum(e.failed for e in smoke) + sum(v.smoke_failed for v in release.verifications)
-    latest = release.verifications[-1] if release.verifications else None
+    passed = sum(e.passed for e in smoke) + sum(
+        v.smoke_passed for v in release.observed.verifications
+    )
+    failed = sum(e.failed for e in smoke) + sum(
+        v.smoke_failed for v in release.observed.verifications
+    )
+    latest = release.observed.verifications[-1] if release.observed.verifications else None
     txs = [
         KeyTransaction(
             name=str(t["name"]),
@@ -495,7 +500,9 @@ def _post(release: Release, ctx: ReportContext, events: Sequence[Event]) -> Post
         )
         for t in (latest.transactions if latest else [])
     ]
-    verified = bool(release.verifications) and all(v.ok for v in release.verifications)
+    verified = bool(release.observed.verifications) and all(
+        v.ok for v in release.observed.verifications
+    )
     reported = [e for e in events if e.action == "issue_reported"]
     return PostDeployment(
         smoke_tests=SmokeTests(passed=passed, failed=failed, critical_paths_verified=verified),
@@ -547,8 +554,8 @@ def _risk(release: Release, ctx: ReportContext) -> RiskAssessment:
     data_risk: Literal["none", "low", "medium", "high"] = (
         "high" if irreversible else "medium" if migrations else "none"
     )
-    warnings = sum(1 for c in release.checks if c.status == "warning")
-    failures = sum(1 for c in release.checks if c.status == "fail")
+    warnings = sum(1 for c in release.observed.checks if c.status == "warning")
+    failures = sum(1 for c in release.observed.checks if c.status == "fail")
     judged = (
         release.judgement.statistical_confidence
         if release.judgement and release.judgement.recommendation != "rollback"
@@ -599,7 +606,7 @@ def _agent_actions(release: Release) -> list[NextAction]:
 def _compliance(release: Release, ctx: ReportContext, events: Sequence[Event]) -> Compliance:
     board: Literal["approved", "pending", "rejected"] = (
         "rejected"
-        if release.rejected
+        if any(e.action == "rejected" for e in events)
         else "approved"
         if any(a.gate == "release" for a in release.approvals)
         else "pending"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.domain.release import Event, Release, step_label
+from bot.domain.plan import step_label
+from bot.domain.release import Event, Release
 
 
 def summarise(release: Release, events: Sequence[Event]) -> str:
@@ -14,7 +15,7 @@ def summarise(release: Release, events: Sequence[Event]) -> str:
         f" to {', '.join(req.deployment_config.environments)}"
         f" in {', '.join(req.deployment_config.regions)}."
     )
-    checks = release.checks
+    checks = release.observed.checks
     gates = ""
     if checks:
         fails = [c.check for c in checks if c.status == "fail"]

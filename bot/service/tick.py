@@ -10,8 +10,10 @@ from datetime import datetime
 from bot.domain.gates import run_gates
 from bot.domain.histogram import aggregate
 from bot.domain.observations import Target, WindowSample
-from bot.domain.release import ENGINE, Release, VerificationResult
+from bot.domain.observed import VerificationResult
+from bot.domain.release import ENGINE, Release
 from bot.domain.request import EnvName
+from bot.domain.rollout import desired_flags, desired_traffic
 from bot.ports.metrics import MetricsUnavailable
 from bot.service.gates import auto_approves, gate_evidence
 from bot.service.outbox import deliver
@@ -80,7 +82,7 @@ def _observe(services: Services, release: Release, now: datetime) -> None:
     except MetricsUnavailable as exc:
         release.record_metrics_error(str(exc) or "no data", now)
         return
-    release.record_telemetry(logs, traces)
+    release.observed.add_telemetry(logs, traces)
     window = WindowSample(
         start=start,
         end=now,
@@ -134,7 +136,7 @@ def _verify(services: Services, release: Release, now: datetime) -> Verification
 
 
 def _restored(services: Services, release: Release) -> bool:
-    for target, desired in release.desired_traffic().items():
+    for target, desired in desired_traffic(release).items():
         actual = services.traffic.state(target)
         if actual.new_weight != desired.new_weight or actual.mirror != desired.mirror:
             return False
@@ -154,13 +156,13 @@ def _run_gates(services: Services, release: Release, now: datetime) -> None:
 
 def converge(services: Services, release: Release) -> None:
     """Make the router and the flags match the release's persisted state (idempotent)."""
-    for target, desired in release.desired_traffic().items():
+    for target, desired in desired_traffic(release).items():
         if services.traffic.state(target) != desired:
             services.traffic.apply(target, desired)
     existing = {f.name: services.flags.get(f.name) for f in release.request.deployment_config.flags}
     svc = services.config.for_service(release.request.service)
     settings = {f.name: f for f in svc.flag_settings}
-    for flag in release.desired_flags(existing):
+    for flag in desired_flags(release, existing):
         cfg = settings.get(flag.name)
         if existing.get(flag.name) is None and cfg is not None:
             flag = flag.model_copy(

@@ -356,10 +356,14 @@ def approval_request(release: Release) -> tuple[str, list[Block]]:
         return fallback(text), [context(esc(text))]
     pkg, what = release.request.release_package, gate_words(release, gate)
     mentions = ", ".join(who(a) for a in release.approvers) or "an approver"
-    issues = [c for c in release.checks if c.status != "pass"]
+    issues = [c for c in release.observed.checks if c.status != "pass"]
     checks = "\n".join(
         f"{'❌' if c.status == 'fail' else '⚠️'} {esc(c.check)}: {esc(c.details)}" for c in issues
-    ) or (f"✅ all {len(release.checks)} pre-deployment checks pass" if release.checks else "")
+    ) or (
+        f"✅ all {len(release.observed.checks)} pre-deployment checks pass"
+        if release.observed.checks
+        else ""
+    )
     ticket = f" · ticket {esc(pkg.change_ticket)}" if pkg.change_ticket else ""
     lines = [
         f"✋ {mentions}: approve *{esc(what)}* of *{esc(title)}*?",

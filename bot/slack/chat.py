@@ -28,7 +28,8 @@ from sqlite_utils import Migrations
 
 from bot.adapters.sqlite.database import Database
 from bot.charts import guardrail_limits, stage_chart
-from bot.domain.release import Release, step_label
+from bot.domain.plan import step_label
+from bot.domain.release import Release
 from bot.ports.chat import AbstractChat
 from bot.ports.series import AbstractSeries
 from bot.ports.store import StoredEvent

@@ -93,6 +93,40 @@ def add_narration(db: sqlite_utils.Database) -> None:
     db.table("llm_calls").create_index(["release_id"])
 
 
+# Release state before ``observed_apart``: what a release saw (gate verdicts, windows, logs…)
+# and its pause were top-level fields; three running sums nothing read, and ``rejected`` (the audit trail says it), are gone.
+_OBSERVED = ("checks", "artifacts", "windows", "user_requests", "baseline_history",
+             "canary_error_rates", "logs", "traces", "verifications")  # fmt: skip
+_DROPPED = ("step_canary", "step_baseline", "release_canary", "rejected", "pause_reason",
+            "paused_by", "paused_at")  # fmt: skip
+
+
+def observed_apart_state(state: dict[str, object]) -> dict[str, object]:
+    """A stored release state as ``observed_apart`` rewrites it; a new one as it is."""
+    if "observed" in state:
+        return state
+    out = {k: v for k, v in state.items() if k not in _OBSERVED + _DROPPED}
+    out["observed"] = {k: state[k] for k in _OBSERVED if k in state}
+    reason = state.get("pause_reason")
+    out["paused"] = (
+        {
+            "reason": reason,
+            "by": state.get("paused_by") or "release-bot",
+            "at": state.get("paused_at") or state["created_at"],
+        }
+        if reason is not None
+        else None
+    )
+    return out
+
+
+@migrations()
+def observed_apart(db: sqlite_utils.Database) -> None:
+    for row in list(db.query("SELECT id, state FROM releases")):
+        state = observed_apart_state(json.loads(row["state"]))
+        db.execute("UPDATE releases SET state = ? WHERE id = ?", [json.dumps(state), row["id"]])
+
+
 def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
