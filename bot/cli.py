@@ -590,8 +590,8 @@ def serve(env_file: str) -> None:
     reconcile tick in the same process (the Procfile's web process)."""
     import logging
 
+    from bot.serve.wiring import serve_forever
     from bot.settings import SettingsError, load_settings
-    from bot.slack.serve import serve_forever
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

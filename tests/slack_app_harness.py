@@ -1,6 +1,6 @@
 """A running release-bot Slack app on 127.0.0.1 against the fake Slack Web API.
 
-The app is the real one (``bot.slack.serve.wire``: waitress, Bolt, the engine on SQLite,
+The app is the real one (``bot.serve.wiring.wire``: waitress, Bolt, the engine on SQLite,
 the simulated fleet); only the clock is virtual, moved by ``tick`` so a release that takes
 an hour of virtual time runs in seconds. Requests are real HTTP, signed like Slack's.
 """
@@ -17,9 +17,9 @@ from typing import Any
 
 from bot.domain.release import Release
 from bot.ports.llm import AbstractLLM
+from bot.serve.wiring import SlackWiring, wire
 from bot.service import Services
 from bot.settings import Settings
-from bot.slack.serve import SlackWiring, wire
 from tests.fake_slack import FakeSlack
 from tests.slack_signing import block_action_body, post, signed_headers, slash_command_body
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.serve.wiring import wire
 from bot.settings import Settings, SettingsError
-from bot.slack.serve import wire
 from tests.conftest import ROOT
 from tests.fake_slack import FakeSlack
 from tests.slack_signing import post

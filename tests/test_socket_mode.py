@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl
 import pytest
 
 from bot.domain.release import Release
+from bot.serve.wiring import SlackWiring, wire
 from bot.slack import blocks
-from bot.slack.serve import SlackWiring, wire
 from tests.fake_slack import BOT_USER_ID, FakeSlack
 from tests.fake_socket_mode import (
     OP_CLOSE,

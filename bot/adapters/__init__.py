@@ -1,1 +1,2 @@
-"""Adapters: the real and embedded implementations of the ports in ``bot.ports``."""
+"""Adapters: the real and embedded implementations of the ports in ``bot.ports``, grouped by
+what they plug into (``sqlite/``, ``sim/``, ``llm/``); ARCHITECTURE.md has the map."""

@@ -1,4 +1,5 @@
-"""Wiring for ``release-bot serve``: the embedded engine plus Slack as its chat."""
+"""Wiring for ``release-bot serve``: the engine with Slack as its chat (``bot.bootstrap``), the
+Bolt app around it, and the HTTP server (or Socket Mode); ``serve_forever`` runs them."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot.bootstrap import SlackOptions, Wiring, bootstrap
 from bot.ports.llm import AbstractLLM
+from bot.serve.app import build_app
+from bot.serve.web import Server, WebApp
 from bot.settings import Settings, SettingsError
-from bot.slack.app import build_app
 from bot.slack.context import SlackServices
-from bot.slack.web import Server, WebApp
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,79 @@
+"""The one ticker behind ``run``, ``worker`` and ``serve``: every tick moves a virtual clock by
+one tick, whichever way it runs."""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.adapters.terminal import TerminalChat
+from bot.bootstrap import Wiring, bootstrap
+from bot.domain.release import Release
+from bot.service import approve, start_release
+
+START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
+LINE = 'payments-api 2.4.1 risk=medium ticket=CHG-1 changes="fix refunds"'
+
+
+def wired(path: Path | str, tick_seconds: float = 10.0) -> tuple[Wiring, Release]:
+    wiring = bootstrap(
+        path, clock_start=START, chat=TerminalChat(io.StringIO()), tick_seconds=tick_seconds
+    )
+    started = start_release(wiring.services, LINE, "dave")
+    assert isinstance(started, Release)
+    approve(wiring.services, started.id, "alice")
+    return wiring, started
+
+
+def test_each_tick_moves_the_virtual_clock_by_one_tick() -> None:
+    wiring, release = wired(":memory:")
+    clock = wiring.virtual_clock
+    assert clock is not None
+    wiring.ticker.tick()
+    wiring.ticker.tick()
+    assert clock.now() == START + timedelta(seconds=20)
+    assert wiring.services.store.get(release.id).status == "rolling_out"
+
+
+def test_run_until_ticks_in_turn_until_done_and_counts_its_own_ticks() -> None:
+    wiring, release = wired(":memory:")
+    seen: list[int] = []
+    store = wiring.services.store
+    wiring.ticker.run_until(lambda: store.get(release.id).step_index >= 1, on_tick=seen.append)
+    assert seen == list(range(1, len(seen) + 1))
+    assert wiring.virtual_clock is not None
+    assert wiring.virtual_clock.now() == START + timedelta(seconds=10 * len(seen))
+
+
+def test_run_until_raises_what_a_tick_raised_in_the_callers_thread() -> None:
+    wiring, _ = wired(":memory:")
+
+    def broken() -> bool:
+        raise RuntimeError("the done check broke")
+
+    with pytest.raises(RuntimeError, match="the done check broke"):
+        wiring.ticker.run_until(broken)
+
+
+def test_the_background_ticker_of_worker_and_serve_moves_a_virtual_clock(tmp_path: Path) -> None:
+    """``release-bot worker --virtual-clock`` used to tick without ever moving time."""
+    wiring, release = wired(tmp_path / "bot.db", tick_seconds=0.02)
+    clock = wiring.virtual_clock
+    assert clock is not None
+    five_ticks = START + timedelta(seconds=0.1)
+    wiring.ticker.start()
+    try:
+        deadline = time.monotonic() + 60  # a stuck ticker fails; a slow machine does not
+        while clock.now() < five_ticks and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        wiring.ticker.stop()
+    assert clock.now() >= five_ticks, "the ticker never moved the virtual clock"
+    ticks = wiring.ticker.telemetry.registry.get_sample_value("release_bot_ticks_total")
+    assert ticks is not None and ticks >= 5
+    assert wiring.services.store.get(release.id).status == "rolling_out"
+    wiring.close()
