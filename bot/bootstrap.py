@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 from bot.adapters.clock import RealClock, VirtualClock
 from bot.adapters.llm.none import NoLLM
 from bot.adapters.llm.rules import RulePlanner
+from bot.adapters.llm.settings import read_settings
 from bot.adapters.sim import fleet as sim_fleet
 from bot.adapters.sim.ci import SimulatedCI
 from bot.adapters.sim.fleet import SimulatedFleet
-from bot.adapters.sim.profiles import load_profiles
+from bot.adapters.sim.profiles import Profiles, load_profiles
 from bot.adapters.sqlite import checks as sqlite_checks
 from bot.adapters.sqlite import flags as sqlite_flags
 from bot.adapters.sqlite import locks as sqlite_locks
@@ -33,6 +34,7 @@ from bot.adapters.sqlite.series import SqliteSeries
 from bot.adapters.sqlite.store import SqliteReleaseStore
 from bot.adapters.terminal import TerminalChat
 from bot.config import load_config
+from bot.domain.config import Config
 from bot.ports.chat import AbstractChat
 from bot.ports.llm import AbstractLLM
 from bot.presenters import agent_line
@@ -64,9 +66,9 @@ class SlackOptions:
 
     token: str
     api_url: str
-    default_channel: str | None = None
-    post_interval: float = 1.0
-    home_interval: float = 10.0
+    default_channel: str | None
+    post_interval: float
+    home_interval: float
 
 
 @dataclass
@@ -80,10 +82,24 @@ class Wiring:
 
     def close(self) -> None:
         """Stop the ticker, finish Slack's pending work, close the database."""
-        self.ticker.stop()
-        if self.slack is not None:
-            self.slack.close()
-        self.database.close()
+        try:
+            self.ticker.stop()
+            if self.slack is not None:
+                self.slack.close()
+        finally:
+            self.database.close()
+
+
+def llm_from_env(env_file: str | Path | None = ".env") -> AbstractLLM:
+    """The agent's model: Anthropic when ``ANTHROPIC_API_KEY`` is set, else ``NoLLM`` (the rules
+    do every agent step and no API call is ever made). Without a key the SDK is not even
+    imported: it costs over a second at every CLI start."""
+    settings = read_settings(env_file)
+    if settings.anthropic_api_key is None or not settings.anthropic_api_key.get_secret_value():
+        return NoLLM()
+    from bot.adapters.llm.anthropic import AnthropicLLM
+
+    return AnthropicLLM.from_settings(settings)
 
 
 def bootstrap(
@@ -103,14 +119,35 @@ def bootstrap(
     replaces it; ``slack`` puts Slack there). ``llm``: the agent's model (``llm_from_env``);
     none means the rules do every agent step."""
     config = load_config(config_path)
+    profiles = load_profiles()
     database = Database(db_path)
+    try:
+        return _wire(database, config, profiles, virtual_clock, clock_start, seed, chat, slack,
+                     tick_seconds, llm)  # fmt: skip
+    except BaseException:
+        database.close()
+        raise
+
+
+def _wire(
+    database: Database,
+    config: Config,
+    profiles: Profiles,
+    virtual_clock: bool,
+    clock_start: datetime | None,
+    seed: int,
+    chat: AbstractChat | None,
+    slack: SlackOptions | None,
+    tick_seconds: float,
+    llm: AbstractLLM | None,
+) -> Wiring:
     database.migrate(*EMBEDDED_MIGRATIONS)
     store = SqliteReleaseStore(database)
     clock = VirtualClock(store, clock_start) if virtual_clock else RealClock()
     flags = SqliteFlags(database)
     checks = SqliteChecks(database)
     series = SqliteSeries(database)
-    fleet = SimulatedFleet(database, load_profiles(), flags, seed=seed)
+    fleet = SimulatedFleet(database, profiles, flags, seed=seed)
     slack_parts = (
         _slack_parts(
             slack, database, store, series, lambda release_id: _report(services, release_id)

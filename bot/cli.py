@@ -15,7 +15,6 @@ from typing import Any, NoReturn
 import click
 from pydantic import BaseModel
 
-from bot.adapters.llm.from_env import llm_from_env
 from bot.adapters.llm.settings import LLMSettingsError
 from bot.adapters.sim.faults import FaultSpecError, parse_fault
 from bot.analyze import (
@@ -26,7 +25,7 @@ from bot.analyze import (
     summary_record,
     window_record,
 )
-from bot.bootstrap import DEFAULT_DB, Wiring, bootstrap
+from bot.bootstrap import DEFAULT_DB, Wiring, bootstrap, llm_from_env
 from bot.config import ConfigError, load_config
 from bot.domain.contract import InsufficientContext, contract_json_schema
 from bot.domain.release import CommandRejected, Release

@@ -433,17 +433,30 @@ def _line_error(token: str, bad: BadValue) -> ParseError:
     return ParseError(f"{token}: {bad.problem}; {spec.hint}, e.g. {spec.line}")
 
 
-def line_tokens(text: str) -> list[str]:
+def line_tokens(text: str, lenient: bool = False) -> list[str]:
     """A /release line's tokens: Slack's retyped quotes straightened, quoted values kept
-    whole, a leading ``/release`` dropped. ParseError on unbalanced quotes."""
+    whole, a leading ``/release`` dropped. Unbalanced quotes are a ParseError, or (lenient)
+    the text split at its spaces."""
+    plain = text.translate(SMART_QUOTES)
     try:
-        tokens = shlex.split(text.translate(SMART_QUOTES))
+        tokens = shlex.split(plain)
     except ValueError as exc:
+        if lenient:
+            tokens = plain.split()
+            return tokens[1:] if tokens[:1] == ["/release"] else tokens
         raise ParseError(
             f"{text.strip()}: {exc} (unbalanced quotes); quote values that contain spaces, "
             'e.g. changes="fix refund rounding"'
         ) from None
     return tokens[1:] if tokens[:1] == ["/release"] else tokens
+
+
+def quote_value(value: str) -> str:
+    """A value as one line token (what ``line_tokens`` reads back): bare when it can be, else
+    double-quoted and escaped."""
+    if re.fullmatch(r"[^\s'\"\\]+", value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def is_guardrail_token(token: str) -> bool:
@@ -822,4 +835,5 @@ __all__ = [
     "parse_guardrail",
     "parse_release",
     "parse_time_range",
+    "quote_value",
 ]

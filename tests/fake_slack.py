@@ -326,7 +326,7 @@ class FakeSlack(LoopbackServer):
             raise AssertionError(f"no {method} call; seen: {self._seen()}")
         return found[-1]
 
-    def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
+    def wait_for(self, method: str, count: int = 1, timeout: float = 60.0) -> list[Call]:
         """Block until `method` was called `count` times, for code that calls Slack off-thread."""
         with self._cond:
             if not self._cond.wait_for(lambda: self.count(method) >= count, timeout):

@@ -154,7 +154,9 @@ class RunningApp:
         raise AssertionError(f"still {self.release().status} after {max_ticks} ticks")
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
+def wait_until(condition: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
+    """Wait for ``condition`` to hold. ``timeout`` only stops a test that would hang: the
+    work runs on other threads, and a busy machine may take seconds to get to it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()

@@ -20,10 +20,9 @@ import jsonschema
 import pytest
 
 from bot.adapters.llm.anthropic import AnthropicLLM
-from bot.adapters.llm.from_env import llm_from_env
 from bot.adapters.llm.none import NoLLM
 from bot.adapters.terminal import TerminalChat
-from bot.bootstrap import Wiring, bootstrap
+from bot.bootstrap import Wiring, bootstrap, llm_from_env
 from bot.config import DEFAULT_CONFIG
 from bot.domain.contract import InsufficientContext
 from bot.domain.release import Release

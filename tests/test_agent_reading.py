@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 
 from bot.adapters.terminal import TerminalChat
-from bot.agent.reading import ReadRequest, read_request_task
+from bot.agent.prompts import tool_definitions
+from bot.agent.reading import LINE_FIELDS, ReadRequest, read_request_task, request_line
 from bot.bootstrap import bootstrap
 from bot.domain.request import ReleaseRequest
+from bot.parsing import LINE_KEYS, line_tokens
 from bot.ports.llm import ToolError
 from bot.service import Services
 
@@ -29,9 +31,9 @@ def services() -> Services:
 
 
 def propose(services: Services, text: str, **fields: Any) -> ReadRequest:
-    outcome = read_request_task(services.agent(), text, services.clock.now()).handlers[
-        "propose_request"
-    ]({**READ, **fields})
+    outcome = read_request_task(services.agent(), text).handlers["propose_request"](
+        {**READ, **fields}
+    )
     assert isinstance(outcome.accepted, ReadRequest)
     return outcome.accepted
 
@@ -89,3 +91,19 @@ def test_a_ticket_the_text_gives_is_kept(services: Services) -> None:
     read = propose(services, text, risk="medium", ticket="CHG-7")
     assert isinstance(read.result, ReleaseRequest)
     assert read.result.release_package.change_ticket == "CHG-7"
+
+
+def test_the_agent_fills_only_line_keys_and_its_tool_offers_exactly_those() -> None:
+    assert set(LINE_FIELDS) <= set(LINE_KEYS)
+    propose_request = next(t for t in tool_definitions() if t["name"] == "propose_request")
+    offered = set(propose_request["input_schema"]["properties"])
+    assert offered == {"service", "version", "guardrails", *LINE_FIELDS}
+
+
+def test_the_agents_line_quotes_what_it_writes_the_way_the_parser_reads_it() -> None:
+    fields = {**READ, "changes": 'it\'s the "refund"\nrounding fix', "guardrails": ["p95 < 300ms"]}
+    tokens = line_tokens(request_line(fields))
+    assert tokens[:2] == ["payments-api", "2.4.1"]
+    assert 'changes=it\'s the "refund" rounding fix' in tokens
+    assert "p95 < 300ms" in tokens
+    assert "changes=it's" in line_tokens(request_line({**READ, "changes": "it's"}))

@@ -234,7 +234,7 @@ def test_wait_for_sees_calls_from_another_thread(fake: FakeSlack, client: WebCli
     started = time.monotonic()
     worker.start()
 
-    calls = fake.wait_for("chat.postMessage", timeout=5)
+    calls = fake.wait_for("chat.postMessage")
     worker.join()
 
     assert calls[0].params["text"] == "later"

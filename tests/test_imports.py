@@ -1,5 +1,6 @@
 """The import structure: no import loops in ``bot/`` or ``handlers/`` (imports inside functions
-and under ``TYPE_CHECKING`` count too), and a domain that imports only itself."""
+and under ``TYPE_CHECKING`` count too), and every import going down the layers that
+ARCHITECTURE.md draws."""
 
 from __future__ import annotations
 
@@ -38,7 +39,21 @@ def imports(path: Path, known: set[str], package: str | None = None) -> set[str]
             for alias in node.names:
                 submodule = f"{base}.{alias.name}"
                 found.add(submodule if submodule in known else base)
-    return {name for name in found if name in known}
+    found = {name for name in found if name in known}
+    # Importing a.b.c runs a/__init__.py and a/b/__init__.py first, unless this module is
+    # inside them (then they are already running).
+    here = module_name(path) if package is None else package
+    return found | {
+        parent
+        for name in found
+        for parent in ancestors(name)
+        if parent in known and not (here == parent or here.startswith(parent + "."))
+    }
+
+
+def ancestors(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def graph() -> dict[str, set[str]]:
@@ -89,7 +104,7 @@ def test_the_checker_finds_a_loop_and_its_members() -> None:
 
 
 def test_the_checker_reads_every_kind_of_import(tmp_path: Path) -> None:
-    known = {"bot.x", "bot.y", "bot.z", "bot.pkg", "bot.pkg.mod"}
+    known = {"bot", "bot.x", "bot.y", "bot.z", "bot.pkg", "bot.pkg.mod", "bot.pkg.sib", "other"}
     source = tmp_path / "probe.py"
     source.write_text(
         "from typing import TYPE_CHECKING\n"
@@ -97,13 +112,76 @@ def test_the_checker_reads_every_kind_of_import(tmp_path: Path) -> None:
         "if TYPE_CHECKING:\n    from bot.y import Thing\n"
         "def later():\n    from bot.z import other\n"
         "from bot.pkg import mod\n"
+        "from . import sib\n"
+        "from .mod import name\n"
+        "import other\n"
     )
-    assert imports(source, known, "bot") == {"bot.x", "bot.y", "bot.z", "bot.pkg.mod"}
+    # From inside bot.pkg, its own __init__ and bot's are already running.
+    assert imports(source, known, "bot.pkg") == {
+        "bot.x", "bot.y", "bot.z", "bot.pkg.mod", "bot.pkg.sib", "other"
+    }  # fmt: skip
+    # From bot: "from . import sib" is a name of bot/__init__.py, and bot.pkg's __init__ runs.
+    assert imports(source, known, "bot") == {
+        "bot", "bot.x", "bot.y", "bot.z", "bot.pkg", "bot.pkg.mod", "other"
+    }  # fmt: skip
 
 
 def test_no_import_loops_in_bot_or_handlers() -> None:
     loops = cycles(graph())
     assert loops == [], "import loops: " + "; ".join(" <-> ".join(c) for c in loops)
+
+
+def layers() -> list[tuple[str, list[str]]]:
+    """The layers ARCHITECTURE.md draws, top first: (name, module prefixes)."""
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    block = text.split("## Layers", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    out: list[tuple[str, list[str]]] = []
+    for line in block.splitlines():
+        name, paths = (
+            ("", line.split()) if line.startswith(" ") else (line[:15].strip(), line[15:].split())
+        )
+        if name:
+            out.append((name, []))
+        out[-1][1].extend(p.removesuffix("/").removesuffix(".py").replace("/", ".") for p in paths)
+    return out
+
+
+def layer_of(module: str, drawn: list[tuple[str, list[str]]]) -> int | None:
+    matches = [
+        (len(prefix), i)
+        for i, (_, prefixes) in enumerate(drawn)
+        for prefix in prefixes
+        if module == prefix or module.startswith(prefix + ".")
+    ]
+    return max(matches)[1] if matches else None
+
+
+def test_every_module_is_in_a_layer_and_imports_only_down() -> None:
+    drawn = layers()
+    assert [name for name, _ in drawn][-2:] == ["ports", "domain"]
+    edges = graph()
+    unplaced = sorted(m for m in edges if m not in PACKAGES and layer_of(m, drawn) is None)
+    assert not unplaced, f"in no layer of ARCHITECTURE.md: {unplaced}"
+    upward = sorted(
+        f"{a} ({drawn[la][0]}) imports {b} ({drawn[lb][0]})"
+        for a, targets in edges.items()
+        for b in targets
+        if (la := layer_of(a, drawn)) is not None
+        and (lb := layer_of(b, drawn)) is not None
+        and lb < la
+    )
+    assert not upward, upward
+
+
+def test_the_agent_and_the_adapters_do_not_import_each_other() -> None:
+    across = sorted(
+        f"{a} imports {b}"
+        for a, targets in graph().items()
+        for b in targets
+        if (a.startswith("bot.agent") and b.startswith("bot.adapters"))
+        or (a.startswith("bot.adapters") and b.startswith("bot.agent"))
+    )
+    assert not across, across
 
 
 def test_the_domain_imports_only_the_domain() -> None:
@@ -115,25 +193,3 @@ def test_the_domain_imports_only_the_domain() -> None:
         if not target.startswith("bot.domain")
     }
     assert not outward, sorted(outward)
-
-
-def test_ports_import_only_the_domain_and_each_other() -> None:
-    outward = {
-        f"{name} imports {target}"
-        for name, targets in graph().items()
-        if name.startswith("bot.ports")
-        for target in targets
-        if not target.startswith(("bot.domain", "bot.ports"))
-    }
-    assert not outward, sorted(outward)
-
-
-def test_the_agent_and_the_adapters_stay_below_the_service() -> None:
-    upward = {
-        f"{name} imports {target}"
-        for name, targets in graph().items()
-        if name.startswith(("bot.agent", "bot.adapters"))
-        for target in targets
-        if target.startswith(("bot.service", "bot.bootstrap", "bot.cli", "bot.slack", "handlers"))
-    }
-    assert not upward, sorted(upward)

@@ -81,9 +81,8 @@ def wired(fake: FakeSlack, socket_mode: FakeSocketMode, tmp_path: Path) -> Itera
     running.server.start()
     yield running
     running.server.stop()  # a second stop() is harmless when the test stopped it already
-    running.slack.background.shutdown(wait=True)
-    running.wiring.database.close()
-    wait_until(lambda: not _left_running(before), timeout=2, what="the app's threads to end")
+    running.wiring.close()
+    wait_until(lambda: not _left_running(before), what="the app's threads to end")
 
 
 def _left_running(before: set[threading.Thread]) -> list[str]:

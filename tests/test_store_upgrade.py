@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.adapters.sqlite import store as sqlite_store
 from bot.adapters.sqlite.database import Database
-from bot.adapters.sqlite.store import observed_apart_state
+from bot.adapters.sqlite.store import SqliteReleaseStore, observed_apart_state
 from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import bootstrap
 from bot.domain.observations import WindowSample
@@ -80,3 +80,27 @@ def test_the_upgrade_leaves_a_new_state_as_it_is_and_loads_an_old_one() -> None:
     Release.model_validate(new)  # every field the model knows, none it does not
     unpaused = observed_apart_state({**old, "pause_reason": None, "paused_by": None})
     assert unpaused["paused"] is None
+
+
+def test_a_step_resumed_before_its_next_window_starts_counting_afresh() -> None:
+    """The old state copied a step's requests from its running sum at each window; a resume
+    reset the sum but not the copy, so the upgrade takes the sum."""
+    old = json.loads(V1_STATE.read_text())
+    index = old["step_index"]
+    assert old["steps"][index]["requests"] > 0
+    resumed = {**old, "status": "rolling_out", "pause_reason": None, "paused_by": None,
+               "paused_at": None, "step_canary": {**old["step_canary"], "requests": 0}}  # fmt: skip
+    new = observed_apart_state(resumed)
+    assert isinstance(new["steps"], list) and new["steps"][index]["requests"] == 0
+    assert new["steps"][:index] == old["steps"][:index]
+
+
+def test_a_state_an_older_process_writes_after_the_upgrade_still_loads(fresh_db: Database) -> None:
+    old = json.loads(V1_STATE.read_text())
+    fresh_db.db.table("releases").insert(
+        {"id": old["id"], "service": "payments-api", "version": "2.4.1", "status": "paused",
+         "active": 1, "revision": 0, "created_at": old["created_at"],
+         "updated_at": old["created_at"], "state": json.dumps(old), "narrate": 0}
+    )  # fmt: skip
+    release = SqliteReleaseStore(fresh_db).get(old["id"])
+    assert release.paused is not None and release.paused.by == "bob"

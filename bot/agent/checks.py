@@ -468,7 +468,12 @@ def report_facts(release: Release, rules_summary: str, events: Sequence[Event]) 
     tools show it, and the audit trail with its times. The agent's own words are left out,
     so an earlier invented number cannot ground a later one."""
     shown = release.model_dump(
-        mode="json", exclude={"narration", "canary_judge", "baseline_history", "canary_error_rates"}
+        mode="json",
+        exclude={
+            "narration": True,
+            "canary_judge": True,
+            "observed": {"baseline_history", "canary_error_rates"},
+        },
     )
     lines = [
         rules_summary,

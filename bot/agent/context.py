@@ -1,7 +1,8 @@
 """What the agent is given: its model, the config, the rule planner, and read-only lookups.
 
-The service builds this from its ports (``bot/service/agent.py``) and does every load and save
-around the agent: nothing here can change a release, a flag or the store.
+The service builds this from its ports (``Services.agent()`` in ``bot/service/services.py``) and
+does every load and save around the agent: nothing here can change a release, a flag or the
+store.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from bot.domain.observations import ArtifactRecord, CheckEvidence, DependencyPro
 from bot.domain.plan import Plan
 from bot.domain.release import Event, Release
 from bot.domain.request import ReleaseRequest
+from bot.ports.clock import AbstractClock
 from bot.ports.llm import AbstractLLM
 from bot.ports.planner import AbstractPlanner
 
@@ -42,6 +44,7 @@ class AgentContext:
     config: Config
     planner: AbstractPlanner
     lookups: Lookups
+    clock: AbstractClock
     tick_seconds: float
 
 

@@ -73,7 +73,7 @@ def add_usage(narration: Narration | None, calls: list[LlmCall]) -> None:
 
 
 def read_request(
-    agent: AgentContext, text: str, now: datetime, spent: list[LlmCall]
+    agent: AgentContext, text: str, spent: list[LlmCall]
 ) -> tuple[ReleaseRequest | InsufficientContext, Reading | None]:
     """The rules' parse; when they cannot read the text and an LLM is configured, the agent
     turns the plain words into a /release line that the rules then parse. ParseError
@@ -88,7 +88,7 @@ def read_request(
             assert error is not None
             raise error
         return parsed, None
-    run = agent.llm.run(read_request_task(agent, text, now))
+    run = agent.llm.run(read_request_task(agent, text))
     spent += run.calls
     note = Reading()
     value = run.value

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain.request import ReleaseRequest
+from bot.ports.llm import AgentTask, ToolHandler
 
 BRIEF = "release-manager-agent.txt"
 INPUTS_MARK = "<!-- Place variable inputs last"
@@ -34,35 +35,38 @@ def brief_static() -> str:
     return _read(BRIEF).split(INPUTS_MARK)[0].rstrip()
 
 
-def system_blocks(cache: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = [
-        {"type": "text", "text": _read("system.md")},
-        {"type": "text", "text": brief_static()},
-    ]
-    if cache:
-        blocks[-1]["cache_control"] = cache
-    return blocks
+def system_texts() -> tuple[str, ...]:
+    """The system prompt's blocks: our operating rules, then the brief."""
+    return (_read("system.md"), brief_static())
 
 
 @cache
-def _tools() -> tuple[dict[str, Any], ...]:
+def tool_definitions() -> tuple[dict[str, Any], ...]:
     return tuple(json.loads(_read("tools.json")))
 
 
-def tool_definitions(cache: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    tools = [dict(t) for t in _tools()]
-    if cache:
-        tools[-1]["cache_control"] = cache
-    return tools
-
-
-def tool_names() -> set[str]:
-    return {str(t["name"]) for t in _tools()}
+def agent_task(
+    purpose: str,
+    prompt: str,
+    handlers: dict[str, ToolHandler],
+    finish: frozenset[str] = frozenset(),
+    **options: Any,
+) -> AgentTask:
+    """A task with the static prefix every task shares (so the model's cache holds it)."""
+    return AgentTask(
+        purpose,
+        prompt,
+        handlers,
+        finish,
+        tools=tool_definitions(),
+        system=system_texts(),
+        **options,
+    )
 
 
 def static_prefix_text() -> str:
     """The cached prefix as text (tools, then system), for measuring its length."""
-    return json.dumps(tool_definitions()) + "\n".join(b["text"] for b in system_blocks())
+    return json.dumps(list(tool_definitions())) + "\n".join(system_texts())
 
 
 def escaped(text: str) -> str:

@@ -13,17 +13,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from bot.agent.context import AgentContext
-from bot.agent.prompts import untrusted
+from bot.agent.prompts import agent_task, untrusted
 from bot.domain.contract import InsufficientContext
 from bot.domain.plan_policy import less_careful
 from bot.domain.request import RISKS, ReleaseRequest
-from bot.parsing import ParseError, parse_release
+from bot.parsing import ParseError, parse_release, quote_value
 from bot.ports.llm import AgentTask, ToolError, ToolOutcome
 
+# The /release keys the agent may fill (bot.parsing.LINE_KEYS has them all; prompts/tools.json
+# offers these): not the digest, the build, the traffic or dependency health, which are facts.
 LINE_FIELDS = ("changes", "risk", "env", "regions", "strategy", "flags", "stages", "artifact",
                "ticket", "peak", "window")  # fmt: skip
 # Only the text can give these: an invented ticket would pass the change-approval gate.
@@ -52,8 +53,8 @@ class ReadRequest:
 
 
 def _quote(value: str) -> str:
-    value = " ".join(value.replace('"', "'").split())
-    return f'"{value}"' if " " in value or not value else value
+    """One line token, on one line: the parser's own quoting (an apostrophe stays one)."""
+    return quote_value(" ".join(value.split()))
 
 
 def request_line(fields: dict[str, Any]) -> str:
@@ -105,7 +106,7 @@ def _strings(args: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
-def read_request_task(agent: AgentContext, text: str, now: datetime) -> AgentTask:
+def read_request_task(agent: AgentContext, text: str) -> AgentTask:
     config, planner = agent.config, agent.planner
     known = sorted(config.services)
 
@@ -123,6 +124,7 @@ def read_request_task(agent: AgentContext, text: str, now: datetime) -> AgentTas
         if not isinstance(mine, ReleaseRequest):
             return []
         instances = config.for_service(base.service).instances
+        now = agent.clock.now()
         theirs = planner.plan(base, now, instances)
         return less_careful(base, theirs, mine, planner.plan(mine, now, instances))
 
@@ -203,7 +205,7 @@ def read_request_task(agent: AgentContext, text: str, now: datetime) -> AgentTas
             untrusted("slack_message", text),
         ]
     )
-    return AgentTask(
+    return agent_task(
         "read_request",
         prompt,
         {"propose_request": propose, "ask_human": ask},

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.agent.checks import check_changelog, check_report, report_facts
 from bot.agent.context import Context
-from bot.agent.prompts import escaped, inputs_block, tool_json, untrusted
+from bot.agent.prompts import agent_task, escaped, inputs_block, tool_json, untrusted
 from bot.agent.tools import canary_evidence, read_handlers
 from bot.domain.contract import Changelog
 from bot.domain.plan import Plan
@@ -66,7 +66,7 @@ def plan_task(ctx: Context, now: datetime, instances: int, tick_seconds: float) 
             inputs_block(request),
         ]
     )
-    return AgentTask("plan", prompt, handlers, frozenset({"propose_plan"}), max_tokens=2048)
+    return agent_task("plan", prompt, handlers, frozenset({"propose_plan"}), max_tokens=2048)
 
 
 # -- explanations, answers, the report --------------------------------------------------------
@@ -96,7 +96,7 @@ def explain_task(ctx: Context, moments: list[str]) -> AgentTask:
             "call get_metrics or get_audit_trail only if it is not enough.",
         ]
     )
-    return AgentTask("explain", prompt, read_handlers(ctx), text_ok=True, max_iterations=4)
+    return agent_task("explain", prompt, read_handlers(ctx), text_ok=True, max_iterations=4)
 
 
 def why_task(ctx: Context, question: str, asker: str) -> AgentTask:
@@ -109,7 +109,7 @@ def why_task(ctx: Context, question: str, asker: str) -> AgentTask:
             untrusted("slack_message", question),
         ]
     )
-    return AgentTask("why", prompt, read_handlers(ctx), text_ok=True, max_iterations=4)
+    return agent_task("why", prompt, read_handlers(ctx), text_ok=True, max_iterations=4)
 
 
 def report_task(ctx: Context, rules_summary: str, people: set[str]) -> AgentTask:
@@ -135,7 +135,7 @@ def report_task(ctx: Context, rules_summary: str, people: set[str]) -> AgentTask
             "People you may name as owners: " + ", ".join(sorted(escaped(p) for p in people)),
         ]
     )
-    return AgentTask(
+    return agent_task(
         "report", prompt, {**read_handlers(ctx), "propose_report": propose},
         frozenset({"propose_report"}), max_tokens=1536,
     )  # fmt: skip

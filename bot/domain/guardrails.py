@@ -17,8 +17,9 @@ from bot.domain.request import Guardrail
 
 NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 GUARDRAIL_NAME = r"(?:kpi:[A-Za-z0-9_.\-]+|[A-Za-z_][A-Za-z0-9_]*)"
+COMPARATOR = r"<=|>=|<|>"
 GUARDRAIL_RE = re.compile(
-    rf"(?P<name>{GUARDRAIL_NAME})(?P<cmp><=|>=|<|>)(?P<value>{NUMBER})(?P<unit>%|ms|s)?"
+    rf"(?P<name>{GUARDRAIL_NAME})(?P<cmp>{COMPARATOR})(?P<value>{NUMBER})(?P<unit>%|ms|s)?"
 )
 # A token that starts like a guardrail (name, then a comparator): how a line tells one apart.
 GUARDRAIL_START = re.compile(rf"{GUARDRAIL_NAME}\s*[<>]")

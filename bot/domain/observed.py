@@ -1,6 +1,7 @@
 """What a release saw while it ran: the gates' verdicts, recent windows, the traffic its new
-version served, logs, traces and verification results. Kept for the report, the live card and the agent; nothing here
-decides the release's next step (the judge keeps its own evidence)."""
+version served, logs, traces and verification results. Kept for the report, the live card
+and the agent; nothing here decides the release's next step (the judge keeps its own
+evidence)."""
 
 from __future__ import annotations
 

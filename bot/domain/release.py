@@ -289,6 +289,8 @@ class Release(MutableModel):
         self._record("approved", who, now, f"{gate}: {kind} approval ({'; '.join(conditions)})")
 
     def approve(self, approver: str, now: datetime) -> None:
+        """The pending gate approved. Whether ``approver`` may (an approver, four eyes) is the
+        access policy's decision, made before this is called (``bot.service.commands``)."""
         if self.status == "paused":
             raise CommandRejected(f"{self.id} is paused ({self.pause_reason}): resume it first")
         if self.status != "awaiting_approval" or self.pending_approval is None:
@@ -312,6 +314,7 @@ class Release(MutableModel):
             self._start_step(int(gate[5:]), now)
 
     def reject(self, approver: str, reason: str, now: datetime) -> None:
+        """The pending gate rejected; who may is the access policy's to say, as for approve."""
         if self.status != "awaiting_approval" or self.pending_approval is None:
             raise CommandRejected(f"{self.id} is not waiting for approval (status: {self.status})")
         gate, self.pending_approval = self.pending_approval, None
@@ -626,7 +629,8 @@ class Release(MutableModel):
 
     def promote_now(self, actor: str, now: datetime) -> None:
         """An approver ends the current step's bake early and the next step starts (its own
-        gates, holds and checks still apply); ``promotion_refusal`` says when it may not."""
+        gates, holds and checks still apply); ``_promotion_refusal`` says when it may not,
+        the access policy who may."""
         step = self.current_step
         label = step_label(step) if step is not None else ""
         verifying = step is not None and step.kind in VERIFY_KINDS

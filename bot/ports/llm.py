@@ -40,6 +40,10 @@ class AgentTask:
     max_iterations: int = 6
     max_rejections: int = 2  # rejected proposals before the rules take over
     max_tokens: int = 1024
+    # The static prefix, the same for every task so that it is cached: every tool definition
+    # (a tool this task has no handler for answers with an error) and the system prompt.
+    tools: tuple[dict[str, Any], ...] = ()
+    system: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ instead, and the HTTP server keeps only /healthz and /metrics.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -24,7 +23,6 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from bot.scheduler import Ticker
 from bot.service import Services
 
-log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 
 

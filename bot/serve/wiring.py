@@ -62,7 +62,7 @@ def wire(
         app = build_app(settings, slack, slack.chat.client)
         web = WebApp(app if settings.mode == "http" else None, wiring.ticker)
         socket_mode = _socket_mode(app, settings) if settings.mode == "socket" else None
-    except SettingsError:
+    except BaseException:  # nothing is left running or open behind the error
         wiring.close()
         raise
     try:

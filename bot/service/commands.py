@@ -56,7 +56,7 @@ def _new_release(
     channel: str | None,
     spent: list[LlmCall],
 ) -> Release | InsufficientContext:
-    parsed, reading = flows.read_request(services.agent(), text, services.clock.now(), spent)
+    parsed, reading = flows.read_request(services.agent(), text, spent)
     if isinstance(parsed, InsufficientContext):
         return parsed
     request = parsed

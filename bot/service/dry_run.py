@@ -63,7 +63,7 @@ def dry_run(services: Services, text: str) -> DryRun | InsufficientContext:
 
 
 def _dry_run(services: Services, text: str, spent: list[LlmCall]) -> DryRun | InsufficientContext:
-    parsed, reading = flows.read_request(services.agent(), text, services.clock.now(), spent)
+    parsed, reading = flows.read_request(services.agent(), text, spent)
     if isinstance(parsed, InsufficientContext):
         return parsed
     now = services.clock.now()

@@ -57,32 +57,36 @@ class Services:
             config=self.config,
             planner=self.planner,
             lookups=PortLookups(self),
+            clock=self.clock,
             tick_seconds=self.tick_seconds,
         )
 
 
-@dataclass(frozen=True)
 class PortLookups:
-    """The agent's read-only lookups (``bot.agent.context.Lookups``), answered by the ports."""
+    """The agent's read-only lookups (``bot.agent.context.Lookups``), answered by the ports,
+    which it keeps to itself."""
 
-    services: Services
+    __slots__ = ("_services",)
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
 
     def artifact(self, image: str) -> ArtifactRecord | None:
-        return self.services.checks.artifact(image)
+        return self._services.checks.artifact(image)
 
     def evidence(self, service: str, version: str) -> list[CheckEvidence]:
-        return self.services.checks.results(service, version)
+        return self._services.checks.results(service, version)
 
     def flag(self, name: str) -> FlagState | None:
-        return self.services.flags.get(name)
+        return self._services.flags.get(name)
 
     def dependencies(self, service: str, names: list[str]) -> list[DependencyProbe]:
-        return self.services.metrics.dependencies(service, names)
+        return self._services.metrics.dependencies(service, names)
 
     def past_releases(self, service: str, limit: int, excluding: str | None) -> list[Release]:
-        store = self.services.store
+        store = self._services.store
         rows = [r for r in store.listing(service, limit + 1) if r["id"] != excluding]
         return [store.get(str(row["id"])) for row in rows[:limit]]
 
     def events(self, release_id: str) -> list[Event]:
-        return list(self.services.store.events(release_id))
+        return list(self._services.store.events(release_id))

@@ -13,21 +13,28 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.domain.contract import InsufficientContext
+from bot.domain.guardrails import COMPARATOR
 from bot.domain.request import TEMPLATE_FIELDS
 from bot.parsing import (
     LINE_KEYS,
     SMART_QUOTES,
     VERSION_RE,
-    ParseError,
     is_guardrail_token,
     line_tokens,
+    quote_value,
 )
 from bot.slack.kit import MAX_VALUE, clip
 
 MODAL_CALLBACK = "release_modal"
 # The form's fields, keyed by the /release line key each one writes (service and version are
-# the line's leading words, guardrails its bare tokens): the parser's keys, no others.
-FIELD_KEYS = ("service", "version", *LINE_KEYS, "guardrails")
+# the line's leading words, guardrails its bare tokens): the parser's keys, no others, in the
+# order a submitted line writes them (a key the form has no place for yet goes last).
+_LINE_ORDER = ("risk", "strategy", "env", "regions", "stages", "changes", "ticket", "artifact",
+               "hash", "build", "flags", "deps", "traffic", "peak", "window")  # fmt: skip
+FORM_LINE_KEYS = tuple(
+    sorted(LINE_KEYS, key=lambda k: _LINE_ORDER.index(k) if k in _LINE_ORDER else len(_LINE_ORDER))
+)
+FIELD_KEYS = ("service", "version", *FORM_LINE_KEYS, "guardrails")
 FIELD_BLOCKS = {key: f"release_field_{key}" for key in FIELD_KEYS}
 FIELD_ACTIONS = {key: f"release_input_{key}" for key in FIELD_KEYS}
 # Where the release is posted, asked for only when the form was opened without a channel.
@@ -40,11 +47,7 @@ CHANNEL_ACTION = "release_input_channel"
 def prefill_from_line(line: str) -> dict[str, str]:
     """The form's initial values from a /release line, leniently: the form is where it gets
     fixed, so a bad value is kept as typed and an unknown key is dropped."""
-    try:
-        tokens = line_tokens(line)
-    except ParseError:  # unbalanced quotes: keep the words
-        plain = line.translate(SMART_QUOTES).split()
-        tokens = plain[1:] if plain[:1] == ["/release"] else plain
+    tokens = line_tokens(line, lenient=True)  # unbalanced quotes: the words as typed
     out: dict[str, str] = {}
     words: list[str] = []
     rails: list[str] = []
@@ -53,7 +56,7 @@ def prefill_from_line(line: str) -> dict[str, str]:
             rails.append("".join(token.split()))
         elif "=" in token:
             key, _, value = token.partition("=")
-            if key in LINE_KEYS:
+            if key in FORM_LINE_KEYS:
                 out[key] = value
         else:
             words.append(token)
@@ -106,25 +109,22 @@ def _clean(key: str, raw: str) -> str:
     return ",".join(lines)
 
 
-def quote(value: str) -> str:
-    """A value as one shlex token: bare when it can be, else double-quoted and escaped."""
-    if re.fullmatch(r"[^\s'\"\\]+", value):
-        return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def guardrail_tokens(text: str) -> list[str]:
     """``p95 < 300ms, error_rate<1%`` -> ``["p95<300ms", "error_rate<1%"]``."""
-    joined = re.sub(r"\s*(<=|>=|<|>)\s*", r"\1", _clean("guardrails", text))
-    return [quote(t) for t in re.split(r"[\s,;]+", joined) if t]
+    joined = re.sub(rf"\s*({COMPARATOR})\s*", r"\1", _clean("guardrails", text))
+    return [quote_value(t) for t in re.split(r"[\s,;]+", joined) if t]
 
 
 def modal_line(state_values: dict[str, Any], private_metadata: str) -> tuple[str, str]:
     """(the text a /release command would carry, without "/release"; the channel to start
     it in, from ``private_metadata``, else from the channel picker; "" when neither has
     one)."""
-    words = [quote(w) for k in ("service", "version") if (w := _clean(k, _value(state_values, k)))]
-    pairs = [f"{k}={quote(v)}" for k in LINE_KEYS if (v := _clean(k, _value(state_values, k)))]
+    words = [
+        quote_value(w) for k in ("service", "version") if (w := _clean(k, _value(state_values, k)))
+    ]
+    pairs = [
+        f"{k}={quote_value(v)}" for k in FORM_LINE_KEYS if (v := _clean(k, _value(state_values, k)))
+    ]
     rails = guardrail_tokens(_value(state_values, "guardrails"))
     try:
         meta = json.loads(private_metadata or "{}")

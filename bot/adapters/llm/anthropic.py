@@ -21,7 +21,6 @@ import anthropic
 from anthropic.types import Message
 
 from bot.adapters.llm.settings import DEFAULT_MODEL, AnthropicSettings
-from bot.agent import prompts
 from bot.ports.llm import AbstractLLM, AgentRun, AgentTask, LlmCall, ToolError, ToolOutcome
 
 log = logging.getLogger(__name__)
@@ -58,6 +57,13 @@ def _dump(block: Any) -> dict[str, Any]:
     return data
 
 
+def _cached_last(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mark the last block cacheable: the prefix up to it is cached as one."""
+    if blocks:
+        blocks[-1]["cache_control"] = CACHE
+    return blocks
+
+
 class AnthropicLLM(AbstractLLM):
     def __init__(
         self,
@@ -85,8 +91,8 @@ class AnthropicLLM(AbstractLLM):
         return {
             "model": self.model,
             "max_tokens": task.max_tokens,
-            "tools": prompts.tool_definitions(cache=CACHE),
-            "system": prompts.system_blocks(cache=CACHE),
+            "tools": _cached_last([dict(t) for t in task.tools]),
+            "system": _cached_last([{"type": "text", "text": t} for t in task.system]),
             "messages": messages,
         }
 
@@ -220,7 +226,7 @@ class AnthropicLLM(AbstractLLM):
     def _one(task: AgentTask, name: str, arguments: Any) -> ToolOutcome:
         handler = task.handlers.get(name)
         if handler is None:
-            known = prompts.tool_names()
+            known = {str(t.get("name")) for t in task.tools}
             why = (
                 f"{name} is not available for this task ({task.purpose}); use "
                 + ", ".join(sorted(task.handlers))

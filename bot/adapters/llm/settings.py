@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A small, cheap model is enough to plan within the rules and to write short texts.
@@ -24,3 +26,14 @@ class AnthropicSettings(BaseSettings):
 
 class LLMSettingsError(ValueError):
     """A malformed agent setting; the message is one line naming it."""
+
+
+def read_settings(env_file: str | Path | None = ".env") -> AnthropicSettings:
+    """The settings from the environment (and ``env_file`` when it exists); a malformed one
+    is one ``LLMSettingsError`` line naming it."""
+    try:
+        return AnthropicSettings(_env_file=env_file)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]).upper()
+        raise LLMSettingsError(f"{name}: {first['msg']}") from None

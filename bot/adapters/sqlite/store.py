@@ -14,6 +14,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 import sqlite_utils
+from pydantic import ValidationError
 from sqlite_utils import Migrations
 
 from bot.adapters.sqlite.database import Database
@@ -93,8 +94,8 @@ def add_narration(db: sqlite_utils.Database) -> None:
     db.table("llm_calls").create_index(["release_id"])
 
 
-# Release state before ``observed_apart``: what a release saw (gate verdicts, windows, logs…)
-# and its pause were top-level fields; three running sums nothing read, and ``rejected`` (the audit trail says it), are gone.
+# Release state before ``observed_apart``: what a release saw (gate verdicts, windows,
+# logs…) and its pause were top-level fields; three running sums nothing read, and ``rejected`` (the audit trail says it), are gone.
 _OBSERVED = ("checks", "artifacts", "windows", "user_requests", "baseline_history",
              "canary_error_rates", "logs", "traces", "verifications")  # fmt: skip
 _DROPPED = ("step_canary", "step_baseline", "release_canary", "rejected", "pause_reason",
@@ -107,6 +108,14 @@ def observed_apart_state(state: dict[str, object]) -> dict[str, object]:
         return state
     out = {k: v for k, v in state.items() if k not in _OBSERVED + _DROPPED}
     out["observed"] = {k: state[k] for k in _OBSERVED if k in state}
+    # A step's requests now add up window by window from its start; before, they were copied
+    # from the step's running sum, which a resumed step had reset to zero already.
+    index, steps, sums = state.get("step_index"), state.get("steps"), state.get("step_canary")
+    if isinstance(index, int) and isinstance(steps, list) and 0 <= index < len(steps):
+        requests = sums.get("requests", 0) if isinstance(sums, dict) else 0
+        out["steps"] = [
+            {**step, "requests": requests} if i == index else step for i, step in enumerate(steps)
+        ]
     reason = state.get("pause_reason")
     out["paused"] = (
         {
@@ -155,7 +164,10 @@ class SqliteReleaseStore(AbstractReleaseStore):
         rows = list(self.db.table("releases").rows_where("id = ?", [release_id]))
         if not rows:
             raise ReleaseNotFound(f"no release {release_id!r}; `release-bot list` shows them")
-        return Release.model_validate_json(rows[0]["state"])
+        try:
+            return Release.model_validate_json(rows[0]["state"])
+        except ValidationError:  # written by a process of the version before observed_apart
+            return Release.model_validate(observed_apart_state(json.loads(rows[0]["state"])))
 
     def save(self, release: Release) -> None:
         """Write the new state and its events; refuse if someone else saved in between."""
