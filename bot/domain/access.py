@@ -146,4 +146,4 @@ def _lock(action: str, user: str, scope: str, config: Config) -> str | None:
     )
 
 
-__all__ = ["Action", "check"]
+__all__ = ["Action", "check", "four_eyes_refusal"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.domain import access
 from bot.domain.contract import InsufficientContext
 from bot.domain.judgement import TestResult
 from bot.domain.plan import Step
@@ -371,7 +372,7 @@ def approval_request(release: Release) -> tuple[str, list[Block]]:
         f"*Plan:* {esc(plan_summary(release))}",
         f"*Changes:* {esc(clip(pkg.changes, 1000))}",
     ]
-    if release.plan.risk in ("high", "critical"):
+    if access.four_eyes_refusal(release.requested_by, "approve", release):
         lines.append(f"_{who(release.requested_by)} requested it and cannot approve it._")
     blocks = [section("\n".join(lines))]
     if checks:
