@@ -71,7 +71,7 @@ class SlackOptions:
     home_interval: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class Wiring:
     services: Services
     database: Database

@@ -7,6 +7,7 @@ reason, every failure falling back to the rules, audited, and the release going 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import threading
@@ -686,14 +687,15 @@ def test_a_restart_without_the_key_clears_the_due_explanations_as_fallbacks(
     fake.reply(message(tool_use("propose_plan", CAREFUL)))
     wiring = wired(fake)
     release = started(wiring)
-    wiring.services.llm = NoLLM()  # the process came back without ANTHROPIC_API_KEY
-    approve(wiring.services, release.id, "alice")
+    # The process came back without ANTHROPIC_API_KEY: the same ports, no model.
+    services = dataclasses.replace(wiring.services, llm=NoLLM())
+    approve(services, release.id, "alice")
     for _ in range(3000):
-        if not wiring.services.store.get(release.id).is_active:
+        if not services.store.get(release.id).is_active:
             break
         wiring.virtual_clock.advance(10)  # type: ignore[union-attr]
-        reconcile_and_narrate(wiring.services)
-    done = wiring.services.store.get(release.id)
+        reconcile_and_narrate(services)
+    done = services.store.get(release.id)
     assert done.status == "completed" and done.narration is not None
     assert done.narration.due == [] and fake.count() == 1
     fallbacks = audit(wiring, release.id, "agent_fallback")

@@ -29,7 +29,7 @@ from bot.ports.store import AbstractReleaseStore
 from bot.ports.traffic import AbstractTrafficRouter
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
     """The ports the service functions work through; ``bot.bootstrap`` fills them."""
 
