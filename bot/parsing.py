@@ -441,13 +441,12 @@ def line_tokens(text: str, lenient: bool = False) -> list[str]:
     try:
         tokens = shlex.split(plain)
     except ValueError as exc:
-        if lenient:
-            tokens = plain.split()
-            return tokens[1:] if tokens[:1] == ["/release"] else tokens
-        raise ParseError(
-            f"{text.strip()}: {exc} (unbalanced quotes); quote values that contain spaces, "
-            'e.g. changes="fix refund rounding"'
-        ) from None
+        if not lenient:
+            raise ParseError(
+                f"{text.strip()}: {exc} (unbalanced quotes); quote values that contain spaces, "
+                'e.g. changes="fix refund rounding"'
+            ) from None
+        tokens = plain.split()
     return tokens[1:] if tokens[:1] == ["/release"] else tokens
 
 

@@ -16,7 +16,7 @@ from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import bootstrap
 from bot.domain.observations import WindowSample
 from bot.domain.release import PauseRecord, Release
-from bot.service import reconcile, resume
+from bot.service import resume
 
 # A payments-api release paused by bob at its 5 % step, as the state column held it before
 # ``observed_apart`` (written by the engine of that version, with logs, traces and windows).
@@ -65,9 +65,7 @@ def test_a_paused_release_from_before_observed_apart_is_upgraded_and_resumes(
     for _ in range(2000):
         if not services.store.get(release.id).is_active:
             break
-        assert wiring.virtual_clock is not None
-        wiring.virtual_clock.advance(services.tick_seconds)
-        reconcile(services)
+        wiring.ticker.tick()  # one tick of virtual time, then the reconcile
     assert services.store.get(release.id).status == "completed"
     wiring.close()
 

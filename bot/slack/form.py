@@ -31,9 +31,7 @@ MODAL_CALLBACK = "release_modal"
 # order a submitted line writes them (a key the form has no place for yet goes last).
 _LINE_ORDER = ("risk", "strategy", "env", "regions", "stages", "changes", "ticket", "artifact",
                "hash", "build", "flags", "deps", "traffic", "peak", "window")  # fmt: skip
-FORM_LINE_KEYS = tuple(
-    sorted(LINE_KEYS, key=lambda k: _LINE_ORDER.index(k) if k in _LINE_ORDER else len(_LINE_ORDER))
-)
+FORM_LINE_KEYS = tuple(sorted(LINE_KEYS, key=(*_LINE_ORDER, *LINE_KEYS).index))
 FIELD_KEYS = ("service", "version", *FORM_LINE_KEYS, "guardrails")
 FIELD_BLOCKS = {key: f"release_field_{key}" for key in FIELD_KEYS}
 FIELD_ACTIONS = {key: f"release_input_{key}" for key in FIELD_KEYS}

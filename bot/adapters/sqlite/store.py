@@ -95,7 +95,8 @@ def add_narration(db: sqlite_utils.Database) -> None:
 
 
 # Release state before ``observed_apart``: what a release saw (gate verdicts, windows,
-# logs…) and its pause were top-level fields; three running sums nothing read, and ``rejected`` (the audit trail says it), are gone.
+# logs…) and its pause were top-level fields; three running sums nothing read, and
+# ``rejected`` (the audit trail says it), are gone.
 _OBSERVED = ("checks", "artifacts", "windows", "user_requests", "baseline_history",
              "canary_error_rates", "logs", "traces", "verifications")  # fmt: skip
 _DROPPED = ("step_canary", "step_baseline", "release_canary", "rejected", "pause_reason",
