@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 DEMO_DB := data/demo.db
 DEMO_FLAGS := --db $(DEMO_DB) --approve-as alice --clock-start 2026-11-24T14:00:00Z $(if $(SPEED),--speed $(SPEED))
 
-.PHONY: install demo test lint clean bench-judge bench-tick bench-ack bench-llm
+.PHONY: install deps demo demo-live test lint clean bench-judge bench-tick bench-ack bench-llm
+
+# The real servers the live demo and its tests run: Debian's prometheus and haproxy.
+SERVERS := /usr/bin/prometheus /usr/sbin/haproxy
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +18,15 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+$(SERVERS):
+	@if [ "$$(id -u)" != 0 ]; then echo "$@ is missing: run 'sudo make deps' (Debian: apt-get install prometheus haproxy)"; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus haproxy
+	@# the packages start their own services; the demo and the tests run their own copies
+	-service prometheus stop >/dev/null 2>&1; service haproxy stop >/dev/null 2>&1; true
+
+deps: $(SERVERS)
+
 demo: install
 	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
 	@echo "== 1/3 a healthy canary release of payments-api 2.4.1 =="
@@ -23,17 +35,23 @@ demo: install
 	@echo "== 2/3 payments-api 2.4.2 whose error rate triples at 25% of traffic =="
 	$(BIN)/release-bot run 'payments-api 2.4.2 risk=medium ticket=CHG-1240 changes="new ledger client"' \
 		$(DEMO_FLAGS) --fault errors:3x@25 --json-out data/demo-faulty.json
+	@echo "== the rollback locked payments-api/prod: alice looks, then lifts the lock =="
+	$(BIN)/release-bot unlock payments-api/prod --as alice --db $(DEMO_DB)
 	@echo "== 3/3 payments-api 2.4.3 while payments-db is unhealthy: a critical gate fails =="
 	$(BIN)/release-bot run 'payments-api 2.4.3 risk=low ticket=CHG-1241 changes="fix receipt email" deps=payments-db:unhealthy' \
 		$(DEMO_FLAGS) --json-out data/demo-failed.json || true
 	@$(BIN)/python -m bot.demo_summary data/demo-healthy.json data/demo-faulty.json data/demo-failed.json
 
-lint: install
-	$(BIN)/ruff check bot handlers tests bench
-	$(BIN)/ruff format --check bot handlers tests bench
-	$(BIN)/mypy bot handlers bench
+# A real canary: two versions of a local service, HAProxy, a load generator and Prometheus.
+demo-live: install deps
+	$(BIN)/python -m demo.live --out demo-live-report.json
 
-test: lint
+lint: install
+	$(BIN)/ruff check bot handlers tests bench demo examples
+	$(BIN)/ruff format --check bot handlers tests bench demo examples
+	$(BIN)/mypy bot handlers bench demo
+
+test: lint deps
 	$(BIN)/pytest
 
 # Our judge against Flagger-style and Kayenta-style references, 1,000 seeded runs per scenario.
@@ -53,4 +71,4 @@ bench-llm: install
 	$(BIN)/python -m bench.llm_bench
 
 clean:
-	rm -rf $(VENV) data/*.db data/*.db-* data/demo-*.json
+	rm -rf $(VENV) data/*.db data/*.db-* data/demo-*.json demo-live*.json

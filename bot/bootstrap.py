@@ -13,13 +13,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from bot.adapters.clock import RealClock, VirtualClock
+from bot.adapters.haproxy import router as haproxy_router
+from bot.adapters.haproxy.router import HAProxyRouter, HAProxySettings
 from bot.adapters.llm.none import NoLLM
 from bot.adapters.llm.rules import RulePlanner
 from bot.adapters.llm.settings import read_settings
+from bot.adapters.per_service import ServiceMetrics, ServiceRouters
+from bot.adapters.prometheus.metrics import PrometheusMetrics, PrometheusSettings
+from bot.adapters.schema import AdapterSettings
 from bot.adapters.sim import fleet as sim_fleet
 from bot.adapters.sim.ci import SimulatedCI
-from bot.adapters.sim.fleet import SimulatedFleet
+from bot.adapters.sim.fleet import (
+    SimulatedFleet,
+    SimulatorMetricsSettings,
+    SimulatorRouterSettings,
+)
 from bot.adapters.sim.profiles import Profiles, load_profiles
 from bot.adapters.sqlite import checks as sqlite_checks
 from bot.adapters.sqlite import flags as sqlite_flags
@@ -33,10 +44,14 @@ from bot.adapters.sqlite.locks import SqliteLocks
 from bot.adapters.sqlite.series import SqliteSeries
 from bot.adapters.sqlite.store import SqliteReleaseStore
 from bot.adapters.terminal import TerminalChat
-from bot.config import load_config
-from bot.domain.config import Config
+from bot.adapters.webhook import router as webhook_router
+from bot.adapters.webhook.router import WebhookRouter, WebhookSettings
+from bot.config import DEFAULT_CONFIG, ConfigError, load_config
+from bot.domain.config import AdapterTable, Config, ServiceConfig
 from bot.ports.chat import AbstractChat
 from bot.ports.llm import AbstractLLM
+from bot.ports.metrics import AbstractMetrics
+from bot.ports.traffic import AbstractTrafficRouter
 from bot.presenters import agent_line
 from bot.scheduler import Ticker
 from bot.service import Services, report
@@ -56,7 +71,19 @@ EMBEDDED_MIGRATIONS = (
     sqlite_locks.migrations,
     sqlite_series.migrations,
     sim_fleet.migrations,
+    haproxy_router.migrations,
+    webhook_router.migrations,
 )
+# Each port's adapters by the name a service's table gives them, with their settings schema.
+METRICS_PROVIDERS: dict[str, type[AdapterSettings]] = {
+    "prometheus": PrometheusSettings,
+    "simulator": SimulatorMetricsSettings,
+}
+TRAFFIC_ROUTERS: dict[str, type[AdapterSettings]] = {
+    "haproxy": HAProxySettings,
+    "webhook": WebhookSettings,
+    "simulator": SimulatorRouterSettings,
+}
 
 
 @dataclass(frozen=True)
@@ -102,6 +129,100 @@ def llm_from_env(env_file: str | Path | None = ".env") -> AbstractLLM:
     return AnthropicLLM.from_settings(settings)
 
 
+@dataclass(frozen=True)
+class Targets:
+    """One service's adapters as the config chose them, their settings checked."""
+
+    metrics: AdapterSettings | None
+    traffic: AdapterSettings | None
+
+
+def read_targets(config: Config, where: Path | str = "data/services.toml") -> dict[str, Targets]:
+    """Every service's metrics provider and traffic router, each table checked against its
+    adapter's own schema. Raises ConfigError with one line per mistake."""
+    problems: list[str] = []
+    out: dict[str, Targets] = {}
+    for service in sorted(config.services):
+        svc, own = config.for_service(service), config.services[service]
+        out[service] = Targets(
+            metrics=_settings(
+                svc.metrics, "provider", METRICS_PROVIDERS, _place(service, own, "metrics"),
+                problems,
+            ),
+            traffic=_settings(
+                svc.traffic, "router", TRAFFIC_ROUTERS, _place(service, own, "traffic"), problems
+            ),
+        )  # fmt: skip
+    if problems:
+        raise ConfigError("\n".join(f"{where}: {p}" for p in dict.fromkeys(problems)))
+    return out
+
+
+def _place(service: str, own: ServiceConfig, table: str) -> str:
+    """Where a service's table was written: its own, or the defaults it inherits."""
+    return f"services.{service}.{table}" if table in own.model_fields_set else f"defaults.{table}"
+
+
+def _settings(
+    table: AdapterTable | None,
+    key: str,
+    registry: dict[str, type[AdapterSettings]],
+    place: str,
+    problems: list[str],
+) -> AdapterSettings | None:
+    if table is None:
+        return None  # the release is refused with what to add (Config.refusal)
+    name = str(getattr(table, key))
+    schema = registry.get(name)
+    if schema is None:
+        problems.append(f"{place}.{key}: {name!r} is unknown; use one of {', '.join(registry)}")
+        return None
+    try:
+        settings = schema.model_validate({key: name, **table.settings()})
+    except ValidationError as exc:
+        problems += [
+            f"{place}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']} ({name})"
+            for err in exc.errors()
+        ]
+        return None
+    if isinstance(settings, WebhookSettings):
+        try:
+            settings.secret()
+        except ValueError as exc:
+            problems.append(f"{place}: {exc}")
+    return settings
+
+
+def _adapters(
+    config: Config, chosen: dict[str, Targets], database: Database, fleet: SimulatedFleet
+) -> tuple[ServiceMetrics, ServiceRouters]:
+    """The per-service metrics providers and routers; the simulated fleet only where the
+    config names it."""
+    routers: dict[str, AbstractTrafficRouter] = {}
+    for service, targets in chosen.items():
+        match targets.traffic:
+            case SimulatorRouterSettings():
+                routers[service] = fleet
+            case HAProxySettings() as haproxy:
+                routers[service] = HAProxyRouter(service, haproxy, database)
+            case WebhookSettings() as webhook:
+                routers[service] = WebhookRouter(service, webhook, database)
+    router = ServiceRouters(routers)
+    providers: dict[str, AbstractMetrics] = {}
+    for service, targets in chosen.items():
+        match targets.metrics:
+            case SimulatorMetricsSettings():
+                providers[service] = fleet
+            case PrometheusSettings() as prometheus:
+                try:
+                    providers[service] = PrometheusMetrics(
+                        service, prometheus, config.for_service(service), router.state
+                    )
+                except ValueError as exc:  # a dependency's health bound it cannot read
+                    raise ConfigError(f"services.{service}.dependencies: {exc}") from None
+    return ServiceMetrics(providers), router
+
+
 def bootstrap(
     db_path: str | Path = DEFAULT_DB,
     *,
@@ -114,16 +235,18 @@ def bootstrap(
     tick_seconds: float = TICK_SECONDS,
     llm: AbstractLLM | None = None,
 ) -> Wiring:
-    """The embedded defaults: SQLite store, flags, locks and CI evidence, the simulated
-    fleet for metrics and traffic, the rule planner, and the terminal as the chat (``chat``
+    """The embedded defaults: SQLite store, flags, locks and CI evidence, each service's
+    metrics provider and traffic router as the config names them (the simulated fleet where
+    it says ``simulator``), the rule planner, and the terminal as the chat (``chat``
     replaces it; ``slack`` puts Slack there). ``llm``: the agent's model (``llm_from_env``);
     none means the rules do every agent step."""
     config = load_config(config_path)
+    targets = read_targets(config, config_path or DEFAULT_CONFIG)  # before anything opens
     profiles = load_profiles()
     database = Database(db_path)
     try:
-        return _wire(database, config, profiles, virtual_clock, clock_start, seed, chat, slack,
-                     tick_seconds, llm)  # fmt: skip
+        return _wire(database, config, targets, profiles, virtual_clock, clock_start, seed, chat,
+                     slack, tick_seconds, llm)  # fmt: skip
     except BaseException:
         database.close()
         raise
@@ -132,6 +255,7 @@ def bootstrap(
 def _wire(
     database: Database,
     config: Config,
+    targets: dict[str, Targets],
     profiles: Profiles,
     virtual_clock: bool,
     clock_start: datetime | None,
@@ -148,6 +272,7 @@ def _wire(
     checks = SqliteChecks(database)
     series = SqliteSeries(database)
     fleet = SimulatedFleet(database, profiles, flags, seed=seed)
+    metrics, traffic = _adapters(config, targets, database, fleet)
     slack_parts = (
         _slack_parts(
             slack, database, store, series, lambda release_id: _report(services, release_id)
@@ -159,12 +284,19 @@ def _wire(
         config=config,
         store=store,
         clock=clock,
-        metrics=fleet,
-        traffic=fleet,
+        metrics=metrics,
+        traffic=traffic,
         flags=flags,
         checks=checks,
         chat=slack_parts.chat if slack_parts else chat or TerminalChat(),
-        planner=RulePlanner(tick_seconds),
+        planner=RulePlanner(
+            tick_seconds,
+            {
+                name: bake
+                for name in config.services
+                if (bake := config.for_service(name).bake_minutes) is not None
+            },
+        ),
         locks=SqliteLocks(database),
         series=series,
         llm=llm or NoLLM(),

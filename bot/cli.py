@@ -29,7 +29,7 @@ from bot.bootstrap import DEFAULT_DB, Wiring, bootstrap, llm_from_env
 from bot.config import ConfigError, load_config
 from bot.domain.contract import InsufficientContext, contract_json_schema
 from bot.domain.release import CommandRejected, Release
-from bot.parsing import ParseError, parse_release
+from bot.parsing import ParseError, named_service, parse_release
 from bot.ports.store import ReleaseNotFound
 from bot.presenters import analysis_line, status_lines
 from bot.service import (
@@ -278,6 +278,15 @@ def run(
     start = clock_start.replace(tzinfo=UTC) if clock_start else None
     wiring = _wire(db, clock_start=start, seed=seed)
     services = wiring.services
+    service = named_service(line)
+    if service is not None and (why := services.config.refusal(service)):
+        _fail(why)
+    metrics = services.config.for_service(service or "").metrics
+    if service is not None and metrics is not None and metrics.provider != "simulator":
+        _fail(
+            f"run drives the simulated fleet on a virtual clock; {service} is on "
+            f"{metrics.provider}: release it from Slack (release-bot serve), or see demo/live.py"
+        )
     try:
         parsed = parse_release(line, services.config)
     except ParseError as exc:

@@ -792,6 +792,16 @@ def parse_release(text: str, config: Config) -> ReleaseRequest | InsufficientCon
         raise ParseError(_validation_message(exc)) from None
 
 
+def named_service(text: str) -> str | None:
+    """The service a /release line or template names, whatever else it lacks (None when it
+    names none or cannot be read)."""
+    text = text.translate(SMART_QUOTES)
+    try:
+        return (_parse_template(text) if _is_template(text) else _parse_line(text)).service
+    except (ParseError, ValidationError):
+        return None
+
+
 def _public(token: str, parse: Callable[[str], _R]) -> _R:
     try:
         return parse(token)
@@ -829,6 +839,7 @@ __all__ = [
     "ParseError",
     "is_guardrail_token",
     "line_tokens",
+    "named_service",
     "parse_dependency",
     "parse_flag",
     "parse_guardrail",

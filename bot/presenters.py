@@ -22,6 +22,7 @@ ICONS = {
     "holding": "⏸️",
     "alert": "🚨",
     "metrics_unavailable": "❓",
+    "router_unavailable": "🚧",
     "paused": "⏸️",
     "resumed": "▶️",
     "rollback_started": "⏪",

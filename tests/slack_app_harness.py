@@ -27,6 +27,19 @@ SECRET = "test-signing-secret"
 CHANNEL = "C0RELEASES"
 ALICE, BOB, DAVE, EVE = "U0ALICE", "U0BOB", "U0DAVE", "U0EVE"
 CLOCK_START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
+
+
+def service_table(name: str) -> str:
+    """A service of the tests' config: released on the simulator."""
+    return f"""
+[services.{name}]
+artifact = "registry.local/{name}:{{version}}"
+metrics = {{ provider = "simulator" }}
+traffic = {{ router = "simulator" }}
+ci = "simulator"
+"""
+
+
 CONFIG = f"""
 [defaults]
 environments = ["staging", "prod"]
@@ -34,10 +47,12 @@ regions = ["us-east-1"]
 strategy = "canary"
 guardrails = ["error_rate<1%", "p95<300ms", "availability>=99.5%"]
 approvers = ["{ALICE}", "{BOB}"]
+{service_table("shop")}"""
 
-[services.shop]
-artifact = "registry.local/shop:{{version}}"
-"""
+
+def write_config(tmp: Path, services: list[str]) -> None:
+    """The tests' config with more services than shop, before the app starts."""
+    (tmp / "services.toml").write_text(CONFIG + "".join(service_table(s) for s in services))
 
 
 def settings_for(fake: FakeSlack, tmp: Path, **overrides: Any) -> Settings:

@@ -30,6 +30,7 @@ from tests.slack_app_harness import (
     blocks_text,
     thread_messages,
     wait_until,
+    write_config,
 )
 from tests.slack_signing import (
     TRIGGER_ID,
@@ -319,9 +320,21 @@ def test_a_rate_limited_post_is_retried_after_retry_after(app: RunningApp, fake:
     assert fake.count("chat.postMessage") >= 2  # the 429 and its retry
 
 
-def test_concurrent_commands_each_start_their_release(app: RunningApp, fake: FakeSlack) -> None:
+@pytest.fixture
+def app_of_many(fake: FakeSlack, tmp_path: Path) -> Iterator[RunningApp]:
+    """The app with twenty more services, svc-00 to svc-19, and one named ``help``."""
+    write_config(tmp_path, [f"svc-{i:02d}" for i in range(20)] + ["help"])
+    running = RunningApp(fake, tmp_path).start()
+    yield running
+    running.stop()
+
+
+def test_concurrent_commands_each_start_their_release(
+    app_of_many: RunningApp, fake: FakeSlack
+) -> None:
     """Twenty commands at once: every one acked and stored (threads sharing one SQLite
     connection used to undo each other's savepoints)."""
+    app = app_of_many
 
     def line(i: int) -> str:
         return f"svc-{i:02d} 1.0.1 risk=low ticket=CHG-{i} artifact=r.local/svc-{i:02d}:1.0.1 changes=x"
@@ -424,10 +437,11 @@ def test_the_form_opens_and_a_valid_submission_starts_the_release(
 
 
 def test_a_form_service_named_like_a_subcommand_is_released_not_run(
-    app: RunningApp, fake: FakeSlack
+    app_of_many: RunningApp, fake: FakeSlack
 ) -> None:
     """The form's line is a release: service ``help`` is released, not read as /release help."""
-    view = release_modal({"service": "help"}, CHANNEL, ["shop"])  # an unknown one is typed
+    app = app_of_many
+    view = release_modal({"service": "help"}, CHANNEL, ["shop"])  # one not offered is typed
     answers = {"service": "help", "version": "1.0.0", "risk": "low", "changes": "x",
                "artifact": "registry.local/help:1.0.0"}  # fmt: skip
     assert app.send(submission(view, answers))[0] == 200

@@ -7,10 +7,11 @@ Guardrails and flags are written in the same syntax as on a ``/release`` line.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from bot.domain.base import Model
 from bot.domain.request import ENV_ORDER, EnvName, Risk, Strategy
@@ -18,6 +19,13 @@ from bot.domain.request import ENV_ORDER, EnvName, Risk, Strategy
 
 class DependencyConfig(Model):
     name: str
+    # A live probe, read by the service's metrics provider: an HTTP health endpoint (2xx is
+    # healthy), or a PromQL query whose single value is compared with ``healthy`` (and then
+    # ``degraded``), e.g. ``healthy = ">= 1"`` for ``up``. Unreachable is unhealthy.
+    health_url: str | None = None
+    health_query: str | None = None
+    healthy: str = ">= 1"
+    degraded: str | None = None
     kind: Literal["service", "database", "external_api"] = "service"
     version: str = "unknown"
     compatibility: Literal["verified", "assumed", "unknown"] = "unknown"
@@ -40,6 +48,24 @@ class Dashboard(Model):
     name: str
     url: str
     key_metrics: list[str] = []
+
+
+class AdapterTable(Model):
+    """One port's adapter for a service as the config names it, with the adapter's own
+    settings; that adapter's schema checks them at start-up (``bot/bootstrap.py``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    def settings(self) -> dict[str, object]:
+        return dict(self.model_extra or {})
+
+
+class MetricsTable(AdapterTable):
+    provider: str  # prometheus, simulator
+
+
+class TrafficTable(AdapterTable):
+    router: str  # haproxy, webhook, simulator
 
 
 class ServiceConfig(Model):
@@ -69,7 +95,20 @@ class ServiceConfig(Model):
     regulatory_requirements: list[str] = []
     capacity_rps: float | None = None
     instances: int = 10
+    # Minutes every step bakes, replacing the risk's defaults (prod 5/10/15/30, pre-prod
+    # 3/5/10/15), e.g. 0.5 for a service that serves enough traffic to judge in 30 s.
+    bake_minutes: float | None = Field(default=None, gt=0)
     key_transactions: list[str] = []
+    # Where each key transaction of the new version answers, for the synthetic checks of a
+    # service on a real provider, e.g. { checkout = "http://10.0.0.7:8080/checkout" }.
+    transaction_urls: dict[str, str] = {}
+    # Where the service's metrics come from and what moves its traffic; a service with
+    # neither cannot be released (``Config.refusal``).
+    metrics: MetricsTable | None = None
+    traffic: TrafficTable | None = None
+    # "simulator": the embedded CI builds each version and records its evidence (the demo);
+    # unset: the team's CI records it, and the gates judge only what was recorded.
+    ci: Literal["simulator"] | None = None
 
     def approvers_for(self, environments: Iterable[EnvName]) -> list[str]:
         """The effective approvers of a release reaching ``environments``: those set for its
@@ -97,6 +136,38 @@ class Config(Model):
 
     def knows(self, service: str) -> bool:
         return service in self.services
+
+    def refusal(self, service: str) -> str | None:
+        """Why ``service`` cannot be released with this config: not a service it knows
+        (naming the closest), or no metrics provider or traffic router to release it with."""
+        where = "data/services.toml"
+        if not self.knows(service):
+            close = difflib.get_close_matches(service, list(self.services), n=1, cutoff=0.6)
+            if close:
+                return (
+                    f"{service} is not a service in {where}: did you mean {close[0]}? "
+                    f"(a new service needs its own [services.{service}] table)"
+                )
+            known = ", ".join(sorted(self.services)) or "none yet"
+            return (
+                f"{service} is not a service in {where} (known: {known}); add a "
+                f"[services.{service}] table with its metrics and traffic"
+            )
+        svc = self.for_service(service)
+        missing = [
+            (what, f'[services.{service}.{table}] {key} = "{real}"')
+            for what, table, key, real, given in (
+                ("metrics provider", "metrics", "provider", "prometheus", svc.metrics),
+                ("traffic router", "traffic", "router", "haproxy", svc.traffic),
+            )
+            if given is None
+        ]
+        if missing:
+            return (
+                f"{service} has no {' and no '.join(what for what, _ in missing)} in {where}: "
+                f'add {" and ".join(fix for _, fix in missing)} (or "simulator" for a demo)'
+            )
+        return None
 
     def all_approvers(self) -> set[str]:
         """Everyone listed as an approver anywhere: defaults, services, any environment."""

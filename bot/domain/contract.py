@@ -209,13 +209,17 @@ class Alert(Model):
 
 
 class Logs(Model):
-    error_spike: bool
+    # False: no log source is configured for the service, or no window was judged; the
+    # figures below are then null, never a guess.
+    measured: bool
+    error_spike: bool | None
     new_error_types: list[str]
-    log_volume: Literal["normal", "elevated", "reduced"]
+    log_volume: Literal["normal", "elevated", "reduced"] | None
 
 
 class Traces(Model):
-    critical_path_latency: float
+    measured: bool  # as for logs
+    critical_path_latency: float | None
     dependency_failures: list[str]
     bottlenecks: list[str]
 

@@ -25,6 +25,7 @@ class GateEvidence(Model):
     results: list[CheckEvidence]
     stable_version: str | None
     rehearsal_ok: bool | None  # None: nothing to rehearse against
+    router_error: str | None = None  # the traffic router did not answer the gates
     metrics_answering: list[str]
     dependencies: list[DependencyProbe]
     flags: dict[str, FlagState | None]
@@ -107,6 +108,8 @@ def _evidence(results: Sequence[CheckEvidence], kind: str, label: str) -> Check:
 def _rollback_plan(request: ReleaseRequest, ev: GateEvidence) -> Check:
     name = "rollback_plan"
     strategy = request.deployment_config.strategy
+    if ev.router_error is not None:
+        return _check(name, "fail", f"the traffic router did not answer: {ev.router_error}")
     if ev.stable_version is None:
         status: CheckStatus = (
             "fail" if request.release_package.risk in ("high", "critical") else "warning"

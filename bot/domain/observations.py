@@ -61,6 +61,8 @@ class TrafficState(Model):
     # The feature flag gating the new behaviour; when set, the canary cohort is the flag-on
     # share of user traffic, read from the flags port.
     flag: str | None = None
+    # The release that wants this state (routers that call out, such as webhooks, send it).
+    release_id: str | None = None
 
 
 class ArtifactRecord(Model):

@@ -34,14 +34,23 @@ CONSECUTIVE_ERROR_LIMIT = 3
 
 
 def plan_release(
-    request: ReleaseRequest, now: datetime, instances: int, tick_seconds: float
+    request: ReleaseRequest,
+    now: datetime,
+    instances: int,
+    tick_seconds: float,
+    bake_minutes: float | None = None,
 ) -> Plan:
+    """``bake_minutes``: the service's own bake for every step (``bake_minutes`` in its
+    config, like an Argo Rollouts pause), replacing the risk's defaults."""
     cfg = request.deployment_config
     risk = request.release_package.risk
     regions = cfg.regions
     percentages = cfg.stages or STAGES_BY_RISK[risk]
-    bake = BAKE_MINUTES[risk]
+    bake = BAKE_MINUTES[risk] if bake_minutes is None else bake_minutes
+    short_bake = max(bake / 2, 2) if bake_minutes is None else bake_minutes
     notes: list[str] = []
+    if bake_minutes is not None:
+        notes.append(f"every step bakes {bake_minutes:g} min, as the service's config says")
     if cfg.stages is not None:
         notes.append(f"rollout percentages from the request: {_pcts(cfg.stages)}")
     else:
@@ -53,7 +62,7 @@ def plan_release(
             "kind": "env_deploy",
             "percentage": 100.0,
             "regions": regions[:1],
-            "bake_minutes": PREPROD_BAKE_MINUTES[risk],
+            "bake_minutes": PREPROD_BAKE_MINUTES[risk] if bake_minutes is None else bake_minutes,
             "phase": "preprod",
             "description": f"deploy {request.release_package.version} to {env} and verify",
         }
@@ -61,7 +70,7 @@ def plan_release(
         if env != "prod"
     ]
     if "prod" in cfg.environments:
-        prod = _prod_steps(request, percentages, regions, bake, notes)
+        prod = _prod_steps(request, percentages, regions, bake, short_bake, notes)
         if risk in ("high", "critical"):
             prod[0]["manual_gate"] = True
             notes.append(f"a human approves before the first prod step (risk is {risk})")
@@ -103,6 +112,7 @@ def _prod_steps(
     percentages: list[float],
     regions: list[str],
     bake: float,
+    short_bake: float,
     notes: list[str],
 ) -> list[dict[str, object]]:
     steps: list[dict[str, object]] = []
@@ -126,7 +136,7 @@ def _prod_steps(
             kind="green_verify",
             percentage=0.0,
             regions=list(regions),
-            bake_minutes=max(bake / 2, 2),
+            bake_minutes=short_bake,
             phase="canary",
             description=f"green ({version}) beside blue at 0 %, verified with synthetic traffic",
         )
@@ -165,7 +175,7 @@ def _prod_steps(
             kind="dark_launch",
             percentage=0.0,
             regions=list(regions),
-            bake_minutes=max(bake / 2, 2),
+            bake_minutes=short_bake,
             phase="canary",
             description=f"deploy {version} dark: code everywhere, flag {flag.name} off",
         )

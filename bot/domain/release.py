@@ -121,6 +121,7 @@ class Release(MutableModel):
     judged_step: int | None = None
     judged_at: datetime | None = None
     consecutive_metric_errors: int = 0
+    consecutive_router_errors: int = 0
     alerts: list[AlertRecord] = []
     rollback: RollbackRecord | None = None
     paused: PauseRecord | None = None
@@ -438,6 +439,24 @@ class Release(MutableModel):
             self._without_metrics(
                 f"metrics unavailable for {self.consecutive_metric_errors} checks: {error}", now
             )
+
+    def record_router_error(self, error: str, now: datetime) -> None:
+        """The traffic router did not do what the release wants (after its own retries).
+        Rolling out, it pauses after ``CONSECUTIVE_ERROR_LIMIT`` failures in a row: traffic
+        may not be what the plan says, and rolling back needs the same router, so a person
+        decides. Rolling back, every tick tries again until the router restores the stable."""
+        self.consecutive_router_errors += 1
+        self._record("router_unavailable", ENGINE, now, error, count=self.consecutive_router_errors)
+        if self.status == "rolling_out" and self.consecutive_router_errors >= (
+            CONSECUTIVE_ERROR_LIMIT
+        ):
+            self._pause(
+                f"traffic router failed {self.consecutive_router_errors} times in a row: {error}",
+                now,
+            )
+
+    def router_answered(self) -> None:
+        self.consecutive_router_errors = 0
 
     def observe(self, sample: WindowSample, now: datetime) -> None:
         """Take one metrics window for the current traffic step and act on the judgement."""

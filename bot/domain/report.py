@@ -373,9 +373,11 @@ def _monitoring(release: Release, ctx: ReportContext) -> Monitoring:
         b_rate = b_err / logs.baseline_lines if logs.baseline_lines else 0.0
         spike = bool(logs.canary_lines) and c_rate > 2 * b_rate and c_err >= 5
         volume: Literal["normal", "elevated", "reduced"] = "elevated" if spike else "normal"
-        log_out = Logs(error_spike=spike, new_error_types=new_types, log_volume=volume)
+        log_out = Logs(
+            measured=True, error_spike=spike, new_error_types=new_types, log_volume=volume
+        )
     else:
-        log_out = Logs(error_spike=False, new_error_types=[], log_volume="normal")
+        log_out = Logs(measured=False, error_spike=None, new_error_types=[], log_volume=None)
     traces = release.observed.traces
     return Monitoring(
         dashboards=[
@@ -384,7 +386,8 @@ def _monitoring(release: Release, ctx: ReportContext) -> Monitoring:
         alerts=alerts,
         logs=log_out,
         traces=Traces(
-            critical_path_latency=round(traces.critical_path_ms, 2) if traces else 0.0,
+            measured=traces is not None,
+            critical_path_latency=round(traces.critical_path_ms, 2) if traces else None,
             dependency_failures=traces.dependency_failures if traces else [],
             bottlenecks=traces.bottlenecks if traces else [],
         ),

@@ -40,7 +40,7 @@ def desired_traffic(release: Release) -> dict[Target, TrafficState]:
                 out[target] = stable
         else:
             out[target] = _state_for(reached[-1], stable, version, total, flag)
-    return out
+    return {t: state.model_copy(update={"release_id": release.id}) for t, state in out.items()}
 
 
 def _gating_flag(release: Release) -> str | None:

@@ -26,19 +26,28 @@ class AbstractMetrics(abc.ABC):
     def window(self, target: Target, start: datetime, end: datetime) -> WindowSample:
         """Baseline and canary counts for (start, end]. Raises MetricsUnavailable."""
 
+    def shortest_window(self, service: str) -> float:
+        """Seconds a window must last for this provider to measure it (a scraped counter
+        needs two samples in it); the tick waits that long before asking."""
+        return 0.0
+
     @abc.abstractmethod
     def probe(self, service: str) -> list[str]:
         """Names of the metrics that answer for the service (requests, errors, latency, kpis)."""
 
     @abc.abstractmethod
     def dependencies(self, service: str, names: list[str]) -> list[DependencyProbe]:
-        """Live health of the named dependencies."""
+        """Live health of the named dependencies that have a probe; a probe that cannot
+        reach its dependency says ``unhealthy``, never healthy."""
 
     @abc.abstractmethod
-    def logs(self, target: Target, start: datetime, end: datetime) -> LogSummary: ...
+    def logs(self, target: Target, start: datetime, end: datetime) -> LogSummary | None:
+        """Error lines by type per cohort; None when no log source is configured (the report
+        then says logs were not measured). Raises MetricsUnavailable."""
 
     @abc.abstractmethod
-    def traces(self, target: Target, start: datetime, end: datetime) -> TraceSummary: ...
+    def traces(self, target: Target, start: datetime, end: datetime) -> TraceSummary | None:
+        """None when no trace source is configured. Raises MetricsUnavailable."""
 
     @abc.abstractmethod
     def synthetic(

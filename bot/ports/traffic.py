@@ -5,17 +5,30 @@ from __future__ import annotations
 import abc
 
 from bot.domain.observations import Target, TrafficState
+from bot.domain.request import Strategy
+
+
+class RouterUnavailable(Exception):
+    """The router did not do what was asked: down, refused or timed out after its retries.
+    The message names the router, the target and the cause."""
 
 
 class AbstractTrafficRouter(abc.ABC):
     @abc.abstractmethod
     def apply(self, target: Target, desired: TrafficState) -> TrafficState:
-        """Make the router's state for ``target`` equal ``desired``; idempotent. Returns it."""
+        """Make the router's state for ``target`` equal ``desired``; idempotent. Returns it.
+        Raises RouterUnavailable."""
 
     @abc.abstractmethod
-    def state(self, target: Target) -> TrafficState: ...
+    def state(self, target: Target) -> TrafficState:
+        """What the router serves now, read back from it where it can tell (so the reconcile
+        tick re-applies what a restart or an operator changed). Raises RouterUnavailable."""
 
     @abc.abstractmethod
     def rehearse_rollback(self, target: Target, version: str) -> bool:
         """Deploy ``version`` beside the stable one and roll it back; True when the
-        stable version serves all traffic afterwards."""
+        stable version serves all traffic afterwards. Raises RouterUnavailable."""
+
+    def refusal(self, service: str, strategy: Strategy) -> str | None:
+        """Why this router cannot run ``strategy`` for ``service`` (None: it can)."""
+        return None

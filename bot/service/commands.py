@@ -15,6 +15,7 @@ from bot.domain.locks import EnvLock, ScopeError, lock_refusal, parse_scope, sco
 from bot.domain.plan import Plan
 from bot.domain.release import CommandRejected, Release
 from bot.domain.request import ReleaseRequest
+from bot.parsing import named_service
 from bot.ports.llm import LlmCall
 from bot.ports.locks import LockError
 from bot.ports.store import ReleaseNotFound
@@ -57,6 +58,7 @@ def _new_release(
     spent: list[LlmCall],
 ) -> Release | InsufficientContext:
     parsed, reading = flows.read_request(services.agent(), text, spent)
+    refuse_unreleasable(services, text, parsed)
     if isinstance(parsed, InsufficientContext):
         return parsed
     request = parsed
@@ -76,8 +78,8 @@ def _new_release(
     flows.add_usage(release.narration, spent)
     for action, details in (reading.audit if reading else []) + planned.audit:
         release.record_agent(action, details, now)
-    if services.ci is not None:
-        services.ci.publish(request.service, release.version, request.release_package.artifact, now)
+    if (ci := services.ci_for(request.service)) is not None:
+        ci.publish(request.service, release.version, request.release_package.artifact, now)
     services.store.add(release)
     return release
 
@@ -92,9 +94,22 @@ def plan_release(
     return planned, svc.approvers_for(e.name for e in planned.plan.environments)
 
 
+def refuse_unreleasable(
+    services: Services, text: str, parsed: ReleaseRequest | InsufficientContext
+) -> None:
+    """Refuse a service the config does not know (naming the closest) or cannot release (no
+    metrics provider or traffic router), before anything else is asked of the user."""
+    service = parsed.service if isinstance(parsed, ReleaseRequest) else named_service(text)
+    if service is not None and (why := services.config.refusal(service)):
+        raise CommandRejected(why)
+
+
 def start_refusals(services: Services, request: ReleaseRequest, plan: Plan) -> list[str]:
-    """Why a release could not start now: another one active, a locked environment."""
+    """Why a release could not start now: its router cannot run the strategy, another
+    release is active, an environment is locked."""
     out = []
+    if why := services.traffic.refusal(request.service, plan.strategy):
+        out.append(why)
     busy = services.store.active_for_service(request.service)
     if busy:
         current = services.store.get(busy[0])

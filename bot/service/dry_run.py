@@ -12,7 +12,7 @@ from bot.domain.gates import run_gates
 from bot.domain.plan import Plan
 from bot.domain.request import ReleaseRequest
 from bot.ports.llm import LlmCall
-from bot.service.commands import plan_release, start_refusals
+from bot.service.commands import plan_release, refuse_unreleasable, start_refusals
 from bot.service.gates import auto_approves, gate_evidence
 from bot.service.services import Services
 
@@ -64,6 +64,7 @@ def dry_run(services: Services, text: str) -> DryRun | InsufficientContext:
 
 def _dry_run(services: Services, text: str, spent: list[LlmCall]) -> DryRun | InsufficientContext:
     parsed, reading = flows.read_request(services.agent(), text, spent)
+    refuse_unreleasable(services, text, parsed)
     if isinstance(parsed, InsufficientContext):
         return parsed
     now = services.clock.now()
@@ -91,7 +92,7 @@ def _dry_run(services: Services, text: str, spent: list[LlmCall]) -> DryRun | In
     )
     notes = [f"{NOT_REHEARSED}: a real start rehearses it in staging first"]
     notes += [details for _, details in planned.audit]
-    if services.ci is not None:
+    if services.ci_for(request.service) is not None:
         notes.append("build evidence is what the embedded CI would publish at the start")
     return DryRun(
         request=request,

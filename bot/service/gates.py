@@ -9,6 +9,7 @@ from bot.domain.gates import GateEvidence
 from bot.domain.observations import ArtifactRecord, Target, latest_by_name
 from bot.domain.plan import Plan
 from bot.domain.request import ReleaseRequest
+from bot.ports.traffic import RouterUnavailable
 from bot.service.services import Services
 
 
@@ -33,20 +34,28 @@ def gate_evidence(
     version = request.release_package.version
     prod = [e for e in plan.environments if e.name == "prod"] or plan.environments
     first = Target(service=request.service, env=prod[0].name, region=prod[0].region)
-    stable = services.traffic.state(first).stable_version
-    rehearsal_env = next((e for e in plan.environments if e.name == "staging"), prod[0])
-    rehearsal = (
-        services.traffic.rehearse_rollback(
-            Target(service=request.service, env=rehearsal_env.name, region=rehearsal_env.region),
-            version,
+    stable: str | None = None
+    rehearsal: bool | None = None
+    router_error: str | None = None
+    try:
+        stable = services.traffic.state(first).stable_version or _last_shipped(
+            services, request.service
         )
-        if stable is not None and not dry
-        else None
-    )
+        rehearsal_env = next((e for e in plan.environments if e.name == "staging"), prod[0])
+        if stable is not None and not dry:
+            rehearsal = services.traffic.rehearse_rollback(
+                Target(
+                    service=request.service, env=rehearsal_env.name, region=rehearsal_env.region
+                ),
+                version,
+            )
+    except RouterUnavailable as exc:
+        router_error = str(exc)
     art = request.release_package.artifact
     artifact: ArtifactRecord | None
-    if dry and services.ci is not None:  # what the build would publish, recorded nowhere
-        build = services.ci.build(request.service, version, art, now)
+    ci = services.ci_for(request.service)
+    if dry and ci is not None:  # what the build would publish, recorded nowhere
+        build = ci.build(request.service, version, art, now)
         artifact, results = build.artifact, latest_by_name(build.evidence)
     else:
         artifact = services.checks.artifact(art.image)
@@ -61,6 +70,7 @@ def gate_evidence(
         results=results,
         stable_version=stable,
         rehearsal_ok=rehearsal,
+        router_error=router_error,
         metrics_answering=services.metrics.probe(request.service),
         dependencies=services.metrics.dependencies(request.service, dep_names),
         flags={f.name: services.flags.get(f.name) for f in request.deployment_config.flags},
@@ -68,3 +78,12 @@ def gate_evidence(
         approvers=approvers,
         now=now,
     )
+
+
+def _last_shipped(services: Services, service: str) -> str | None:
+    """The version this bot last completed for the service: the stable one when the router
+    cannot tell (HAProxy and webhooks know weights, not versions, until the bot has acted)."""
+    for row in services.store.listing(service, 50):
+        if row["status"] == "completed":
+            return str(row["version"])
+    return None

@@ -49,6 +49,12 @@ class Services:
     ci: AbstractCI | None = None  # a CI that builds on request (the embedded environment's)
     delivery_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def ci_for(self, service: str) -> AbstractCI | None:
+        """The CI that builds ``service`` on request: the embedded one where its config says
+        ``ci = "simulator"``; none where the team's CI records the evidence."""
+        wants = self.config.for_service(service).ci == "simulator"
+        return self.ci if wants else None
+
     def agent(self) -> AgentContext:
         """What the agent may use: its model, the config, the rule planner, and lookups that
         only read. Loading and saving around it stay here, in the service layer."""

@@ -5,6 +5,7 @@ tick (``converge`` re-applies the persisted state to the router and the flags)."
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 from bot.domain.gates import run_gates
@@ -15,6 +16,7 @@ from bot.domain.release import ENGINE, Release
 from bot.domain.request import EnvName
 from bot.domain.rollout import desired_flags, desired_traffic
 from bot.ports.metrics import MetricsUnavailable
+from bot.ports.traffic import RouterUnavailable
 from bot.service.gates import auto_approves, gate_evidence
 from bot.service.outbox import deliver
 from bot.service.services import Services
@@ -40,11 +42,18 @@ def reconcile_one(services: Services, release_id: str) -> Release:
         if not release.is_active:
             return release
         now = services.clock.now()
-        converge(services, release)  # re-apply after a crash between save and apply
-        _step(services, release, now)
+        try:
+            converge(services, release)  # re-apply after a crash between save and apply
+            _step(services, release, now)
+            release.router_answered()
+        except RouterUnavailable as exc:
+            # Nothing moves on a router that does not answer; the next tick tries again.
+            release.record_router_error(str(exc), now)
         _lock_after_automatic_rollback(services, release, now)
         store.save(release)
-    converge(services, release)
+    # Saved already: a router that fails now is retried by the next tick, which records it.
+    with contextlib.suppress(RouterUnavailable):
+        converge(services, release)
     return release
 
 
@@ -72,13 +81,13 @@ def _observe(services: Services, release: Release, now: datetime) -> None:
     step = release.current_step
     assert step is not None and release.window_cursor is not None
     start = release.window_cursor
-    if now <= start:
-        return
+    if (now - start).total_seconds() <= services.metrics.shortest_window(release.request.service):
+        return  # too short to measure yet: the window grows until the next tick
     targets = _targets(release, step.env, step.regions)
     try:
         samples = [services.metrics.window(t, start, now) for t in targets]
-        logs = [services.metrics.logs(t, start, now) for t in targets]
-        traces = [services.metrics.traces(t, start, now) for t in targets]
+        logs = [g for t in targets if (g := services.metrics.logs(t, start, now)) is not None]
+        traces = [r for t in targets if (r := services.metrics.traces(t, start, now)) is not None]
     except MetricsUnavailable as exc:
         release.record_metrics_error(str(exc) or "no data", now)
         return
@@ -111,13 +120,27 @@ def _verify(services: Services, release: Release, now: datetime) -> Verification
         if e.name == "smoke_tests"
     ]
     smoke_failed = sum(e.failed for e in smoke)
-    ok = not failing and smoke_failed == 0
     where = f"{step.env} {','.join(step.regions)}"
+    if not results and not smoke:
+        # A provider with no URL for any transaction ran nothing: that verifies nothing.
+        return VerificationResult(
+            ok=False,
+            details=(
+                f"nothing verified in {where}: no synthetic transaction ran (set "
+                f"transaction_urls for {release.request.service}) and no smoke tests recorded"
+            ),
+            smoke_passed=0,
+            smoke_failed=0,
+            transactions=[],
+        )
+    ok = not failing and smoke_failed == 0
     if ok:
         details = (
             f"{len(results)} synthetic transactions pass in {where} "
             f"(≥{SYNTHETIC_MIN_SUCCESS:.0%} success, ≤{budget:g}ms)"
         )
+        if not results:
+            details = f"{sum(e.passed for e in smoke)} smoke tests pass in {where}"
     else:
         worst = ", ".join(f"{r.name} {r.success_rate:.1%} {r.latency_ms:.0f}ms" for r in failing)
         details = f"synthetic transactions failing in {where}: {worst}" + (

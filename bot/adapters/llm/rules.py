@@ -11,8 +11,12 @@ from bot.ports.planner import AbstractPlanner
 
 
 class RulePlanner(AbstractPlanner):
-    def __init__(self, tick_seconds: float) -> None:
+    """``bakes``: the services whose config sets ``bake_minutes``, with it."""
+
+    def __init__(self, tick_seconds: float, bakes: dict[str, float] | None = None) -> None:
         self.tick_seconds = tick_seconds
+        self.bakes = bakes or {}
 
     def plan(self, request: ReleaseRequest, now: datetime, instances: int) -> Plan:
-        return plan_release(request, now, instances, self.tick_seconds)
+        bake = self.bakes.get(request.service)
+        return plan_release(request, now, instances, self.tick_seconds, bake)

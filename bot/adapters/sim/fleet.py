@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from statistics import NormalDist
+from typing import Literal
 
 import numpy as np
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from bot.adapters.schema import AdapterSettings
 from bot.adapters.sim.faults import NO_EFFECTS, Effects, Fault, FaultSpecError, effects, parse_fault
 from bot.adapters.sim.profiles import Profile, Profiles
 from bot.adapters.sqlite.database import Database
@@ -52,6 +54,19 @@ _HEALTH_ORDER: tuple[DependencyHealth, ...] = ("healthy", "degraded", "unhealthy
 _OMEGA = 2 * math.pi / 86_400  # the diurnal cycle, in radians per second
 
 migrations = Migrations("release-bot.simulator")
+
+
+class SimulatorMetricsSettings(AdapterSettings):
+    """``metrics = { provider = "simulator" }``: windows drawn from the service's profile in
+    data/simulator.toml (the demo and the tests)."""
+
+    provider: Literal["simulator"]
+
+
+class SimulatorRouterSettings(AdapterSettings):
+    """``traffic = { router = "simulator" }``: the simulated fleet keeps the traffic state."""
+
+    router: Literal["simulator"]
 
 
 @migrations()
@@ -492,5 +507,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
 __all__ = [
     "BUCKET_LABELS",
     "SimulatedFleet",
+    "SimulatorMetricsSettings",
+    "SimulatorRouterSettings",
     "expected_requests",
 ]

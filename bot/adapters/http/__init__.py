@@ -1,0 +1,1 @@
+"""HTTP probes: dependency health endpoints and synthetic transactions."""

@@ -1,0 +1,90 @@
+"""Each service on its own metrics provider and traffic router, as ``data/services.toml`` names
+them: these two dispatch every call of a port to the adapter of the service it is about.
+
+A service with no adapter here never reaches them: ``Config.refusal`` refuses its release
+first. Asking anyway is a bug, and says so."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from bot.domain.observations import (
+    DependencyProbe,
+    LogSummary,
+    Target,
+    TraceSummary,
+    TrafficState,
+    TransactionResult,
+    WindowSample,
+)
+from bot.domain.request import Strategy
+from bot.ports.metrics import AbstractMetrics, MetricsUnavailable
+from bot.ports.traffic import AbstractTrafficRouter, RouterUnavailable
+
+
+class ServiceMetrics(AbstractMetrics):
+    """The metrics port, answered by each service's own provider."""
+
+    def __init__(self, providers: Mapping[str, AbstractMetrics]) -> None:
+        self.providers = dict(providers)
+
+    def _for(self, service: str) -> AbstractMetrics:
+        try:
+            return self.providers[service]
+        except KeyError:
+            raise MetricsUnavailable(
+                f"{service} has no metrics provider: add [services.{service}.metrics] "
+                "to data/services.toml"
+            ) from None
+
+    def window(self, target: Target, start: datetime, end: datetime) -> WindowSample:
+        return self._for(target.service).window(target, start, end)
+
+    def shortest_window(self, service: str) -> float:
+        return self._for(service).shortest_window(service)
+
+    def probe(self, service: str) -> list[str]:
+        return self._for(service).probe(service)
+
+    def dependencies(self, service: str, names: list[str]) -> list[DependencyProbe]:
+        return self._for(service).dependencies(service, names)
+
+    def logs(self, target: Target, start: datetime, end: datetime) -> LogSummary | None:
+        return self._for(target.service).logs(target, start, end)
+
+    def traces(self, target: Target, start: datetime, end: datetime) -> TraceSummary | None:
+        return self._for(target.service).traces(target, start, end)
+
+    def synthetic(
+        self, target: Target, transactions: list[str], at: datetime
+    ) -> list[TransactionResult]:
+        return self._for(target.service).synthetic(target, transactions, at)
+
+
+class ServiceRouters(AbstractTrafficRouter):
+    """The traffic port, answered by each service's own router."""
+
+    def __init__(self, routers: Mapping[str, AbstractTrafficRouter]) -> None:
+        self.routers = dict(routers)
+
+    def _for(self, service: str) -> AbstractTrafficRouter:
+        try:
+            return self.routers[service]
+        except KeyError:
+            raise RouterUnavailable(
+                f"{service} has no traffic router: add [services.{service}.traffic] "
+                "to data/services.toml"
+            ) from None
+
+    def apply(self, target: Target, desired: TrafficState) -> TrafficState:
+        return self._for(target.service).apply(target, desired)
+
+    def state(self, target: Target) -> TrafficState:
+        return self._for(target.service).state(target)
+
+    def rehearse_rollback(self, target: Target, version: str) -> bool:
+        return self._for(target.service).rehearse_rollback(target, version)
+
+    def refusal(self, service: str, strategy: Strategy) -> str | None:
+        return self._for(service).refusal(service, strategy)

@@ -1,0 +1,2 @@
+"""The Prometheus metrics provider: ``PrometheusMetrics`` reads baseline and canary windows
+through Prometheus's HTTP API, configured by ``PrometheusSettings``."""
