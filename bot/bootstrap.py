@@ -84,6 +84,7 @@ TRAFFIC_ROUTERS: dict[str, type[AdapterSettings]] = {
     "webhook": WebhookSettings,
     "simulator": SimulatorRouterSettings,
 }
+_ADAPTERS = {"metrics": ("provider", METRICS_PROVIDERS), "traffic": ("router", TRAFFIC_ROUTERS)}
 
 
 @dataclass(frozen=True)
@@ -144,52 +145,41 @@ def read_targets(config: Config, where: Path | str = "data/services.toml") -> di
     out: dict[str, Targets] = {}
     for service in sorted(config.services):
         svc, own = config.for_service(service), config.services[service]
-        out[service] = Targets(
-            metrics=_settings(
-                svc.metrics, "provider", METRICS_PROVIDERS, _place(service, own, "metrics"),
-                problems,
-            ),
-            traffic=_settings(
-                svc.traffic, "router", TRAFFIC_ROUTERS, _place(service, own, "traffic"), problems
-            ),
-        )  # fmt: skip
+        chosen: dict[str, AdapterSettings | None] = {}
+        for table in ("metrics", "traffic"):
+            # where the table was written: the service's own, or the defaults it inherits
+            place = f"services.{service}" if table in own.model_fields_set else "defaults"
+            chosen[table] = _settings(svc, table, place, problems)
+        out[service] = Targets(metrics=chosen["metrics"], traffic=chosen["traffic"])
     if problems:
         raise ConfigError("\n".join(f"{where}: {p}" for p in dict.fromkeys(problems)))
     return out
 
 
-def _place(service: str, own: ServiceConfig, table: str) -> str:
-    """Where a service's table was written: its own, or the defaults it inherits."""
-    return f"services.{service}.{table}" if table in own.model_fields_set else f"defaults.{table}"
-
-
 def _settings(
-    table: AdapterTable | None,
-    key: str,
-    registry: dict[str, type[AdapterSettings]],
-    place: str,
-    problems: list[str],
+    service: ServiceConfig, table: str, place: str, problems: list[str]
 ) -> AdapterSettings | None:
-    if table is None:
+    """``service``'s ``table`` ("metrics" or "traffic") checked against its adapter's schema
+    and the rest of its config; each mistake appended to ``problems``."""
+    key, registry = _ADAPTERS[table]
+    given: AdapterTable | None = getattr(service, table)
+    if given is None:
         return None  # the release is refused with what to add (Config.refusal)
-    name = str(getattr(table, key))
+    name = str(getattr(given, key))
+    where = f"{place}.{table}"
     schema = registry.get(name)
     if schema is None:
-        problems.append(f"{place}.{key}: {name!r} is unknown; use one of {', '.join(registry)}")
+        problems.append(f"{where}.{key}: {name!r} is unknown; use one of {', '.join(registry)}")
         return None
     try:
-        settings = schema.model_validate({key: name, **table.settings()})
+        settings = schema.model_validate({key: name, **given.settings()})
     except ValidationError as exc:
         problems += [
-            f"{place}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']} ({name})"
+            f"{where}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']} ({name})"
             for err in exc.errors()
         ]
         return None
-    if isinstance(settings, WebhookSettings):
-        try:
-            settings.secret()
-        except ValueError as exc:
-            problems.append(f"{place}: {exc}")
+    problems += [f"{where}: {problem}" for problem in settings.problems(service)]
     return settings
 
 
@@ -214,12 +204,9 @@ def _adapters(
             case SimulatorMetricsSettings():
                 providers[service] = fleet
             case PrometheusSettings() as prometheus:
-                try:
-                    providers[service] = PrometheusMetrics(
-                        service, prometheus, config.for_service(service), router.state
-                    )
-                except ValueError as exc:  # a dependency's health bound it cannot read
-                    raise ConfigError(f"services.{service}.dependencies: {exc}") from None
+                providers[service] = PrometheusMetrics(
+                    service, prometheus, config.for_service(service), router.state
+                )
     return ServiceMetrics(providers), router
 
 

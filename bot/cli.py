@@ -431,6 +431,8 @@ def dry_run_command(line: str, db: str, as_json: bool) -> None:
         result = dry_run(services, line)
     except ParseError as exc:
         _fail(str(exc), EXIT_INSUFFICIENT)
+    except CommandRejected as exc:  # a service the config cannot release
+        _fail(str(exc))
     if isinstance(result, InsufficientContext):
         click.echo(_dump(result))
         sys.exit(EXIT_INSUFFICIENT)

@@ -9,7 +9,7 @@ Run 2: the new version is healthy and the release completes. Every process is st
 end, whatever happened.
 
     python -m demo.live                  # both runs; reports in demo-live-*.json
-    python -m demo.live --only faulty --bake-minutes 0.1   # the short run `make test` uses
+    python -m demo.live --only faulty    # the run tests/test_live_demo.py makes
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+import jsonschema
+
 from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import Wiring, bootstrap
+from bot.domain.contract import contract_json_schema
 from bot.domain.release import Release
 from bot.ports.series import SeriesPoint
 from bot.service import approve, report, start_release
@@ -40,6 +43,10 @@ SERVICE = "shop"
 STABLE = "1.0.0"
 APPROVER = "alice"
 WAITING = ("awaiting_approval", "paused")
+# Enough users, and long enough bakes, for the judge to tell a healthy canary from a slow
+# one at 10 % of traffic: 30 canary requests a second for 30 s and its extensions.
+RATE = 300.0
+BAKE_MINUTES = 0.5
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ class Scenario:
     changes: str
 
 
-LATENCY_MS = 20.0  # what 1.0.0 takes per request; a healthy new version takes the same
+LATENCY_MS = 40.0  # 1.0.0's median per request; a healthy new version's is the same
 FAULTY = Scenario(
     "faulty", "2.0.0", 0.20, LATENCY_MS, "new checkout path (fails one request in five)"
 )
@@ -76,6 +83,7 @@ class Outcome:
 
     release: Release
     report: dict[str, object]
+    ports: Ports
     prometheus_url: str
     users: dict[tuple[str, int], int]
     caught_after_seconds: float | None  # from the canary's first step to the rollback
@@ -183,8 +191,8 @@ def wait_for_scrapes(prometheus_url: str, seconds: float = 30.0) -> None:
 def running(
     scenario: Scenario,
     out: TextIO,
-    rate: float = 100.0,
-    bake_minutes: float = 0.25,
+    rate: float = RATE,
+    bake_minutes: float = BAKE_MINUTES,
     workdir: Path | None = None,
 ) -> Iterator[Outcome]:
     """Run ``scenario`` to its end; the servers are still up inside the ``with`` block (to
@@ -220,14 +228,14 @@ def running(
             raise SystemExit(f"the bot could not read the line: {started.model_dump_json()}")
         release = drive(wiring, started.id)
         load.stop()
-        yield outcome(wiring, release, prometheus_url, load.tally.snapshot())
+        yield outcome(wiring, release, ports, load.tally.snapshot())
 
 
 def run(
     scenario: Scenario,
     out: TextIO,
-    rate: float = 100.0,
-    bake_minutes: float = 0.25,
+    rate: float = RATE,
+    bake_minutes: float = BAKE_MINUTES,
     workdir: Path | None = None,
 ) -> Outcome:
     with running(scenario, out, rate, bake_minutes, workdir) as result:
@@ -252,7 +260,7 @@ def drive(wiring: Wiring, release_id: str) -> Release:
 
 
 def outcome(
-    wiring: Wiring, release: Release, prometheus_url: str, users: dict[tuple[str, int], int]
+    wiring: Wiring, release: Release, ports: Ports, users: dict[tuple[str, int], int]
 ) -> Outcome:
     services = wiring.services
     contract = json.loads(report(services, release.id).model_dump_json())
@@ -266,14 +274,15 @@ def outcome(
         judged = [p for p in points if p.step == last]
         seconds = sum((p.end - p.start).total_seconds() for p in judged)
         rps = sum(p.canary_requests for p in judged) / seconds if seconds else None
-    return Outcome(release, contract, prometheus_url, users, caught, pct, rps, points)
+    prometheus_url = f"http://127.0.0.1:{ports.prometheus}"
+    return Outcome(release, contract, ports, prometheus_url, users, caught, pct, rps, points)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="release-bot's live canary demo")
     parser.add_argument("--only", choices=["faulty", "healthy"])
-    parser.add_argument("--rate", type=float, default=100.0, help="user requests per second")
-    parser.add_argument("--bake-minutes", type=float, default=0.25)
+    parser.add_argument("--rate", type=float, default=RATE, help="user requests per second")
+    parser.add_argument("--bake-minutes", type=float, default=BAKE_MINUTES)
     parser.add_argument("--out", default="demo-live-report.json")
     args = parser.parse_args()
     scenarios = [s for s in (FAULTY, HEALTHY) if args.only in (None, s.name)]
@@ -284,6 +293,7 @@ def main() -> None:
             args.out if scenario is FAULTY or args.only else "demo-live-healthy-report.json"
         )
         path.write_text(json.dumps(result.report, indent=2) + "\n")
+        jsonschema.validate(result.report, contract_json_schema())  # release-bot schema
         print(summary(result, path))
 
 
@@ -291,7 +301,8 @@ def summary(result: Outcome, path: Path) -> str:
     served = sum(result.users.values())
     failed = sum(n for (_, status), n in result.users.items() if status >= 500 or status == 0)
     lines = [
-        f"-- {result.release.id}: {result.release.status}; report in {path}",
+        f"-- {result.release.id}: {result.release.status}; report in {path} "
+        "(valid against `release-bot schema`)",
         f"   users: {served} requests, {failed} failed",
     ]
     if result.caught_after_seconds is not None:

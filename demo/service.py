@@ -4,6 +4,8 @@ real service would: ``http_requests_total{code}`` and the ``http_request_duratio
 histogram, on ``/metrics``.
 
 Faults are deterministic: with ``--error-rate 0.25`` exactly every fourth request fails.
+Latency is lognormal around ``--latency-ms`` (sigma 0.5, like a real service's long tail),
+drawn from a generator seeded by the version, so two runs draw the same latencies.
 
     python -m demo.service --version 2.0.0 --port 8082 --error-rate 0.25 --latency-ms 40
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,15 +22,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+LATENCY_SIGMA = 0.5
+# Finer than the client's default buckets where the answers fall, as a team would set them:
+# the judge's slow-request bound is a bucket's edge, and a coarse one leaves too few requests
+# above it to tell a healthy canary from a slow one in a short demo.
+BUCKETS = (*(n / 100 for n in range(1, 21)), 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+
 
 class Knobs:
     """What the service does wrong, and a count to make it exact."""
 
-    def __init__(self, error_rate: float, latency_ms: float) -> None:
+    def __init__(self, error_rate: float, latency_ms: float, seed: str) -> None:
         self.error_rate = error_rate
         self.latency_ms = latency_ms
         self._served = 0
         self._lock = threading.Lock()
+        self._random = random.Random(seed)
+
+    def latency_seconds(self) -> float:
+        if self.latency_ms <= 0:
+            return 0.0
+        with self._lock:
+            return self._random.lognormvariate(math.log(self.latency_ms / 1000), LATENCY_SIGMA)
 
     def next_fails(self) -> bool:
         """True for the requests that must fail: floor(n·rate) grows by one at each of them."""
@@ -41,7 +57,10 @@ def serve(version: str, port: int, knobs: Knobs) -> ThreadingHTTPServer:
     registry = CollectorRegistry()
     requests = Counter("http_requests", "Requests served", ["code"], registry=registry)
     duration = Histogram(
-        "http_request_duration_seconds", "Time to answer a request", registry=registry
+        "http_request_duration_seconds",
+        "Time to answer a request",
+        registry=registry,
+        buckets=BUCKETS,
     )
     # Labelled series exist only once used: create both now, so that "no 500s yet" reads
     # as a zero in Prometheus rather than as no data.
@@ -59,8 +78,7 @@ def serve(version: str, port: int, knobs: Knobs) -> ThreadingHTTPServer:
                 self._send(200, b"ok\n", "text/plain")
                 return
             started = time.perf_counter()
-            if knobs.latency_ms > 0:
-                time.sleep(knobs.latency_ms / 1000)
+            time.sleep(knobs.latency_seconds())
             code = 500 if knobs.next_fails() else 200
             body = f"{version} {'error' if code == 500 else 'ok'}\n".encode()
             self._send(code, body, "text/plain")
@@ -90,7 +108,8 @@ def main() -> None:
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args()
-    server = serve(args.version, args.port, Knobs(args.error_rate, args.latency_ms))
+    knobs = Knobs(args.error_rate, args.latency_ms, seed=args.version)
+    server = serve(args.version, args.port, knobs)
     try:
         server.serve_forever(poll_interval=0.1)
     except KeyboardInterrupt:

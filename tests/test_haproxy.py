@@ -1,9 +1,9 @@
 """The HAProxy router against a real HAProxy 2.6: weights set through the runtime API, read
 back, and the requests through the frontend split as they say.
 
-Each test gets its own HAProxy (about 0.1 s to start): backend ``payments-prod`` with servers
-``blue`` (the stable 1.0.0, weight 256 in the config file) and ``green`` (weight 0), each a
-local HTTP server answering its version.
+Each test gets its own HAProxy (``demo.servers.HAProxy``, about 0.1 s to start): backend
+``payments-prod`` with servers ``blue`` (the stable 1.0.0, weight 256 in the config file) and
+``green`` (weight 0), each a local HTTP server answering its version.
 
 Why the bands on request counts are narrow: HAProxy's ``roundrobin`` is a deterministic
 weighted round robin that spreads each server's picks evenly over every cycle of
@@ -14,7 +14,6 @@ else (a wrong weight moves the count by 2 per unit of 256 at N=500).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +27,11 @@ from bot.adapters.haproxy.runtime import RuntimeAPI
 from bot.adapters.sqlite.database import Database
 from bot.domain.observations import Target, TrafficState
 from bot.ports.traffic import RouterUnavailable
+from demo.servers import HAProxy, free_port, installed
 from tests.conftest import migrated_db
-from tests.real_haproxy import HAPROXY, RealHAProxy, VersionServer, answers, free_port
+from tests.real_haproxy import VersionServer, answers
 
-if shutil.which(HAPROXY) is None:
+if installed("haproxy", "/usr/sbin") is None:
     pytest.skip(
         "HAPROXY NOT INSTALLED: the HAProxy router's tests need /usr/sbin/haproxy "
         "(apt-get install haproxy)",
@@ -45,7 +45,7 @@ REQUESTS = 500
 
 @dataclass
 class Rig:
-    haproxy: RealHAProxy
+    haproxy: HAProxy
     blue: VersionServer
     green: VersionServer
     database: Database
@@ -79,6 +79,14 @@ class Rig:
         return dict(answers(self.haproxy.frontend_url, requests))
 
 
+def blue_green(
+    directory: Path, blue: VersionServer, green: VersionServer, disabled: set[str] | None = None
+) -> HAProxy:
+    """HAProxy whose config file sends everything to blue (256) and nothing to green (0)."""
+    servers = {"blue": (blue.port, 256), "green": (green.port, 0)}
+    return HAProxy(directory, free_port(), BACKEND, servers, disabled or set())
+
+
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
     database = migrated_db()
@@ -86,7 +94,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     with (
         VersionServer("1.0.0") as blue,
         VersionServer("1.1.0") as green,
-        RealHAProxy(tmp_path, BACKEND, {"blue": blue.port, "green": green.port}) as haproxy,
+        blue_green(tmp_path, blue, green) as haproxy,
     ):
         yield Rig(haproxy, blue, green, database)
     database.close()
@@ -242,9 +250,7 @@ def test_an_idle_server_disabled_in_the_config_file(tmp_path: Path) -> None:
     with (
         VersionServer("1.0.0") as blue,
         VersionServer("1.1.0") as green,
-        RealHAProxy(
-            tmp_path, BACKEND, {"blue": blue.port, "green": green.port}, disabled={"green"}
-        ) as haproxy,
+        blue_green(tmp_path, blue, green, disabled={"green"}) as haproxy,
     ):
         rig = Rig(haproxy, blue, green, database)
         router = rig.router()

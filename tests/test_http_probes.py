@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bot.adapters.http.probes import health, transactions
+from demo.servers import free_port
 from tests.loopback import LoopbackServer
-from tests.real_prometheus import free_port
 
 
 class Endpoints(LoopbackServer):

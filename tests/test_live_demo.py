@@ -18,6 +18,10 @@ from typing import Any
 import jsonschema
 import pytest
 
+from bot.bootstrap import read_targets
+from bot.config import load_config
+from bot.domain.histogram import aggregate, quantile_ms
+from bot.domain.observations import CohortSample
 from demo import live
 from demo.servers import binary
 
@@ -25,23 +29,49 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
 @dataclass(frozen=True)
+class Asked:
+    """One cohort's window as Prometheus answers it when asked again."""
+
+    requests: int
+    errors: int
+    buckets: dict[str, int]
+
+
+@dataclass(frozen=True)
 class Run:
     outcome: live.Outcome
     thread: str
-    # Every judged window's canary (requests, errors), asked of Prometheus again afterwards.
-    asked_again: list[tuple[int, int]]
+    # Every judged window, per cohort, asked of Prometheus again after the run.
+    asked_again: list[dict[str, Asked]]
 
 
-def _window(seconds: float) -> str:
-    return f"{round(seconds * 1000)}ms"
+def _rows(url: str, promql: str, at: datetime) -> list[tuple[dict[str, str], float]]:
+    out = []
+    for row in live.query(url, promql, at):
+        metric, value = row["metric"], row["value"]
+        assert isinstance(metric, dict) and isinstance(value, list)
+        out.append((metric, float(value[1])))
+    return out
 
 
-def _count(url: str, promql: str, at: datetime) -> int:
-    rows = live.query(url, promql, at)
-    assert len(rows) == 1, (promql, rows)
-    value = rows[0]["value"]
-    assert isinstance(value, list)
-    return round(float(value[1]))
+def _ask(url: str, version: str, start: datetime, end: datetime) -> Asked:
+    """The provider's default queries, written out by hand, at the window's end."""
+    selector = f'service="{live.SERVICE}",version="{version}"'
+    window = f"{round((end - start).total_seconds() * 1000)}ms"
+    [(_, requests)] = _rows(url, f"sum(increase(http_requests_total{{{selector}}}[{window}]))", end)
+    [(_, errors)] = _rows(
+        url, f'sum(increase(http_requests_total{{{selector},code=~"5.."}}[{window}]))', end
+    )
+    buckets = _rows(
+        url,
+        f"sum by (le) (increase(http_request_duration_seconds_bucket{{{selector}}}[{window}]))",
+        end,
+    )
+    return Asked(
+        round(requests),
+        round(errors),
+        {("+Inf" if m["le"] == "+Inf" else f"{float(m['le']):g}"): round(v) for m, v in buckets},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,19 +80,14 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Run:
     binary("haproxy", "/usr/sbin")
     out = io.StringIO()
     workdir = tmp_path_factory.mktemp("live")
-    canary = f'service="{live.SERVICE}",version="{live.FAULTY.version}"'
     with live.running(live.FAULTY, out, rate=100.0, bake_minutes=0.25, workdir=workdir) as result:
-        asked = []
-        for point in result.series:
-            window = _window((point.end - point.start).total_seconds())
-            requests = f"sum(increase(http_requests_total{{{canary}}}[{window}]))"
-            errors = f'sum(increase(http_requests_total{{{canary},code=~"5.."}}[{window}]))'
-            asked.append(
-                (
-                    _count(result.prometheus_url, requests, point.end),
-                    _count(result.prometheus_url, errors, point.end),
-                )
-            )
+        asked = [
+            {
+                cohort: _ask(result.prometheus_url, version, point.start, point.end)
+                for cohort, version in (("baseline", live.STABLE), ("canary", live.FAULTY.version))
+            }
+            for point in result.series
+        ]
     return Run(result, out.getvalue(), asked)
 
 
@@ -82,19 +107,39 @@ def test_the_bot_rolls_back_the_faulty_version_by_itself(
 
 
 def test_the_report_figures_are_what_prometheus_measured(faulty: Run) -> None:
+    """Requests, errors and latency: each window as the bot read it is what Prometheus
+    answers; the report's figures for the judged step are their sums."""
     result = faulty.outcome
     assert result.series, "the bot judged no window"
-    read = [(p.canary_requests, p.canary_errors) for p in result.series]
-    assert read == faulty.asked_again
+    read = [
+        (p.baseline_requests, p.baseline_errors, p.canary_requests, p.canary_errors)
+        for p in result.series
+    ]
+    assert read == [
+        (a["baseline"].requests, a["baseline"].errors, a["canary"].requests, a["canary"].errors)
+        for a in faulty.asked_again
+    ]
     step = result.series[-1].step
-    judged = [p for p in result.series if p.step == step]
-    served = sum(p.canary_requests for p in judged)
-    failed = sum(p.canary_errors for p in judged)
-    report = result.report
-    metrics = report["canary_analysis"]["metrics"]
-    assert metrics["error_rate"]["canary"] == pytest.approx(failed / served * 100, abs=1e-3)
-    assert report["progressive_rollout"]["users_affected"] == sum(
-        p.canary_requests for p in result.series
+    judged = [a for p, a in zip(result.series, faulty.asked_again, strict=True) if p.step == step]
+    metrics = result.report["canary_analysis"]["metrics"]
+    for cohort in ("baseline", "canary"):
+        summed = aggregate(
+            [
+                CohortSample(
+                    requests=a[cohort].requests,
+                    errors=a[cohort].errors,
+                    latency_buckets=a[cohort].buckets,
+                )
+                for a in judged
+            ]
+        )
+        rate = summed.errors / summed.requests * 100
+        assert metrics["error_rate"][cohort] == pytest.approx(rate, abs=1e-3)
+        p95 = quantile_ms(summed.latency_buckets, 0.95)
+        assert p95 is not None
+        assert metrics["latency_p95"][cohort] == pytest.approx(p95, abs=1e-3)
+    assert result.report["progressive_rollout"]["users_affected"] == sum(
+        a["canary"].requests for a in faulty.asked_again
     )
 
 
@@ -114,17 +159,15 @@ def test_prometheus_saw_what_the_users_saw(faulty: Run) -> None:
 
 
 def test_every_process_is_stopped(faulty: Run) -> None:
-    result = faulty.outcome
-    port = int(result.prometheus_url.rsplit(":", 1)[1])
-    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
-        s.connect(("127.0.0.1", port))
+    """Both versions, HAProxy and Prometheus: nothing answers on their ports any more."""
+    ports = faulty.outcome.ports
+    for port in (ports.blue, ports.green, ports.frontend, ports.prometheus):
+        with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+            s.connect(("127.0.0.1", port))
 
 
 def test_the_live_config_is_a_valid_services_toml(tmp_path: Path) -> None:
     """What the demo writes is what a team would: bootstrap accepts it as it is."""
-    from bot.bootstrap import read_targets
-    from bot.config import load_config
-
     config = tmp_path / "services.toml"
     config.write_text(live.config_text(tmp_path, live.Ports(1, 2, 3, 4), 0.5))
     targets = read_targets(load_config(config), config)

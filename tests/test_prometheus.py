@@ -1,4 +1,4 @@
-"""The Prometheus metrics provider against a real Prometheus (``tests/real_prometheus.py``)
+"""The Prometheus metrics provider against a real Prometheus (``demo.servers.Prometheus``)
 scraping three instances of a demo service exported with ``prometheus_client``: two of the
 stable version 1.0 (the baseline) and one of 2.0 (the canary). Known requests, errors,
 latencies and checkouts are driven into them; the windows must find them.
@@ -33,8 +33,8 @@ from bot.domain.config import DependencyConfig, ServiceConfig
 from bot.domain.observations import CohortSample, Target, TrafficState
 from bot.ports.metrics import MetricsUnavailable
 from bot.ports.traffic import RouterUnavailable
+from demo.servers import Prometheus, ScrapeTarget, free_port, installed, scrape_config
 from tests.loopback import LoopbackServer
-from tests.real_prometheus import RealPrometheus, ScrapeTarget, available, config, free_port
 
 SERVICE = "payments-api"
 TARGET = Target(service=SERVICE, env="prod", region="eu-west")
@@ -127,7 +127,7 @@ def cumulative(latencies: list[float]) -> dict[str, int]:
 
 @dataclass
 class Fleet:
-    prometheus: RealPrometheus
+    prometheus: Prometheus
     start: datetime  # before the first scrape
     end: datetime  # after every increment was scraped; every sample up to it is stored
     samples: int  # the fewest samples any app series has in (start, end]
@@ -153,7 +153,7 @@ def _totals(want: Mapping[str, float]) -> Callable[[dict[str, float]], bool]:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    if not available():
+    if installed("prometheus") is None:
         pytest.skip("prometheus not installed: run make deps")
     a, b, c = Instance(), Instance(), Instance()
     down = f"127.0.0.1:{free_port()}"  # nothing listens there
@@ -166,7 +166,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         ScrapeTarget(down, job="ledger-db", expect_up=False),
     ]
     launched = time.time()
-    prometheus = RealPrometheus(tmp_path_factory.mktemp("prometheus"), targets)
+    prometheus = Prometheus(tmp_path_factory.mktemp("prometheus"), targets)
     try:
         prometheus.start()
         # Two zero samples of every series before anything moves: a window's first sample
@@ -630,7 +630,7 @@ def test_placeholders_and_durations() -> None:
 
 
 def test_harness_config_gives_each_target_its_labels() -> None:
-    got = config([ScrapeTarget("h:1", {"v": "1"}), ScrapeTarget("h:2", job="db")], "1s")
+    got = scrape_config([ScrapeTarget("h:1", {"v": "1"}), ScrapeTarget("h:2", job="db")], "1s")
     assert got["global"] == {"scrape_interval": "1s", "scrape_timeout": "1s"}
     assert got["scrape_configs"] == [
         {"job_name": "app", "static_configs": [{"targets": ["h:1"], "labels": {"v": "1"}}]},

@@ -22,7 +22,7 @@ from bot.domain.observations import Target, TrafficState
 from bot.domain.release import CommandRejected, Release
 from bot.domain.request import Strategy
 from bot.ports.traffic import AbstractTrafficRouter, RouterUnavailable
-from bot.service import dry_run, reconcile, start_release
+from bot.service import approve, dry_run, reconcile, start_release
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
 LINE = 'payments-api 2.4.1 risk=medium ticket=CHG-1 changes="faster checkout"'
@@ -91,6 +91,30 @@ def test_each_mistake_is_one_line_naming_the_table(
     assert "services.cart.metrics.url: Field required (prometheus)" in text
     assert "services.cart.traffic: " in text and "SHOP_HOOK_SECRET" in text
     assert len(lines) == 5
+
+
+def test_what_only_shows_beside_the_service_is_checked_too(tmp_path: Path) -> None:
+    """One HAProxy backend for two environments, selectors blind to regions, a dependency
+    without a probe or with a bound that cannot be read: each one line."""
+    extra = (
+        SHOP.replace('environments = ["prod"]', 'environments = ["staging", "prod"]').replace(
+            'regions = ["us-east-1"]', 'regions = ["us-east-1", "eu-west-1"]'
+        )
+        + 'metrics = { provider = "prometheus", url = "http://prom:9090" }\n'
+        + 'traffic = { router = "haproxy", socket = "/run/haproxy.sock" }\n'
+        + '[[services.shop.dependencies]]\nname = "ledger"\n'
+        + '[[services.shop.dependencies]]\nname = "db"\nhealth_query = "up"\nhealthy = "high"\n'
+    )
+    path = config_file(tmp_path, extra)
+    with pytest.raises(ConfigError) as caught:
+        read_targets(load_config(path), path)
+    text = str(caught.value)
+    assert "services.shop.traffic: backend '$service' would serve every env of the service" in text
+    assert 'put $env in it, e.g. "$service-$env"' in text
+    assert "services.shop.metrics: baseline " in text and 'region="$region"' in text
+    assert "dependency ledger has no live probe: give it health_url" in text
+    assert "dependency db: healthy 'high' is not a comparison" in text
+    assert len(text.splitlines()) == 6  # backend: env and region; baseline, canary; 2 deps
 
 
 def test_bootstrap_refuses_to_start_on_a_bad_table(tmp_path: Path) -> None:
@@ -193,7 +217,7 @@ def test_gates_fail_when_the_router_does_not_answer() -> None:
         assert release.status == "failed"
         check = next(c for c in release.observed.checks if c.check == "rollback_plan")
         assert check.status == "fail"
-        assert "the traffic router did not answer: HAProxy for" in check.details
+        assert "the traffic router failed: HAProxy for" in check.details
     finally:
         wiring.close()
 
@@ -205,8 +229,6 @@ def test_a_rollout_pauses_after_the_router_fails_three_ticks_in_a_row() -> None:
         services = dataclasses.replace(wiring.services, traffic=router)
         release = start_release(services, LINE, "carol")
         assert isinstance(release, Release)
-        from bot.service import approve
-
         approve(services, release.id, "alice")
         clock = wiring.virtual_clock
         assert clock is not None
@@ -223,9 +245,36 @@ def test_a_rollout_pauses_after_the_router_fails_three_ticks_in_a_row() -> None:
         assert after.paused.reason.startswith("traffic router failed 3 times in a row: HAProxy")
         kinds = [e.action for e in services.store.events(release.id)]
         assert kinds.count("router_unavailable") == 3
+        for _ in range(5):  # still down while paused: counted, not posted again
+            clock.advance(10)
+            reconcile(services)
+        kinds = [e.action for e in services.store.events(release.id)]
+        assert kinds.count("router_unavailable") == 3
         router.broken = False  # back: the next tick converges and counts afresh
         clock.advance(10)
         reconcile(services)
         assert services.store.get(release.id).consecutive_router_errors == 0
+    finally:
+        wiring.close()
+
+
+def test_a_dependency_that_turns_unhealthy_pauses_the_rollout() -> None:
+    wiring = wired()
+    try:
+        services, clock = wiring.services, wiring.virtual_clock
+        assert clock is not None
+        release = start_release(services, LINE, "carol")
+        assert isinstance(release, Release)
+        approve(services, release.id, "alice")
+        while services.store.get(release.id).window_cursor is None:
+            clock.advance(10)
+            reconcile(services)
+        wiring.fleet.inject("payments-api", "2.4.1", ["dep:ledger=unhealthy"])
+        clock.advance(10)
+        reconcile(services)
+        after = services.store.get(release.id)
+        assert after.status == "paused"
+        assert after.paused is not None
+        assert after.paused.reason == "dependency ledger unhealthy during the rollout"
     finally:
         wiring.close()

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,7 +57,8 @@ class Call:
 class Receiver(LoopbackServer):
     """A CD's receiver: verifies the signature (401 when wrong), records the call, then
     answers the next scripted status, or ``status`` with ``answer`` as JSON; ``hang`` makes
-    it wait (until stopped) without answering."""
+    it wait (until stopped) without answering; ``gate``, when given, holds each answer until
+    it is set. ``received`` is set at each call."""
 
     name = "webhook-receiver"
 
@@ -69,6 +70,8 @@ class Receiver(LoopbackServer):
         self.status = 200
         self.answer: dict[str, Any] | str = {"ok": True}
         self.hang = False
+        self.gate: threading.Event | None = None
+        self.received = threading.Event()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
@@ -109,6 +112,9 @@ class Receiver(LoopbackServer):
             self.calls.append(Call(dict(req.headers.items()), raw, verified))
             status = self.script.popleft() if self.script else self.status
             answer = self.answer
+        self.received.set()
+        if self.gate is not None:
+            self.gate.wait(30)
         if self.hang:
             self._stopping.wait(30)
             return
@@ -221,13 +227,14 @@ def test_settings_defaults_and_the_secret_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     s = WebhookSettings.model_validate({"router": "webhook", "url": "https://cd.example/hook"})
-    assert (s.secret_env, s.timeout_seconds, s.retries, s.backoff_seconds, s.image) == (
-        "RELEASE_BOT_WEBHOOK_SECRET",
-        5.0,
-        3,
-        0.5,
-        None,
-    )
+    assert (
+        s.secret_env,
+        s.timeout_seconds,
+        s.retries,
+        s.backoff_seconds,
+        s.stable_version,
+        s.image,
+    ) == ("RELEASE_BOT_WEBHOOK_SECRET", 5.0, 3, 0.5, None, None)
     with pytest.raises(ValueError) as unset:
         s.secret()
     message = str(unset.value)
@@ -374,6 +381,74 @@ def test_a_crash_between_calls_resumes_where_it_stopped(
     keys = [c.headers["Idempotency-Key"] for c in receiver.calls]
     assert keys[1] == keys[2] != keys[0]
     assert router.state(TARGET) == canary(10)
+
+
+def test_the_configured_stable_version_is_known_until_the_cd_acknowledges(
+    receiver: Receiver, database: Database, secret: str
+) -> None:
+    router = make_router(receiver.root, database, stable_version="2.4.0")
+    other = Target(service="payments-api", env="staging", region="eu-west-1")
+    assert router.state(TARGET) == TrafficState(stable_version="2.4.0")
+    assert router.state(other) == TrafficState(stable_version="2.4.0")
+    assert router.rehearse_rollback(other, "2.4.1") is True
+    assert receiver.calls[-1].body["stable_version"] == "2.4.0"
+
+    router.apply(TARGET, canary(10))
+    assert router.state(TARGET) == canary(10)
+    router.apply(TARGET, PROMOTED)
+    # From now on what the CD acknowledged wins over the setting.
+    assert router.state(TARGET).stable_version == "2.4.1"
+    assert router.state(other) == TrafficState(stable_version="2.4.0")  # still untouched
+    assert router.rehearse_rollback(TARGET, "2.4.2") is True
+    assert receiver.calls[-1].body["stable_version"] == "2.4.1"
+    # Without the setting the first release starts from nothing known.
+    assert make_router(receiver.root, database).state(other) == TrafficState()
+
+
+@pytest.mark.parametrize(
+    ("act", "actions"),
+    [
+        pytest.param(lambda r: r.apply(TARGET, canary(10)), ["deploy", "set_weight"], id="apply"),
+        pytest.param(
+            lambda r: r.rehearse_rollback(TARGET, "2.4.1"),
+            ["rehearse_rollback"],
+            id="rehearse_rollback",
+        ),
+    ],
+)
+def test_the_database_lock_is_free_while_the_receiver_answers(
+    receiver: Receiver,
+    database: Database,
+    secret: str,
+    act: Callable[[WebhookRouter], object],
+    actions: list[str],
+) -> None:
+    router = make_router(receiver.root, database, timeout_seconds=60)
+    receiver.gate = threading.Event()
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            act(router)
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+
+    worker = threading.Thread(target=run, name="webhook-apply", daemon=True)
+    worker.start()
+    try:
+        assert receiver.received.wait(30), "the receiver never got the call"
+        # This thread is not the one sending: it gets the lock while the receiver holds
+        # its answer back.
+        took = database.lock.acquire(timeout=30)
+        assert took, "database.lock was held across the HTTP call"
+        database.lock.release()
+    finally:
+        receiver.gate.set()
+        worker.join(30)
+    assert not worker.is_alive() and failures == []
+    assert receiver.actions() == actions
+    if actions[0] == "deploy":
+        assert router.state(TARGET) == canary(10)  # each call recorded once acknowledged
 
 
 # -- retries and failures -----------------------------------------------------------------

@@ -6,8 +6,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from bot.domain.config import ServiceConfig
+
 
 class AdapterSettings(BaseModel):
     """Unknown keys are mistakes; instances are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def problems(self, service: ServiceConfig) -> list[str]:
+        """Mistakes that show only beside the rest of the service's config (its environments,
+        regions, dependencies), one line each naming the fix."""
+        return []

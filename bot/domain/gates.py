@@ -109,7 +109,7 @@ def _rollback_plan(request: ReleaseRequest, ev: GateEvidence) -> Check:
     name = "rollback_plan"
     strategy = request.deployment_config.strategy
     if ev.router_error is not None:
-        return _check(name, "fail", f"the traffic router did not answer: {ev.router_error}")
+        return _check(name, "fail", f"the traffic router failed: {ev.router_error}")
     if ev.stable_version is None:
         status: CheckStatus = (
             "fail" if request.release_package.risk in ("high", "critical") else "warning"

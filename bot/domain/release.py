@@ -17,9 +17,7 @@ from bot.domain.judge import CanaryJudge
 from bot.domain.judgement import Judgement, judgement
 from bot.domain.locks import EnvLock, lock_note
 from bot.domain.narration import NARRATED, Narration
-from bot.domain.observations import (
-    WindowSample,
-)
+from bot.domain.observations import DependencyProbe, WindowSample
 from bot.domain.observed import Observed, VerificationResult
 from bot.domain.plan import Plan, Step, step_label
 from bot.domain.planner import CONSECUTIVE_ERROR_LIMIT, in_ranges, peak_ends
@@ -446,7 +444,9 @@ class Release(MutableModel):
         may not be what the plan says, and rolling back needs the same router, so a person
         decides. Rolling back, every tick tries again until the router restores the stable."""
         self.consecutive_router_errors += 1
-        self._record("router_unavailable", ENGINE, now, error, count=self.consecutive_router_errors)
+        if self.consecutive_router_errors <= CONSECUTIVE_ERROR_LIMIT:  # then the thread knows
+            count = self.consecutive_router_errors
+            self._record("router_unavailable", ENGINE, now, error, count=count)
         if self.status == "rolling_out" and self.consecutive_router_errors >= (
             CONSECUTIVE_ERROR_LIMIT
         ):
@@ -454,6 +454,13 @@ class Release(MutableModel):
                 f"traffic router failed {self.consecutive_router_errors} times in a row: {error}",
                 now,
             )
+
+    def check_dependencies(self, probes: list[DependencyProbe], now: datetime) -> None:
+        """A dependency that turns unhealthy during the rollout pauses it: the canary cannot
+        be judged fairly while it is down, and the trouble may not be the new version's."""
+        down = [p.name for p in probes if p.health == "unhealthy"]
+        if self.status == "rolling_out" and down:
+            self._pause(f"dependency {', '.join(down)} unhealthy during the rollout", now)
 
     def router_answered(self) -> None:
         self.consecutive_router_errors = 0

@@ -21,7 +21,7 @@ from bot.ports.locks import LockError
 from bot.ports.store import ReleaseNotFound
 from bot.service.outbox import deliver
 from bot.service.services import Services
-from bot.service.tick import converge, reconcile_one
+from bot.service.tick import converge_saved, reconcile_one
 
 
 def release_id_for(request: ReleaseRequest, now: datetime) -> str:
@@ -133,7 +133,7 @@ def _change(services: Services, release_id: str, change: Change) -> Release:
         release = services.store.get(release_id)
         change(release, services.clock.now())
         services.store.save(release)
-    converge(services, release)
+    converge_saved(services, release)
     deliver(services)
     return release
 

@@ -60,11 +60,7 @@ def gate_evidence(
     else:
         artifact = services.checks.artifact(art.image)
         results = services.checks.results(request.service, version)
-    dep_names = [d.name for d in svc.dependencies] + [
-        d.name
-        for d in request.operational_context.dependencies
-        if d.name not in {x.name for x in svc.dependencies}
-    ]
+    dep_names = dependency_names(services, request)
     return GateEvidence(
         artifact=artifact,
         results=results,
@@ -78,6 +74,13 @@ def gate_evidence(
         approvers=approvers,
         now=now,
     )
+
+
+def dependency_names(services: Services, request: ReleaseRequest) -> list[str]:
+    """The dependencies the config lists for the service, then those the request adds."""
+    configured = [d.name for d in services.config.for_service(request.service).dependencies]
+    added = [d.name for d in request.operational_context.dependencies]
+    return list(dict.fromkeys(configured + added))
 
 
 def _last_shipped(services: Services, service: str) -> str | None:

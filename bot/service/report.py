@@ -6,6 +6,7 @@ from __future__ import annotations
 from bot.domain.config import ServiceConfig
 from bot.domain.contract import ReleaseReport
 from bot.domain.report import ReportContext, build_report
+from bot.service.gates import dependency_names
 from bot.service.services import Services
 
 
@@ -14,9 +15,7 @@ def report(services: Services, release_id: str) -> ReleaseReport:
     events = services.store.events(release_id)
     svc: ServiceConfig = services.config.for_service(release.request.service)
     now = services.clock.now()
-    dep_names = [d.name for d in svc.dependencies] + [
-        d.name for d in release.request.operational_context.dependencies
-    ]
+    dep_names = dependency_names(services, release.request)
     ctx = ReportContext(
         service_config=svc,
         flags={f.name: services.flags.get(f.name) for f in release.request.deployment_config.flags},

@@ -17,7 +17,7 @@ from bot.domain.request import EnvName
 from bot.domain.rollout import desired_flags, desired_traffic
 from bot.ports.metrics import MetricsUnavailable
 from bot.ports.traffic import RouterUnavailable
-from bot.service.gates import auto_approves, gate_evidence
+from bot.service.gates import auto_approves, dependency_names, gate_evidence
 from bot.service.outbox import deliver
 from bot.service.services import Services
 
@@ -51,10 +51,15 @@ def reconcile_one(services: Services, release_id: str) -> Release:
             release.record_router_error(str(exc), now)
         _lock_after_automatic_rollback(services, release, now)
         store.save(release)
-    # Saved already: a router that fails now is retried by the next tick, which records it.
+    converge_saved(services, release)
+    return release
+
+
+def converge_saved(services: Services, release: Release) -> None:
+    """Converge a release just saved. A router that fails now changes nothing saved: the
+    next tick's converge tries again and records the failure on the release."""
     with contextlib.suppress(RouterUnavailable):
         converge(services, release)
-    return release
 
 
 def _step(services: Services, release: Release, now: datetime) -> None:
@@ -81,10 +86,12 @@ def _observe(services: Services, release: Release, now: datetime) -> None:
     step = release.current_step
     assert step is not None and release.window_cursor is not None
     start = release.window_cursor
-    if (now - start).total_seconds() <= services.metrics.shortest_window(release.request.service):
-        return  # too short to measure yet: the window grows until the next tick
     targets = _targets(release, step.env, step.regions)
     try:
+        if (now - start).total_seconds() <= services.metrics.shortest_window(
+            release.request.service
+        ):
+            return  # too short to measure yet: the window grows until the next tick
         samples = [services.metrics.window(t, start, now) for t in targets]
         logs = [g for t in targets if (g := services.metrics.logs(t, start, now)) is not None]
         traces = [r for t in targets if (r := services.metrics.traces(t, start, now)) is not None]
@@ -100,6 +107,10 @@ def _observe(services: Services, release: Release, now: datetime) -> None:
     )
     release.observe(window, now)
     services.series.add(release.id, step.index, window)  # same unit of work as the state
+    if release.status == "rolling_out" and (names := dependency_names(services, release.request)):
+        release.check_dependencies(
+            services.metrics.dependencies(release.request.service, names), now
+        )
 
 
 def _verify(services: Services, release: Release, now: datetime) -> VerificationResult:
@@ -134,23 +145,27 @@ def _verify(services: Services, release: Release, now: datetime) -> Verification
             transactions=[],
         )
     ok = not failing and smoke_failed == 0
+    smoke_passed = sum(e.passed for e in smoke)
     if ok:
         details = (
             f"{len(results)} synthetic transactions pass in {where} "
             f"(≥{SYNTHETIC_MIN_SUCCESS:.0%} success, ≤{budget:g}ms)"
+            if results
+            else f"{smoke_passed} smoke tests pass in {where}"
         )
-        if not results:
-            details = f"{sum(e.passed for e in smoke)} smoke tests pass in {where}"
     else:
         worst = ", ".join(f"{r.name} {r.success_rate:.1%} {r.latency_ms:.0f}ms" for r in failing)
         details = f"synthetic transactions failing in {where}: {worst}" + (
             f"; {smoke_failed} smoke tests failed" if smoke_failed else ""
         )
+    if unchecked := sorted(set(transactions) - {r.name for r in results}):
+        details += f"; not checked (no URL in transaction_urls): {', '.join(unchecked)}"
     return VerificationResult(
         ok=ok,
         details=details,
-        smoke_passed=len(results) - len(failing),
-        smoke_failed=len(failing),
+        # the synthetic transactions' counts; the smoke tests' when none ran
+        smoke_passed=len(results) - len(failing) if results else smoke_passed,
+        smoke_failed=len(failing) if results else smoke_failed,
         transactions=[
             {"name": r.name, "success_rate": r.success_rate, "latency_ms": r.latency_ms}
             for r in results

@@ -12,14 +12,19 @@ first answer, and maps the bot's actions onto the Rollout (docs/webhooks.md, REA
     deploy             kubectl argo rollouts set image ROLLOUT CONTAINER=IMAGE
     set_weight W       nothing when the rollout is at W already (its first setWeight step is
                        taken on deploy); `promote` when it is paused just before setWeight W
+    set_weight 100     in a pre-prod environment (--preprod, default dev and staging), or on
+                       a rollout without a setWeight 100 step: `promote --full`
     promote            kubectl argo rollouts promote ROLLOUT --full
     rollback           kubectl argo rollouts abort ROLLOUT, then set image back to the stable
-                       version (or `undo` without an image template)
+                       version (or `undo` without an image template); `promote --full` when
+                       going back is an update of its own (the new version had completed)
     rehearse_rollback  {"ok": true} when the rollout is Healthy and not aborted; nothing is
                        deployed, so the answer says "rehearsed": false
 
-The rollout's steps must mirror the bot's plan: `setWeight: W` then `pause: {}` for every
-percentage of the plan, 100 included (rollout.yaml).
+In prod the rollout's steps must mirror the bot's plan: `setWeight: W` then `pause: {}` for
+every percentage of the plan, 100 included (rollout.yaml). The bot deploys to dev and staging
+first with `deploy` then `set_weight 100`: there the rollout is promoted whole, whatever its
+steps. Each environment has its own Rollout: --rollout and --namespace are templates.
 """
 
 from __future__ import annotations
@@ -98,8 +103,12 @@ class Receiver:
     def __init__(self, args: argparse.Namespace, secret: str) -> None:
         self.args = args
         self.secret = secret
+        self.preprod = {e.strip() for e in args.preprod.split(",") if e.strip()}
         self.lock = threading.Lock()  # one change at a time, in the order they arrive
         self.answered: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
+        # Rollbacks that ran `undo` but were not answered 2xx yet: their retry must not undo
+        # again (a second undo goes back to the version rolled back).
+        self.undone: OrderedDict[str, None] = OrderedDict()
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -180,9 +189,12 @@ class Receiver:
         if status.get("abort"):
             raise Refused(409, f"rollout {rollout} is aborted: nothing to move")
         k = next((i for i, s in enumerate(steps) if _weight(s) == weight), None)
+        if weight >= 100 and (call.get("environment") in self.preprod or k is None):
+            # Pre-prod takes the new version whole (the bot sends deploy, then 100 %); a
+            # rollout without a setWeight 100 step reaches 100 % at its end. Either way the
+            # remaining steps and pauses are skipped.
+            return self._whole(kubectl, rollout, namespace, ro)
         if k is None:
-            if weight >= 100 and at >= len(steps):
-                return {"ok": True, "detail": f"rollout {rollout} runs the new version fully"}
             plan = ", ".join(f"{_weight(s):g}" for s in steps if _weight(s) is not None)
             raise Refused(
                 422,
@@ -216,16 +228,52 @@ class Receiver:
 
     def rollback(self, call: dict[str, Any], kubectl: Kubectl) -> dict[str, Any]:
         rollout, namespace, container = self._names(call)
+        key = str(call.get("idempotency_key"))
+        stable = self._image(call, call.get("stable_version"))
+        ro = kubectl.rollout(rollout, namespace)
+        changed = True
         # abort sends all traffic back to the stable ReplicaSet at once, but leaves the new
         # version in spec.template (the rollout stays Degraded and would try again): putting
         # the stable image back makes it Healthy, and Argo skips the steps going back to the
-        # stable ReplicaSet of an update that had not completed.
-        kubectl.argo(namespace, "abort", rollout)
-        stable = self._image(call, call.get("stable_version"))
-        if stable is not None:
+        # stable ReplicaSet of an update that had not completed. A template already on the
+        # stable image (a retry, a repeat) needs neither again.
+        if stable is not None and _image_of(ro, container) != stable:
+            kubectl.argo(namespace, "abort", rollout)
             kubectl.argo(namespace, "set", "image", rollout, f"{container}={stable}")
-        else:
+        elif stable is None and key not in self.undone:
+            kubectl.argo(namespace, "abort", rollout)
             kubectl.argo(namespace, "undo", rollout)
+            self.undone[key] = None
+            while len(self.undone) > KEYS_KEPT:
+                self.undone.popitem(last=False)
+        else:
+            changed = False
+        # An update that had completed (pre-prod, promoted whole) made the rolled-back version
+        # the stable one: going back is then an update of its own, which would walk the
+        # canary steps and stop at the first pause. The stable version takes everything now.
+        done = self._whole(kubectl, rollout, namespace, None if changed else ro)
+        self.undone.pop(key, None)
+        return done
+
+    def _whole(
+        self, kubectl: Kubectl, rollout: str, namespace: str, ro: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Once the controller has seen the template, finish the update it is making, if
+        any, with `promote --full` (a no-op before it has seen it, hence the wait): the
+        template's version serves everything. 503 if it has not seen it in time."""
+        deadline = time.monotonic() + self.args.observe_seconds
+        ro = ro or kubectl.rollout(rollout, namespace)
+        while not _observed(ro):
+            if time.monotonic() >= deadline:
+                raise Refused(
+                    503,
+                    f"rollout {rollout}: the controller has not seen the change yet; try again",
+                )
+            time.sleep(0.2)
+            ro = kubectl.rollout(rollout, namespace)
+        if not _updating(ro):
+            return {"ok": True, "detail": f"rollout {rollout} runs its template fully"}
+        kubectl.argo(namespace, "promote", rollout, "--full")
         return {"ok": True}
 
     def rehearse_rollback(self, call: dict[str, Any], kubectl: Kubectl) -> dict[str, Any]:
@@ -259,6 +307,32 @@ def _index(ro: dict[str, Any]) -> int:
     """The step the controller is on; past the last one when the rollout is complete."""
     index = (ro.get("status") or {}).get("currentStepIndex")
     return len(_steps(ro)) if index is None else int(index)
+
+
+def _observed(ro: dict[str, Any]) -> bool:
+    """The controller has seen the latest spec: what `kubectl argo rollouts status` checks
+    (an observedGeneration that is not a number is an old controller's: taken as seen)."""
+    seen = (ro.get("status") or {}).get("observedGeneration")
+    try:
+        return int(str(seen)) == int((ro.get("metadata") or {})["generation"])
+    except (TypeError, ValueError, KeyError):
+        return True
+
+
+def _updating(ro: dict[str, Any]) -> bool:
+    """An update is under way: the template's pods are not the stable ReplicaSet's."""
+    status = ro.get("status") or {}
+    current, stable = status.get("currentPodHash"), status.get("stableRS")
+    if current is None or stable is None:  # not reported: the step says it
+        return _index(ro) < len(_steps(ro))
+    return bool(current != stable)
+
+
+def _image_of(ro: dict[str, Any], container: str) -> str | None:
+    spec = ((ro.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return next(
+        (c.get("image") for c in spec.get("containers") or [] if c.get("name") == container), None
+    )
 
 
 def _weight(step: dict[str, Any]) -> float | None:
@@ -314,6 +388,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--container", default="{service}", help=f"uses {fields}")
     parser.add_argument(
         "--image", default=None, help="e.g. 'registry.example.com/{service}:{version}'"
+    )
+    parser.add_argument(
+        "--preprod",
+        default="dev,staging",
+        help="environments the bot takes whole (deploy, then set_weight 100): there "
+        "set_weight 100 is `promote --full` (default dev,staging)",
+    )
+    parser.add_argument(
+        "--observe-seconds",
+        type=float,
+        default=2.0,
+        help="how long to wait for the controller to see a change before `promote --full`; "
+        "then 503 and the bot retries (default 2; keep it below the bot's timeout_seconds)",
     )
     args = parser.parse_args(argv)
     secret = os.environ.get(args.secret_env, "")

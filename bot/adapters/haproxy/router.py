@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from sqlite_utils import Migrations
 from bot.adapters.haproxy.runtime import RuntimeAPI, parse_address
 from bot.adapters.schema import AdapterSettings
 from bot.adapters.sqlite.database import Database
+from bot.domain.config import ServiceConfig
 from bot.domain.observations import Target, TrafficState
 from bot.domain.request import Strategy
 from bot.ports.traffic import AbstractTrafficRouter, RouterUnavailable
@@ -177,6 +177,17 @@ class HAProxySettings(AdapterSettings):
             )
         return self
 
+    def problems(self, service: ServiceConfig) -> list[str]:
+        """Several environments or regions on one backend would fight over its weights."""
+        out = []
+        for key, values in (("env", service.environments), ("region", service.regions)):
+            if values and len(values) > 1 and f"${key}" not in self.backend:
+                out.append(
+                    f"backend {self.backend!r} would serve every {key} of the service "
+                    f'({", ".join(values)}): put ${key} in it, e.g. "$service-${key}"'
+                )
+        return out
+
 
 @dataclass(frozen=True)
 class _Live:
@@ -240,7 +251,8 @@ class HAProxyRouter(AbstractTrafficRouter):
         self.settings = settings
         self.database = database
         self.api = RuntimeAPI(settings.socket, settings.timeout_seconds)
-        self._lock = threading.Lock()  # one change of HAProxy at a time from this process
+        # One change of HAProxy at a time in this process, under the database's own lock:
+        # the tick calls in holding it, so a second lock would deadlock against it.
 
     def refusal(self, service: str, strategy: Strategy) -> str | None:
         return SHADOW_REASON if strategy == "shadow" else None
@@ -257,7 +269,7 @@ class HAProxyRouter(AbstractTrafficRouter):
         if desired.mirror > 0:
             raise RouterUnavailable(f"{_where(target)}: {SHADOW_REASON}")
         backend = self.backend_for(target)
-        with self._lock, self._unavailable(target):
+        with self.database.lock, self._unavailable(target):
             placement = _placed(self._load(target), desired)
             self._live(backend)  # both servers exist before anything changes
             split = _split(placement, desired)
@@ -272,7 +284,7 @@ class HAProxyRouter(AbstractTrafficRouter):
     def state(self, target: Target) -> TrafficState:
         self._check(target)
         backend = self.backend_for(target)
-        with self._lock, self._unavailable(target):
+        with self.database.lock, self._unavailable(target):
             placement = self._load(target)
             live = self._live(backend)
         stable, idle = live[placement.stable_server], live[placement.idle_server]
@@ -298,7 +310,7 @@ class HAProxyRouter(AbstractTrafficRouter):
         rehearsal moves weights only: ``version`` is whatever the idle server runs."""
         self._check(target)
         backend = self.backend_for(target)
-        with self._lock, self._unavailable(target):
+        with self.database.lock, self._unavailable(target):
             placement = self._load(target)
             stable, idle = placement.stable_server, placement.idle_server
             before = self._live(backend)[idle]

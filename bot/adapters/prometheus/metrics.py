@@ -251,6 +251,32 @@ class PrometheusSettings(AdapterSettings):
             raise ValueError(f"probe_window must be a PromQL duration such as 5m, not {value!r}")
         return value
 
+    def problems(self, service: ServiceConfig) -> list[str]:
+        """Regions the selectors cannot tell apart, and dependencies without a live probe (a
+        dependency is never assumed healthy) or with a bound that cannot be read."""
+        out = []
+        regions = service.regions or []
+        for cohort, selector in (("baseline", self.baseline), ("canary", self.canary)):
+            if len(regions) > 1 and "$region" not in selector:
+                out.append(
+                    f"{cohort} {selector!r} reads every region ({', '.join(regions)}) in each "
+                    'region\'s window: add a matcher such as region="$region"'
+                )
+        for dep in service.dependencies:
+            if dep.health_url is None and dep.health_query is None:
+                out.append(
+                    f"dependency {dep.name} has no live probe: give it health_url (2xx is "
+                    'healthy) or health_query (e.g. up{job="..."}) in its '
+                    "[[services.NAME.dependencies]] table"
+                )
+            for key, bound in (("healthy", dep.healthy), ("degraded", dep.degraded)):
+                if bound is not None and _COMPARISON.match(bound) is None:
+                    out.append(
+                        f"dependency {dep.name}: {key} {bound!r} is not a comparison such as "
+                        "'>= 1' or '< 0.05'"
+                    )
+        return out
+
 
 class _Comparison:
     """``>= 1``, ``< 0.05``: a bound a dependency's value is held to."""

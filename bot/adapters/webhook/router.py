@@ -36,6 +36,7 @@ from bot.adapters.webhook.signing import (
     TIMESTAMP_HEADER,
     signature_header,
 )
+from bot.domain.config import ServiceConfig
 from bot.domain.observations import Target, TrafficState
 from bot.domain.request import Strategy
 from bot.ports.traffic import AbstractTrafficRouter, RouterUnavailable
@@ -105,6 +106,12 @@ class WebhookSettings(AdapterSettings):
         description=f"The wait before the first retry, doubled for each next one, at most "
         f"{BACKOFF_CAP_SECONDS:g} s.",
     )
+    stable_version: str | None = Field(
+        default=None,
+        description="The version the CD runs before the bot first acts on a target, so "
+        "that the first release's gates and metrics know the baseline and what a rollback "
+        "returns to; later the bot knows from what the CD acknowledged.",
+    )
     image: str | None = Field(
         default=None,
         description="The image of a version, with {version}, e.g. "
@@ -163,6 +170,14 @@ class WebhookSettings(AdapterSettings):
                 f"webhook receiver at {self.url}"
             )
         return value
+
+    def problems(self, service: ServiceConfig) -> list[str]:
+        """The secret must be there at start-up, not at the first release's first call."""
+        try:
+            self.secret()
+        except ValueError as exc:
+            return [str(exc)]
+        return []
 
 
 def idempotency_key(
@@ -254,10 +269,12 @@ def _one_line(raw: bytes, limit: int = 200) -> str:
 class WebhookRouter(AbstractTrafficRouter):
     """The traffic port for one service, answered by its CD through signed webhooks.
 
-    ``sleep`` waits between retries (tests pass a recorder). ``apply`` and the rehearsal run
-    holding ``database.lock``, the lock the reconcile tick's unit of work holds already: one
-    change at a time per target, in the order the tick decides, and no second lock that two
-    threads could take in opposite orders.
+    ``sleep`` waits between retries (tests pass a recorder). ``database.lock`` is held only
+    to read and to record the acknowledged state, never across a call: a slow or retried
+    receiver must not stall every other unit of work in the process. One change at a time
+    per target comes from the caller, the reconcile tick, whose unit of work holds that lock
+    already (it is re-entrant); the router adds no second lock that two threads could take in
+    opposite orders.
     """
 
     def __init__(
@@ -282,29 +299,30 @@ class WebhookRouter(AbstractTrafficRouter):
         next apply resumes where this one stopped (re-sending at most the call that was in
         flight, with the same idempotency key). Raises RouterUnavailable."""
         self._check(target)
-        with self.database.lock:
-            acknowledged = self._stored(target)
-            release_id = desired.release_id
-            if release_id is None and acknowledged is not None:
-                release_id = acknowledged.release_id  # a promote or rollback ends its release
-            for call in calls_for(acknowledged, desired):
-                key = idempotency_key(
-                    release_id, call.action, target, call.version, call.weight, call.mirror
-                )
-                self._send(target, call, release_id, key)
-                if call.after is not None:
-                    self._record(target, call.after)
-            if self._stored(target) != desired:
-                self._record(target, desired)
+        acknowledged = self._stored(target)
+        release_id = desired.release_id
+        if release_id is None and acknowledged is not None:
+            release_id = acknowledged.release_id  # a promote or rollback ends its release
+        last = acknowledged
+        for call in calls_for(acknowledged, desired):
+            key = idempotency_key(
+                release_id, call.action, target, call.version, call.weight, call.mirror
+            )
+            self._send(target, call, release_id, key)  # without the lock: it may take seconds
+            if call.after is not None:
+                self._record(target, call.after)
+                last = call.after
+        if last != desired:  # no call needed, yet e.g. the instance counts changed
+            self._record(target, desired)
         return desired
 
     def state(self, target: Target) -> TrafficState:
-        """The last state the CD acknowledged for ``target`` (an empty state before the
-        first). A webhook cannot read the CD back: a change made in the CD by hand, or a CD
-        that lost its own state, is not seen here. Raises RouterUnavailable only for a target
-        of another service."""
+        """The last state the CD acknowledged for ``target``; before the first, only the
+        ``stable_version`` setting (None without it). A webhook cannot read the CD back: a
+        change made in the CD by hand, or a CD that lost its own state, is not seen here.
+        Raises RouterUnavailable only for a target of another service."""
         self._check(target)
-        return self._stored(target) or TrafficState()
+        return self._known(target)
 
     def rehearse_rollback(self, target: Target, version: str) -> bool:
         """Ask the CD to rehearse rolling ``version`` back on ``target``: True when it
@@ -312,12 +330,10 @@ class WebhookRouter(AbstractTrafficRouter):
         its own idempotency key (its retries share it). Raises RouterUnavailable, also for a
         2xx without that answer."""
         self._check(target)
-        with self.database.lock:
-            stable = (self._stored(target) or TrafficState()).stable_version
-            call = _Call("rehearse_rollback", version, stable, 0.0)
-            salt = datetime.now(UTC).isoformat()
-            key = idempotency_key(None, call.action, target, version, 0.0, salt=salt)
-            answer = self._send(target, call, None, key)
+        call = _Call("rehearse_rollback", version, self._known(target).stable_version, 0.0)
+        salt = datetime.now(UTC).isoformat()
+        key = idempotency_key(None, call.action, target, version, 0.0, salt=salt)
+        answer = self._send(target, call, None, key)  # without the lock, as in apply
         try:
             ok = json.loads(answer.body).get("ok")
         except (ValueError, AttributeError):
@@ -468,6 +484,13 @@ class WebhookRouter(AbstractTrafficRouter):
             raise RouterUnavailable(
                 f"webhook {self.settings.url} routes {self.service}, not {target.describe()}"
             )
+
+    def _known(self, target: Target) -> TrafficState:
+        """What the CD acknowledged, or before that what the settings say it runs."""
+        stored = self._stored(target)
+        if stored is None:
+            return TrafficState(stable_version=self.settings.stable_version)
+        return stored
 
     def _stored(self, target: Target) -> TrafficState | None:
         with self.database.lock:
