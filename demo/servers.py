@@ -174,9 +174,12 @@ class HAProxy(Process):
         backend: str,
         servers: Mapping[str, tuple[int, int]],
         disabled: Iterable[str] = (),
+        more_backends: Mapping[str, Mapping[str, tuple[int, int]]] | None = None,
     ) -> None:
         self.frontend_port, self.backend = frontend_port, backend
         self.servers, self.disabled = dict(servers), frozenset(disabled)
+        # Backends beside the frontend's, e.g. one per region: name -> servers.
+        self.more_backends = {name: dict(more) for name, more in (more_backends or {}).items()}
         self.socket_path = workdir / "admin.sock"
         self.config_path = workdir / "haproxy.cfg"
         exe = binary("haproxy", "/usr/sbin")
@@ -208,6 +211,9 @@ class HAProxy(Process):
                 for name, (port, weight) in self.servers.items()
             ),
         ]
+        for backend, servers in self.more_backends.items():
+            lines += [f"backend {backend}", "    balance roundrobin"]
+            lines += [f"    server {n} 127.0.0.1:{p} weight {w}" for n, (p, w) in servers.items()]
         return "\n".join(lines) + "\n"
 
     def start(self) -> Self:

@@ -41,6 +41,9 @@ class ServiceMetrics(AbstractMetrics):
     def window(self, target: Target, start: datetime, end: datetime) -> WindowSample:
         return self._for(target.service).window(target, start, end)
 
+    def windows(self, targets: list[Target], start: datetime, end: datetime) -> list[WindowSample]:
+        return self._for(_one_service(targets)).windows(targets, start, end)
+
     def shortest_window(self, service: str) -> float:
         return self._for(service).shortest_window(service)
 
@@ -80,6 +83,10 @@ class ServiceRouters(AbstractTrafficRouter):
     def apply(self, target: Target, desired: TrafficState) -> TrafficState:
         return self._for(target.service).apply(target, desired)
 
+    def apply_all(self, changes: Mapping[Target, TrafficState]) -> None:
+        if changes:
+            self._for(_one_service(list(changes))).apply_all(changes)
+
     def state(self, target: Target) -> TrafficState:
         return self._for(target.service).state(target)
 
@@ -88,3 +95,11 @@ class ServiceRouters(AbstractTrafficRouter):
 
     def refusal(self, service: str, strategy: Strategy) -> str | None:
         return self._for(service).refusal(service, strategy)
+
+
+def _one_service(targets: list[Target]) -> str:
+    """The service of a wave's targets: a wave is one release's, so one service's."""
+    services = {t.service for t in targets}
+    if len(services) != 1:
+        raise ValueError(f"a wave spans one service, not {sorted(services)}")
+    return services.pop()

@@ -26,6 +26,11 @@ class AbstractMetrics(abc.ABC):
     def window(self, target: Target, start: datetime, end: datetime) -> WindowSample:
         """Baseline and canary counts for (start, end]. Raises MetricsUnavailable."""
 
+    def windows(self, targets: list[Target], start: datetime, end: datetime) -> list[WindowSample]:
+        """The window of every target of a wave, in order; a provider that can reads them
+        side by side. Raises MetricsUnavailable."""
+        return [self.window(target, start, end) for target in targets]
+
     def shortest_window(self, service: str) -> float:
         """Seconds a window must last for this provider to measure it (a scraped counter
         needs two samples in it); the tick waits that long before asking."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 
 from bot.domain.observations import Target, TrafficState
 from bot.domain.request import Strategy
@@ -18,6 +19,18 @@ class AbstractTrafficRouter(abc.ABC):
     def apply(self, target: Target, desired: TrafficState) -> TrafficState:
         """Make the router's state for ``target`` equal ``desired``; idempotent. Returns it.
         Raises RouterUnavailable."""
+
+    def apply_all(self, changes: Mapping[Target, TrafficState]) -> None:
+        """Apply every target of a wave; a router that can does them side by side. Raises
+        RouterUnavailable (the first failure) once each has been tried."""
+        failures = []
+        for target, desired in changes.items():
+            try:
+                self.apply(target, desired)
+            except RouterUnavailable as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     @abc.abstractmethod
     def state(self, target: Target) -> TrafficState:

@@ -92,7 +92,7 @@ def _observe(services: Services, release: Release, now: datetime) -> None:
             release.request.service
         ):
             return  # too short to measure yet: the window grows until the next tick
-        samples = [services.metrics.window(t, start, now) for t in targets]
+        samples = services.metrics.windows(targets, start, now)  # the regions side by side
         logs = [g for t in targets if (g := services.metrics.logs(t, start, now)) is not None]
         traces = [r for t in targets if (r := services.metrics.traces(t, start, now)) is not None]
     except MetricsUnavailable as exc:
@@ -194,9 +194,12 @@ def _run_gates(services: Services, release: Release, now: datetime) -> None:
 
 def converge(services: Services, release: Release) -> None:
     """Make the router and the flags match the release's persisted state (idempotent)."""
-    for target, desired in desired_traffic(release).items():
-        if services.traffic.state(target) != desired:
-            services.traffic.apply(target, desired)
+    changes = {
+        target: desired
+        for target, desired in desired_traffic(release).items()
+        if services.traffic.state(target) != desired
+    }
+    services.traffic.apply_all(changes)  # a wave's regions side by side
     existing = {f.name: services.flags.get(f.name) for f in release.request.deployment_config.flags}
     svc = services.config.for_service(release.request.service)
     settings = {f.name: f for f in svc.flag_settings}

@@ -14,7 +14,8 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from string import Template
@@ -265,21 +266,52 @@ class HAProxyRouter(AbstractTrafficRouter):
     # -- the port -----------------------------------------------------------------------
 
     def apply(self, target: Target, desired: TrafficState) -> TrafficState:
-        self._check(target)
-        if desired.mirror > 0:
-            raise RouterUnavailable(f"{_where(target)}: {SHADOW_REASON}")
-        backend = self.backend_for(target)
-        with self.database.lock, self._unavailable(target):
-            placement = _placed(self._load(target), desired)
-            self._live(backend)  # both servers exist before anything changes
-            split = _split(placement, desired)
-            # The heavier server first: traffic always has somewhere to go in between.
-            for server, (weight, ready) in sorted(split.items(), key=lambda kv: -kv[1][0]):
-                self.api.run(f"set weight {backend}/{server} {weight}")
-                state = "ready" if ready else "maint"
-                self.api.run(f"set server {backend}/{server} state {state}")
-            self._save(target, placement)
+        self.apply_all({target: desired})
         return desired
+
+    def apply_all(self, changes: Mapping[Target, TrafficState]) -> None:
+        """The targets of a wave at once: what each server hosts is read and saved here (the
+        database is this thread's), the runtime API commands go out side by side."""
+        for target, desired in changes.items():
+            self._check(target)
+            if desired.mirror > 0:
+                raise RouterUnavailable(f"{_where(target)}: {SHADOW_REASON}")
+        with self.database.lock:
+            placements = {t: _placed(self._load(t), d) for t, d in changes.items()}
+            failures: list[RouterUnavailable] = []
+            if len(changes) == 1:
+                sent = [self._sent(t, placements[t], d) for t, d in changes.items()]
+            else:
+                with ThreadPoolExecutor(max_workers=len(changes)) as pool:
+                    futures = [
+                        pool.submit(self._sent, t, placements[t], d) for t, d in changes.items()
+                    ]
+                sent = [future.result() for future in futures]
+            for target, failure in zip(changes, sent, strict=True):
+                if failure is None:
+                    self._save(target, placements[target])
+                else:
+                    failures.append(failure)
+        if failures:
+            raise failures[0]
+
+    def _sent(
+        self, target: Target, placement: _Placement, desired: TrafficState
+    ) -> RouterUnavailable | None:
+        """Set the weights and states ``desired`` asks of HAProxy; the failure, if any."""
+        backend = self.backend_for(target)
+        try:
+            with self._unavailable(target):
+                self._live(backend)  # both servers exist before anything changes
+                split = _split(placement, desired)
+                # The heavier server first: traffic always has somewhere to go in between.
+                for server, (weight, ready) in sorted(split.items(), key=lambda kv: -kv[1][0]):
+                    self.api.run(f"set weight {backend}/{server} {weight}")
+                    state = "ready" if ready else "maint"
+                    self.api.run(f"set server {backend}/{server} state {state}")
+        except RouterUnavailable as exc:
+            return exc
+        return None
 
     def state(self, target: Target) -> TrafficState:
         self._check(target)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from string import Template
 from typing import Literal
@@ -381,8 +382,25 @@ class PrometheusMetrics(AbstractMetrics):
 
     def window(self, target: Target, start: datetime, end: datetime) -> WindowSample:
         """Both cohorts' counts over (start, end], evaluated at ``end``."""
+        return self._window(target, self._state(target), start, end)
+
+    def windows(self, targets: list[Target], start: datetime, end: datetime) -> list[WindowSample]:
+        """A wave's regions side by side: the versions are asked of the router here (it may
+        read the database, which is this thread's), the queries go out in parallel."""
+        states = [self._state(target) for target in targets]
+        if len(targets) == 1:
+            return [self._window(targets[0], states[0], start, end)]
+        with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+            read = pool.map(
+                lambda ts: self._window(ts[0], ts[1], start, end),
+                zip(targets, states, strict=True),
+            )
+            return list(read)
+
+    def _window(
+        self, target: Target, state: TrafficState, start: datetime, end: datetime
+    ) -> WindowSample:
         length = self._length(target, start, end)
-        state = self._state(target)
         baseline = self._cohort(target, state, "baseline", length, end)
         if state.new_version is None:
             # Structural, not measured: with no new version deployed nothing can serve the
