@@ -16,16 +16,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.fake_slack import FakeSlack
-from tests.slack_app_harness import CHANNEL, DAVE, RunningApp
+from tests.slack_app_harness import CHANNEL, DAVE, RunningApp, write_config
 from tests.slack_signing import post, signed_headers, slash_command_body
 
 SECRET = "test-signing-secret"
 
 
+def _service(i: int) -> str:
+    return f"svc-{i:03d}"
+
+
 def _line(i: int) -> str:
     return (
-        f"svc-{i:03d} 1.0.1 risk=low ticket=CHG-{i} artifact=registry.local/svc-{i:03d}:1.0.1 "
-        'changes="bench"'
+        f"{_service(i)} 1.0.1 risk=low ticket=CHG-{i} "
+        f'artifact=registry.local/{_service(i)}:1.0.1 changes="bench"'
     )
 
 
@@ -34,6 +38,8 @@ def measure(commands: int, rounds: int) -> tuple[list[float], int, int]:
     latencies: list[float] = []
     ok = 0
     with FakeSlack() as fake, tempfile.TemporaryDirectory() as tmp:
+        # every service a command names is in the config, on the simulator
+        write_config(Path(tmp), [_service(i) for i in range(commands * rounds)])
         app = RunningApp(fake, Path(tmp)).start()
         try:
 

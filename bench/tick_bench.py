@@ -24,6 +24,7 @@ from pathlib import Path
 from bench.ours import START, cohort_sample
 from bench.scenarios import WINDOW_SECONDS, Window, scenario_named
 from bot.bootstrap import bootstrap
+from bot.config import DEFAULT_CONFIG
 from bot.domain.judge import CanaryJudge
 from bot.domain.judgement import judgement
 from bot.domain.observations import WindowSample
@@ -94,7 +95,18 @@ def reconcile_tick(releases: int, repeat: int) -> tuple[float, int]:
     """Median seconds of one whole reconcile tick over ``releases`` releases in their first
     canary step, and how many were observed in it."""
     with tempfile.TemporaryDirectory() as tmp:
-        wiring = bootstrap(Path(tmp) / "bench.db", clock_start=START, chat=_Silent())
+        config = Path(tmp) / "services.toml"
+        config.write_text(
+            DEFAULT_CONFIG.read_text()
+            + "".join(
+                f'\n[services.svc-{i:04d}]\nmetrics = {{ provider = "simulator" }}\n'
+                f'traffic = {{ router = "simulator" }}\nci = "simulator"\n'
+                for i in range(releases)
+            )
+        )  # every bench service on the simulator, as the demo's are
+        wiring = bootstrap(
+            Path(tmp) / "bench.db", clock_start=START, chat=_Silent(), config_path=config
+        )
         services, clock = wiring.services, wiring.virtual_clock
         assert clock is not None
         for i in range(releases):
