@@ -33,12 +33,14 @@ from bot.adapters.sim.fleet import (
 )
 from bot.adapters.sim.profiles import Profiles, load_profiles
 from bot.adapters.sqlite import checks as sqlite_checks
+from bot.adapters.sqlite import evidence as sqlite_evidence
 from bot.adapters.sqlite import flags as sqlite_flags
 from bot.adapters.sqlite import locks as sqlite_locks
 from bot.adapters.sqlite import series as sqlite_series
 from bot.adapters.sqlite import store as sqlite_store
 from bot.adapters.sqlite.checks import SqliteChecks
 from bot.adapters.sqlite.database import Database
+from bot.adapters.sqlite.evidence import SqliteEvidence
 from bot.adapters.sqlite.flags import SqliteFlags
 from bot.adapters.sqlite.locks import SqliteLocks
 from bot.adapters.sqlite.series import SqliteSeries
@@ -68,6 +70,7 @@ EMBEDDED_MIGRATIONS = (
     sqlite_store.migrations,
     sqlite_flags.migrations,
     sqlite_checks.migrations,
+    sqlite_evidence.migrations,
     sqlite_locks.migrations,
     sqlite_series.migrations,
     sim_fleet.migrations,
@@ -151,6 +154,12 @@ def read_targets(config: Config, where: Path | str = "data/services.toml") -> di
             place = f"services.{service}" if table in own.model_fields_set else "defaults"
             chosen[table] = _settings(svc, table, place, problems)
         out[service] = Targets(metrics=chosen["metrics"], traffic=chosen["traffic"])
+        key = svc.signing_key
+        if key and not key.lstrip().startswith("-----BEGIN") and not Path(key).is_file():
+            problems.append(
+                f"services.{service}.signing_key: {key} is not a file; give the path of the "
+                "PEM public key signatures verify against, or the PEM text itself"
+            )
     if problems:
         raise ConfigError("\n".join(f"{where}: {p}" for p in dict.fromkeys(problems)))
     return out
@@ -275,6 +284,7 @@ def _wire(
         traffic=traffic,
         flags=flags,
         checks=checks,
+        evidence=SqliteEvidence(database),
         chat=slack_parts.chat if slack_parts else chat or TerminalChat(),
         planner=RulePlanner(
             tick_seconds,

@@ -10,7 +10,7 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 import click
 from pydantic import BaseModel
@@ -28,7 +28,9 @@ from bot.analyze import (
 from bot.bootstrap import DEFAULT_DB, Wiring, bootstrap, llm_from_env
 from bot.config import ConfigError, load_config
 from bot.domain.contract import InsufficientContext, contract_json_schema
+from bot.domain.evidence import Kind as EvidenceKind
 from bot.domain.release import CommandRejected, Release
+from bot.evidence import EvidenceError
 from bot.parsing import ParseError, named_service, parse_release
 from bot.ports.store import ReleaseNotFound
 from bot.presenters import analysis_line, status_lines
@@ -48,6 +50,7 @@ from bot.service import (
     start_release,
     unlock_env,
 )
+from bot.service.evidence import add_evidence, list_evidence
 
 EXIT_INSUFFICIENT = 2
 WAITING_STATES = ("awaiting_approval", "paused")
@@ -415,6 +418,53 @@ def locks_command(db: str) -> None:
         click.echo("nothing is locked")
     for lock in locks:
         click.echo(lock.describe())
+
+
+@main.group(name="evidence")
+def evidence_group() -> None:
+    """Upload and list a version's evidence: test reports, scans, SBOMs, signatures, k6."""
+
+
+@evidence_group.command(name="add")
+@click.argument("service")
+@click.argument("version")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--kind", type=click.Choice(list(get_args(EvidenceKind))), help="Else guessed.")
+@click.option("--digest", help="The artifact digest (sha256:…) an SBOM or signature is for.")
+@click.option("--as", "user", help="Who uploads (default: your login).")
+@db_option
+def evidence_add(
+    service: str,
+    version: str,
+    files: tuple[str, ...],
+    kind: EvidenceKind | None,
+    digest: str | None,
+    user: str | None,
+    db: str,
+) -> None:
+    """Read, check and store FILES as SERVICE VERSION's evidence; all or none."""
+    services = _wire(db).services
+    read = [(path, Path(path).read_bytes()) for path in files]
+    try:
+        stored = add_evidence(services, service, version, read, user or _user(), kind, digest)
+    except (CommandRejected, EvidenceError) as exc:
+        _fail(str(exc))
+    for file in stored:
+        click.echo(f"stored {file.kind} {file.cite()} for {service} {version}")
+
+
+@evidence_group.command(name="list")
+@click.argument("service")
+@click.argument("version")
+@db_option
+def evidence_list(service: str, version: str, db: str) -> None:
+    """What SERVICE VERSION's gates will read: each file, its kind, who sent it and when."""
+    files = list_evidence(_wire(db).services, service, version)
+    if not files:
+        click.echo(f"no evidence for {service} {version}: `release-bot evidence add` uploads it")
+    for file in files:
+        bound = f" for {file.digest}" if file.digest else ""
+        click.echo(f"{file.uploaded_at:%Y-%m-%d %H:%M} {file.kind:<9} {file.cite()}{bound}")
 
 
 @main.command(name="dry-run")

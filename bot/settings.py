@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         ge=0,
         description="seconds between two refreshes of one user's App Home (views.publish)",
     )
+    release_bot_evidence_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC secret CI jobs sign POST /evidence with; unset: uploads are off",
+    )
     port: int = Field(default=3000, ge=0, le=65535)
     host: str = "0.0.0.0"
 

@@ -427,9 +427,11 @@ def test_ci_publishes_passing_evidence(fleet: SimulatedFleet, database: Database
         "contract_tests",
     }
     assert all(e.status == "pass" and e.recorded_at == T0 for e in stored.values())
-    assert stored["staging_tests"].details == "412 passed, 0 failed in staging"
+    # every figure says it is the simulated CI's, never a real one's
+    assert all(e.details.endswith(" (simulated CI)") for e in stored.values())
+    assert stored["staging_tests"].details == "412 passed, 0 failed in staging (simulated CI)"
     assert stored["staging_tests"].passed == 412
-    assert stored["security_scan"].details == "0 critical, 0 high vulnerabilities (trivy)"
+    assert stored["security_scan"].details.startswith("0 critical, 0 high vulnerabilities (trivy)")
     assert sorted(evidence, key=lambda e: e.name) == checks.results("payments-api", NEW)
 
 

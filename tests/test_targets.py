@@ -109,12 +109,34 @@ def test_what_only_shows_beside_the_service_is_checked_too(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as caught:
         read_targets(load_config(path), path)
     text = str(caught.value)
-    assert "services.shop.traffic: backend '$service' would serve every env of the service" in text
-    assert 'put $env in it, e.g. "$service-$env"' in text
+    assert (
+        "services.shop.traffic: backend '$service' is the same for every env (prod, staging): "
+        "put $env in it" in text
+    )
     assert "services.shop.metrics: baseline " in text and 'region="$region"' in text
     assert "dependency ledger has no live probe: give it health_url" in text
     assert "dependency db: healthy 'high' is not a comparison" in text
-    assert len(text.splitlines()) == 6  # backend: env and region; baseline, canary; 2 deps
+    # backend: env and region; baseline and canary: env and region each; two dependencies
+    assert len(text.splitlines()) == 8
+
+
+def test_a_line_reaching_more_than_the_config_names_is_refused(tmp_path: Path) -> None:
+    """The config's one environment passes start-up; a line adding staging would put both on
+    one backend, so the release is refused before anything moves."""
+    extra = (
+        SHOP
+        + 'metrics = { provider = "simulator" }\n'
+        + f'traffic = {{ router = "haproxy", socket = "{tmp_path}/none.sock" }}\n'
+    )
+    wiring = wired(config_file(tmp_path, extra))
+    try:
+        with pytest.raises(CommandRejected) as caught:
+            start_release(wiring.services, 'shop 1.2.0 risk=low changes="x" env=staging,prod', "a")
+        assert str(caught.value).startswith(
+            "HAProxy for shop: backend '$service' is the same for every env (prod, staging)"
+        )
+    finally:
+        wiring.close()
 
 
 def test_bootstrap_refuses_to_start_on_a_bad_table(tmp_path: Path) -> None:

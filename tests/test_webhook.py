@@ -287,9 +287,12 @@ def test_a_canary_lifecycle_sends_deploy_weights_then_promote(
         ("set_weight", "2.4.1", "2.4.0", 50.0),
         ("promote", "2.4.1", "2.4.0", 100.0),
     ]
-    for call, (action, version, stable, weight) in zip(receiver.calls, expected, strict=True):
+    states = [None, canary(0), canary(10), canary(50)]  # what the CD ran before each call
+    for call, (action, version, stable, weight), since in zip(
+        receiver.calls, expected, states, strict=True
+    ):
         body = call.body
-        key = idempotency_key(RELEASE, action, TARGET, version, weight)
+        key = idempotency_key(RELEASE, action, TARGET, version, weight, since=since)
         assert body["action"] == action
         assert (body["version"], body["stable_version"], body["weight"]) == (
             version,

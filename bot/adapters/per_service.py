@@ -6,7 +6,7 @@ first. Asking anyway is a bug, and says so."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from bot.domain.observations import (
@@ -47,11 +47,20 @@ class ServiceMetrics(AbstractMetrics):
     def shortest_window(self, service: str) -> float:
         return self._for(service).shortest_window(service)
 
+    def layout_refusal(
+        self, service: str, environments: Sequence[str], regions: Sequence[str]
+    ) -> str | None:
+        return self._for(service).layout_refusal(service, environments, regions)
+
     def probe(self, service: str) -> list[str]:
-        return self._for(service).probe(service)
+        """No provider: nothing answers (the monitoring gate says so)."""
+        provider = self.providers.get(service)
+        return provider.probe(service) if provider is not None else []
 
     def dependencies(self, service: str, names: list[str]) -> list[DependencyProbe]:
-        return self._for(service).dependencies(service, names)
+        """No provider: no probe ran (the gate and the report go by what was reported)."""
+        provider = self.providers.get(service)
+        return provider.dependencies(service, names) if provider is not None else []
 
     def logs(self, target: Target, start: datetime, end: datetime) -> LogSummary | None:
         return self._for(target.service).logs(target, start, end)
@@ -95,6 +104,11 @@ class ServiceRouters(AbstractTrafficRouter):
 
     def refusal(self, service: str, strategy: Strategy) -> str | None:
         return self._for(service).refusal(service, strategy)
+
+    def layout_refusal(
+        self, service: str, environments: Sequence[str], regions: Sequence[str]
+    ) -> str | None:
+        return self._for(service).layout_refusal(service, environments, regions)
 
 
 def _one_service(targets: list[Target]) -> str:

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from bot.domain.base import Model
+from bot.domain.evidence import Waiver
 from bot.domain.request import ENV_ORDER, EnvName, Risk, Strategy
 
 
@@ -109,6 +110,10 @@ class ServiceConfig(Model):
     # "simulator": the embedded CI builds each version and records its evidence (the demo);
     # unset: the team's CI records it, and the gates judge only what was recorded.
     ci: Literal["simulator"] | None = None
+    # Security findings accepted for now: { id = "CVE-…", reason = "…", expires = 2027-01-31 }.
+    waivers: list[Waiver] = []
+    # The public key (PEM text, or a path to a PEM file) artifact signatures verify against.
+    signing_key: str | None = None
 
     def approvers_for(self, environments: Iterable[EnvName]) -> list[str]:
         """The effective approvers of a release reaching ``environments``: those set for its

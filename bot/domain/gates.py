@@ -26,6 +26,8 @@ class GateEvidence(Model):
     stable_version: str | None
     rehearsal_ok: bool | None  # None: nothing to rehearse against
     router_error: str | None = None  # the traffic router did not answer the gates
+    artifact_missing: str | None = None  # why no artifact record, and what to upload
+    unsigned_hint: str = ""  # what to upload when no signature verified
     metrics_answering: list[str]
     dependencies: list[DependencyProbe]
     flags: dict[str, FlagState | None]
@@ -73,7 +75,8 @@ def _artifacts(request: ReleaseRequest, ev: GateEvidence) -> Check:
     art = request.release_package.artifact
     record = ev.artifact
     if record is None:
-        return _check(name, "fail", f"{art.image} is not in the registry: nothing to deploy")
+        why = ev.artifact_missing or f"{art.image} is not in the registry: nothing to deploy"
+        return _check(name, "fail", why)
     if art.hash and art.hash != record.digest:
         return _check(
             name,
@@ -87,7 +90,7 @@ def _artifacts(request: ReleaseRequest, ev: GateEvidence) -> Check:
             f"build mismatch: requested {art.build_id}, registry has {record.build_id}",
         )
     if not record.signed:
-        return _check(name, "fail", f"{art.image} is not signed")
+        return _check(name, "fail", f"{art.image} is not signed" + ev.unsigned_hint)
     summary = f"{art.image} {record.digest[:19]}… build {record.build_id}, signed"
     if not record.sbom_attached:
         status: CheckStatus = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from datetime import datetime
 
 from bot.domain.observations import (
@@ -30,6 +31,13 @@ class AbstractMetrics(abc.ABC):
         """The window of every target of a wave, in order; a provider that can reads them
         side by side. Raises MetricsUnavailable."""
         return [self.window(target, start, end) for target in targets]
+
+    def layout_refusal(
+        self, service: str, environments: Sequence[str], regions: Sequence[str]
+    ) -> str | None:
+        """Why this adapter cannot keep a release's targets apart (a backend or a selector
+        that would be the same for two of them); None: it can."""
+        return None
 
     def shortest_window(self, service: str) -> float:
         """Seconds a window must last for this provider to measure it (a scraped counter

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from bot.domain.observations import Target, TrafficState
 from bot.domain.request import Strategy
@@ -41,6 +41,13 @@ class AbstractTrafficRouter(abc.ABC):
     def rehearse_rollback(self, target: Target, version: str) -> bool:
         """Deploy ``version`` beside the stable one and roll it back; True when the
         stable version serves all traffic afterwards. Raises RouterUnavailable."""
+
+    def layout_refusal(
+        self, service: str, environments: Sequence[str], regions: Sequence[str]
+    ) -> str | None:
+        """Why this adapter cannot keep a release's targets apart (a backend or a selector
+        that would be the same for two of them); None: it can."""
+        return None
 
     def refusal(self, service: str, strategy: Strategy) -> str | None:
         """Why this router cannot run ``strategy`` for ``service`` (None: it can)."""

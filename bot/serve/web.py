@@ -1,4 +1,5 @@
-"""``release-bot serve``: the Slack app behind waitress, the reconcile tick, /healthz, /metrics.
+"""``release-bot serve``: the Slack app behind waitress, the reconcile tick, /healthz, /metrics
+and ``POST /evidence`` for CI jobs.
 
 One process: waitress (a production WSGI server, threads, no forking: the scheduler and the
 SQLite connection live in this process) serves ``/slack/events`` for commands, buttons,
@@ -21,6 +22,7 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.scheduler import Ticker
+from bot.serve.evidence import EvidenceUploads
 from bot.service import Services
 
 StartResponse = Callable[..., Any]
@@ -42,10 +44,12 @@ class ReleasesCollector(Collector):
 
 
 class WebApp:
-    """The WSGI application: Slack's endpoint (HTTP mode), /healthz and /metrics."""
+    """The WSGI application: Slack's endpoint (HTTP mode), /healthz, /metrics, and evidence
+    uploads signed with ``evidence_secret`` (none: uploads are off)."""
 
-    def __init__(self, app: App | None, ticker: Ticker) -> None:
+    def __init__(self, app: App | None, ticker: Ticker, evidence_secret: str | None = None) -> None:
         self.slack = SlackRequestHandler(app, path="/slack/events") if app is not None else None
+        self.evidence = EvidenceUploads(ticker.services, evidence_secret)
         self.ticker = ticker
         self.telemetry = ticker.telemetry
         self.telemetry.registry.register(ReleasesCollector(ticker.services))
@@ -59,7 +63,10 @@ class WebApp:
                 return start_response(status, headers, *exc_info)
 
             return self.slack(environ, counted)
-        status, content_type, body = self._own(path)
+        if path == "/evidence":
+            status, content_type, body = self.evidence.handle(environ)
+        else:
+            status, content_type, body = self._own(path)
         self.telemetry.http.labels(path=_label(path), status=status.split()[0]).inc()
         start_response(status, [("Content-Type", content_type)])
         return [body]
@@ -75,7 +82,7 @@ class WebApp:
 
 
 def _label(path: str) -> str:
-    return path if path in ("/healthz", "/metrics", "/slack/events") else "other"
+    return path if path in ("/healthz", "/metrics", "/slack/events", "/evidence") else "other"
 
 
 class Server:

@@ -60,7 +60,12 @@ def wire(
     assert slack is not None
     try:
         app = build_app(settings, slack, slack.chat.client)
-        web = WebApp(app if settings.mode == "http" else None, wiring.ticker)
+        secret = settings.release_bot_evidence_secret
+        web = WebApp(
+            app if settings.mode == "http" else None,
+            wiring.ticker,
+            secret.get_secret_value() if secret is not None else None,
+        )
         socket_mode = _socket_mode(app, settings) if settings.mode == "socket" else None
     except BaseException:  # nothing is left running or open behind the error
         wiring.close()

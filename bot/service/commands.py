@@ -110,6 +110,11 @@ def start_refusals(services: Services, request: ReleaseRequest, plan: Plan) -> l
     out = []
     if why := services.traffic.refusal(request.service, plan.strategy):
         out.append(why)
+    envs = sorted({e.name for e in plan.environments})
+    regions = sorted({e.region for e in plan.environments})
+    for adapter in (services.traffic, services.metrics):
+        if why := adapter.layout_refusal(request.service, envs, regions):
+            out.append(why + " (the /release line reaches more than the config names)")
     busy = services.store.active_for_service(request.service)
     if busy:
         current = services.store.get(busy[0])

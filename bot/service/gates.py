@@ -5,6 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.domain.contract import Check
+from bot.domain.evidence import (
+    artifact_from_evidence,
+    artifact_hint,
+    checks_from_evidence,
+    upload_hint,
+)
 from bot.domain.gates import GateEvidence
 from bot.domain.observations import ArtifactRecord, Target, latest_by_name
 from bot.domain.plan import Plan
@@ -39,7 +45,7 @@ def gate_evidence(
     router_error: str | None = None
     try:
         stable = services.traffic.state(first).stable_version or _last_shipped(
-            services, request.service
+            services, request.service, first.env
         )
         rehearsal_env = next((e for e in plan.environments if e.name == "staging"), prod[0])
         if stable is not None and not dry:
@@ -53,13 +59,37 @@ def gate_evidence(
         router_error = str(exc)
     art = request.release_package.artifact
     artifact: ArtifactRecord | None
+    artifact_missing, unsigned_hint = None, ""
     ci = services.ci_for(request.service)
     if dry and ci is not None:  # what the build would publish, recorded nowhere
         build = ci.build(request.service, version, art, now)
         artifact, results = build.artifact, latest_by_name(build.evidence)
-    else:
+    elif ci is not None:
         artifact = services.checks.artifact(art.image)
         results = services.checks.results(request.service, version)
+    else:  # a real service: only what its CI uploaded counts
+        files = services.evidence.files(request.service, version)
+        stable_files = services.evidence.files(request.service, stable) if stable else []
+        latency = [g.value for g in request.guardrails.latency if g.metric == "latency_p95"]
+        results = checks_from_evidence(
+            files,
+            stable_files,
+            request.service,
+            version,
+            (min(latency) if latency else None, request.guardrails.error_rate.value),
+            svc.waivers,
+            now,
+        )
+        computed = {r.name for r in results}
+        results += [
+            r for r in services.checks.results(request.service, version) if r.name not in computed
+        ]
+        artifact = artifact_from_evidence(files, art.hash, art.build_id)
+        artifact_missing = artifact_hint(request.service, version)
+        unsigned_hint = (
+            ": no signature over its digest verified against signing_key; "
+            + upload_hint(request.service, version, "one", "image.sig --digest sha256:…")
+        )
     dep_names = dependency_names(services, request)
     return GateEvidence(
         artifact=artifact,
@@ -67,6 +97,8 @@ def gate_evidence(
         stable_version=stable,
         rehearsal_ok=rehearsal,
         router_error=router_error,
+        artifact_missing=artifact_missing,
+        unsigned_hint=unsigned_hint,
         metrics_answering=services.metrics.probe(request.service),
         dependencies=services.metrics.dependencies(request.service, dep_names),
         flags={f.name: services.flags.get(f.name) for f in request.deployment_config.flags},
@@ -83,10 +115,13 @@ def dependency_names(services: Services, request: ReleaseRequest) -> list[str]:
     return list(dict.fromkeys(configured + added))
 
 
-def _last_shipped(services: Services, service: str) -> str | None:
-    """The version this bot last completed for the service: the stable one when the router
-    cannot tell (HAProxy and webhooks know weights, not versions, until the bot has acted)."""
+def _last_shipped(services: Services, service: str, env: str) -> str | None:
+    """The version this bot last completed in ``env`` for the service: the stable one when
+    the router cannot tell (HAProxy and webhooks know weights, not versions, until the bot
+    has acted and unless their settings say)."""
     for row in services.store.listing(service, 50):
         if row["status"] == "completed":
-            return str(row["version"])
+            release = services.store.get(str(row["id"]))
+            if any(e.name == env for e in release.plan.environments):
+                return release.version
     return None

@@ -19,6 +19,7 @@ from bot.ports.chat import AbstractChat
 from bot.ports.checks import AbstractChecks
 from bot.ports.ci import AbstractCI
 from bot.ports.clock import AbstractClock
+from bot.ports.evidence import AbstractEvidence
 from bot.ports.flags import AbstractFlags
 from bot.ports.llm import AbstractLLM
 from bot.ports.locks import AbstractLocks
@@ -40,6 +41,7 @@ class Services:
     traffic: AbstractTrafficRouter
     flags: AbstractFlags
     checks: AbstractChecks
+    evidence: AbstractEvidence  # the files a team's CI uploads
     chat: AbstractChat
     planner: AbstractPlanner
     locks: AbstractLocks

@@ -56,10 +56,11 @@ def reconcile_one(services: Services, release_id: str) -> Release:
 
 
 def converge_saved(services: Services, release: Release) -> None:
-    """Converge a release just saved. A router that fails now changes nothing saved: the
-    next tick's converge tries again and records the failure on the release."""
+    """Converge a release just saved, as the store has it now (a command may have changed it
+    since). A router that fails now changes nothing saved: the next tick's converge tries
+    again and records the failure on the release."""
     with contextlib.suppress(RouterUnavailable):
-        converge(services, release)
+        converge(services, services.store.get(release.id))
 
 
 def _step(services: Services, release: Release, now: datetime) -> None:
@@ -193,13 +194,19 @@ def _run_gates(services: Services, release: Release, now: datetime) -> None:
 
 
 def converge(services: Services, release: Release) -> None:
-    """Make the router and the flags match the release's persisted state (idempotent)."""
+    """Make the flags and the router match the release's persisted state (idempotent). The
+    flags first: on a feature-flag rollback the kill switch is the rollback, and a router
+    that does not answer must not hold it up."""
+    _converge_flags(services, release)
     changes = {
         target: desired
         for target, desired in desired_traffic(release).items()
         if services.traffic.state(target) != desired
     }
     services.traffic.apply_all(changes)  # a wave's regions side by side
+
+
+def _converge_flags(services: Services, release: Release) -> None:
     existing = {f.name: services.flags.get(f.name) for f in release.request.deployment_config.flags}
     svc = services.config.for_service(release.request.service)
     settings = {f.name: f for f in svc.flag_settings}

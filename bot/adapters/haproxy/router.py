@@ -14,7 +14,7 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +27,7 @@ from pydantic import Field, field_validator, model_validator
 from sqlite_utils import Migrations
 
 from bot.adapters.haproxy.runtime import RuntimeAPI, parse_address
-from bot.adapters.schema import AdapterSettings
+from bot.adapters.schema import AdapterSettings, clashes
 from bot.adapters.sqlite.database import Database
 from bot.domain.config import ServiceConfig
 from bot.domain.observations import Target, TrafficState
@@ -180,14 +180,7 @@ class HAProxySettings(AdapterSettings):
 
     def problems(self, service: ServiceConfig) -> list[str]:
         """Several environments or regions on one backend would fight over its weights."""
-        out = []
-        for key, values in (("env", service.environments), ("region", service.regions)):
-            if values and len(values) > 1 and f"${key}" not in self.backend:
-                out.append(
-                    f"backend {self.backend!r} would serve every {key} of the service "
-                    f'({", ".join(values)}): put ${key} in it, e.g. "$service-${key}"'
-                )
-        return out
+        return clashes(self.backend, "backend", service.environments or [], service.regions or [])
 
 
 @dataclass(frozen=True)
@@ -258,6 +251,12 @@ class HAProxyRouter(AbstractTrafficRouter):
     def refusal(self, service: str, strategy: Strategy) -> str | None:
         return SHADOW_REASON if strategy == "shadow" else None
 
+    def layout_refusal(
+        self, service: str, environments: Sequence[str], regions: Sequence[str]
+    ) -> str | None:
+        found = self.settings.problems(ServiceConfig(environments=environments, regions=regions))
+        return f"HAProxy for {service}: {'; '.join(found)}" if found else None
+
     def backend_for(self, target: Target) -> str:
         return Template(self.settings.backend).substitute(
             service=target.service, env=target.env, region=target.region
@@ -272,6 +271,8 @@ class HAProxyRouter(AbstractTrafficRouter):
     def apply_all(self, changes: Mapping[Target, TrafficState]) -> None:
         """The targets of a wave at once: what each server hosts is read and saved here (the
         database is this thread's), the runtime API commands go out side by side."""
+        if not changes:
+            return
         for target, desired in changes.items():
             self._check(target)
             if desired.mirror > 0:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from string import Template
@@ -28,7 +28,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from bot.adapters.http import probes
 from bot.adapters.prometheus.client import PrometheusClient, PrometheusUnreachable
-from bot.adapters.schema import AdapterSettings
+from bot.adapters.schema import AdapterSettings, clashes
 from bot.domain.config import DependencyConfig, ServiceConfig
 from bot.domain.observations import (
     CohortSample,
@@ -253,16 +253,9 @@ class PrometheusSettings(AdapterSettings):
         return value
 
     def problems(self, service: ServiceConfig) -> list[str]:
-        """Regions the selectors cannot tell apart, and dependencies without a live probe (a
-        dependency is never assumed healthy) or with a bound that cannot be read."""
-        out = []
-        regions = service.regions or []
-        for cohort, selector in (("baseline", self.baseline), ("canary", self.canary)):
-            if len(regions) > 1 and "$region" not in selector:
-                out.append(
-                    f"{cohort} {selector!r} reads every region ({', '.join(regions)}) in each "
-                    'region\'s window: add a matcher such as region="$region"'
-                )
+        """Environments or regions the selectors cannot tell apart, and dependencies without a
+        live probe (a dependency is never assumed healthy) or with a bound it cannot read."""
+        out = self.clashes(service.environments or [], service.regions or [])
         for dep in service.dependencies:
             if dep.health_url is None and dep.health_query is None:
                 out.append(
@@ -277,6 +270,15 @@ class PrometheusSettings(AdapterSettings):
                         "'>= 1' or '< 0.05'"
                     )
         return out
+
+    def clashes(self, environments: Sequence[str], regions: Sequence[str]) -> list[str]:
+        """Each target's window must read its own series: with several environments or
+        regions, a selector without them would count the others' requests too."""
+        return [
+            line + ' (a matcher such as env="$env" or region="$region")'
+            for cohort, selector in (("baseline", self.baseline), ("canary", self.canary))
+            for line in clashes(selector, cohort, environments, regions)
+        ]
 
 
 class _Comparison:
@@ -379,6 +381,12 @@ class PrometheusMetrics(AbstractMetrics):
 
     def shortest_window(self, service: str) -> float:
         return 2 * self.settings.scrape_interval
+
+    def layout_refusal(
+        self, service: str, environments: Sequence[str], regions: Sequence[str]
+    ) -> str | None:
+        found = self.settings.clashes(environments, regions)
+        return f"Prometheus for {service}: {'; '.join(found)}" if found else None
 
     def window(self, target: Target, start: datetime, end: datetime) -> WindowSample:
         """Both cohorts' counts over (start, end], evaluated at ``end``."""

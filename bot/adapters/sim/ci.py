@@ -86,6 +86,8 @@ _EVIDENCE: dict[str, dict[Status, tuple[int, int, str]]] = {
     },
 }
 _P95_CHANGE: dict[Status, float] = {"pass": 0.02, "warning": 0.12, "fail": 0.45}
+# Every figure it writes says where it came from: never mistaken for a real CI's.
+SIMULATED = " (simulated CI)"
 
 
 class SimulatedCI(AbstractCI):
@@ -105,7 +107,8 @@ class SimulatedCI(AbstractCI):
 
     def build(self, service: str, version: str, artifact: Artifact, at: datetime) -> Build:
         """The artifact and evidence of ``version``; records nothing. The digest is what the
-        line names, else ``sha256:`` + sha256(image); the build id, else ``build-VERSION``."""
+        line names, else ``sha256:`` + sha256(image); the build id, else
+        ``simulated-build-VERSION``."""
         faults = self.fleet.faults(service, version)
         problems = {f.value for f in faults if f.kind == "artifact"}
         statuses: dict[str, Status] = {
@@ -121,7 +124,7 @@ class SimulatedCI(AbstractCI):
         record = ArtifactRecord(
             image=image,
             digest=digest,
-            build_id=artifact.build_id or f"build-{version}",
+            build_id=artifact.build_id or f"simulated-build-{version}",
             signed="unsigned" not in problems,
             sbom_attached="no-sbom" not in problems,
         )
@@ -130,10 +133,13 @@ class SimulatedCI(AbstractCI):
         for name, by_status in _EVIDENCE.items():
             status = statuses.get(name, "pass")
             passed, failed, template = by_status[status]
-            details = template.format(
-                service=service,
-                base=f"{base:.0f}",
-                p95=f"{base * (1 + _P95_CHANGE[status]):.0f}",
+            details = (
+                template.format(
+                    service=service,
+                    base=f"{base:.0f}",
+                    p95=f"{base * (1 + _P95_CHANGE[status]):.0f}",
+                )
+                + SIMULATED
             )
             evidence.append(
                 CheckEvidence.model_validate(

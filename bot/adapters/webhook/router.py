@@ -188,11 +188,15 @@ def idempotency_key(
     weight: float,
     mirror: float = 0.0,
     salt: str = "",
+    since: TrafficState | None = None,
 ) -> str:
     """A stable key for one request: the same (release, action, target, version, weight,
-    mirror) always gives the same key, in any process, so a receiver can tell a retry or a
-    re-send after a crash from a new request. ``salt`` separates requests that must not be
-    merged (each rollback rehearsal)."""
+    mirror) sent from the same acknowledged state (``since``) always gives the same key, in
+    any process, so a receiver can tell a retry or a re-send after a crash from a new
+    request. The state it starts from is part of it: a rollback sent again after another
+    call moved the CD is a new request, not a repeat to ignore. ``salt`` separates requests
+    that must not be merged (each rollback rehearsal)."""
+    start = since or TrafficState()
     parts = [
         release_id or "",
         action,
@@ -201,6 +205,10 @@ def idempotency_key(
         repr(float(weight)),
         repr(float(mirror)),
         salt,
+        start.stable_version or "",
+        start.new_version or "",
+        repr(float(start.new_weight)),
+        repr(float(start.mirror)),
     ]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
@@ -269,12 +277,11 @@ def _one_line(raw: bytes, limit: int = 200) -> str:
 class WebhookRouter(AbstractTrafficRouter):
     """The traffic port for one service, answered by its CD through signed webhooks.
 
-    ``sleep`` waits between retries (tests pass a recorder). ``database.lock`` is held only
-    to read and to record the acknowledged state, never across a call: a slow or retried
-    receiver must not stall every other unit of work in the process. One change at a time
-    per target comes from the caller, the reconcile tick, whose unit of work holds that lock
-    already (it is re-entrant); the router adds no second lock that two threads could take in
-    opposite orders.
+    ``sleep`` waits between retries (tests pass a recorder). The router takes
+    ``database.lock`` only to read and to record the acknowledged state, not across a call.
+    The reconcile tick calls it inside its unit of work, which holds that (re-entrant) lock
+    throughout, so there a slow receiver does delay other units of work in the process;
+    called outside one (after a command), it does not.
     """
 
     def __init__(
@@ -306,8 +313,9 @@ class WebhookRouter(AbstractTrafficRouter):
         last = acknowledged
         for call in calls_for(acknowledged, desired):
             key = idempotency_key(
-                release_id, call.action, target, call.version, call.weight, call.mirror
-            )
+                release_id, call.action, target, call.version, call.weight, call.mirror,
+                since=last,
+            )  # fmt: skip
             self._send(target, call, release_id, key)  # without the lock: it may take seconds
             if call.after is not None:
                 self._record(target, call.after)
