@@ -74,8 +74,12 @@ def _user() -> str:
 
 
 def _wire(db: str, **kwargs: Any) -> Wiring:
+    """Bootstrap on ``db`` with data/services.toml, or the file ``$RELEASE_BOT_CONFIG`` names
+    (as ``serve`` reads it)."""
+    config = os.environ.get("RELEASE_BOT_CONFIG")
     try:
-        return bootstrap(db, llm=llm_from_env(), **kwargs)
+        return bootstrap(db, llm=llm_from_env(), config_path=Path(config) if config else None,
+                         **kwargs)  # fmt: skip
     except (ConfigError, LLMSettingsError) as exc:
         _fail(str(exc))
 

@@ -112,7 +112,7 @@ key_transactions = ["checkout"]
 # Traffic and metrics are real here; build evidence is the embedded CI's (issue 14 reads
 # real test reports, scans and signatures).
 ci = "simulator"
-transaction_urls = {{ checkout = "http://127.0.0.1:{ports.green}/checkout" }}
+smoke = [{{ name = "checkout", url = "http://127.0.0.1:{ports.green}/checkout" }}]
 
 [services.{SERVICE}.metrics]
 provider = "prometheus"

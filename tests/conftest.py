@@ -45,12 +45,15 @@ def contract_schema() -> dict[str, Any]:
     return contract_json_schema()
 
 
-def cli(*args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the real command in a child process, with a bare environment."""
+def cli(
+    *args: str, check: bool = False, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command in a child process, with a bare environment (plus ``env``)."""
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
         "USER": "tester",
+        **(env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],

@@ -24,9 +24,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import Wiring, bootstrap
-from bot.config import DEFAULT_CONFIG
+from bot.config import DEFAULT_CONFIG, ConfigError
 from bot.domain.release import CommandRejected, Release
-from bot.evidence import EvidenceError
+from bot.evidence import MAX_BYTES, EvidenceError
+from bot.serve.evidence import EvidenceUploads
 from bot.service import start_release
 from bot.service.evidence import add_evidence, list_evidence
 from tests.conftest import cli
@@ -257,3 +258,55 @@ def test_uploads_are_off_without_a_secret(tmp_path: Path) -> None:
             assert status == 503 and "set RELEASE_BOT_EVIDENCE_SECRET" in answer["error"]
         finally:
             app.stop()
+
+
+def test_the_gates_say_what_was_rehearsed_where_and_when(
+    wiring: Wiring, files: dict[str, bytes]
+) -> None:
+    release = start_release(wiring.services, 'shop 2.0.0 risk=low changes="x"', "alice")
+    assert isinstance(release, Release)
+    plan = next(c for c in release.observed.checks if c.check == "rollback_plan")
+    assert plan.details == (
+        "previous version 1.0.0 available; rollback of 2.0.0 to 1.0.0 rehearsed through "
+        "simulator on shop/prod/us-east-1 at 2026-11-24 14:00:00 UTC; traffic back to the "
+        "stable version"
+    )
+
+
+def test_a_dry_run_shows_each_gate_and_the_evidence_it_used(
+    tmp_path: Path, files: dict[str, bytes], key: tuple[ec.EllipticCurvePrivateKey, Path]
+) -> None:
+    """Through the real command, on the repository's config plus shop (off the simulated CI)."""
+    config = shop_config(tmp_path, key[1])
+    db = str(tmp_path / "bot.db")
+    report = tmp_path / "report.xml"
+    report.write_bytes(files["report.xml"])
+    env = {"RELEASE_BOT_CONFIG": str(config)}
+    assert cli("evidence", "add", "shop", "2.0.0", str(report), "--db", db, env=env).returncode == 0
+    shown = cli("dry-run", 'shop 2.0.0 risk=low changes="x"', "--json", "--db", db, env=env)
+    assert shown.returncode == 1  # blocked: no scan, no signed artifact
+    checks = {c["check"]: c for c in json.loads(shown.stdout)["checks"]}
+    assert checks["staging_tests"]["status"] == "pass"
+    assert "report.xml sha256:" in checks["staging_tests"]["details"]
+    assert checks["security_scan"]["status"] == "fail"
+    assert "release-bot evidence add shop 2.0.0 scan.sarif" in checks["security_scan"]["details"]
+
+
+def test_a_signing_key_that_is_not_there_stops_start_up(tmp_path: Path) -> None:
+    config = shop_config(tmp_path, tmp_path / "missing.pub")
+    with pytest.raises(
+        ConfigError, match=r"services\.shop\.signing_key: .*missing\.pub is not a file"
+    ):
+        bootstrap(":memory:", chat=TerminalChat(io.StringIO()), config_path=config)
+
+
+def test_an_upload_over_50_mib_is_refused_before_it_is_read(wiring: Wiring) -> None:
+    class Unread(io.BytesIO):
+        def read(self, *args: object) -> bytes:
+            raise AssertionError("the body was read")
+
+    uploads = EvidenceUploads(wiring.services, SECRET)
+    status, _, body = uploads.handle(
+        {"REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(MAX_BYTES + 1), "wsgi.input": Unread()}
+    )
+    assert status.startswith("413") and b"files are at most" in body

@@ -29,7 +29,7 @@ from bot.adapters.prometheus.metrics import (
     placeholders,
     promql_duration,
 )
-from bot.domain.config import DependencyConfig, ServiceConfig
+from bot.domain.config import DependencyConfig, ServiceConfig, SmokeCheck
 from bot.domain.observations import CohortSample, Target, TrafficState
 from bot.ports.metrics import MetricsUnavailable
 from bot.ports.traffic import RouterUnavailable
@@ -543,9 +543,9 @@ def test_odd_answers_are_unavailable(body: bytes, cause: str) -> None:
         metrics(odd.root).window(TARGET, AGO, NOW)
 
 
-def test_synthetic_checks_get_the_transaction_urls() -> None:
+def test_synthetic_checks_run_the_smoke_checks() -> None:
     with Health() as health:
-        config = ServiceConfig(transaction_urls={"checkout": f"{health.root}/healthz"})
+        config = ServiceConfig(smoke=[SmokeCheck(name="checkout", url=f"{health.root}/healthz")])
         m = metrics("http://127.0.0.1:9", service_config=config, synthetic_runs=3)
         results = m.synthetic(TARGET, ["checkout", "refund"], NOW)
     assert [(r.name, r.success_rate) for r in results] == [("checkout", 1.0)]

@@ -51,6 +51,18 @@ class Dashboard(Model):
     key_metrics: list[str] = []
 
 
+class SmokeCheck(Model):
+    """One key transaction, checked over HTTP: ``url`` reaches the new version (``$env`` and
+    ``$region`` are replaced per target); it passes on ``expect_status`` within
+    ``latency_ms`` (none: the request's tightest latency guardrail)."""
+
+    name: str
+    url: str
+    method: Literal["GET", "HEAD", "POST", "PUT", "DELETE"] = "GET"
+    expect_status: int = Field(default=200, ge=100, le=599)
+    latency_ms: float | None = Field(default=None, gt=0)
+
+
 class AdapterTable(Model):
     """One port's adapter for a service as the config names it, with the adapter's own
     settings; that adapter's schema checks them at start-up (``bot/bootstrap.py``)."""
@@ -100,9 +112,9 @@ class ServiceConfig(Model):
     # 3/5/10/15), e.g. 0.5 for a service that serves enough traffic to judge in 30 s.
     bake_minutes: float | None = Field(default=None, gt=0)
     key_transactions: list[str] = []
-    # Where each key transaction of the new version answers, for the synthetic checks of a
-    # service on a real provider, e.g. { checkout = "http://10.0.0.7:8080/checkout" }.
-    transaction_urls: dict[str, str] = {}
+    # The key transactions checked over HTTP against the new version after each environment
+    # step, for a service on a real provider (the simulator draws its own).
+    smoke: list[SmokeCheck] = []
     # Where the service's metrics come from and what moves its traffic; a service with
     # neither cannot be released (``Config.refusal``).
     metrics: MetricsTable | None = None

@@ -25,6 +25,7 @@ class GateEvidence(Model):
     results: list[CheckEvidence]
     stable_version: str | None
     rehearsal_ok: bool | None  # None: nothing to rehearse against
+    rehearsal: str = "not rehearsed"  # what was rehearsed, where, through what, and when
     router_error: str | None = None  # the traffic router did not answer the gates
     artifact_missing: str | None = None  # why no artifact record, and what to upload
     unsigned_hint: str = ""  # what to upload when no signature verified
@@ -126,7 +127,7 @@ def _rollback_plan(request: ReleaseRequest, ev: GateEvidence) -> Check:
         return _check(
             name,
             "fail",
-            f"rollback rehearsal in staging failed: {ev.stable_version} did not take "
+            f"rollback rehearsal failed ({ev.rehearsal}): {ev.stable_version} did not take "
             "all traffic back",
         )
     how = {
@@ -135,7 +136,7 @@ def _rollback_plan(request: ReleaseRequest, ev: GateEvidence) -> Check:
         "rolling": "batches replaced back",
     }.get(strategy, "traffic back to the stable version")
     return _check(
-        name, "pass", f"previous version {ev.stable_version} available; rehearsed in staging; {how}"
+        name, "pass", f"previous version {ev.stable_version} available; {ev.rehearsal}; {how}"
     )
 
 

@@ -114,6 +114,7 @@ class TransactionResult(Model):
     name: str
     success_rate: float
     latency_ms: float
+    budget_ms: float | None = None  # the transaction's own latency budget, when it has one
 
 
 class DependencyProbe(Model):

@@ -73,7 +73,7 @@ def _dry_run(services: Services, text: str, spent: list[LlmCall]) -> DryRun | In
     evidence = gate_evidence(services, request, plan, approvers, now, dry=True)
     checks, artifacts = run_gates(request, plan, evidence)
     checks = [
-        c.model_copy(update={"details": c.details.replace("rehearsed in staging", NOT_REHEARSED)})
+        c.model_copy(update={"details": c.details.replace("rollback not rehearsed", NOT_REHEARSED)})
         if c.check == "rollback_plan"
         else c
         for c in checks
@@ -90,7 +90,7 @@ def _dry_run(services: Services, text: str, spent: list[LlmCall]) -> DryRun | In
         if auto
         else "needs_approval"
     )
-    notes = [f"{NOT_REHEARSED}: a real start rehearses it in staging first"]
+    notes = [f"{NOT_REHEARSED}: a real start rehearses it first, in staging when there is one"]
     notes += [details for _, details in planned.audit]
     if services.ci_for(request.service) is not None:
         notes.append("build evidence is what the embedded CI would publish at the start")

@@ -42,18 +42,20 @@ def gate_evidence(
     first = Target(service=request.service, env=prod[0].name, region=prod[0].region)
     stable: str | None = None
     rehearsal: bool | None = None
+    rehearsed = "rollback not rehearsed"
     router_error: str | None = None
     try:
         stable = services.traffic.state(first).stable_version or _last_shipped(
             services, request.service, first.env
         )
         rehearsal_env = next((e for e in plan.environments if e.name == "staging"), prod[0])
+        where = Target(service=request.service, env=rehearsal_env.name, region=rehearsal_env.region)
+        router = svc.traffic.router if svc.traffic is not None else "the router"
         if stable is not None and not dry:
-            rehearsal = services.traffic.rehearse_rollback(
-                Target(
-                    service=request.service, env=rehearsal_env.name, region=rehearsal_env.region
-                ),
-                version,
+            rehearsal = services.traffic.rehearse_rollback(where, version)
+            rehearsed = (
+                f"rollback of {version} to {stable} rehearsed through {router} on "
+                f"{where.describe()} at {now:%Y-%m-%d %H:%M:%S} UTC"
             )
     except RouterUnavailable as exc:
         router_error = str(exc)
@@ -96,6 +98,7 @@ def gate_evidence(
         results=results,
         stable_version=stable,
         rehearsal_ok=rehearsal,
+        rehearsal=rehearsed,
         router_error=router_error,
         artifact_missing=artifact_missing,
         unsigned_hint=unsigned_hint,

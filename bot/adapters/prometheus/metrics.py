@@ -619,11 +619,12 @@ class PrometheusMetrics(AbstractMetrics):
     def synthetic(
         self, target: Target, transactions: list[str], at: datetime
     ) -> list[TransactionResult]:
-        """GETs of the key transactions' URLs (``transaction_urls``), run now: the URLs reach
-        the new version wherever it runs, so ``target`` and ``at`` do not change them."""
+        """The service's ``smoke`` checks over HTTP against ``target``'s new version, run
+        now (``at`` is when the tick asked)."""
         return probes.transactions(
-            self.service_config.transaction_urls,
+            self.service_config.smoke,
             transactions,
+            target,
             self.settings.synthetic_runs,
             self.settings.timeout_seconds,
         )
