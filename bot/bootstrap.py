@@ -154,6 +154,16 @@ def read_targets(config: Config, where: Path | str = "data/services.toml") -> di
             place = f"services.{service}" if table in own.model_fields_set else "defaults"
             chosen[table] = _settings(svc, table, place, problems)
         out[service] = Targets(metrics=chosen["metrics"], traffic=chosen["traffic"])
+        if (
+            svc.ci == "simulator"
+            and svc.metrics is not None
+            and svc.metrics.provider != "simulator"
+        ):
+            problems.append(
+                f"services.{service}.ci: the simulated CI serves only services on the "
+                f"simulator, and {service}'s metrics come from {svc.metrics.provider}: remove "
+                "ci and upload its evidence (`release-bot evidence add`)"
+            )
         key = svc.signing_key
         if key and not key.lstrip().startswith("-----BEGIN") and not Path(key).is_file():
             problems.append(

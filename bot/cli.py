@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import signal
@@ -435,6 +436,11 @@ def evidence_group() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--kind", type=click.Choice(list(get_args(EvidenceKind))), help="Else guessed.")
 @click.option("--digest", help="The artifact digest (sha256:…) an SBOM or signature is for.")
+@click.option(
+    "--artifact",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The artifact file itself: its sha256 is the digest.",
+)
 @click.option("--as", "user", help="Who uploads (default: your login).")
 @db_option
 def evidence_add(
@@ -443,10 +449,16 @@ def evidence_add(
     files: tuple[str, ...],
     kind: EvidenceKind | None,
     digest: str | None,
+    artifact: str | None,
     user: str | None,
     db: str,
 ) -> None:
     """Read, check and store FILES as SERVICE VERSION's evidence; all or none."""
+    if artifact is not None:
+        computed = "sha256:" + hashlib.sha256(Path(artifact).read_bytes()).hexdigest()
+        if digest is not None and digest != computed:
+            _fail(f"--digest {digest} is not {artifact}'s digest {computed}; give one of them")
+        digest = computed
     services = _wire(db).services
     read = [(path, Path(path).read_bytes()) for path in files]
     try:

@@ -6,7 +6,8 @@ Prometheus scrapes both versions every second. The bot reads Prometheus, moves H
 weights through its runtime API, and judges the canary on what Prometheus measured, on a real
 clock. Run 1: the new version fails a share of requests and the bot rolls it back by itself.
 Run 2: the new version is healthy and the release completes. Every process is stopped at the
-end, whatever happened.
+end, whatever happened. Before each release the demo's CI step (``demo/ci.py``) uploads real
+evidence: a pytest report, a ruff scan, a CycloneDX SBOM and a signature over the artifact.
 
     python -m demo.live                  # both runs; reports in demo-live-*.json
     python -m demo.live --only faulty    # the run tests/test_live_demo.py makes
@@ -36,7 +37,7 @@ from bot.domain.contract import contract_json_schema
 from bot.domain.release import Release
 from bot.ports.series import SeriesPoint
 from bot.service import approve, report, start_release
-from demo import servers
+from demo import ci, servers
 from demo.loadgen import LoadGenerator
 
 SERVICE = "shop"
@@ -92,7 +93,7 @@ class Outcome:
     series: list[SeriesPoint]  # the windows the bot judged, as it read them
 
 
-def config_text(workdir: Path, ports: Ports, bake_minutes: float) -> str:
+def config_text(workdir: Path, ports: Ports, bake_minutes: float, signing_key: Path) -> str:
     """The services.toml a team would write for this service (TOML, so it reads as docs)."""
     return f"""\
 lock_admins = ["{APPROVER}"]
@@ -109,9 +110,7 @@ bake_minutes = {bake_minutes}
 capacity_rps = 500
 instances = 2
 key_transactions = ["checkout"]
-# Traffic and metrics are real here; build evidence is the embedded CI's (issue 14 reads
-# real test reports, scans and signatures).
-ci = "simulator"
+signing_key = "{signing_key}"
 smoke = [{{ name = "checkout", url = "http://127.0.0.1:{ports.green}/checkout" }}]
 
 [services.{SERVICE}.metrics]
@@ -208,8 +207,9 @@ def running(
         stack.callback(load.stop)
         prometheus_url = f"http://127.0.0.1:{ports.prometheus}"
         wait_for_scrapes(prometheus_url)
+        private, public = ci.signing_key(workdir)
         config = workdir / "services.toml"
-        config.write_text(config_text(workdir, ports, bake_minutes))
+        config.write_text(config_text(workdir, ports, bake_minutes, public))
         wiring = bootstrap(
             workdir / "release-bot.db",
             virtual_clock=False,
@@ -218,6 +218,8 @@ def running(
             chat=TerminalChat(out),
         )
         stack.callback(wiring.close)
+        digest = ci.build_and_upload(wiring.services, SERVICE, scenario.version, workdir, private)
+        print(f"$ # CI uploaded tests, a scan, an SBOM and a signature for {digest}", file=out)
         line = (
             f"{SERVICE} {scenario.version} risk=low ticket=CHG-{scenario.name.upper()} "
             f'changes="{scenario.changes}"'

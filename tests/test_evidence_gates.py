@@ -118,12 +118,36 @@ def test_load_tests_are_held_to_the_budgets_and_to_the_stable_version() -> None:
 def test_the_artifact_is_signed_only_by_a_verified_signature_over_its_digest() -> None:
     sig = file("signature", {"verified": True, "over": DIGEST}, DIGEST, n=2)
     sbom = file("cyclonedx", {"components": 3}, DIGEST, n=3)
-    record = artifact_from_evidence([sig, sbom], DIGEST, None)
-    assert record is not None and record.signed and record.sbom_attached
+    record, why = artifact_from_evidence([sig, sbom], DIGEST, None)
+    assert record is not None and record.signed and record.sbom_attached and why is None
+    record, _ = artifact_from_evidence([sig, sbom], None, None)  # the bound digest, unnamed
+    assert record is not None and record.digest == DIGEST
+    assert artifact_from_evidence([], None, None) == (None, None)
+
+
+def test_a_digest_ci_did_not_bind_its_evidence_to_is_a_mismatch() -> None:
+    sig = file("signature", {"verified": True, "over": DIGEST}, DIGEST, n=2)
     other = "sha256:" + "cd" * 32
-    record = artifact_from_evidence([sig, sbom], other, None)
-    assert record is not None and not record.signed and not record.sbom_attached
-    assert artifact_from_evidence([], None, None) is None
+    record, why = artifact_from_evidence([sig], other, None)
+    assert record is None
+    assert why == (
+        f"digest mismatch: the request says {other}, CI bound its evidence to {DIGEST}; "
+        "release the artifact CI built, or upload its evidence"
+    )
+
+
+def test_smoke_checks_are_the_bots_own_and_contract_tests_need_a_person() -> None:
+    results = checks_from_evidence([], [], "shop", "2.0.0", (None, None), [], NOW, ["checkout"])
+    by_name = {r.name: r for r in results}
+    assert by_name["smoke_tests"].status == "pass"
+    assert "1 smoke checks run over HTTP after each environment step: checkout" in (
+        by_name["smoke_tests"].details
+    )
+    assert by_name["contract_tests"].status == "warning"
+    none = {r.name: r for r in checks_from_evidence([], [], "shop", "2", (None, None), [], NOW)}
+    assert (
+        none["smoke_tests"].status == "warning" and "add smoke = [" in none["smoke_tests"].details
+    )
 
 
 # -- a release of a service whose CI uploads its evidence --------------------------------------

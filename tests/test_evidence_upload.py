@@ -310,3 +310,28 @@ def test_an_upload_over_50_mib_is_refused_before_it_is_read(wiring: Wiring) -> N
         {"REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(MAX_BYTES + 1), "wsgi.input": Unread()}
     )
     assert status.startswith("413") and b"files are at most" in body
+
+
+def test_the_digest_can_be_computed_from_the_artifact_file(
+    tmp_path: Path, key: tuple[ec.EllipticCurvePrivateKey, Path]
+) -> None:
+    private, pem = key
+    env = {"RELEASE_BOT_CONFIG": str(shop_config(tmp_path, pem))}
+    db = str(tmp_path / "bot.db")
+    image = tmp_path / "image.tar"
+    image.write_bytes(b"the layers of the image")
+    digest = "sha256:" + hashlib.sha256(image.read_bytes()).hexdigest()
+    sig = tmp_path / "image.sig"
+    sig.write_bytes(signed(private, digest))
+    args = ("evidence", "add", "shop", "2.0.0", str(sig), "--db", db)
+    added = cli(*args, "--artifact", str(image), env=env)
+    assert added.returncode == 0, added.stderr
+    listed = cli("evidence", "list", "shop", "2.0.0", "--db", db, env=env)
+    assert "signature image.sig sha256:" in listed.stdout and f"for {digest}" in listed.stdout
+    other = "sha256:" + "00" * 32
+    clash = cli(*args, "--artifact", str(image), "--digest", other, env=env)
+    assert clash.returncode == 1
+    assert (
+        clash.stderr
+        == f"error: --digest {other} is not {image}'s digest {digest}; give one of them\n"
+    )

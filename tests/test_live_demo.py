@@ -102,6 +102,15 @@ def test_the_bot_rolls_back_the_faulty_version_by_itself(
     assert "rollback completed: 1.0.0 serves all traffic again" in thread
     jsonschema.validate(result.report, contract_schema)
     assert result.report["rollback_status"]["success"] is True
+    # Judged on the evidence the demo's CI uploaded, not on a simulated CI.
+    checks = {c["check"]: c for c in result.report["pre_deployment"]["checks"]}
+    assert checks["staging_tests"]["status"] == "pass"
+    assert "3 passed, 0 failed" in checks["staging_tests"]["details"]
+    assert "report.xml sha256:" in checks["staging_tests"]["details"]
+    assert checks["build_artifacts"]["status"] == "pass", checks["build_artifacts"]["details"]
+    assert "signed, SBOM attached" in checks["build_artifacts"]["details"]
+    assert checks["performance_benchmark"]["status"] == "warning"  # no k6 here
+    assert not [c for c in checks.values() if "simulated" in c["details"]]
     # Caught on the first step, at 10 % of the users' traffic.
     assert result.canary_percentage == 10.0
 
@@ -169,7 +178,9 @@ def test_every_process_is_stopped(faulty: Run) -> None:
 def test_the_live_config_is_a_valid_services_toml(tmp_path: Path) -> None:
     """What the demo writes is what a team would: bootstrap accepts it as it is."""
     config = tmp_path / "services.toml"
-    config.write_text(live.config_text(tmp_path, live.Ports(1, 2, 3, 4), 0.5))
+    key = tmp_path / "shop-cosign.pub"
+    key.write_text("-----BEGIN PUBLIC KEY-----\n")  # read at upload, not at start-up
+    config.write_text(live.config_text(tmp_path, live.Ports(1, 2, 3, 4), 0.5, key))
     targets = read_targets(load_config(config), config)
     chosen = targets[live.SERVICE]
     assert json.loads(chosen.metrics.model_dump_json())["provider"] == "prometheus"  # type: ignore[union-attr]

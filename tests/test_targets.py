@@ -300,3 +300,16 @@ def test_a_dependency_that_turns_unhealthy_pauses_the_rollout() -> None:
         assert after.paused.reason == "dependency ledger unhealthy during the rollout"
     finally:
         wiring.close()
+
+
+def test_the_simulated_ci_serves_only_services_on_the_simulator(tmp_path: Path) -> None:
+    extra = SHOP + 'metrics = { provider = "prometheus", url = "http://prom:9090" }\n'
+    extra += 'traffic = { router = "simulator" }\nci = "simulator"\n'
+    path = config_file(tmp_path, extra)
+    with pytest.raises(ConfigError) as caught:
+        read_targets(load_config(path), path)
+    assert str(caught.value) == (
+        f"{path}: services.shop.ci: the simulated CI serves only services on the simulator, "
+        "and shop's metrics come from prometheus: remove ci and upload its evidence "
+        "(`release-bot evidence add`)"
+    )

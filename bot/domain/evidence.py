@@ -63,15 +63,45 @@ def checks_from_evidence(
     budgets: tuple[float | None, float | None],
     waivers: Sequence[Waiver],
     now: datetime,
+    smoke: Sequence[str] = (),
 ) -> list[CheckEvidence]:
     """The gates' results for ``version`` from its files (``stable``: the stable version's,
     for the benchmark's comparison). ``budgets``: the p95 in ms and error rate in % the
-    request holds the new version to."""
+    request holds the new version to; ``smoke``: the service's smoke checks, run over HTTP
+    after each environment step."""
     return [
         _tests(files, service, version, now),
         _scans(files, service, version, waivers, now),
         _benchmark(files, stable, service, version, budgets, now),
+        _smoke(service, smoke, now),
+        CheckEvidence(
+            name="contract_tests",
+            status="warning",
+            details="no contract-test format is read yet: a person checks the consumers' pacts",
+            recorded_at=now,
+        ),
     ]
+
+
+def _smoke(service: str, checks: Sequence[str], now: datetime) -> CheckEvidence:
+    """Smoke tests are this bot's own: real HTTP after each environment step."""
+    if not checks:
+        return CheckEvidence(
+            name="smoke_tests",
+            status="warning",
+            details=(
+                f'no smoke checks for {service}: add smoke = [{{ name = "checkout", url = '
+                f'"http://…" }}] to its table; only CI\'s evidence speaks for it until then'
+            ),
+            recorded_at=now,
+        )
+    return CheckEvidence(
+        name="smoke_tests",
+        status="pass",
+        details=f"{len(checks)} smoke checks run over HTTP after each environment step: "
+        + ", ".join(checks),
+        recorded_at=now,
+    )
 
 
 def _latest(files: Sequence[EvidenceFile], *kinds: Kind) -> EvidenceFile | None:
@@ -80,7 +110,7 @@ def _latest(files: Sequence[EvidenceFile], *kinds: Kind) -> EvidenceFile | None:
 
 
 def _result(
-    name: Literal["staging_tests", "security_scan", "performance_benchmark"],
+    name: Literal["staging_tests", "security_scan", "performance_benchmark", "smoke_tests"],
     status: Literal["pass", "fail", "warning"],
     details: str,
     now: datetime,
@@ -187,21 +217,28 @@ def _benchmark(
 
 def artifact_from_evidence(
     files: Sequence[EvidenceFile], digest: str | None, build_id: str | None
-) -> ArtifactRecord | None:
-    """The artifact as the evidence shows it: the digest the release names (or the one its
-    files are bound to), signed when a signature over that digest verified against the
-    service's key at upload, with an SBOM when one was bound to it."""
-    bound = [f.digest for f in files if f.digest is not None]
+) -> tuple[ArtifactRecord | None, str | None]:
+    """The artifact as the evidence shows it, or why there is none. Its digest is the one the
+    release names, which must be the one CI bound its SBOM and signature to (when it bound
+    them to any), else the bound one. Signed when a signature over that digest verified
+    against the service's key at upload; with an SBOM when one was bound to it."""
+    bound = list(dict.fromkeys(f.digest for f in files if f.digest is not None))
+    if digest is not None and bound and digest not in bound:
+        return None, (
+            f"digest mismatch: the request says {digest}, CI bound its evidence to "
+            f"{', '.join(bound)}; release the artifact CI built, or upload its evidence"
+        )
     digest = digest or (bound[-1] if bound else None)
     if digest is None:
-        return None
+        return None, None
     signed = any(
         f.kind == "signature" and f.digest == digest and f.summary.get("verified") for f in files
     )
     sbom = any(f.kind in SBOM_KINDS and f.digest == digest for f in files)
-    return ArtifactRecord(
+    record = ArtifactRecord(
         image="", digest=digest, build_id=build_id or "", signed=signed, sbom_attached=sbom
     )
+    return record, None
 
 
 def artifact_hint(service: str, version: str) -> str:

@@ -81,13 +81,14 @@ def gate_evidence(
             (min(latency) if latency else None, request.guardrails.error_rate.value),
             svc.waivers,
             now,
+            [c.name for c in svc.smoke],
         )
         computed = {r.name for r in results}
         results += [
             r for r in services.checks.results(request.service, version) if r.name not in computed
         ]
-        artifact = artifact_from_evidence(files, art.hash, art.build_id)
-        artifact_missing = artifact_hint(request.service, version)
+        artifact, mismatch = artifact_from_evidence(files, art.hash, art.build_id)
+        artifact_missing = mismatch or artifact_hint(request.service, version)
         unsigned_hint = (
             ": no signature over its digest verified against signing_key; "
             + upload_hint(request.service, version, "one", "image.sig --digest sha256:…")
