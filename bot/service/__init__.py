@@ -15,6 +15,7 @@ narration      the agent's explanations, summary and "why?" answers, saved
 outbox         delivering stored events to the chat
 dry_run        what a /release line would do, changing nothing
 report         the release report (the brief's output contract)
+evidence       files a team's CI uploads: read, checked, stored (all or none)
 =============  ====================================================================
 """
 
