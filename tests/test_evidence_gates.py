@@ -88,6 +88,17 @@ def test_test_reports_pass_or_fail_on_their_counts_and_cite_the_file() -> None:
     assert failing.failed == 3
 
 
+def test_every_report_counts_and_a_report_of_skips_verifies_nothing() -> None:
+    unit = file("junit", JUNIT_OK | {"failures": 1}, n=1)
+    integration = file("junit", JUNIT_OK, n=2)  # another file: it does not hide the unit one
+    assert checks([unit, integration])["staging_tests"].status == "fail"
+    rerun = unit.model_copy(update={"id": 3, "summary": JUNIT_OK})  # same name, newer
+    assert checks([unit, integration, rerun])["staging_tests"].status == "pass"
+    skipped = file("junit", {"tests": 3, "failures": 0, "errors": 0, "skipped": 3, "suites": 1})
+    result = checks([skipped])["staging_tests"]
+    assert result.status == "fail" and result.details.startswith("no test passed (3 skipped)")
+
+
 def test_high_findings_block_unless_waived_until_a_date_not_past() -> None:
     scan = [file("trivy", TRIVY_HIGH)]
     blocked = checks(scan)["security_scan"]
@@ -118,11 +129,12 @@ def test_load_tests_are_held_to_the_budgets_and_to_the_stable_version() -> None:
 def test_the_artifact_is_signed_only_by_a_verified_signature_over_its_digest() -> None:
     sig = file("signature", {"verified": True, "over": DIGEST}, DIGEST, n=2)
     sbom = file("cyclonedx", {"components": 3}, DIGEST, n=3)
-    record, why = artifact_from_evidence([sig, sbom], DIGEST, None)
-    assert record is not None and record.signed and record.sbom_attached and why is None
+    record, shown = artifact_from_evidence([sig, sbom], DIGEST, None)
+    assert record is not None and record.signed and record.sbom_attached
+    assert shown == (f"signature {sig.cite()}; SBOM of 3 components, {sbom.cite()}")
     record, _ = artifact_from_evidence([sig, sbom], None, None)  # the bound digest, unnamed
     assert record is not None and record.digest == DIGEST
-    assert artifact_from_evidence([], None, None) == (None, None)
+    assert artifact_from_evidence([], None, None) == (None, "")
 
 
 def test_a_digest_ci_did_not_bind_its_evidence_to_is_a_mismatch() -> None:
@@ -139,9 +151,9 @@ def test_a_digest_ci_did_not_bind_its_evidence_to_is_a_mismatch() -> None:
 def test_smoke_checks_are_the_bots_own_and_contract_tests_need_a_person() -> None:
     results = checks_from_evidence([], [], "shop", "2.0.0", (None, None), [], NOW, ["checkout"])
     by_name = {r.name: r for r in results}
-    assert by_name["smoke_tests"].status == "pass"
-    assert "1 smoke checks run over HTTP after each environment step: checkout" in (
-        by_name["smoke_tests"].details
+    assert by_name["smoke_tests"].status == "warning"  # nothing has run before the first step
+    assert by_name["smoke_tests"].details.startswith(
+        "not run yet: 1 smoke checks run over HTTP after each environment step (checkout)"
     )
     assert by_name["contract_tests"].status == "warning"
     none = {r.name: r for r in checks_from_evidence([], [], "shop", "2", (None, None), [], NOW)}

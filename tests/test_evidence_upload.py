@@ -204,8 +204,9 @@ SECRET = "evidence-secret"
 
 
 def upload(app: RunningApp, query: str, body: bytes, secret: str = SECRET) -> tuple[int, dict]:
-    stamp = str(int(time.time()))
-    mac = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    stamp, uploader = str(int(time.time())), "github-actions"
+    signed = f"{stamp}.{query}\n{uploader}\n".encode() + body
+    mac = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
     request = urllib.request.Request(
         f"http://127.0.0.1:{app.server.port}/evidence?{query}",
         data=body,
@@ -213,7 +214,7 @@ def upload(app: RunningApp, query: str, body: bytes, secret: str = SECRET) -> tu
         headers={
             "X-Release-Bot-Timestamp": stamp,
             "X-Release-Bot-Signature": f"v1={mac}",
-            "X-Release-Bot-Uploader": "github-actions",
+            "X-Release-Bot-Uploader": uploader,
         },
     )
     try:
@@ -335,3 +336,90 @@ def test_the_digest_can_be_computed_from_the_artifact_file(
         clash.stderr
         == f"error: --digest {other} is not {image}'s digest {digest}; give one of them\n"
     )
+
+
+def test_a_replayed_upload_cannot_be_moved_to_another_version(
+    tmp_path: Path, files: dict[str, bytes]
+) -> None:
+    """The signature covers the query and the uploader: the same signed request with another
+    version is refused; the same file twice is stored once."""
+    with FakeSlack() as fake:
+        app = RunningApp(fake, tmp_path, release_bot_evidence_secret=SECRET).start()
+        try:
+            body = files["scan.sarif"]
+            stamp, uploader = str(int(time.time())), "ci"
+            signed = f"{stamp}.service=shop&version=1.0.0&name=s.sarif\n{uploader}\n".encode()
+            mac = hmac.new(SECRET.encode(), signed + body, hashlib.sha256).hexdigest()
+            headers = {
+                "X-Release-Bot-Timestamp": stamp,
+                "X-Release-Bot-Signature": f"v1={mac}",
+                "X-Release-Bot-Uploader": uploader,
+            }
+            root = f"http://127.0.0.1:{app.server.port}/evidence"
+
+            def send(version: str) -> int:
+                url = f"{root}?service=shop&version={version}&name=s.sarif"
+                request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as response:
+                        return int(response.status)
+                except urllib.error.HTTPError as error:
+                    with error:
+                        return int(error.code)
+
+            assert send("1.0.0") == 201
+            assert send("1.0.0") == 201  # the same upload again: stored once
+            assert send("9.9.9") == 401
+            assert len(list_evidence(app.services, "shop", "1.0.0")) == 1
+            assert list_evidence(app.services, "shop", "9.9.9") == []
+        finally:
+            app.stop()
+
+
+def test_a_content_length_that_is_not_a_count_is_refused(wiring: Wiring) -> None:
+    uploads = EvidenceUploads(wiring.services, SECRET)
+    for declared in ("abc", "-1"):
+        status, _, body = uploads.handle(
+            {"REQUEST_METHOD": "POST", "CONTENT_LENGTH": declared, "wsgi.input": io.BytesIO()}
+        )
+        assert status.startswith("400") and b"is not a byte count" in body
+
+
+def test_a_signature_over_the_artifact_file_verifies_as_cosign_makes_it(
+    wiring: Wiring, key: tuple[ec.EllipticCurvePrivateKey, Path]
+) -> None:
+    """`cosign sign-blob --key k image.tar` signs the file: ECDSA over its SHA-256."""
+    private, _ = key
+    image = b"the layers of the image"
+    digest = "sha256:" + hashlib.sha256(image).hexdigest()
+    signature = base64.b64encode(private.sign(image, ec.ECDSA(hashes.SHA256()))) + b"\n"
+    [stored] = add_evidence(
+        wiring.services, "shop", "2.0.0", [("image.sig", signature)], "ci", digest=digest
+    )
+    assert stored.summary == {"verified": True, "over": digest}
+
+
+def test_an_sbom_for_another_digest_is_refused(wiring: Wiring) -> None:
+    stated = hashlib.sha256(b"another image").hexdigest()
+    sbom = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "metadata": {
+            "component": {"name": "shop", "hashes": [{"alg": "SHA-256", "content": stated}]}
+        },
+        "components": [{"name": "x"}],
+    }
+    digest = "sha256:" + hashlib.sha256(b"the image").hexdigest()
+    with pytest.raises(EvidenceError) as caught:
+        add_evidence(
+            wiring.services, "shop", "2.0.0", [("sbom.json", json.dumps(sbom).encode())], "ci",
+            digest=digest,
+        )  # fmt: skip
+    assert str(caught.value) == (
+        f"sbom.json: the SBOM describes sha256:{stated}, not {digest}; upload the SBOM made "
+        "for this artifact"
+    )
+    [bound] = add_evidence(
+        wiring.services, "shop", "2.0.0", [("sbom.json", json.dumps(sbom).encode())], "ci"
+    )
+    assert bound.digest == f"sha256:{stated}"  # the one it states, when none is given

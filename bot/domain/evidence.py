@@ -84,22 +84,24 @@ def checks_from_evidence(
 
 
 def _smoke(service: str, checks: Sequence[str], now: datetime) -> CheckEvidence:
-    """Smoke tests are this bot's own: real HTTP after each environment step."""
+    """Smoke tests are this bot's own, real HTTP after each environment step: before the
+    first step none has run, so this gate can only say what will run (a warning, never a
+    pass on nothing)."""
     if not checks:
         return CheckEvidence(
             name="smoke_tests",
             status="warning",
             details=(
                 f'no smoke checks for {service}: add smoke = [{{ name = "checkout", url = '
-                f'"http://…" }}] to its table; only CI\'s evidence speaks for it until then'
+                f'"http://…" }}] to its table; nothing will check it after each step'
             ),
             recorded_at=now,
         )
     return CheckEvidence(
         name="smoke_tests",
-        status="pass",
-        details=f"{len(checks)} smoke checks run over HTTP after each environment step: "
-        + ", ".join(checks),
+        status="warning",
+        details=f"not run yet: {len(checks)} smoke checks run over HTTP after each environment "
+        "step (" + ", ".join(checks) + "); a failing one rolls the release back",
         recorded_at=now,
     )
 
@@ -125,19 +127,27 @@ def _result(
 def _tests(
     files: Sequence[EvidenceFile], service: str, version: str, now: datetime
 ) -> CheckEvidence:
-    report = _latest(files, "junit")
-    if report is None:
+    """Every test report counts (the newest of each name: a re-run replaces its report, a
+    passing integration suite does not hide a failing unit suite)."""
+    newest: dict[str, EvidenceFile] = {}
+    for f in files:
+        if f.kind == "junit" and (f.name not in newest or f.id > newest[f.name].id):
+            newest[f.name] = f
+    reports = sorted(newest.values(), key=lambda f: f.id)
+    if not reports:
         hint = upload_hint(service, version, "the test report", "report.xml")
         return _result("staging_tests", "fail", f"no test report for {version}: {hint}", now)
-    s = report.summary
-    if int(s["tests"]) == 0:
-        details = f"{report.cite()} holds no tests: nothing was verified; upload the real report"
+    total = {k: sum(int(r.summary[k]) for r in reports) for k in ("tests", "failures", "errors",
+                                                                   "skipped")}  # fmt: skip
+    broken = total["failures"] + total["errors"]
+    passed = total["tests"] - broken - total["skipped"]
+    cited = ", ".join(r.cite() for r in reports)
+    if passed <= 0 and not broken:
+        details = f"no test passed ({total['skipped']} skipped): nothing was verified ({cited})"
         return _result("staging_tests", "fail", details, now)
-    broken = int(s["failures"]) + int(s["errors"])
-    passed = int(s["tests"]) - broken - int(s["skipped"])
     details = (
-        f"{passed} passed, {s['failures']} failed, {s['errors']} errored, {s['skipped']} skipped "
-        f"({report.cite()})"
+        f"{passed} passed, {total['failures']} failed, {total['errors']} errored, "
+        f"{total['skipped']} skipped ({cited})"
     )
     status: Literal["pass", "fail"] = "fail" if broken else "pass"
     return _result("staging_tests", status, details, now, passed, broken)
@@ -217,11 +227,12 @@ def _benchmark(
 
 def artifact_from_evidence(
     files: Sequence[EvidenceFile], digest: str | None, build_id: str | None
-) -> tuple[ArtifactRecord | None, str | None]:
-    """The artifact as the evidence shows it, or why there is none. Its digest is the one the
-    release names, which must be the one CI bound its SBOM and signature to (when it bound
-    them to any), else the bound one. Signed when a signature over that digest verified
-    against the service's key at upload; with an SBOM when one was bound to it."""
+) -> tuple[ArtifactRecord | None, str]:
+    """The artifact as the evidence shows it, and what showed it (or why there is none).
+    Its digest is the one the release names, which must be the one CI bound its SBOM and
+    signature to (when it bound them to any), else the bound one. Signed when a signature
+    over that digest verified against the service's key at upload; with an SBOM when one
+    was bound to it."""
     bound = list(dict.fromkeys(f.digest for f in files if f.digest is not None))
     if digest is not None and bound and digest not in bound:
         return None, (
@@ -230,15 +241,24 @@ def artifact_from_evidence(
         )
     digest = digest or (bound[-1] if bound else None)
     if digest is None:
-        return None, None
-    signed = any(
-        f.kind == "signature" and f.digest == digest and f.summary.get("verified") for f in files
-    )
-    sbom = any(f.kind in SBOM_KINDS and f.digest == digest for f in files)
+        return None, ""
+    signatures = [
+        f
+        for f in files
+        if f.kind == "signature" and f.digest == digest and f.summary.get("verified")
+    ]
+    sboms = [f for f in files if f.kind in SBOM_KINDS and f.digest == digest]
+    cites = [f"signature {f.cite()}" for f in signatures[-1:]] + [
+        f"SBOM of {f.summary.get('components', '?')} components, {f.cite()}" for f in sboms[-1:]
+    ]
     record = ArtifactRecord(
-        image="", digest=digest, build_id=build_id or "", signed=signed, sbom_attached=sbom
+        image="",
+        digest=digest,
+        build_id=build_id or "",
+        signed=bool(signatures),
+        sbom_attached=bool(sboms),
     )
-    return record, None
+    return record, "; ".join(cites)
 
 
 def artifact_hint(service: str, version: str) -> str:

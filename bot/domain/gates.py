@@ -29,6 +29,7 @@ class GateEvidence(Model):
     router_error: str | None = None  # the traffic router did not answer the gates
     artifact_missing: str | None = None  # why no artifact record, and what to upload
     unsigned_hint: str = ""  # what to upload when no signature verified
+    artifact_cites: str = ""  # the evidence files that showed the artifact
     metrics_answering: list[str]
     dependencies: list[DependencyProbe]
     flags: dict[str, FlagState | None]
@@ -92,13 +93,18 @@ def _artifacts(request: ReleaseRequest, ev: GateEvidence) -> Check:
         )
     if not record.signed:
         return _check(name, "fail", f"{art.image} is not signed" + ev.unsigned_hint)
-    summary = f"{art.image} {record.digest[:19]}… build {record.build_id}, signed"
+    build = f" build {record.build_id}" if record.build_id else ""
+    summary = f"{art.image} {record.digest[:19]}…{build}, signed"
     if not record.sbom_attached:
         status: CheckStatus = (
             "fail" if request.release_package.risk in ("high", "critical") else "warning"
         )
-        return _check(name, status, summary + ", no SBOM attached")
-    return _check(name, "pass", summary + ", SBOM attached")
+        return _check(name, status, summary + ", no SBOM attached" + _cited(ev))
+    return _check(name, "pass", summary + ", SBOM attached" + _cited(ev))
+
+
+def _cited(ev: GateEvidence) -> str:
+    return f" ({ev.artifact_cites})" if ev.artifact_cites else ""
 
 
 def _evidence(results: Sequence[CheckEvidence], kind: str, label: str) -> Check:

@@ -58,6 +58,9 @@ def _finding(f: Fields, result: dict[str, object], path: str, rules: list[Rule])
         return None
     rule_id, (rule_path, rule) = _rule(f, result, path, rules)
     level: object = result.get("level")
+    kind = result.get("kind")
+    if level is None and kind is not None and kind != "fail":
+        level = "none"  # review, open, informational: SARIF says their level is none
     if level is None:
         config = rule.get("defaultConfiguration")
         level = config.get("level", "warning") if isinstance(config, dict) else "warning"

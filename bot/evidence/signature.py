@@ -10,7 +10,7 @@ import re
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
 from bot.evidence.errors import HOW, refused
 from bot.evidence.models import Signature
@@ -54,10 +54,14 @@ def _shape(raw: bytes) -> str | None:
         return "ed25519" if len(raw) == 64 else None
 
 
-def verify_signature(signature: Signature, message: bytes, public_key_pem: bytes) -> bool:
+def verify_signature(
+    signature: Signature, message: bytes, public_key_pem: bytes, sha256: bytes | None = None
+) -> bool:
     """Whether ``signature`` is over ``message`` by the holder of the key: ECDSA P-256 with
-    SHA-256 (what cosign uses), or Ed25519. A key it cannot use is an EvidenceError, not a
-    False: that is the configuration's fault, not the artifact's."""
+    SHA-256 (what cosign uses), or Ed25519. ``sha256``: the digest of a file the signature
+    may be over instead (what ``cosign sign-blob --key FILE`` signs), checked for ECDSA
+    without the file. A key it cannot use is an EvidenceError, not a False: that is the
+    configuration's fault, not the artifact's."""
     try:
         key = serialization.load_pem_public_key(public_key_pem)
     except (ValueError, TypeError, UnsupportedAlgorithm):
@@ -66,7 +70,13 @@ def verify_signature(signature: Signature, message: bytes, public_key_pem: bytes
         if isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(signature.der, message)
         elif isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
-            key.verify(signature.der, message, ec.ECDSA(hashes.SHA256()))
+            try:
+                key.verify(signature.der, message, ec.ECDSA(hashes.SHA256()))
+            except InvalidSignature:
+                if sha256 is None:
+                    raise
+                prehashed = ec.ECDSA(Prehashed(hashes.SHA256()))
+                key.verify(signature.der, sha256, prehashed)
         else:
             kind = (
                 f"ECDSA {key.curve.name}"

@@ -2,10 +2,12 @@
 
     POST /evidence?service=shop&version=2.0.0&name=report.xml[&kind=junit][&digest=sha256:…]
     X-Release-Bot-Timestamp: <unix seconds>
-    X-Release-Bot-Signature: v1=<hex HMAC-SHA256 of "<timestamp>." + body, with the secret>
     X-Release-Bot-Uploader: <who, e.g. the CI job's name>
+    X-Release-Bot-Signature: v1=<hex HMAC-SHA256, with the secret, of
+        "<timestamp>." + "<query string>\n<uploader>\n" + body>
 
-The body is the file. Answers are JSON: 201 with what was stored, or an error with one line
+The body is the file. The query and the uploader are signed with it: a captured upload
+cannot be replayed for another service, version or digest. Answers are JSON: 201 with what was stored, or an error with one line
 saying what is wrong and how to fix it (400 the file or the query, 401 the signature, 404 the
 service, 405 not a POST, 413 too big, 503 uploads are off).
 """
@@ -45,7 +47,12 @@ class EvidenceUploads:
                 "503 Service Unavailable",
                 error="evidence uploads are off: set RELEASE_BOT_EVIDENCE_SECRET for serve",
             )
-        length = int(environ.get("CONTENT_LENGTH") or 0)
+        declared = str(environ.get("CONTENT_LENGTH") or "0").strip()
+        if not declared.isdigit():
+            return _answer(
+                "400 Bad Request", error=f"Content-Length {declared!r} is not a byte count"
+            )
+        length = int(declared)
         if length > MAX_BYTES:
             return _answer(
                 "413 Content Too Large", error=f"{length} bytes: files are at most {MAX_BYTES}"
@@ -53,15 +60,18 @@ class EvidenceUploads:
         body = environ["wsgi.input"].read(length) if length else b""
         stamp = environ.get("HTTP_X_RELEASE_BOT_TIMESTAMP", "")
         signature = environ.get("HTTP_X_RELEASE_BOT_SIGNATURE", "")
+        uploader = environ.get("HTTP_X_RELEASE_BOT_UPLOADER", "")
+        signed = f"{environ.get('QUERY_STRING', '')}\n{uploader}\n".encode() + body
         if (
             not stamp
             or not signature
-            or not verify(self.secret, stamp, body, signature, now=time.time())
+            or not verify(self.secret, stamp, signed, signature, now=time.time())
         ):
             return _answer(
                 "401 Unauthorized",
-                error="bad or stale signature: sign timestamp + '.' + body with HMAC-SHA256 "
-                "and RELEASE_BOT_EVIDENCE_SECRET, sent within 5 minutes",
+                error="bad or stale signature: sign timestamp + '.' + query + newline + "
+                "uploader + newline + body with HMAC-SHA256 and RELEASE_BOT_EVIDENCE_SECRET, "
+                "sent within 5 minutes",
             )
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
         missing = [k for k in ("service", "version", "name") if not query.get(k)]
@@ -74,14 +84,13 @@ class EvidenceUploads:
             return _answer(
                 "400 Bad Request", error=f"kind {kind!r} is not one of {', '.join(KINDS)}"
             )
-        uploader = environ.get("HTTP_X_RELEASE_BOT_UPLOADER") or "ci"
         try:
             [stored] = add_evidence(
                 self.services,
                 query["service"],
                 query["version"],
                 [(query["name"], body)],
-                uploader,
+                uploader or "ci",
                 kind,  # checked against KINDS above
                 query.get("digest"),
             )

@@ -101,11 +101,20 @@ def _verified(
             f"{name}: {service} has no signing_key in data/services.toml: add its PEM public "
             "key (or a path to it) so signatures can be verified"
         )
-    pem = Path(key).read_bytes() if not key.lstrip().startswith("-----BEGIN") else key.encode()
-    if not formats.verify_signature(signature, digest.encode(), pem):
+    try:
+        pem = key.encode() if key.lstrip().startswith("-----BEGIN") else Path(key).read_bytes()
+    except OSError as exc:
         raise EvidenceError(
-            f"{name}: the signature does not verify over {digest} with {service}'s signing_key; "
-            "sign that digest with the matching private key (cosign sign-blob --key)"
+            f"{name}: {service}'s signing_key {key} cannot be read ({exc.strerror}); give the "
+            "PEM file's path (from where release-bot runs) or the PEM text"
+        ) from None
+    # Over the digest's text, or over the artifact file itself (cosign sign-blob FILE).
+    file_digest = bytes.fromhex(digest.removeprefix(DIGEST_PREFIX))
+    if not formats.verify_signature(signature, digest.encode(), pem, sha256=file_digest):
+        raise EvidenceError(
+            f"{name}: the signature does not verify over {digest} (or the file it is the "
+            f"digest of) with {service}'s signing_key; sign it with the matching private key "
+            "(cosign sign-blob --key)"
         )
     return {"verified": True, "over": digest}
 

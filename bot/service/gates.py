@@ -61,7 +61,7 @@ def gate_evidence(
         router_error = str(exc)
     art = request.release_package.artifact
     artifact: ArtifactRecord | None
-    artifact_missing, unsigned_hint = None, ""
+    artifact_missing, unsigned_hint, artifact_cites = None, "", ""
     ci = services.ci_for(request.service)
     if dry and ci is not None:  # what the build would publish, recorded nowhere
         build = ci.build(request.service, version, art, now)
@@ -87,8 +87,11 @@ def gate_evidence(
         results += [
             r for r in services.checks.results(request.service, version) if r.name not in computed
         ]
-        artifact, mismatch = artifact_from_evidence(files, art.hash, art.build_id)
-        artifact_missing = mismatch or artifact_hint(request.service, version)
+        artifact, shown = artifact_from_evidence(files, art.hash, art.build_id)
+        if artifact is None:
+            artifact_missing = shown or artifact_hint(request.service, version)
+        else:
+            artifact_cites = shown
         unsigned_hint = (
             ": no signature over its digest verified against signing_key; "
             + upload_hint(request.service, version, "one", "image.sig --digest sha256:…")
@@ -103,6 +106,7 @@ def gate_evidence(
         router_error=router_error,
         artifact_missing=artifact_missing,
         unsigned_hint=unsigned_hint,
+        artifact_cites=artifact_cites,
         metrics_answering=services.metrics.probe(request.service),
         dependencies=services.metrics.dependencies(request.service, dep_names),
         flags={f.name: services.flags.get(f.name) for f in request.deployment_config.flags},

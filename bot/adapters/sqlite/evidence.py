@@ -31,7 +31,7 @@ def m001_evidence_files(db: sqlite_utils.Database) -> None:
             size INTEGER NOT NULL,
             uploaded_by TEXT NOT NULL,
             uploaded_at TEXT NOT NULL,  -- ISO 8601
-            digest TEXT,                -- the artifact digest it is bound to
+            digest TEXT NOT NULL,       -- the artifact digest it is bound to; '' for none
             summary TEXT NOT NULL,      -- JSON: what the parser read
             content BLOB NOT NULL,
             UNIQUE (service, version, sha256, digest)
@@ -59,7 +59,7 @@ class SqliteEvidence(AbstractEvidence):
                     file.size,
                     file.uploaded_by,
                     file.uploaded_at.isoformat(),
-                    file.digest,
+                    file.digest or "",  # '' not NULL: UNIQUE treats NULLs as all different
                     json.dumps(file.summary, sort_keys=True),
                     content,
                 ],
@@ -67,8 +67,8 @@ class SqliteEvidence(AbstractEvidence):
             row = next(
                 self.database.db.query(
                     "SELECT * FROM evidence_files WHERE service = ? AND version = ?"
-                    " AND sha256 = ? AND digest IS ?",
-                    [file.service, file.version, file.sha256, file.digest],
+                    " AND sha256 = ? AND digest = ?",
+                    [file.service, file.version, file.sha256, file.digest or ""],
                 )
             )
         return _file(row)
@@ -95,6 +95,6 @@ def _file(row: dict[str, Any]) -> EvidenceFile:
         size=row["size"],
         uploaded_by=row["uploaded_by"],
         uploaded_at=datetime.fromisoformat(row["uploaded_at"]),
-        digest=row["digest"],
+        digest=row["digest"] or None,
         summary=json.loads(row["summary"]),
     )
