@@ -301,9 +301,13 @@ class Release(MutableModel):
                 )
             raise CommandRejected(f"{self.id} is not waiting for approval (status: {self.status})")
         gate = self.pending_approval
-        conditions = (
-            ["pre-deployment checks pass"] if gate == "release" else ["previous steps healthy"]
+        warned = sum(c.status == "warning" for c in self.observed.checks)
+        checked = (
+            f"no pre-deployment check fails ({warned} warn)"
+            if warned
+            else "pre-deployment checks pass"
         )
+        conditions = [checked] if gate == "release" else ["previous steps healthy"]
         self._add_approval(gate, "manual", approver, now, conditions)
         self.pending_approval = None
         if gate == "release":

@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 
 from bot import evidence as formats
-from bot.domain.evidence import SBOM_KINDS, EvidenceFile, Kind
+from bot.domain.evidence import EvidenceFile, Kind
 from bot.domain.release import CommandRejected
 from bot.evidence import EvidenceError
 from bot.service.services import Services
@@ -55,8 +55,8 @@ def _add(
         summary = _verified(services, service, name, parsed, digest)
     else:
         summary = parsed.model_dump(mode="json")
-    if found in SBOM_KINDS:
-        digest = _bound_sbom(name, digest, list(getattr(parsed, "subject_digests", [])))
+    if isinstance(parsed, formats.Sbom):
+        digest = _bound_sbom(name, digest, list(parsed.subject_digests))
     file = EvidenceFile(
         service=service,
         version=version,
