@@ -82,8 +82,8 @@ def approval_message(fake: FakeSlack, thread_ts: str) -> dict[str, Any]:
 
 
 def start(app: RunningApp, fake: FakeSlack, line: str = LINE, user: str = DAVE) -> dict[str, Any]:
-    status, _, seconds = app.command(line, user)
-    assert status == 200 and seconds < 3
+    status, _, _ = app.command(line, user)
+    assert status == 200  # acked; how fast is bench-ack's to measure, not a test's
     wait_until(lambda: fake.messages(CHANNEL, thread_ts=""), what="the release's card")
     return card(fake)
 
@@ -401,8 +401,8 @@ def initial(view: Mapping[str, Any], key: str) -> Any:
 def test_the_form_opens_and_a_valid_submission_starts_the_release(
     app: RunningApp, fake: FakeSlack
 ) -> None:
-    status, answer, seconds = app.command("", name="form")
-    assert status == 200 and answer == "" and seconds < 3  # acked empty: the form is the answer
+    status, answer, _ = app.command("", name="form")
+    assert status == 200 and answer == ""  # acked empty: the form is the answer
     opened = fake.wait_for("views.open")[0].params
     assert opened["trigger_id"] == TRIGGER_ID
     view = opened["view"]
