@@ -50,6 +50,7 @@ from bot.adapters.webhook import router as webhook_router
 from bot.adapters.webhook.router import WebhookRouter, WebhookSettings
 from bot.config import DEFAULT_CONFIG, ConfigError, load_config
 from bot.domain.config import AdapterTable, Config, ServiceConfig
+from bot.domain.evidence import is_pem_text
 from bot.ports.chat import AbstractChat
 from bot.ports.llm import AbstractLLM
 from bot.ports.metrics import AbstractMetrics
@@ -143,7 +144,8 @@ class Targets:
 
 def read_targets(config: Config, where: Path | str = "data/services.toml") -> dict[str, Targets]:
     """Every service's metrics provider and traffic router, each table checked against its
-    adapter's own schema. Raises ConfigError with one line per mistake."""
+    adapter's own schema, and the settings that go with them (the simulated CI only on the
+    simulator, a signing key that is there). Raises ConfigError with one line per mistake."""
     problems: list[str] = []
     out: dict[str, Targets] = {}
     for service in sorted(config.services):
@@ -165,7 +167,7 @@ def read_targets(config: Config, where: Path | str = "data/services.toml") -> di
                 "ci and upload its evidence (`release-bot evidence add`)"
             )
         key = svc.signing_key
-        if key and not key.lstrip().startswith("-----BEGIN") and not Path(key).is_file():
+        if key and not is_pem_text(key) and not Path(key).is_file():
             problems.append(
                 f"services.{service}.signing_key: {key} is not a file; give the path of the "
                 "PEM public key signatures verify against, or the PEM text itself"

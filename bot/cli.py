@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import os
 import signal
@@ -30,6 +29,7 @@ from bot.bootstrap import DEFAULT_DB, Wiring, bootstrap, llm_from_env
 from bot.config import ConfigError, load_config
 from bot.domain.contract import InsufficientContext, contract_json_schema
 from bot.domain.evidence import Kind as EvidenceKind
+from bot.domain.evidence import digest_of
 from bot.domain.release import CommandRejected, Release
 from bot.evidence import EvidenceError
 from bot.parsing import ParseError, named_service, parse_release
@@ -455,7 +455,7 @@ def evidence_add(
 ) -> None:
     """Read, check and store FILES as SERVICE VERSION's evidence; all or none."""
     if artifact is not None:
-        computed = "sha256:" + hashlib.sha256(Path(artifact).read_bytes()).hexdigest()
+        computed = digest_of(Path(artifact).read_bytes())
         if digest is not None and digest != computed:
             _fail(f"--digest {digest} is not {artifact}'s digest {computed}; give one of them")
         digest = computed

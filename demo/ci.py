@@ -15,7 +15,6 @@ No load test: k6 is not here, so the benchmark gate warns and a person approves.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bot.domain.evidence import digest_of
 from bot.service import Services
 from bot.service.evidence import add_evidence
 
@@ -41,6 +41,12 @@ def signing_key(workdir: Path) -> tuple[ec.EllipticCurvePrivateKey, Path]:
         )
     )
     return private, public
+
+
+def sign(private: ec.EllipticCurvePrivateKey, digest: str) -> bytes:
+    """What ``cosign sign-blob --key`` writes for the digest's text: base64 of the DER
+    ECDSA P-256/SHA-256 signature, one line."""
+    return base64.b64encode(private.sign(digest.encode(), ec.ECDSA(hashes.SHA256()))) + b"\n"
 
 
 def artifact(version: str) -> bytes:
@@ -67,7 +73,7 @@ def build_and_upload(
     private: ec.EllipticCurvePrivateKey,
 ) -> str:
     """Make the evidence of ``version`` and upload it as the CI job would; the digest."""
-    digest = "sha256:" + hashlib.sha256(artifact(version)).hexdigest()
+    digest = digest_of(artifact(version))
     report = workdir / f"report-{version}.xml"
     tests = _run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                  f"--junitxml={report}", "demo/checks", cwd=ROOT)  # fmt: skip
@@ -79,7 +85,6 @@ def build_and_upload(
                 sys.executable, cwd=ROOT)  # fmt: skip
     if sbom.returncode != 0:
         raise RuntimeError(f"cyclonedx-py failed: {sbom.stderr.decode()[-300:]}")
-    signature = base64.b64encode(private.sign(digest.encode(), ec.ECDSA(hashes.SHA256())))
     job = f"demo-ci/{version}"
     add_evidence(
         services, service, version,
@@ -87,6 +92,7 @@ def build_and_upload(
     )  # fmt: skip
     add_evidence(
         services, service, version,
-        [("sbom.cdx.json", sbom.stdout), ("image.sig", signature + b"\n")], job, digest=digest,
+        [("sbom.cdx.json", sbom.stdout), ("image.sig", sign(private, digest))], job,
+        digest=digest,
     )  # fmt: skip
     return digest

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bot.adapters.terminal import TerminalChat
@@ -30,6 +30,7 @@ from bot.evidence import MAX_BYTES, EvidenceError
 from bot.serve.evidence import EvidenceUploads
 from bot.service import start_release
 from bot.service.evidence import add_evidence, list_evidence
+from demo.ci import sign, signing_key
 from tests.conftest import cli
 from tests.fake_slack import FakeSlack
 from tests.slack_app_harness import RunningApp
@@ -70,19 +71,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 @pytest.fixture
 def key(tmp_path: Path) -> tuple[ec.EllipticCurvePrivateKey, Path]:
-    private = ec.generate_private_key(ec.SECP256R1())
-    pem = tmp_path / "cosign.pub"
-    pem.write_bytes(
-        private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return private, pem
-
-
-def signed(private: ec.EllipticCurvePrivateKey, digest: str) -> bytes:
-    """What `cosign sign-blob --key` writes: base64 of the DER ECDSA P-256/SHA-256 signature."""
-    return base64.b64encode(private.sign(digest.encode(), ec.ECDSA(hashes.SHA256()))) + b"\n"
+    return signing_key(tmp_path)
 
 
 def shop_config(tmp_path: Path, pem: Path) -> Path:
@@ -125,7 +114,7 @@ def test_a_release_passes_its_gates_on_real_uploaded_evidence(
     sbom = {"bomFormat": "CycloneDX", "specVersion": "1.5", "components": [{"name": "x"}]}
     add_evidence(
         services, "shop", "2.0.0",
-        [("sbom.json", json.dumps(sbom).encode()), ("image.sig", signed(private, digest))],
+        [("sbom.json", json.dumps(sbom).encode()), ("image.sig", sign(private, digest))],
         "ci-job-42", digest=digest,
     )  # fmt: skip
     stored = list_evidence(services, "shop", "2.0.0")
@@ -168,11 +157,11 @@ def test_a_signature_must_verify_over_the_digest_with_the_services_key(
     services, (private, _) = wiring.services, key
     digest = "sha256:" + "ab" * 32
     with pytest.raises(EvidenceError, match="add --digest sha256:<hex>"):
-        add_evidence(services, "shop", "2.0.0", [("image.sig", signed(private, digest))], "ci")
+        add_evidence(services, "shop", "2.0.0", [("image.sig", sign(private, digest))], "ci")
     other = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(EvidenceError, match="does not verify over sha256:abab"):
         add_evidence(
-            services, "shop", "2.0.0", [("image.sig", signed(other, digest))], "ci", digest=digest
+            services, "shop", "2.0.0", [("image.sig", sign(other, digest))], "ci", digest=digest
         )
     with pytest.raises(CommandRejected, match="did you mean shop"):
         add_evidence(services, "shpo", "2.0.0", [("image.sig", b"x")], "ci")
@@ -323,7 +312,7 @@ def test_the_digest_can_be_computed_from_the_artifact_file(
     image.write_bytes(b"the layers of the image")
     digest = "sha256:" + hashlib.sha256(image.read_bytes()).hexdigest()
     sig = tmp_path / "image.sig"
-    sig.write_bytes(signed(private, digest))
+    sig.write_bytes(sign(private, digest))
     args = ("evidence", "add", "shop", "2.0.0", str(sig), "--db", db)
     added = cli(*args, "--artifact", str(image), env=env)
     assert added.returncode == 0, added.stderr

@@ -8,6 +8,7 @@ Missing evidence is a ``fail`` for the critical checks (tests, scans, the artifa
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Literal
@@ -21,6 +22,17 @@ SBOM_KINDS: tuple[Kind, ...] = ("cyclonedx", "spdx")
 BLOCKING = ("critical", "high")
 # A benchmark slower than the stable version's by more than this warns.
 REGRESSION_WARNING = 0.15
+DIGEST_PREFIX = "sha256:"
+
+
+def digest_of(data: bytes) -> str:
+    """An artifact's digest as the line, CI and the registry write it: ``sha256:<hex>``."""
+    return DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
+
+
+def is_pem_text(key: str) -> bool:
+    """Whether a ``signing_key`` setting is the PEM itself rather than a path to it."""
+    return key.lstrip().startswith("-----BEGIN")
 
 
 class EvidenceFile(Model):

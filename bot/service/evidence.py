@@ -8,12 +8,10 @@ import hashlib
 from pathlib import Path
 
 from bot import evidence as formats
-from bot.domain.evidence import EvidenceFile, Kind
+from bot.domain.evidence import DIGEST_PREFIX, EvidenceFile, Kind, is_pem_text
 from bot.domain.release import CommandRejected
 from bot.evidence import EvidenceError
 from bot.service.services import Services
-
-DIGEST_PREFIX = "sha256:"
 
 
 def add_evidence(
@@ -102,7 +100,7 @@ def _verified(
             "key (or a path to it) so signatures can be verified"
         )
     try:
-        pem = key.encode() if key.lstrip().startswith("-----BEGIN") else Path(key).read_bytes()
+        pem = key.encode() if is_pem_text(key) else Path(key).read_bytes()
     except OSError as exc:
         raise EvidenceError(
             f"{name}: {service}'s signing_key {key} cannot be read ({exc.strerror}); give the "

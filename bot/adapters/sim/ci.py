@@ -6,11 +6,11 @@ Every check passes unless the version carries a ``check:NAME=fail|warning`` faul
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Literal
 
 from bot.adapters.sim.fleet import SimulatedFleet
+from bot.domain.evidence import digest_of
 from bot.domain.observations import ArtifactRecord, CheckEvidence
 from bot.domain.request import Artifact
 from bot.ports.checks import AbstractChecks
@@ -117,10 +117,10 @@ class SimulatedCI(AbstractCI):
             if f.kind == "check" and f.name is not None
         }
         image = artifact.image
-        digest = artifact.hash or "sha256:" + hashlib.sha256(image.encode()).hexdigest()
+        digest = artifact.hash or digest_of(image.encode())
         if "digest-mismatch" in problems:
             # The registry holds another build than the one the release names.
-            digest = "sha256:" + hashlib.sha256(f"{digest}:rebuilt".encode()).hexdigest()
+            digest = digest_of(f"{digest}:rebuilt".encode())
         record = ArtifactRecord(
             image=image,
             digest=digest,
