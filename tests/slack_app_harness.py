@@ -8,7 +8,6 @@ an hour of virtual time runs in seconds. Requests are real HTTP, signed like Sla
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -89,12 +88,11 @@ class RunningApp:
     def start(self) -> RunningApp:
         # The scheduler runs paused: the test moves the virtual clock and ticks by hand.
         self.wired.wiring.ticker.start(paused=True)
-        self.server._thread = threading.Thread(target=self.server.wsgi.run, daemon=True)
-        self.server._thread.start()
+        self.server.start_http()
         return self
 
     def stop(self) -> None:
-        self.server.stop()  # closes waitress from inside its loop (no EBADF race)
+        self.server.stop()
         self.wired.wiring.close()
 
     @property

@@ -10,6 +10,7 @@ instead, and the HTTP server keeps only /healthz and /metrics.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterable
@@ -85,6 +86,9 @@ def _label(path: str) -> str:
     return path if path in ("/healthz", "/metrics", "/slack/events", "/evidence") else "other"
 
 
+POLL_SECONDS = 0.5
+
+
 class Server:
     """waitress in a thread, the ticker, and Socket Mode when asked; ``stop`` ends all."""
 
@@ -99,9 +103,15 @@ class Server:
         from waitress.server import create_server
 
         self.web = web
-        self.wsgi = create_server(web, host=host, port=port, threads=threads, ident="release-bot")
+        self._map: dict[int, Any] = {}
+        self.wsgi = create_server(
+            web, map=self._map, host=host, port=port, threads=threads, ident="release-bot"
+        )
         self.socket_mode = socket_mode
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._closing = threading.Lock()
+        self._closed = False
 
     @property
     def port(self) -> int:
@@ -112,8 +122,32 @@ class Server:
         if self.socket_mode is not None:
             self.socket_mode.connect()
         self.web.ticker.start()
-        self._thread = threading.Thread(target=self.wsgi.run, name="waitress", daemon=True)
+        self.start_http()
+
+    def start_http(self) -> None:
+        """Serve HTTP on a thread of its own (the ticker is the caller's)."""
+        self._thread = threading.Thread(target=self._serve, name="waitress", daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        # waitress's loop, one poll at a time, so that it ends on a flag and closes its
+        # sockets in this thread: closed from another thread, under its poll(), they race
+        # (EBADF), and a trigger pulled after the loop closed it fails the same way.
+        from waitress import wasyncore
+
+        while not self._stopping.is_set() and self._map:
+            wasyncore.loop(timeout=POLL_SECONDS, map=self._map, use_poll=True, count=1)
+        with self._closing:
+            self._closed = True
+            self.wsgi.close()
+
+    def _wake(self) -> None:
+        """Ends the loop's current poll early; without it, the loop ends within a poll."""
+        with self._closing:
+            # A trigger whose pipe is gone raises: the poll's timeout ends the loop then.
+            if not self._closed:
+                with contextlib.suppress(OSError):
+                    self.wsgi.trigger.pull_trigger()
 
     def stop(self) -> None:
         """Safe after a ``start`` that raised, without ``start`` at all, and twice.
@@ -121,16 +155,15 @@ class Server:
         waitress first, so its loop winds down while slack_sdk's ``close`` waits (up to 1 s)
         on its own queue.
         """
-        if self._thread is not None and self._thread.is_alive():
-            # Closed from inside waitress's loop: closing its sockets from this thread, under
-            # its select(), is a race that kills the loop with EBADF.
-            self.wsgi.trigger.pull_trigger(self.wsgi.close)
-        else:
+        self._stopping.set()
+        if self._thread is None:
             self.wsgi.close()
+        else:
+            self._wake()
         if self.socket_mode is not None:
             self.socket_mode.close()
         self.web.ticker.stop()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=5 + POLL_SECONDS)
         # close() leaves waitress's worker threads running: end them (running requests finish).
         self.wsgi.task_dispatcher.shutdown(timeout=5)
