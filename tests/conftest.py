@@ -9,12 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from bot.adapters.sqlite.database import Database
 from bot.bootstrap import EMBEDDED_MIGRATIONS
 from bot.domain.contract import contract_json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Properties are checked, never timed: a busy machine must not fail a test.
+settings.register_profile("release-bot", deadline=None)
+settings.load_profile("release-bot")
 
 
 @pytest.fixture(autouse=True)
