@@ -51,6 +51,20 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+def _dead_here(holder: str) -> bool:
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
 def wall_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -86,7 +100,18 @@ class Ticker:
             now = self.now()
             until = now + timedelta(seconds=LEASE_TICKS * self.services.tick_seconds)
             self.holding = self.leases.acquire(LEASE, self.holder, now, until)
+            if not self.holding and (gone := self._dead_holders_expiry()) is not None:
+                # killed on this host (``resume`` after a crash): no need to wait it out
+                self.holding = self.leases.acquire(LEASE, self.holder, gone, until)
         return self.holding
+
+    def _dead_holders_expiry(self) -> datetime | None:
+        """Just past the lease's expiry when its holder is a process of this host that no
+        longer runs; None otherwise (a live or remote holder keeps it until it expires)."""
+        lease = self.leases.current(LEASE) if self.leases is not None else None
+        if lease is None or not _dead_here(lease.holder):
+            return None
+        return lease.expires_at + timedelta(microseconds=1)
 
     def release_lease(self) -> None:
         if self.leases is not None and self.holding:

@@ -4,6 +4,9 @@ and narrates; the others stand by and take over when it stops or its lease runs 
 from __future__ import annotations
 
 import io
+import socket
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,3 +159,22 @@ def test_run_until_beside_a_holder_finishes_its_release_and_takes_over(tmp_path:
     assert run_ticker.holding is False  # given up when it returned
     worker.close()
     run.close()
+
+
+def test_a_holder_killed_on_this_host_is_taken_over_without_waiting_out_its_lease(
+    tmp_path: Path,
+) -> None:
+    """``release-bot resume`` right after a ``run`` was killed: its lease is not waited out."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    wall = WallClock()
+    wiring, ticker, _ = process(tmp_path / "bot.db", wall)
+    leases = SqliteLeases(wiring.database)
+    dead = f"{socket.gethostname()}:{gone.stdout.strip()}:0000"
+    assert leases.acquire(LEASE, dead, T0, T0 + timedelta(seconds=30))
+    assert ticker.take_lease()
+    remote = "elsewhere:1:0000"  # a holder on another host keeps its lease until it expires
+    ticker.release_lease()
+    assert leases.acquire(LEASE, remote, T0, T0 + timedelta(seconds=30))
+    assert not ticker.take_lease()
+    wiring.close()
