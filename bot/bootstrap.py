@@ -35,6 +35,7 @@ from bot.adapters.sim.profiles import Profiles, load_profiles
 from bot.adapters.sqlite import checks as sqlite_checks
 from bot.adapters.sqlite import evidence as sqlite_evidence
 from bot.adapters.sqlite import flags as sqlite_flags
+from bot.adapters.sqlite import leases as sqlite_leases
 from bot.adapters.sqlite import locks as sqlite_locks
 from bot.adapters.sqlite import series as sqlite_series
 from bot.adapters.sqlite import store as sqlite_store
@@ -42,6 +43,7 @@ from bot.adapters.sqlite.checks import SqliteChecks
 from bot.adapters.sqlite.database import Database
 from bot.adapters.sqlite.evidence import SqliteEvidence
 from bot.adapters.sqlite.flags import SqliteFlags
+from bot.adapters.sqlite.leases import SqliteLeases
 from bot.adapters.sqlite.locks import SqliteLocks
 from bot.adapters.sqlite.series import SqliteSeries
 from bot.adapters.sqlite.store import SqliteReleaseStore
@@ -73,6 +75,7 @@ EMBEDDED_MIGRATIONS = (
     sqlite_checks.migrations,
     sqlite_evidence.migrations,
     sqlite_locks.migrations,
+    sqlite_leases.migrations,
     sqlite_series.migrations,
     sim_fleet.migrations,
     haproxy_router.migrations,
@@ -318,7 +321,7 @@ def _wire(
         database=database,
         fleet=fleet,
         virtual_clock=virtual,
-        ticker=Ticker(services, virtual, Telemetry()),
+        ticker=Ticker(services, virtual, Telemetry(), SqliteLeases(database)),
         slack=slack_parts.context(services) if slack_parts else None,
     )
 

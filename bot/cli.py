@@ -33,7 +33,7 @@ from bot.domain.evidence import digest_of
 from bot.domain.release import CommandRejected, Release
 from bot.evidence import EvidenceError
 from bot.parsing import ParseError, named_service, parse_release
-from bot.ports.store import ReleaseNotFound
+from bot.ports.store import DatabaseBusy, ReleaseNotFound
 from bot.presenters import analysis_line, status_lines
 from bot.service import (
     Services,
@@ -94,7 +94,15 @@ db_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DatabaseBusy as exc:  # another process kept the write lock past the timeout
+            _fail(str(exc))
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="release-bot")
 def main() -> None:
     """release-bot: progressive releases with quality gates, guardrails and automatic rollback."""

@@ -11,25 +11,62 @@ wherever the ticker runs. Two ways to run it:
 - ``run_until`` (``run``, ``resume``): tick, then narrate, in turn, until ``done`` says so,
   ``speed`` virtual seconds per real second (None: as fast as it can). A failure is raised
   in the caller's thread.
+
+Several processes may run on one database: before each tick the ticker takes or renews the
+``ticker`` lease for ``LEASE_TICKS`` ticks of real time (the wall clock, never the virtual
+one). Only the holder reconciles, delivers and narrates; the others stand by, skip their
+ticks and say so in ``healthy``, and take over once the holder stops (``stop`` gives the
+lease up) or its lease runs out.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.ports.clock import AbstractVirtualClock
+from bot.ports.leases import AbstractLeases
 from bot.service import Services, narrate, reconcile
 from bot.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 FASTEST_INTERVAL = 0.0005  # seconds between jobs when running as fast as possible
 STALE_TICKS = 6  # ``healthy`` fails when the tick has not run for this many intervals
+LEASE = "ticker"
+LEASE_TICKS = 3  # the lease outlives a few ticks: one slow tick does not hand it over
+STANDBY_WAIT = 0.05  # real seconds ``run_until`` waits between a standby's turns
+
+
+def holder_id() -> str:
+    """This process, unique even across hosts and reused pids."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _dead_here(holder: str) -> bool:
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 class Ticker:
@@ -38,10 +75,18 @@ class Ticker:
         services: Services,
         virtual_clock: AbstractVirtualClock | None,
         telemetry: Telemetry | None = None,
+        leases: AbstractLeases | None = None,
+        now: Callable[[], datetime] = wall_clock,
     ) -> None:
+        """``leases``: shared with the other processes on the database (none: this one
+        always ticks). ``now``: the real time the lease runs on."""
         self.services = services
         self.virtual_clock = virtual_clock
         self.telemetry = telemetry or Telemetry()
+        self.leases = leases
+        self.now = now
+        self.holder = holder_id()
+        self.holding = leases is None
         self.last_ok: float | None = None
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1), "agent": ThreadPoolExecutor(1)}
@@ -49,9 +94,37 @@ class Ticker:
 
     # -- one tick -------------------------------------------------------------------------------
 
+    def take_lease(self) -> bool:
+        """Take or renew the ticker's lease; True while this process holds it."""
+        if self.leases is not None:
+            now = self.now()
+            until = now + timedelta(seconds=LEASE_TICKS * self.services.tick_seconds)
+            self.holding = self.leases.acquire(LEASE, self.holder, now, until)
+            if not self.holding and (gone := self._dead_holders_expiry()) is not None:
+                # killed on this host (``resume`` after a crash): no need to wait it out
+                self.holding = self.leases.acquire(LEASE, self.holder, gone, until)
+        return self.holding
+
+    def _dead_holders_expiry(self) -> datetime | None:
+        """Just past the lease's expiry when its holder is a process of this host that no
+        longer runs; None otherwise (a live or remote holder keeps it until it expires)."""
+        lease = self.leases.current(LEASE) if self.leases is not None else None
+        if lease is None or not _dead_here(lease.holder):
+            return None
+        return lease.expires_at + timedelta(microseconds=1)
+
+    def release_lease(self) -> None:
+        if self.leases is not None and self.holding:
+            self.leases.release(LEASE, self.holder)
+            self.holding = False
+
     def tick(self) -> list[str]:
         """Move the virtual clock one tick (when there is one), then reconcile every active
-        release; raises what the reconcile raises. Returns the releases it looked at."""
+        release; raises what the reconcile raises. Returns the releases it looked at: none
+        when another process holds the lease (that one ticks)."""
+        if not self.take_lease():
+            self.last_ok = time.time()  # standing by is healthy
+            return []
         began = time.perf_counter()
         try:
             if self.virtual_clock is not None:
@@ -68,6 +141,8 @@ class Ticker:
         return ids
 
     def narrate(self) -> int:
+        if not self.holding:
+            return 0  # the holder narrates
         try:
             return narrate(self.services)
         except Exception:
@@ -92,8 +167,10 @@ class Ticker:
         self.scheduler.start(paused=paused)
 
     def stop(self) -> None:
+        """Stop the jobs, then give the lease up: another process takes over at once."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        self.release_lease()
 
     def _tick_job(self) -> None:
         try:
@@ -114,9 +191,15 @@ class Ticker:
         return ok, {
             "status": "ok" if ok else "degraded",
             "scheduler": "running" if self.scheduler.running else "stopped",
+            "ticking": "this process" if self.holding else self._standby(),
             "last_tick_seconds_ago": None if age is None else round(age, 1),
             "active_releases": len(self.services.store.active_ids()),
         }
+
+    def _standby(self) -> str:
+        lease = self.leases.current(LEASE) if self.leases is not None else None
+        held_by = f" ({lease.holder} holds the lease)" if lease is not None else ""
+        return "standby: another process ticks" + held_by
 
     # -- in turn, until done (run, resume) ------------------------------------------------------
 
@@ -137,6 +220,10 @@ class Ticker:
         def job() -> None:
             try:
                 self.tick()
+                if not self.holding:
+                    # Another process ticks (and so moves this run's release); check on
+                    # it now and then, ready to take over when it goes.
+                    time.sleep(STANDBY_WAIT)
                 self.narrate()
                 ticks[0] += 1
                 if on_tick is not None:
@@ -161,5 +248,6 @@ class Ticker:
             finished.wait()
         finally:
             scheduler.shutdown(wait=True)
+            self.release_lease()
         if failure:
             raise failure[0]

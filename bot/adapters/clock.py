@@ -27,6 +27,9 @@ class VirtualClock(AbstractVirtualClock):
         return self._now
 
     def advance(self, seconds: float) -> datetime:
+        # Another process on the database may have moved the time since (it held the lease).
+        saved = self.store.load_clock()
+        self._now = max(self._now, saved) if saved is not None else self._now
         self._now += timedelta(seconds=seconds)
         self.store.save_clock(self._now)
         return self._now

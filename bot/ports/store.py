@@ -20,6 +20,18 @@ class ReleaseNotFound(Exception):
     pass
 
 
+class AlreadyActive(Exception):
+    """The service already has an active release: the store holds at most one per service."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"{service} already has an active release")
+        self.service = service
+
+
+class DatabaseBusy(Exception):
+    """Another process held the database's write lock for longer than the busy timeout."""
+
+
 class StoredEvent(Event):
     """An event of the audit trail as stored: with its id (the outbox's key) and release."""
 
@@ -35,7 +47,8 @@ class AbstractReleaseStore(abc.ABC):
     # -- releases -------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def add(self, release: Release) -> None: ...
+    def add(self, release: Release) -> None:
+        """AlreadyActive if ``release`` is active and its service has an active release."""
 
     @abc.abstractmethod
     def get(self, release_id: str) -> Release:
@@ -43,7 +56,8 @@ class AbstractReleaseStore(abc.ABC):
 
     @abc.abstractmethod
     def save(self, release: Release) -> None:
-        """Write the new state and its events; StaleRelease if someone saved in between."""
+        """Write the new state and its events; StaleRelease if someone saved in between,
+        AlreadyActive if it would make a second release of its service active."""
 
     @abc.abstractmethod
     def active_ids(self) -> list[str]: ...
@@ -95,6 +109,8 @@ class AbstractReleaseStore(abc.ABC):
 
 __all__ = [
     "AbstractReleaseStore",
+    "AlreadyActive",
+    "DatabaseBusy",
     "ReleaseNotFound",
     "StaleRelease",
     "StoredEvent",

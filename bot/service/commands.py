@@ -18,7 +18,7 @@ from bot.domain.request import ReleaseRequest
 from bot.parsing import named_service
 from bot.ports.llm import LlmCall
 from bot.ports.locks import LockError
-from bot.ports.store import ReleaseNotFound
+from bot.ports.store import AlreadyActive, ReleaseNotFound
 from bot.service.outbox import deliver
 from bot.service.services import Services
 from bot.service.tick import converge_saved, reconcile_one
@@ -80,7 +80,10 @@ def _new_release(
         release.record_agent(action, details, now)
     if (ci := services.ci_for(request.service)) is not None:
         ci.publish(request.service, release.version, request.release_package.artifact, now)
-    services.store.add(release)
+    try:
+        services.store.add(release)
+    except AlreadyActive as exc:  # another start won the race since start_refusals
+        raise CommandRejected(active_refusal(services, request.service) or str(exc)) from exc
     return release
 
 
@@ -115,18 +118,25 @@ def start_refusals(services: Services, request: ReleaseRequest, plan: Plan) -> l
     for adapter in (services.traffic, services.metrics):
         if why := adapter.layout_refusal(request.service, envs, regions):
             out.append(why + " (the /release line reaches more than the config names)")
-    busy = services.store.active_for_service(request.service)
-    if busy:
-        current = services.store.get(busy[0])
-        out.append(
-            f"{request.service} already has an active release: {current.id} "
-            f"({current.version}, {current.status.replace('_', ' ')}); wait for it or roll it back"
-        )
+    if why := active_refusal(services, request.service):
+        out.append(why)
     for scope in scopes_for(request.service, [e.name for e in plan.environments]):
         lock = services.locks.get(scope)
         if lock is not None:
             out.append(lock_refusal(request.service, lock))
     return out
+
+
+def active_refusal(services: Services, service: str) -> str | None:
+    """The refusal naming ``service``'s active release, if it has one."""
+    busy = services.store.active_for_service(service)
+    if not busy:
+        return None
+    current = services.store.get(busy[0])
+    return (
+        f"{service} already has an active release: {current.id} "
+        f"({current.version}, {current.status.replace('_', ' ')}); wait for it or roll it back"
+    )
 
 
 Change = Callable[[Release, datetime], None]

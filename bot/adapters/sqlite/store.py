@@ -8,6 +8,7 @@ in the same transaction as the state, and triggers refuse to change or delete th
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -20,7 +21,13 @@ from sqlite_utils import Migrations
 from bot.adapters.sqlite.database import Database
 from bot.domain.release import ACTIVE, Release
 from bot.ports.llm import LlmCall
-from bot.ports.store import AbstractReleaseStore, ReleaseNotFound, StaleRelease, StoredEvent
+from bot.ports.store import (
+    AbstractReleaseStore,
+    AlreadyActive,
+    ReleaseNotFound,
+    StaleRelease,
+    StoredEvent,
+)
 
 migrations = Migrations("release-bot.store")
 
@@ -137,6 +144,34 @@ def observed_apart(db: sqlite_utils.Database) -> None:
         db.execute("UPDATE releases SET state = ? WHERE id = ?", [json.dumps(state), row["id"]])
 
 
+ONE_ACTIVE_INDEX = "releases_one_active_per_service"
+
+
+@migrations()
+def one_active_per_service(db: sqlite_utils.Database) -> None:
+    """At most one active release per service, held by the database itself (a check before
+    the insert let two commands sent together both start).
+
+    A database from before may already hold two active releases of one service: all but
+    the oldest are marked ``duplicate_active`` and left out of the index, so the file still
+    opens and they finish as they are; the mark lapses when they end (``save``).
+    """
+    db.table("releases").add_column("duplicate_active", int, not_null_default=0)
+    db.execute(
+        "UPDATE releases SET duplicate_active = 1 WHERE active = 1 AND EXISTS ("
+        " SELECT 1 FROM releases AS older WHERE older.service = releases.service"
+        " AND older.active = 1 AND (older.created_at, older.id) < (releases.created_at, releases.id))"
+    )
+    db.execute(
+        f"CREATE UNIQUE INDEX {ONE_ACTIVE_INDEX} ON releases(service) "
+        "WHERE active = 1 AND duplicate_active = 0"
+    )
+
+
+def _one_active_refused(exc: sqlite3.IntegrityError) -> bool:
+    return ONE_ACTIVE_INDEX in str(exc) or "releases.service" in str(exc)
+
+
 def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
@@ -151,14 +186,25 @@ class SqliteReleaseStore(AbstractReleaseStore):
 
     @contextmanager
     def unit_of_work(self) -> Iterator[None]:
-        with self.database.lock, self.db.atomic():
+        with self.database.transaction():  # BEGIN IMMEDIATE: waits for other processes
             yield
 
     # -- releases -------------------------------------------------------------------------------
 
     def add(self, release: Release) -> None:
+        service = release.request.service
         with self.unit_of_work():
-            self.db.table("releases").insert(self._row(release))
+            row = self._row(release)
+            # An earlier active release left out of the index (``one_active_per_service``)
+            # refuses too; under the write lock nothing can start between this and the insert.
+            if row["active"] and self.active_for_service(service):
+                raise AlreadyActive(service)
+            try:
+                self.db.table("releases").insert(row)
+            except sqlite3.IntegrityError as exc:
+                if _one_active_refused(exc):
+                    raise AlreadyActive(service) from exc
+                raise
             self._append(release)
 
     def get(self, release_id: str) -> Release:
@@ -176,12 +222,19 @@ class SqliteReleaseStore(AbstractReleaseStore):
             expected = release.revision
             release.revision = expected + 1
             row = self._row(release)
-            cursor = self.db.execute(
-                "UPDATE releases SET status=?, active=?, narrate=?, revision=?, updated_at=?, "
-                "state=? WHERE id=? AND revision=?",
-                [row["status"], row["active"], row["narrate"], row["revision"], row["updated_at"],
-                 row["state"], release.id, expected],
-            )  # fmt: skip
+            try:
+                # an ended release loses its ``duplicate_active`` mark: never active again beside another
+                cursor = self.db.execute(
+                    "UPDATE releases SET status=?, active=?, narrate=?, revision=?, updated_at=?, "
+                    "state=?, duplicate_active = duplicate_active * ? WHERE id=? AND revision=?",
+                    [row["status"], row["active"], row["narrate"], row["revision"],
+                     row["updated_at"], row["state"], row["active"], release.id, expected],
+                )  # fmt: skip
+            except sqlite3.IntegrityError as exc:
+                release.revision = expected
+                if _one_active_refused(exc):
+                    raise AlreadyActive(release.request.service) from exc
+                raise
             if cursor.rowcount != 1:
                 release.revision = expected
                 raise StaleRelease(f"{release.id} changed since it was read")

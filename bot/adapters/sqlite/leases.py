@@ -1,0 +1,60 @@
+"""Leases on SQLite: a row per lease (``name``, ``holder``, ``expires_at``), taken or renewed
+by one conditional upsert, as PostgreSQL would run it (``INSERT … ON CONFLICT DO UPDATE …
+WHERE``, ``RETURNING``): whichever process's statement commits first holds it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from bot.adapters.sqlite.database import Database
+from bot.ports.leases import AbstractLeases, Lease
+
+migrations = Migrations("release-bot.leases")
+
+
+@migrations()
+def create_leases(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_at TEXT NOT NULL   -- UTC, fixed width: compares as text in time order
+        )
+        """
+    )
+
+
+def _ts(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SqliteLeases(AbstractLeases):
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def acquire(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
+        with self.database.transaction() as db:
+            taken = db.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (:name, :holder, :until) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                "expires_at = excluded.expires_at "
+                "WHERE leases.expires_at < :now OR leases.holder = excluded.holder "
+                "RETURNING holder",
+                {"name": name, "holder": holder, "until": _ts(until), "now": _ts(now)},
+            ).fetchall()
+        return bool(taken)
+
+    def release(self, name: str, holder: str) -> None:
+        with self.database.transaction() as db:
+            db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", [name, holder])
+
+    def current(self, name: str) -> Lease | None:
+        rows = list(self.database.db.table("leases").rows_where("name = ?", [name]))
+        if not rows:
+            return None
+        expires = datetime.strptime(rows[0]["expires_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        return Lease(name=name, holder=rows[0]["holder"], expires_at=expires.replace(tzinfo=UTC))

@@ -1,0 +1,180 @@
+"""The ticker's lease: of several processes on one database, only the holder ticks, delivers
+and narrates; the others stand by and take over when it stops or its lease runs out."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.adapters.sqlite.leases import SqliteLeases
+from bot.adapters.terminal import TerminalChat
+from bot.bootstrap import Wiring, bootstrap
+from bot.domain.release import Release
+from bot.scheduler import LEASE, Ticker
+from bot.service import approve, start_release
+from tests.conftest import migrated_db
+
+START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
+LINE = 'payments-api 2.4.1 risk=medium ticket=CHG-1 changes="fix refunds"'
+T0 = datetime(2030, 1, 1, tzinfo=UTC)  # the lease's real time, moved by hand here
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.at = T0
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def process(path: Path, wall: WallClock) -> tuple[Wiring, Ticker, io.StringIO]:
+    """One process on the database at ``path``: its wiring and its ticker on ``wall``."""
+    out = io.StringIO()
+    wiring = bootstrap(path, clock_start=START, chat=TerminalChat(out))
+    leases = wiring.ticker.leases
+    ticker = Ticker(wiring.services, wiring.virtual_clock, leases=leases, now=wall)
+    return wiring, ticker, out
+
+
+def test_one_conditional_write_takes_renews_and_hands_over_the_lease() -> None:
+    leases = SqliteLeases(migrated_db())
+    later = T0 + timedelta(seconds=30)
+    assert leases.acquire(LEASE, "a", T0, later)
+    assert not leases.acquire(LEASE, "b", T0 + timedelta(seconds=29), later)
+    assert leases.acquire(LEASE, "a", T0 + timedelta(seconds=29), later + timedelta(seconds=29))
+    current = leases.current(LEASE)
+    assert current is not None and current.holder == "a"
+    assert not leases.acquire(LEASE, "b", later, later)  # renewed: not expired yet
+    assert leases.acquire(LEASE, "b", later + timedelta(seconds=30), later + timedelta(60))
+    leases.release(LEASE, "a")  # not a's any more: left alone
+    assert (held := leases.current(LEASE)) is not None and held.holder == "b"
+    leases.release(LEASE, "b")
+    assert leases.current(LEASE) is None
+    assert leases.acquire(LEASE, "a", T0, later)
+
+
+def test_two_processes_ticking_in_turn_move_each_release_once_and_deliver_once(
+    tmp_path: Path,
+) -> None:
+    """Repro: two ``serve``s both ticked (129 failed ticks) and posted 11 cards for 6."""
+    wall = WallClock()
+    path = tmp_path / "bot.db"
+    (one, one_ticker, one_out), (two, two_ticker, two_out) = (
+        process(path, wall),
+        process(path, wall),
+    )
+    started = start_release(one.services, LINE, "dave")
+    assert isinstance(started, Release)
+    approve(one.services, started.id, "alice")
+    store = one.services.store
+    revisions = [store.get(started.id).revision]
+    first_output = one_out.getvalue()
+    for _ in range(6):
+        assert one_ticker.tick() == [started.id]
+        revisions.append(store.get(started.id).revision)
+        assert two_ticker.tick() == []  # standing by
+        assert store.get(started.id).revision == revisions[-1]
+        wall.at += timedelta(seconds=1)
+    assert revisions == sorted(set(revisions))  # one move per round, by the holder only
+    assert two_out.getvalue() == ""  # nothing delivered by the standby
+    assert len(one_out.getvalue()) > len(first_output)
+    assert store.undelivered() == []
+    _, facts = two_ticker.healthy()
+    assert str(facts["ticking"]).startswith(f"standby: another process ticks ({one_ticker.holder}")
+    assert one_ticker.healthy()[1]["ticking"] == "this process"
+    assert two_ticker.narrate() == 0
+    one.close()
+    two.close()
+
+
+def test_the_standby_takes_over_when_the_holder_stops_or_its_lease_runs_out(
+    tmp_path: Path,
+) -> None:
+    wall = WallClock()
+    path = tmp_path / "bot.db"
+    (one, one_ticker, _), (two, two_ticker, _) = process(path, wall), process(path, wall)
+    (three, three_ticker, _) = process(path, wall)
+    started = start_release(one.services, LINE, "dave")
+    assert isinstance(started, Release)
+    approve(one.services, started.id, "alice")
+    store = one.services.store
+    assert one_ticker.tick() == [started.id]
+    assert two_ticker.tick() == [] and three_ticker.tick() == []
+
+    one_ticker.stop()  # gives the lease up: the next standby to tick takes over at once
+    assert two_ticker.tick() == [started.id]
+    assert three_ticker.tick() == []
+
+    # two dies without a word: its lease runs out after a few ticks of real time
+    lease = SqliteLeases(three.database).current(LEASE)
+    assert lease is not None and lease.holder == two_ticker.holder
+    wall.at = lease.expires_at - timedelta(milliseconds=1)
+    assert three_ticker.tick() == []
+    wall.at = lease.expires_at + timedelta(milliseconds=1)
+    before = store.get(started.id).revision
+    assert three_ticker.tick() == [started.id]
+    assert store.get(started.id).revision > before
+    # virtual time goes on from where the holders left it, never back
+    assert three.virtual_clock is not None and two.virtual_clock is not None
+    assert three.virtual_clock.now() == two.virtual_clock.now() + timedelta(seconds=10)
+    for each in (one, two, three):
+        each.close()
+
+
+def test_run_until_beside_a_holder_finishes_its_release_and_takes_over(tmp_path: Path) -> None:
+    """``release-bot run`` beside a running worker: the worker's ticks move its release;
+    when the worker goes, the run ticks itself to the end."""
+    wall = WallClock()
+    path = tmp_path / "bot.db"
+    (worker, worker_ticker, _), (run, run_ticker, _) = process(path, wall), process(path, wall)
+    started = start_release(run.services, LINE, "dave")
+    assert isinstance(started, Release)
+    approve(run.services, started.id, "alice")
+    assert worker_ticker.tick() == [started.id]  # the worker holds the lease
+    store = run.services.store
+
+    def done() -> bool:
+        release = store.get(started.id)
+        return release.step_index >= 1 or not release.is_active
+
+    runner = threading.Thread(target=run_ticker.run_until, args=(done,))
+    runner.start()
+    try:
+        for _ in range(3):
+            worker_ticker.tick()
+        assert run_ticker.holding is False
+        worker_ticker.stop()
+        runner.join(timeout=120)  # a hang guard: the run takes over and reaches step 1
+    finally:
+        if runner.is_alive():
+            worker_ticker.release_lease()
+            runner.join(timeout=120)
+    assert not runner.is_alive()
+    assert done()
+    assert run_ticker.holding is False  # given up when it returned
+    worker.close()
+    run.close()
+
+
+def test_a_holder_killed_on_this_host_is_taken_over_without_waiting_out_its_lease(
+    tmp_path: Path,
+) -> None:
+    """``release-bot resume`` right after a ``run`` was killed: its lease is not waited out."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    wall = WallClock()
+    wiring, ticker, _ = process(tmp_path / "bot.db", wall)
+    leases = SqliteLeases(wiring.database)
+    dead = f"{socket.gethostname()}:{gone.stdout.strip()}:0000"
+    assert leases.acquire(LEASE, dead, T0, T0 + timedelta(seconds=30))
+    assert ticker.take_lease()
+    remote = "elsewhere:1:0000"  # a holder on another host keeps its lease until it expires
+    ticker.release_lease()
+    assert leases.acquire(LEASE, remote, T0, T0 + timedelta(seconds=30))
+    assert not ticker.take_lease()
+    wiring.close()
