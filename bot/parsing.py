@@ -174,6 +174,15 @@ _FIELD_RE = re.compile(r"(?:[-*•]\s*)?([^:]+?)\s*:\s*(.*)")
 _NONE = ("none", "n/a", "-")
 ENV_ALIASES = {"production": "prod", "stage": "staging", "stg": "staging", "development": "dev"}
 SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})  # Slack retypes quotes
+# Spaces that look like spaces (Slack and word processors insert them), and invisible ones.
+_SPACES = str.maketrans({c: " " for c in "\u00a0\u2007\u2009\u200a\u202f\u3000"} | {
+    "\u200b": None, "\u2060": None, "\ufeff": None})  # fmt: skip
+_SLACK_LINK_RE = re.compile(r"<((?:https?://|mailto:)[^<>|\s]*)(?:\|([^<>]*))?>")
+# Typography in a structured value: dashes, arrows, comparators as one character.
+_TYPOGRAPHY = str.maketrans({"–": "-", "—": "-", "−": "-", "→": "->", "⇒": "->",
+                             "⟶": "->", "➔": "->", "≤": "<=", "≥": ">="})  # fmt: skip
+_COMMENT_RE = re.compile(r"\s(?:#|//)(?:\s.*)?$")  # "value  # why": '#' alone, not "#8812"
+_LIST_SEPS = r"\s*(?:[,;/&+]|->|=>|\band\b|\s)\s*"  # dev, staging -> prod and [dev staging]
 _T = TypeVar("_T", bound=str)
 _R = TypeVar("_R")
 
@@ -221,6 +230,38 @@ def _match(pattern: re.Pattern[str], value: str, key: str, what: str) -> str:
 
 def _items(value: str, seps: str = ",") -> list[str]:
     return [item.strip() for item in re.split(f"[{seps}]", value) if item.strip()]
+
+
+def _plain(text: str) -> str:
+    """The text as typed, before Slack and word processors changed it: Slack's links
+    (``<mailto:a@b.c|a@b.c>``) and escapes (``&gt;``), curly quotes, odd spaces, code fences
+    and a quote block's ``>`` on every line. Line numbers are kept."""
+
+    def link(m: re.Match[str]) -> str:
+        return m[2] if m[2] is not None else m[1].removeprefix("mailto:")
+
+    text = _SLACK_LINK_RE.sub(link, text)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    text = text.translate(SMART_QUOTES).translate(_SPACES).replace("```", "")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and all(line.lstrip().startswith(">") for line in lines):
+        text = re.sub(r"(?m)^[ \t]*>[ \t]?", "", text)  # pasted as a Slack quote
+    return text
+
+
+def _tidy(value: str) -> str:
+    """A structured value without what decorates it: backticks, a trailing ``# comment``,
+    typographic dashes, arrows and comparators."""
+    value = _COMMENT_RE.sub("", value.replace("`", "")).translate(_TYPOGRAPHY)
+    return value.strip()
+
+
+def _list(value: str) -> list[str]:
+    """``dev, staging``, ``[dev, staging]``, ``dev -> staging``, ``dev and staging``."""
+    inner = value.strip()
+    if inner[:1] in "[{" and inner[-1:] in "]}":
+        inner = inner[1:-1]
+    return [item for item in re.split(_LIST_SEPS, inner.strip()) if item]
 
 
 def _days(text: str, key: str) -> list[Weekday]:
@@ -280,7 +321,16 @@ def _dependency(text: str) -> DependencyStatus:
 
 
 def _stages(text: str) -> list[float]:
-    raws = [s.removesuffix("%").strip() for s in _items(text, ",;\\s")]
+    """``1%, 5%, 100%``, ``1-5-25-100%``, ``5 -> 25 -> 100``, ``[1, 5, 100]``; a range
+    (``1..5%``, ``5-100%``) has no one reading, so it is refused."""
+    text = re.sub(r"\s*(?:%|\bpercent\b|\bpct\b)", "%", text, flags=re.IGNORECASE)
+    if m := re.search(rf"{NUMBER}%?\s*(?:\.\.\.?|…|\bto\b)\s*{NUMBER}%?", text):
+        raise BadValue(f"{m[0]} is a range, not the list of stages", "stages")
+    dashed = re.fullmatch(rf"({NUMBER}%?)\s*-\s*({NUMBER}%?)", text.strip())
+    if dashed and not dashed[2].startswith("-"):
+        raise BadValue(f"{dashed[0]} could be a range or two stages; list each stage", "stages")
+    parts = _list(re.sub(r"(?<=[0-9%])\s*-\s*(?=[0-9])", ",", text))  # 1-5-25-100%
+    raws = [part.removesuffix("%").strip() for part in parts]
     stages = [read_number(raw, "stages") for raw in raws]
     for raw, stage in zip(raws, stages, strict=True):
         if not 0 < stage <= 100:
@@ -303,16 +353,20 @@ def _traffic(text: str) -> float:
 
 def _environments(text: str) -> list[EnvName]:
     envs: list[EnvName] = []
-    for item in _items(text.lower()):
+    for item in _list(text.lower()):
         env = _choice(ENV_ALIASES.get(item, item), ENV_ORDER, "env", "known environment")
         if env in envs:
             raise BadValue(f"{env} is listed twice", "env")
         envs.append(env)
+    arrows = re.search(r"->|=>", text) is not None  # an arrow states an order: it must be ours
+    if arrows and envs != sorted(envs, key=ENV_ORDER.index):
+        order = " -> ".join(sorted(envs, key=ENV_ORDER.index))
+        raise BadValue(f"{' -> '.join(envs)} is not the deploy order, which is {order}", "env")
     return envs
 
 
 def _regions(text: str) -> list[str]:
-    regions = [_match(_SERVICE_RE, r, "regions", "a region") for r in _items(text.lower())]
+    regions = [_match(_SERVICE_RE, r, "regions", "a region") for r in _list(text.lower())]
     if len(set(regions)) != len(regions):
         raise BadValue("a region is listed twice", "regions")
     return regions
@@ -328,7 +382,7 @@ def _hash(value: str) -> str:
 
 def _apply(given: _Given, key: str, value: str) -> None:
     """Set what one /release key, or one template field, says."""
-    value = value.strip()
+    value = value.strip() if key == "changes" else _tidy(value)  # changes are free text
     if not value:
         raise BadValue("has no value", key)
     template = given.form == "template"
@@ -351,11 +405,7 @@ def _apply(given: _Given, key: str, value: str) -> None:
         case "risk":
             given.risk = _choice(value.lower(), RISKS, key, "risk level")
         case "env" if template:  # "staging, prod (us-east-1, eu-west-1)"
-            m = re.fullmatch(r"([^()]*?)\s*(?:\(([^()]*)\))?", value)
-            if m is None:
-                raise BadValue(f"{value} is not environments (regions)", key)
-            given.environments = _environments(m[1]) if m[1] else None
-            given.regions = _regions(m[2]) if m[2] else None
+            _targets(given, value)
         case "env":
             given.environments = _environments(value)
         case "regions":
@@ -380,6 +430,19 @@ def _apply(given: _Given, key: str, value: str) -> None:
         case _:
             for guardrail in _template_guardrails(value, key):
                 _add_guardrail(given, guardrail)
+
+
+def _targets(given: _Given, value: str) -> None:
+    """``staging, prod (us-east-1, eu-west-1)``; regions may follow each environment when
+    they are the same, since a release has one list of regions."""
+    groups = [_regions(group) for group in re.findall(r"\(([^()]*)\)", value)]
+    envs = re.sub(r"\([^()]*\)", " ", value)
+    if "(" in envs or ")" in envs:
+        raise BadValue(f"{value} has unbalanced parentheses", "env")
+    if any(group != groups[0] for group in groups):
+        raise BadValue("each environment names other regions, but a release has one list", "env")
+    given.environments = _environments(envs) if envs.strip(" ,;[]") else None
+    given.regions = groups[0] if groups else None
 
 
 def _artifacts(given: _Given, value: str) -> None:
@@ -437,7 +500,7 @@ def line_tokens(text: str, lenient: bool = False) -> list[str]:
     """A /release line's tokens: Slack's retyped quotes straightened, quoted values kept
     whole, a leading ``/release`` dropped. Unbalanced quotes are a ParseError, or (lenient)
     the text split at its spaces."""
-    plain = text.translate(SMART_QUOTES)
+    plain = _plain(text)
     try:
         tokens = shlex.split(plain)
     except ValueError as exc:
@@ -784,7 +847,7 @@ def _validation_message(exc: ValidationError) -> str:
 
 def parse_release(text: str, config: Config) -> ReleaseRequest | InsufficientContext:
     """A /release line or a pasted template -> the request, or what is missing from it."""
-    text = text.translate(SMART_QUOTES)
+    text = _plain(text)
     try:
         given = _parse_template(text) if _is_template(text) else _parse_line(text)
         return _assemble(given, config)
@@ -795,7 +858,7 @@ def parse_release(text: str, config: Config) -> ReleaseRequest | InsufficientCon
 def named_service(text: str) -> str | None:
     """The service a /release line or template names, whatever else it lacks (None when it
     names none or cannot be read)."""
-    text = text.translate(SMART_QUOTES)
+    text = _plain(text)
     try:
         return (_parse_template(text) if _is_template(text) else _parse_line(text)).service
     except (ParseError, ValidationError):
