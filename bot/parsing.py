@@ -22,6 +22,7 @@ from bot.domain.config import Config
 from bot.domain.contract import InsufficientContext
 from bot.domain.guardrails import (
     GUARDRAIL_HINTS,
+    GUARDRAIL_NAME,
     GUARDRAIL_START,
     LATENCY_NAMES,
     NUMBER,
@@ -160,7 +161,7 @@ _LENIENT_RE = re.compile(  # a template guardrail: name and comparator may be le
 )
 _TIME = r"[0-9]{1,2}:[0-9]{2}"
 _RANGE_RE = re.compile(
-    rf"(?:(?P<days>[A-Za-z]+(?:\s*[,\-]\s*[A-Za-z]+)*)\s+)?(?P<start>{_TIME})\s*-\s*"
+    rf"(?:(?P<days>[A-Za-z]+(?:\s*[,\-]\s*[A-Za-z]+)*)\s+)?(?P<start>{_TIME})\s*(?:->|-|\bto\b)\s*"
     rf"(?P<end>{_TIME})(?:\s*UTC\b)?",
     re.IGNORECASE,
 )
@@ -171,6 +172,8 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]*")
 _TICKET_RE = re.compile(r"\bCHG-?[0-9]+\b", re.IGNORECASE)
 _TAG_RE = re.compile(r"<\s*(/?)\s*([A-Za-z_]+)\s*>")
 _FIELD_RE = re.compile(r"(?:[-*•]\s*)?([^:]+?)\s*:\s*(.*)")
+_EMPHASIS_RE = re.compile(r"(?P<bullet>[-*•]\s+)?(?P<mark>\*\*|\*|__|_)(?P<name>[A-Za-z][^:*_]*?)"
+                          r"(?::(?P=mark)|(?P=mark):)\s*")  # fmt: skip
 _NONE = ("none", "n/a", "-")
 ENV_ALIASES = {"production": "prod", "stage": "staging", "stg": "staging", "development": "dev"}
 SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})  # Slack retypes quotes
@@ -304,7 +307,9 @@ def _time_ranges(text: str, key: str) -> list[TimeRange]:
 
 
 def _flag(text: str) -> FlagSpec:
-    name, _, pct = (part.strip() for part in text.partition(":"))
+    """``name``, ``name:25``, ``name: 25%``, ``name (25%)``, ``name=25``, ``name @ 25%``."""
+    m = re.fullmatch(rf"([^\s:=@(]+)\s*(?:[:=@]\s*|\(\s*|\s+)({NUMBER}\s*%?)\s*\)?", text)
+    name, _, pct = (m[1], "", m[2]) if m else (part.strip() for part in text.partition(":"))
     _match(re.compile(r"[A-Za-z0-9_.\-]+"), name, "flags", "a flag name")
     percentage = read_number(pct.removesuffix("%").strip(), "flags") if pct else 100.0
     if not 0 <= percentage <= 100:
@@ -313,7 +318,9 @@ def _flag(text: str) -> FlagSpec:
 
 
 def _dependency(text: str) -> DependencyStatus:
-    m = re.fullmatch(r"([A-Za-z0-9_.\-/]+)\s*(?:[:=(]\s*|\s+)([A-Za-z]+)\s*\)?", text.strip())
+    m = re.fullmatch(
+        r"([A-Za-z0-9_.\-/]+)\s*(?:(?:[:=(]|->)\s*|\s+)([A-Za-z]+)\s*\)?", text.strip()
+    )
     if m is None:
         raise BadValue(f"{text.strip() or 'nothing'} is not name:status", "deps")
     health = _choice(m[2].lower(), ("healthy", "degraded", "unhealthy"), "deps", "status")
@@ -345,10 +352,16 @@ def _stages(text: str) -> list[float]:
 
 def _traffic(text: str) -> float:
     plain = re.sub(r"(?<=[0-9]),(?=[0-9]{3})", "", text.strip())  # 1,200 rps
-    m = re.fullmatch(rf"~?\s*({NUMBER})\s*([kKmM]?)\s*(?:rps|req/s|requests/s(?:ec)?|/s)?", plain)
+    m = re.fullmatch(
+        rf"~?\s*({NUMBER})\s*([kKmM]?)\s*(?:(rps|req/s|requests/s(?:ec)?|/s)|"
+        r"(rpm|req/min|requests/min(?:ute)?|/min))?",
+        plain,
+        re.IGNORECASE,
+    )
     if m is None or m[1].startswith("-"):
         raise BadValue(f"{text.strip() or 'nothing'} is not a request rate", "traffic")
-    return read_number(m[1], "traffic", {"": 1, "k": 1000, "m": 1_000_000}[m[2].lower()])
+    rate = read_number(m[1], "traffic", {"": 1, "k": 1000, "m": 1_000_000}[m[2].lower()])
+    return rate / 60 if m[4] else rate  # per minute, as per second
 
 
 def _environments(text: str) -> list[EnvName]:
@@ -410,14 +423,24 @@ def _apply(given: _Given, key: str, value: str) -> None:
             given.environments = _environments(value)
         case "regions":
             given.regions = _regions(value)
-        case "strategy":
-            normalised = re.sub(r"[\s\-/]+", "_", value.lower())  # "blue-green" -> blue_green
+        case "strategy":  # "canary", "blue-green", "canary 1-5-25-100%", "canary (5%, 100%)"
+            m = re.fullmatch(r"([^0-9(\[]*?)[\s:,]*(?:\((.*)\)|(\[?[0-9].*))?", value)
+            name, stages = (m[1], m[2] or m[3]) if m else (value, None)
+            normalised = re.sub(r"[\s\-/]+", "_", name.lower())  # "blue-green" -> blue_green
             given.strategy = _choice(normalised, STRATEGIES, key, "strategy")
+            if stages:
+                _apply(given, "stages", stages)
         case "flags":
             none = value.lower() in _NONE
-            given.flags = [] if none else [_flag(item) for item in _items(value)]
+            given.flags = [] if none else [_flag(item) for item in _items(value, ",;")]
         case "stages":
-            given.stages = _stages(value)
+            stages = _stages(value)
+            if given.stages is not None and stages != given.stages:  # also after the strategy
+                earlier = ", ".join(f"{stage:g}%" for stage in given.stages)
+                raise BadValue(
+                    f"they differ from {earlier} given with the strategy; give them once", key
+                )
+            given.stages = stages
         case "traffic":
             given.traffic = _traffic(value)
         case "peak":
@@ -469,17 +492,72 @@ def _template_guardrails(value: str, key: str) -> list[Guardrail]:
         "kpis": ("", ">=", ("kpi",)),
     }[key]
     guardrails = []
-    for item in _items(value, ",;"):
-        m = _LENIENT_RE.fullmatch(item)
+    # "p95 < 300ms (p99 < 800ms)", "p95 300ms / p99 800ms": each part is a threshold
+    for item in _items(re.sub(r"\s/\s", ",", value), ",;()"):
+        m = _LENIENT_RE.fullmatch(_guardrail_words(item))
         if m is None or not (m["name"] or default):
             raise BadValue(f"{item} is not a threshold", key)
-        name = m["name"] or default
+        name = _metric_name(m["name"].removesuffix(":")) if m["name"] else default
         name = f"kpi:{name}" if key == "kpis" and not name.startswith("kpi:") else name
-        guardrail = read_guardrail(f"{name}{m['cmp'] or comparator}{m['rest']}")
+        try:
+            guardrail = read_guardrail(f"{name}{m['cmp'] or comparator}{_units(m['rest'])}")
+        except BadValue as bad:  # "is not a guardrail" names no item: name it
+            if not bad.problem.startswith("is "):
+                raise
+            raise BadValue(f"{item} {bad.problem}", bad.key) from None
         if guardrail.metric not in allowed:
-            raise BadValue(f"{item} does not belong under {_SPECS[key].name}", key)
+            home = _SPECS[guardrail_metric(guardrail.name)[1]].name
+            raise BadValue(
+                f"{item} does not belong under {_SPECS[key].name}; put it under {home}", key
+            )
         guardrails.append(guardrail)
     return guardrails
+
+
+# Comparators people write as words, each with one meaning.
+_COMPARATOR_WORDS = (
+    (r"under|below|less than|lower than", "<"),
+    (r"at most|max(?:imum)?|up to|no more than", "<="),
+    (r"at least|min(?:imum)?|no less than", ">="),
+    (r"above|over|more than|greater than|higher than", ">"),
+)
+_UNIT_RE = re.compile(
+    rf"({NUMBER})\s*(%|percent|pct|ms|msecs?|millis(?:econds?)?|milliseconds?|s|secs?|seconds?)"
+    r"(?![A-Za-z])",
+    re.IGNORECASE,
+)
+
+
+def _guardrail_words(item: str) -> str:
+    """``under 1%`` -> ``< 1%``; ``p95 at most 300ms`` -> ``p95 <= 300ms``."""
+    for words, comparator in _COMPARATOR_WORDS:
+        item = re.sub(rf"\b(?:{words})\s+(?=[+\-.0-9])", comparator, item, flags=re.IGNORECASE)
+    return item
+
+
+def _units(value: str) -> str:
+    """``1 percent`` -> ``1%``, ``300 MS`` -> ``300ms``, ``0.8 seconds`` -> ``0.8s``."""
+
+    def unit(m: re.Match[str]) -> str:
+        word = m[2].lower()
+        short = "%" if word in ("%", "percent", "pct") else "ms" if word[0] == "m" else "s"
+        return m[1] + short
+
+    return _UNIT_RE.sub(unit, value)
+
+
+def _metric_name(name: str) -> str:
+    """``P95``, ``Error_Rate``: a known metric in any case; a KPI keeps its own."""
+    lower = name.lower()
+    if lower in RATES or lower in LATENCY_NAMES:
+        return lower
+    return "kpi:" + name[4:] if lower.startswith("kpi:") else name
+
+
+def _guardrail_token(token: str) -> str:
+    """A line's guardrail token with its metric name and unit in any case: ``P95<300MS``."""
+    m = re.fullmatch(rf"({GUARDRAIL_NAME})(.*)", token.strip())
+    return _metric_name(m[1]) + _units(m[2]) if m else token
 
 
 def _add_guardrail(given: _Given, guardrail: Guardrail) -> None:
@@ -531,7 +609,7 @@ def _parse_line(text: str) -> _Given:
     for token in line_tokens(text):
         try:
             if is_guardrail_token(token):
-                _add_guardrail(given, read_guardrail(token))
+                _add_guardrail(given, read_guardrail(_guardrail_token(token)))
             elif "=" in token:
                 key, _, value = token.partition("=")
                 _check_key(token, key, seen)
@@ -629,6 +707,8 @@ def _template_rows(text: str) -> list[_Row]:
     seen: set[str] = set()
     for number, raw in enumerate(text.splitlines(), 1):
         line, indent = raw.strip(), len(raw) - len(raw.lstrip())
+        if bold := _EMPHASIS_RE.match(line):  # Slack's *bold* field name
+            line = f"{bold['bullet'] or ''}{bold['name']}: {line[bold.end() :]}"
         section = next((s for s in opened if s != "inputs"), None)
         if tag := _TAG_RE.fullmatch(line):
             _tag(opened, seen, number, tag[1] == "/", tag[2].lower())
