@@ -172,7 +172,7 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]*")
 _TICKET_RE = re.compile(r"\bCHG-?[0-9]+\b", re.IGNORECASE)
 _TAG_RE = re.compile(r"<\s*(/?)\s*([A-Za-z_]+)\s*>")
 _FIELD_RE = re.compile(r"(?:[-*•]\s*)?([^:]+?)\s*:\s*(.*)")
-_EMPHASIS_RE = re.compile(r"(?P<bullet>[-*•]\s+)?(?P<mark>\*\*|\*|__|_)(?P<name>[A-Za-z][^:*_]*?)"
+_EMPHASIS_RE = re.compile(r"(?P<bullet>[-•]\s*|\*\s+)?(?P<mark>\*\*|\*|__|_)(?P<name>[A-Za-z][^:*_]*?)"
                           r"(?::(?P=mark)|(?P=mark):)\s*")  # fmt: skip
 _NONE = ("none", "n/a", "-")
 ENV_ALIASES = {"production": "prod", "stage": "staging", "stg": "staging", "development": "dev"}
