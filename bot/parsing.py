@@ -22,6 +22,7 @@ from bot.domain.config import Config
 from bot.domain.contract import InsufficientContext
 from bot.domain.guardrails import (
     GUARDRAIL_HINTS,
+    GUARDRAIL_NAME,
     GUARDRAIL_START,
     LATENCY_NAMES,
     NUMBER,
@@ -160,7 +161,7 @@ _LENIENT_RE = re.compile(  # a template guardrail: name and comparator may be le
 )
 _TIME = r"[0-9]{1,2}:[0-9]{2}"
 _RANGE_RE = re.compile(
-    rf"(?:(?P<days>[A-Za-z]+(?:\s*[,\-]\s*[A-Za-z]+)*)\s+)?(?P<start>{_TIME})\s*-\s*"
+    rf"(?:(?P<days>[A-Za-z]+(?:\s*[,\-]\s*[A-Za-z]+)*)\s+)?(?P<start>{_TIME})\s*(?:->|-|\bto\b)\s*"
     rf"(?P<end>{_TIME})(?:\s*UTC\b)?",
     re.IGNORECASE,
 )
@@ -171,9 +172,20 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]*")
 _TICKET_RE = re.compile(r"\bCHG-?[0-9]+\b", re.IGNORECASE)
 _TAG_RE = re.compile(r"<\s*(/?)\s*([A-Za-z_]+)\s*>")
 _FIELD_RE = re.compile(r"(?:[-*•]\s*)?([^:]+?)\s*:\s*(.*)")
+_EMPHASIS_RE = re.compile(r"(?P<bullet>[-•]\s*|\*\s+)?(?P<mark>\*\*|\*|__|_)(?P<name>[A-Za-z][^:*_]*?)"
+                          r"(?::(?P=mark)|(?P=mark):)\s*")  # fmt: skip
 _NONE = ("none", "n/a", "-")
 ENV_ALIASES = {"production": "prod", "stage": "staging", "stg": "staging", "development": "dev"}
 SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})  # Slack retypes quotes
+# Spaces that look like spaces (Slack and word processors insert them), and invisible ones.
+_SPACES = str.maketrans({c: " " for c in "\u00a0\u2007\u2009\u200a\u202f\u3000"} | {
+    "\u200b": None, "\u2060": None, "\ufeff": None})  # fmt: skip
+_SLACK_LINK_RE = re.compile(r"<((?:https?://|mailto:)[^<>|\s]*)(?:\|([^<>]*))?>")
+# Typography in a structured value: dashes, arrows, comparators as one character.
+_TYPOGRAPHY = str.maketrans({"–": "-", "—": "-", "−": "-", "→": "->", "⇒": "->",
+                             "⟶": "->", "➔": "->", "≤": "<=", "≥": ">="})  # fmt: skip
+_COMMENT_RE = re.compile(r"\s(?:#|//)(?:\s.*)?$")  # "value  # why": '#' alone, not "#8812"
+_LIST_SEPS = r"\s*(?:[,;/&+]|->|=>|\band\b|\s)\s*"  # dev, staging -> prod and [dev staging]
 _T = TypeVar("_T", bound=str)
 _R = TypeVar("_R")
 
@@ -223,6 +235,38 @@ def _items(value: str, seps: str = ",") -> list[str]:
     return [item.strip() for item in re.split(f"[{seps}]", value) if item.strip()]
 
 
+def _plain(text: str) -> str:
+    """The text as typed, before Slack and word processors changed it: Slack's links
+    (``<mailto:a@b.c|a@b.c>``) and escapes (``&gt;``), curly quotes, odd spaces, code fences
+    and a quote block's ``>`` on every line. Line numbers are kept."""
+
+    def link(m: re.Match[str]) -> str:
+        return m[2] if m[2] is not None else m[1].removeprefix("mailto:")
+
+    text = _SLACK_LINK_RE.sub(link, text)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    text = text.translate(SMART_QUOTES).translate(_SPACES).replace("```", "")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and all(line.lstrip().startswith(">") for line in lines):
+        text = re.sub(r"(?m)^[ \t]*>[ \t]?", "", text)  # pasted as a Slack quote
+    return text
+
+
+def _tidy(value: str) -> str:
+    """A structured value without what decorates it: backticks, a trailing ``# comment``,
+    typographic dashes, arrows and comparators."""
+    value = _COMMENT_RE.sub("", value.replace("`", "")).translate(_TYPOGRAPHY)
+    return value.strip()
+
+
+def _list(value: str) -> list[str]:
+    """``dev, staging``, ``[dev, staging]``, ``dev -> staging``, ``dev and staging``."""
+    inner = value.strip()
+    if inner[:1] in "[{" and inner[-1:] in "]}":
+        inner = inner[1:-1]
+    return [item for item in re.split(_LIST_SEPS, inner.strip()) if item]
+
+
 def _days(text: str, key: str) -> list[Weekday]:
     """'sat', 'sat,sun', 'mon-fri' (a range may wrap: 'fri-mon')."""
     days: list[Weekday] = []
@@ -263,7 +307,9 @@ def _time_ranges(text: str, key: str) -> list[TimeRange]:
 
 
 def _flag(text: str) -> FlagSpec:
-    name, _, pct = (part.strip() for part in text.partition(":"))
+    """``name``, ``name:25``, ``name: 25%``, ``name (25%)``, ``name=25``, ``name @ 25%``."""
+    m = re.fullmatch(rf"([^\s:=@(]+)\s*(?:[:=@]\s*|\(\s*|\s+)({NUMBER}\s*%?)\s*\)?", text)
+    name, _, pct = (m[1], "", m[2]) if m else (part.strip() for part in text.partition(":"))
     _match(re.compile(r"[A-Za-z0-9_.\-]+"), name, "flags", "a flag name")
     percentage = read_number(pct.removesuffix("%").strip(), "flags") if pct else 100.0
     if not 0 <= percentage <= 100:
@@ -272,7 +318,9 @@ def _flag(text: str) -> FlagSpec:
 
 
 def _dependency(text: str) -> DependencyStatus:
-    m = re.fullmatch(r"([A-Za-z0-9_.\-/]+)\s*(?:[:=(]\s*|\s+)([A-Za-z]+)\s*\)?", text.strip())
+    m = re.fullmatch(
+        r"([A-Za-z0-9_.\-/]+)\s*(?:(?:[:=(]|->)\s*|\s+)([A-Za-z]+)\s*\)?", text.strip()
+    )
     if m is None:
         raise BadValue(f"{text.strip() or 'nothing'} is not name:status", "deps")
     health = _choice(m[2].lower(), ("healthy", "degraded", "unhealthy"), "deps", "status")
@@ -280,7 +328,16 @@ def _dependency(text: str) -> DependencyStatus:
 
 
 def _stages(text: str) -> list[float]:
-    raws = [s.removesuffix("%").strip() for s in _items(text, ",;\\s")]
+    """``1%, 5%, 100%``, ``1-5-25-100%``, ``5 -> 25 -> 100``, ``[1, 5, 100]``; a range
+    (``1..5%``, ``5-100%``) has no one reading, so it is refused."""
+    text = re.sub(r"\s*(?:%|\bpercent\b|\bpct\b)", "%", text, flags=re.IGNORECASE)
+    if m := re.search(rf"{NUMBER}%?\s*(?:\.\.\.?|…|\bto\b)\s*{NUMBER}%?", text):
+        raise BadValue(f"{m[0]} is a range, not the list of stages", "stages")
+    dashed = re.fullmatch(rf"({NUMBER}%?)\s*-\s*({NUMBER}%?)", text.strip())
+    if dashed and not dashed[2].startswith("-"):
+        raise BadValue(f"{dashed[0]} could be a range or two stages; list each stage", "stages")
+    parts = _list(re.sub(r"(?<=[0-9%])\s*-\s*(?=[0-9])", ",", text))  # 1-5-25-100%
+    raws = [part.removesuffix("%").strip() for part in parts]
     stages = [read_number(raw, "stages") for raw in raws]
     for raw, stage in zip(raws, stages, strict=True):
         if not 0 < stage <= 100:
@@ -295,24 +352,34 @@ def _stages(text: str) -> list[float]:
 
 def _traffic(text: str) -> float:
     plain = re.sub(r"(?<=[0-9]),(?=[0-9]{3})", "", text.strip())  # 1,200 rps
-    m = re.fullmatch(rf"~?\s*({NUMBER})\s*([kKmM]?)\s*(?:rps|req/s|requests/s(?:ec)?|/s)?", plain)
+    m = re.fullmatch(
+        rf"~?\s*({NUMBER})\s*([kKmM]?)\s*(?:(rps|req/s|requests/s(?:ec)?|/s)|"
+        r"(rpm|req/min|requests/min(?:ute)?|/min))?",
+        plain,
+        re.IGNORECASE,
+    )
     if m is None or m[1].startswith("-"):
         raise BadValue(f"{text.strip() or 'nothing'} is not a request rate", "traffic")
-    return read_number(m[1], "traffic", {"": 1, "k": 1000, "m": 1_000_000}[m[2].lower()])
+    rate = read_number(m[1], "traffic", {"": 1, "k": 1000, "m": 1_000_000}[m[2].lower()])
+    return rate / 60 if m[4] else rate  # per minute, as per second
 
 
 def _environments(text: str) -> list[EnvName]:
     envs: list[EnvName] = []
-    for item in _items(text.lower()):
+    for item in _list(text.lower()):
         env = _choice(ENV_ALIASES.get(item, item), ENV_ORDER, "env", "known environment")
         if env in envs:
             raise BadValue(f"{env} is listed twice", "env")
         envs.append(env)
+    arrows = re.search(r"->|=>", text) is not None  # an arrow states an order: it must be ours
+    if arrows and envs != sorted(envs, key=ENV_ORDER.index):
+        order = " -> ".join(sorted(envs, key=ENV_ORDER.index))
+        raise BadValue(f"{' -> '.join(envs)} is not the deploy order, which is {order}", "env")
     return envs
 
 
 def _regions(text: str) -> list[str]:
-    regions = [_match(_SERVICE_RE, r, "regions", "a region") for r in _items(text.lower())]
+    regions = [_match(_SERVICE_RE, r, "regions", "a region") for r in _list(text.lower())]
     if len(set(regions)) != len(regions):
         raise BadValue("a region is listed twice", "regions")
     return regions
@@ -328,7 +395,7 @@ def _hash(value: str) -> str:
 
 def _apply(given: _Given, key: str, value: str) -> None:
     """Set what one /release key, or one template field, says."""
-    value = value.strip()
+    value = value.strip() if key == "changes" else _tidy(value)  # changes are free text
     if not value:
         raise BadValue("has no value", key)
     template = given.form == "template"
@@ -351,23 +418,29 @@ def _apply(given: _Given, key: str, value: str) -> None:
         case "risk":
             given.risk = _choice(value.lower(), RISKS, key, "risk level")
         case "env" if template:  # "staging, prod (us-east-1, eu-west-1)"
-            m = re.fullmatch(r"([^()]*?)\s*(?:\(([^()]*)\))?", value)
-            if m is None:
-                raise BadValue(f"{value} is not environments (regions)", key)
-            given.environments = _environments(m[1]) if m[1] else None
-            given.regions = _regions(m[2]) if m[2] else None
+            _targets(given, value)
         case "env":
             given.environments = _environments(value)
         case "regions":
             given.regions = _regions(value)
-        case "strategy":
-            normalised = re.sub(r"[\s\-/]+", "_", value.lower())  # "blue-green" -> blue_green
+        case "strategy":  # "canary", "blue-green", "canary 1-5-25-100%", "canary (5%, 100%)"
+            m = re.fullmatch(r"([^0-9(\[]*?)[\s:,]*(?:\((.*)\)|(\[?[0-9].*))?", value)
+            name, stages = (m[1], m[2] or m[3]) if m else (value, None)
+            normalised = re.sub(r"[\s\-/]+", "_", name.lower())  # "blue-green" -> blue_green
             given.strategy = _choice(normalised, STRATEGIES, key, "strategy")
+            if stages:
+                _apply(given, "stages", stages)
         case "flags":
             none = value.lower() in _NONE
-            given.flags = [] if none else [_flag(item) for item in _items(value)]
+            given.flags = [] if none else [_flag(item) for item in _items(value, ",;")]
         case "stages":
-            given.stages = _stages(value)
+            stages = _stages(value)
+            if given.stages is not None and stages != given.stages:  # also after the strategy
+                earlier = ", ".join(f"{stage:g}%" for stage in given.stages)
+                raise BadValue(
+                    f"they differ from {earlier} given with the strategy; give them once", key
+                )
+            given.stages = stages
         case "traffic":
             given.traffic = _traffic(value)
         case "peak":
@@ -380,6 +453,19 @@ def _apply(given: _Given, key: str, value: str) -> None:
         case _:
             for guardrail in _template_guardrails(value, key):
                 _add_guardrail(given, guardrail)
+
+
+def _targets(given: _Given, value: str) -> None:
+    """``staging, prod (us-east-1, eu-west-1)``; regions may follow each environment when
+    they are the same, since a release has one list of regions."""
+    groups = [_regions(group) for group in re.findall(r"\(([^()]*)\)", value)]
+    envs = re.sub(r"\([^()]*\)", " ", value)
+    if "(" in envs or ")" in envs:
+        raise BadValue(f"{value} has unbalanced parentheses", "env")
+    if any(group != groups[0] for group in groups):
+        raise BadValue("each environment names other regions, but a release has one list", "env")
+    given.environments = _environments(envs) if envs.strip(" ,;[]") else None
+    given.regions = groups[0] if groups else None
 
 
 def _artifacts(given: _Given, value: str) -> None:
@@ -406,17 +492,72 @@ def _template_guardrails(value: str, key: str) -> list[Guardrail]:
         "kpis": ("", ">=", ("kpi",)),
     }[key]
     guardrails = []
-    for item in _items(value, ",;"):
-        m = _LENIENT_RE.fullmatch(item)
+    # "p95 < 300ms (p99 < 800ms)", "p95 300ms / p99 800ms": each part is a threshold
+    for item in _items(re.sub(r"\s/\s", ",", value), ",;()"):
+        m = _LENIENT_RE.fullmatch(_guardrail_words(item))
         if m is None or not (m["name"] or default):
             raise BadValue(f"{item} is not a threshold", key)
-        name = m["name"] or default
+        name = _metric_name(m["name"].removesuffix(":")) if m["name"] else default
         name = f"kpi:{name}" if key == "kpis" and not name.startswith("kpi:") else name
-        guardrail = read_guardrail(f"{name}{m['cmp'] or comparator}{m['rest']}")
+        try:
+            guardrail = read_guardrail(f"{name}{m['cmp'] or comparator}{_units(m['rest'])}")
+        except BadValue as bad:  # "is not a guardrail" names no item: name it
+            if not bad.problem.startswith("is "):
+                raise
+            raise BadValue(f"{item} {bad.problem}", bad.key) from None
         if guardrail.metric not in allowed:
-            raise BadValue(f"{item} does not belong under {_SPECS[key].name}", key)
+            home = _SPECS[guardrail_metric(guardrail.name)[1]].name
+            raise BadValue(
+                f"{item} does not belong under {_SPECS[key].name}; put it under {home}", key
+            )
         guardrails.append(guardrail)
     return guardrails
+
+
+# Comparators people write as words, each with one meaning.
+_COMPARATOR_WORDS = (
+    (r"under|below|less than|lower than", "<"),
+    (r"at most|max(?:imum)?|up to|no more than", "<="),
+    (r"at least|min(?:imum)?|no less than", ">="),
+    (r"above|over|more than|greater than|higher than", ">"),
+)
+_UNIT_RE = re.compile(
+    rf"({NUMBER})\s*(%|percent|pct|ms|msecs?|millis(?:econds?)?|milliseconds?|s|secs?|seconds?)"
+    r"(?![A-Za-z])",
+    re.IGNORECASE,
+)
+
+
+def _guardrail_words(item: str) -> str:
+    """``under 1%`` -> ``< 1%``; ``p95 at most 300ms`` -> ``p95 <= 300ms``."""
+    for words, comparator in _COMPARATOR_WORDS:
+        item = re.sub(rf"\b(?:{words})\s+(?=[+\-.0-9])", comparator, item, flags=re.IGNORECASE)
+    return item
+
+
+def _units(value: str) -> str:
+    """``1 percent`` -> ``1%``, ``300 MS`` -> ``300ms``, ``0.8 seconds`` -> ``0.8s``."""
+
+    def unit(m: re.Match[str]) -> str:
+        word = m[2].lower()
+        short = "%" if word in ("%", "percent", "pct") else "ms" if word[0] == "m" else "s"
+        return m[1] + short
+
+    return _UNIT_RE.sub(unit, value)
+
+
+def _metric_name(name: str) -> str:
+    """``P95``, ``Error_Rate``: a known metric in any case; a KPI keeps its own."""
+    lower = name.lower()
+    if lower in RATES or lower in LATENCY_NAMES:
+        return lower
+    return "kpi:" + name[4:] if lower.startswith("kpi:") else name
+
+
+def _guardrail_token(token: str) -> str:
+    """A line's guardrail token with its metric name and unit in any case: ``P95<300MS``."""
+    m = re.fullmatch(rf"({GUARDRAIL_NAME})(.*)", token.strip())
+    return _metric_name(m[1]) + _units(m[2]) if m else token
 
 
 def _add_guardrail(given: _Given, guardrail: Guardrail) -> None:
@@ -437,7 +578,7 @@ def line_tokens(text: str, lenient: bool = False) -> list[str]:
     """A /release line's tokens: Slack's retyped quotes straightened, quoted values kept
     whole, a leading ``/release`` dropped. Unbalanced quotes are a ParseError, or (lenient)
     the text split at its spaces."""
-    plain = text.translate(SMART_QUOTES)
+    plain = _plain(text)
     try:
         tokens = shlex.split(plain)
     except ValueError as exc:
@@ -468,7 +609,7 @@ def _parse_line(text: str) -> _Given:
     for token in line_tokens(text):
         try:
             if is_guardrail_token(token):
-                _add_guardrail(given, read_guardrail(token))
+                _add_guardrail(given, read_guardrail(_guardrail_token(token)))
             elif "=" in token:
                 key, _, value = token.partition("=")
                 _check_key(token, key, seen)
@@ -566,6 +707,8 @@ def _template_rows(text: str) -> list[_Row]:
     seen: set[str] = set()
     for number, raw in enumerate(text.splitlines(), 1):
         line, indent = raw.strip(), len(raw) - len(raw.lstrip())
+        if bold := _EMPHASIS_RE.match(line):  # Slack's *bold* field name
+            line = f"{bold['bullet'] or ''}{bold['name']}: {line[bold.end() :]}"
         section = next((s for s in opened if s != "inputs"), None)
         if tag := _TAG_RE.fullmatch(line):
             _tag(opened, seen, number, tag[1] == "/", tag[2].lower())
@@ -784,7 +927,7 @@ def _validation_message(exc: ValidationError) -> str:
 
 def parse_release(text: str, config: Config) -> ReleaseRequest | InsufficientContext:
     """A /release line or a pasted template -> the request, or what is missing from it."""
-    text = text.translate(SMART_QUOTES)
+    text = _plain(text)
     try:
         given = _parse_template(text) if _is_template(text) else _parse_line(text)
         return _assemble(given, config)
@@ -795,7 +938,7 @@ def parse_release(text: str, config: Config) -> ReleaseRequest | InsufficientCon
 def named_service(text: str) -> str | None:
     """The service a /release line or template names, whatever else it lacks (None when it
     names none or cannot be read)."""
-    text = text.translate(SMART_QUOTES)
+    text = _plain(text)
     try:
         return (_parse_template(text) if _is_template(text) else _parse_line(text)).service
     except (ParseError, ValidationError):
