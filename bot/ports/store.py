@@ -6,6 +6,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain.release import Event, Release
@@ -25,6 +26,17 @@ class StoredEvent(Event):
 
     id: int
     release_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailure:
+    """A release's thread the chat refused: how many times in a row, why, and when the
+    outbox tries it again (its events stay undelivered until then)."""
+
+    release_id: str
+    failures: int
+    error: str
+    retry_at: datetime
 
 
 class AbstractReleaseStore(abc.ABC):
@@ -75,6 +87,18 @@ class AbstractReleaseStore(abc.ABC):
     @abc.abstractmethod
     def delivered_count(self, release_id: str) -> int: ...
 
+    @abc.abstractmethod
+    def delivery_failures(self) -> dict[str, DeliveryFailure]:
+        """The threads the chat refused last time, by release id."""
+
+    @abc.abstractmethod
+    def record_delivery_failure(self, failure: DeliveryFailure) -> None:
+        """Replace the release's failure record."""
+
+    @abc.abstractmethod
+    def clear_delivery_failure(self, release_id: str) -> None:
+        """The chat took the release's events again."""
+
     # -- what the LLM cost ----------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -95,6 +119,7 @@ class AbstractReleaseStore(abc.ABC):
 
 __all__ = [
     "AbstractReleaseStore",
+    "DeliveryFailure",
     "ReleaseNotFound",
     "StaleRelease",
     "StoredEvent",

@@ -20,7 +20,13 @@ from sqlite_utils import Migrations
 from bot.adapters.sqlite.database import Database
 from bot.domain.release import ACTIVE, Release
 from bot.ports.llm import LlmCall
-from bot.ports.store import AbstractReleaseStore, ReleaseNotFound, StaleRelease, StoredEvent
+from bot.ports.store import (
+    AbstractReleaseStore,
+    DeliveryFailure,
+    ReleaseNotFound,
+    StaleRelease,
+    StoredEvent,
+)
 
 migrations = Migrations("release-bot.store")
 
@@ -135,6 +141,14 @@ def observed_apart(db: sqlite_utils.Database) -> None:
     for row in list(db.query("SELECT id, state FROM releases")):
         state = observed_apart_state(json.loads(row["state"]))
         db.execute("UPDATE releases SET state = ? WHERE id = ?", [json.dumps(state), row["id"]])
+
+
+@migrations()
+def add_delivery_failures(db: sqlite_utils.Database) -> None:
+    # The threads the chat refused: the outbox retries each with backoff, the others go on.
+    db.table("delivery_failures").create(
+        {"release_id": str, "failures": int, "error": str, "retry_at": str}, pk="release_id"
+    )
 
 
 def _ts(moment: datetime) -> str:
@@ -292,6 +306,33 @@ class SqliteReleaseStore(AbstractReleaseStore):
             [release_id],
         )
         return int(next(rows)["n"])
+
+    def delivery_failures(self) -> dict[str, DeliveryFailure]:
+        return {
+            str(r["release_id"]): DeliveryFailure(
+                release_id=str(r["release_id"]),
+                failures=int(r["failures"]),
+                error=str(r["error"]),
+                retry_at=datetime.fromisoformat(str(r["retry_at"])),
+            )
+            for r in self.db.table("delivery_failures").rows
+        }
+
+    def record_delivery_failure(self, failure: DeliveryFailure) -> None:
+        with self.unit_of_work():
+            self.db.table("delivery_failures").upsert(
+                {
+                    "release_id": failure.release_id,
+                    "failures": failure.failures,
+                    "error": failure.error,
+                    "retry_at": _ts(failure.retry_at),
+                },
+                pk="release_id",
+            )
+
+    def clear_delivery_failure(self, release_id: str) -> None:
+        with self.unit_of_work():
+            self.db.execute("DELETE FROM delivery_failures WHERE release_id = ?", [release_id])
 
     @staticmethod
     def _event(row: dict[str, object]) -> StoredEvent:
