@@ -4,7 +4,7 @@ the LLM calls, and the virtual clock's saved time."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -79,7 +79,9 @@ class AbstractReleaseStore(abc.ABC):
     def events(self, release_id: str) -> list[StoredEvent]: ...
 
     @abc.abstractmethod
-    def undelivered(self, limit: int = 500) -> list[StoredEvent]: ...
+    def undelivered(self, limit: int = 500, excluding: Collection[str] = ()) -> list[StoredEvent]:
+        """Events not yet delivered, oldest first, but those of the releases ``excluding``
+        names (threads backing off must not crowd the others out of ``limit``)."""
 
     @abc.abstractmethod
     def mark_delivered(self, event_ids: list[int], at: datetime) -> None: ...

@@ -24,15 +24,13 @@ def deliver(services: Services) -> int:
     with services.delivery_lock:  # the tick and a Slack handler may deliver at once
         now = services.clock.now()
         failing = services.store.delivery_failures()
+        waiting = {r for r, failure in failing.items() if now < failure.retry_at}
         by_release: dict[str, list[StoredEvent]] = {}
-        for event in services.store.undelivered():
+        for event in services.store.undelivered(excluding=waiting):  # backing off: they wait
             by_release.setdefault(event.release_id, []).append(event)
         delivered = 0
         for release_id, batch in by_release.items():
-            failure = failing.get(release_id)
-            if failure is not None and now < failure.retry_at:
-                continue  # backing off; its events wait, the others go on
-            if _deliver_one(services, release_id, batch, failure, now):
+            if _deliver_one(services, release_id, batch, failing.get(release_id), now):
                 delivered += len(batch)
         return delivered
 

@@ -8,7 +8,7 @@ in the same transaction as the state, and triggers refuse to change or delete th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -285,11 +285,13 @@ class SqliteReleaseStore(AbstractReleaseStore):
             )
         ]
 
-    def undelivered(self, limit: int = 500) -> list[StoredEvent]:
+    def undelivered(self, limit: int = 500, excluding: Collection[str] = ()) -> list[StoredEvent]:
+        skipped = list(excluding)
         rows = self.db.query(
             "SELECT e.* FROM events e LEFT JOIN deliveries d ON d.event_id = e.id "
-            "WHERE d.event_id IS NULL ORDER BY e.id LIMIT ?",
-            [limit],
+            "WHERE d.event_id IS NULL "
+            f"AND e.release_id NOT IN ({', '.join('?' * len(skipped))}) ORDER BY e.id LIMIT ?",
+            [*skipped, limit],
         )
         return [self._event(r) for r in rows]
 
