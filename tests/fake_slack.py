@@ -244,6 +244,7 @@ class FakeSlack(LoopbackServer):
         self._files: dict[str, Payload] = {}
         self._uploads: dict[str, bytes] = {}
         self._seq = 0
+        self._refused_channels: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -292,6 +293,16 @@ class FakeSlack(LoopbackServer):
         with self._cond:
             queue = self._faults.setdefault(method, deque())
             queue.extend(_Fault(status, retry_after, error) for _ in range(times))
+
+    def refuse_channel(self, channel: str, error: str = "channel_not_found") -> None:
+        """Answer every `chat.*` call to `channel` with `error` until `accept_channel`, as
+        Slack does for a channel deleted or the bot was removed from. Calls are recorded."""
+        with self._cond:
+            self._refused_channels[channel] = error
+
+    def accept_channel(self, channel: str) -> None:
+        with self._cond:
+            self._refused_channels.pop(channel, None)
 
     def set_response(self, method: str, payload: Answer) -> None:
         """Answer `method` with `payload` (or `payload(call)`) from now on; `ok` defaults to true.
@@ -414,6 +425,9 @@ class FakeSlack(LoopbackServer):
         fault = self._take_fault(method)
         if fault:
             return fault
+        refused = self._refused_channels.get(str(params.get("channel", "")))
+        if refused is not None and method.startswith("chat."):
+            return _json_reply({"ok": False, "error": refused}, headers=scopes)
         return _json_reply(self._answer(call), headers=scopes)
 
     def _auth_error(self, method: str, token: Any) -> str | None:

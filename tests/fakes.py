@@ -3,10 +3,20 @@ contract tests run both)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.domain.flags import FlagState
-from bot.domain.observations import ArtifactRecord, CheckEvidence, latest_by_name
+from bot.domain.observations import (
+    ArtifactRecord,
+    CheckEvidence,
+    Target,
+    TrafficState,
+    latest_by_name,
+)
+from bot.domain.request import Strategy
 from bot.ports.checks import AbstractChecks
 from bot.ports.flags import AbstractFlags
+from bot.ports.traffic import AbstractTrafficRouter
 
 
 class FakeFlags(AbstractFlags):
@@ -40,3 +50,36 @@ class FakeChecks(AbstractChecks):
 
     def record(self, service: str, version: str, evidence: CheckEvidence) -> None:
         self.evidence.setdefault((service, version), []).append(evidence)
+
+
+class BrokenForServices(AbstractTrafficRouter):
+    """A router that raises a bug's error (not ``RouterUnavailable``) for the services in
+    ``broken``, as a service with ``instances = -3`` did, and hands the others to ``inner``."""
+
+    def __init__(self, inner: AbstractTrafficRouter) -> None:
+        self.inner = inner
+        self.broken: set[str] = set()
+
+    def _check(self, target: Target) -> None:
+        if target.service in self.broken:
+            raise ValueError(f"{target.service}: instances must be positive, not -3")
+
+    def apply(self, target: Target, desired: TrafficState) -> TrafficState:
+        self._check(target)
+        return self.inner.apply(target, desired)
+
+    def state(self, target: Target) -> TrafficState:
+        self._check(target)
+        return self.inner.state(target)
+
+    def rehearse_rollback(self, target: Target, version: str) -> bool:
+        self._check(target)
+        return self.inner.rehearse_rollback(target, version)
+
+    def layout_refusal(
+        self, service: str, environments: Sequence[str], regions: Sequence[str]
+    ) -> str | None:
+        return self.inner.layout_refusal(service, environments, regions)
+
+    def refusal(self, service: str, strategy: Strategy) -> str | None:
+        return self.inner.refusal(service, strategy)

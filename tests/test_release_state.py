@@ -353,17 +353,20 @@ def test_medium_risk_does_not_hold_in_peak_hours() -> None:
 # -- metrics errors, pause, resume, manual rollback ----------------------------------------------
 
 
-def test_three_metrics_errors_in_a_row_pause_the_rollout() -> None:
+def test_three_metrics_errors_in_a_row_pause_the_rollout_set_to_pause() -> None:
     release = started_release(make_request(risk="medium"))
     now = until_step(release, T0, 1)
     for i in range(2):
-        release.record_metrics_error("prometheus timed out", now + (i + 1) * MINUTE)
+        release.record_metrics_error("prometheus timed out", now + (i + 1) * MINUTE, "pause")
         assert release.status == "rolling_out"
     now += 3 * MINUTE
-    release.record_metrics_error("prometheus timed out", now)
+    release.record_metrics_error("prometheus timed out", now, "pause")
     assert release.status == "paused"
     assert "metrics unavailable for 3 checks" in (release.pause_reason or "")
-    assert [a.guardrail for a in release.alerts] == ["metrics_provider"]
+    assert [(a.guardrail, a.severity) for a in release.alerts] == [
+        ("metrics_provider", "warning"),  # at the first failure
+        ("metrics_provider", "critical"),
+    ]
     with pytest.raises(CommandRejected, match="not paused"):
         started_release(make_request(risk="medium")).resume("alice", now)
     release.resume("alice", now + MINUTE)

@@ -127,7 +127,7 @@ def test_paused_report_asks_a_human() -> None:
     release = started_release(make_request(risk="medium"))
     now = run(release, T0, stop=lambda r: r.step_index == 1)
     for i in range(3):
-        release.record_metrics_error("prometheus timed out", now + (i + 1) * MINUTE)
+        release.record_metrics_error("prometheus timed out", now + (i + 1) * MINUTE, "pause")
     report, data, _ = report_of(release, now + 3 * MINUTE)
     assert report.status == "in_progress"
     assert data["next_actions"][0]["trigger"] == "manual"

@@ -115,7 +115,7 @@ def paused_release() -> Release:
     release = started_release(make_request(risk="medium"))
     now = run(release, T0, stop=lambda r: r.step_index >= 1 and r.steps[1].status == "active")
     for i in range(3):
-        release.record_metrics_error("prometheus timed out", now + (i + 1) * MINUTE)
+        release.record_metrics_error("prometheus timed out", now + (i + 1) * MINUTE, "pause")
     assert release.status == "paused"
     return release
 

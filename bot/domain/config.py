@@ -17,6 +17,10 @@ from bot.domain.base import Model
 from bot.domain.evidence import Waiver
 from bot.domain.request import ENV_ORDER, EnvName, Risk, Strategy
 
+# What a release does when its metrics provider stays down (``on_metrics_loss``): "rollback"
+# rolls back while the canary serves production users and pauses otherwise; "pause" pauses.
+MetricsLossPolicy = Literal["rollback", "pause"]
+
 
 class DependencyConfig(Model):
     name: str
@@ -119,6 +123,9 @@ class ServiceConfig(Model):
     # neither cannot be released (``Config.refusal``).
     metrics: MetricsTable | None = None
     traffic: TrafficTable | None = None
+    # When the metrics provider fails CONSECUTIVE_ERROR_LIMIT checks in a row: no data is
+    # no proof of safety, so by default a canary serving production users is rolled back.
+    on_metrics_loss: MetricsLossPolicy = "rollback"
     # "simulator": the embedded CI builds each version and records its evidence (the demo);
     # unset: the team's CI records it, and the gates judge only what was recorded.
     ci: Literal["simulator"] | None = None

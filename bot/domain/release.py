@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr
 
+from bot.domain.backoff import retry_delay
 from bot.domain.base import Model, MutableModel
+from bot.domain.config import MetricsLossPolicy
 from bot.domain.contract import Artifacts, Check
 from bot.domain.judge import CanaryJudge
 from bot.domain.judgement import Judgement, judgement
@@ -120,6 +122,9 @@ class Release(MutableModel):
     judged_at: datetime | None = None
     consecutive_metric_errors: int = 0
     consecutive_router_errors: int = 0
+    # Ticks in a row that raised for this release; it waits until ``retry_at`` (backoff).
+    failed_ticks: int = 0
+    retry_at: datetime | None = None
     alerts: list[AlertRecord] = []
     rollback: RollbackRecord | None = None
     paused: PauseRecord | None = None
@@ -430,17 +435,85 @@ class Release(MutableModel):
         self.steps[step.index].health = "healthy"
         self._advance(now)
 
-    def record_metrics_error(self, error: str, now: datetime) -> None:
+    def record_metrics_error(
+        self, error: str, now: datetime, on_loss: MetricsLossPolicy = "rollback"
+    ) -> None:
+        """The metrics provider did not answer. The thread is alerted at the first failure;
+        after ``CONSECUTIVE_ERROR_LIMIT`` in a row, no data means no proof of safety: with
+        ``on_loss`` "rollback" the release rolls back while the canary serves production
+        users (pauses otherwise), with "pause" it always pauses."""
         if self.status != "rolling_out":
             return
         self.consecutive_metric_errors += 1
-        self._record(
-            "metrics_unavailable", ENGINE, now, error, count=self.consecutive_metric_errors
-        )
-        if self.consecutive_metric_errors >= CONSECUTIVE_ERROR_LIMIT:
-            self._without_metrics(
-                f"metrics unavailable for {self.consecutive_metric_errors} checks: {error}", now
+        count = self.consecutive_metric_errors
+        self._record("metrics_unavailable", ENGINE, now, error, count=count)
+        if count == 1:
+            self._alert(
+                "metrics_provider",
+                "warning",
+                now,
+                f"alerted; after {CONSECUTIVE_ERROR_LIMIT} failed checks in a row the release "
+                + ("rolls back" if self._rolls_back_without_metrics(on_loss) else "pauses"),
+                f"metrics unavailable: {error}",
             )
+        if count >= CONSECUTIVE_ERROR_LIMIT:
+            self._without_metrics(
+                f"metrics unavailable for {count} checks: {error}",
+                now,
+                rollback=self._rolls_back_without_metrics(on_loss),
+            )
+
+    def _rolls_back_without_metrics(self, on_loss: MetricsLossPolicy) -> bool:
+        return on_loss == "rollback" and self.current_percentage() > 0
+
+    # -- a tick that raised ---------------------------------------------------------------------
+
+    @property
+    def errored(self) -> bool:
+        """Whether its last tick raised (it is retried with backoff, the others go on)."""
+        return self.failed_ticks > 0
+
+    def backing_off(self, now: datetime) -> bool:
+        return self.retry_at is not None and now < self.retry_at
+
+    def record_tick_error(
+        self, error_type: str, message: str, now: datetime, base_delay: timedelta
+    ) -> None:
+        """The tick raised for this release (its transaction rolled back): count it, wait
+        longer each time (capped), and audit it. The thread hears of the first failure only
+        (``shown_in_thread``), and of the recovery."""
+        self.failed_ticks += 1
+        self.retry_at = now + retry_delay(self.failed_ticks, base_delay)
+        first = self.failed_ticks == 1
+        self._record(
+            "tick_failed",
+            ENGINE,
+            now,
+            (
+                f"this release could not move ({error_type}: {message}); retrying with "
+                f"backoff, next at {self.retry_at:%H:%M:%S} UTC; the other releases go on"
+                if first
+                else f"failed {self.failed_ticks} ticks in a row ({error_type}: {message}); "
+                f"next try at {self.retry_at:%H:%M:%S} UTC"
+            ),
+            error_type=error_type,
+            message=message,
+            count=self.failed_ticks,
+            retry_at=self.retry_at.isoformat(),
+        )
+
+    def tick_recovered(self, now: datetime) -> None:
+        """A tick went through after failed ones: the thread hears it moves again."""
+        if not self.errored:
+            return
+        failed, self.failed_ticks, self.retry_at = self.failed_ticks, 0, None
+        self._record(
+            "tick_recovered",
+            ENGINE,
+            now,
+            f"moving again after {failed} failed tick{'s' if failed > 1 else ''}",
+            count=failed,
+        )
 
     def record_router_error(self, error: str, now: datetime) -> None:
         """The traffic router did not do what the release wants (after its own retries).
@@ -558,12 +631,15 @@ class Release(MutableModel):
         self.judgement, self.judged_step, self.judged_at = judgement(judge, now), step_index, now
         return self.judgement
 
-    def _without_metrics(self, reason: str, now: datetime) -> None:
-        """Nothing to judge on for too long: act as the metrics-provider trigger says."""
-        trigger = next(t for t in self.plan.triggers if t.guardrail == "metrics_provider")
-        taken = "automatic rollback" if trigger.action == "auto_rollback" else "rollout paused"
+    def _without_metrics(self, reason: str, now: datetime, rollback: bool | None = None) -> None:
+        """Nothing to judge on for too long: roll back or pause (``rollback``; None: as the
+        metrics-provider trigger says)."""
+        if rollback is None:
+            trigger = next(t for t in self.plan.triggers if t.guardrail == "metrics_provider")
+            rollback = trigger.action == "auto_rollback"
+        taken = "automatic rollback" if rollback else "rollout paused"
         self._alert("metrics_provider", "critical", now, taken)
-        if trigger.action == "auto_rollback":
+        if rollback:
             self._start_rollback("automated", reason, "metrics_provider", ENGINE, now)
         else:
             self._pause(reason, now)
@@ -614,8 +690,11 @@ class Release(MutableModel):
         action: str,
         detail: str = "",
     ) -> None:
-        if any(a.guardrail == guardrail and a.step == self.step_index for a in self.alerts):
-            return  # one alert per guardrail per step
+        if any(
+            a.guardrail == guardrail and a.step == self.step_index and a.severity == severity
+            for a in self.alerts
+        ):
+            return  # one alert per guardrail and severity per step (a warning may escalate)
         self.alerts.append(
             AlertRecord(
                 guardrail=guardrail,
@@ -797,4 +876,10 @@ class Release(MutableModel):
             raise CommandRejected(f"{self.id} is {self.status}, expected {' or '.join(statuses)}")
 
 
-__all__ = ["ACTIVE", "CommandRejected", "Event", "PauseRecord", "Release"]
+def shown_in_thread(event: Event) -> bool:
+    """Whether the thread shows an event: all but the repeats of a failing tick, which the
+    audit trail keeps (the thread was alerted at the first, and hears of the recovery)."""
+    return not (event.action == "tick_failed" and event.data.get("count", 1) > 1)
+
+
+__all__ = ["ACTIVE", "CommandRejected", "Event", "PauseRecord", "Release", "shown_in_thread"]

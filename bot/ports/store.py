@@ -4,8 +4,9 @@ the LLM calls, and the virtual clock's saved time."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain.release import Event, Release
@@ -37,6 +38,17 @@ class StoredEvent(Event):
 
     id: int
     release_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailure:
+    """A release's thread the chat refused: how many times in a row, why, and when the
+    outbox tries it again (its events stay undelivered until then)."""
+
+    release_id: str
+    failures: int
+    error: str
+    retry_at: datetime
 
 
 class AbstractReleaseStore(abc.ABC):
@@ -81,13 +93,27 @@ class AbstractReleaseStore(abc.ABC):
     def events(self, release_id: str) -> list[StoredEvent]: ...
 
     @abc.abstractmethod
-    def undelivered(self, limit: int = 500) -> list[StoredEvent]: ...
+    def undelivered(self, limit: int = 500, excluding: Collection[str] = ()) -> list[StoredEvent]:
+        """Events not yet delivered, oldest first, but those of the releases ``excluding``
+        names (threads backing off must not crowd the others out of ``limit``)."""
 
     @abc.abstractmethod
     def mark_delivered(self, event_ids: list[int], at: datetime) -> None: ...
 
     @abc.abstractmethod
     def delivered_count(self, release_id: str) -> int: ...
+
+    @abc.abstractmethod
+    def delivery_failures(self) -> dict[str, DeliveryFailure]:
+        """The threads the chat refused last time, by release id."""
+
+    @abc.abstractmethod
+    def record_delivery_failure(self, failure: DeliveryFailure) -> None:
+        """Replace the release's failure record."""
+
+    @abc.abstractmethod
+    def clear_delivery_failure(self, release_id: str) -> None:
+        """The chat took the release's events again."""
 
     # -- what the LLM cost ----------------------------------------------------------------------
 
@@ -111,6 +137,7 @@ __all__ = [
     "AbstractReleaseStore",
     "AlreadyActive",
     "DatabaseBusy",
+    "DeliveryFailure",
     "ReleaseNotFound",
     "StaleRelease",
     "StoredEvent",

@@ -6,7 +6,8 @@ tick (``converge`` re-applies the persisted state to the router and the flags)."
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 
 from bot.domain.gates import run_gates
 from bot.domain.histogram import aggregate
@@ -16,10 +17,13 @@ from bot.domain.release import ENGINE, Release
 from bot.domain.request import EnvName
 from bot.domain.rollout import desired_flags, desired_traffic
 from bot.ports.metrics import MetricsUnavailable
+from bot.ports.store import StaleRelease
 from bot.ports.traffic import RouterUnavailable
 from bot.service.gates import auto_approves, dependency_names, gate_evidence
 from bot.service.outbox import deliver
 from bot.service.services import Services
+
+log = logging.getLogger(__name__)
 
 # Synthetic runs are few (a couple of hundred): 95 % keeps a healthy 0.3 % error rate from
 # failing by chance, while a broken path (most runs failing) still fails.
@@ -27,21 +31,55 @@ SYNTHETIC_MIN_SUCCESS = 0.95
 
 
 def reconcile(services: Services) -> list[str]:
-    """Move every active release one step. Safe to run any number of times."""
+    """Move every active release one step, each on its own: one that raises is marked as
+    errored and retried with backoff, and the others go on. Safe to run any number of times."""
     ids = services.store.active_ids()
     for release_id in ids:
-        reconcile_one(services, release_id)
+        _reconcile_isolated(services, release_id)
     deliver(services)
     return ids
+
+
+def _reconcile_isolated(services: Services, release_id: str) -> None:
+    try:
+        reconcile_one(services, release_id)
+    except StaleRelease:
+        log.info("%s was saved by a command during the tick; the next tick moves it", release_id)
+    except Exception as exc:  # one release's bug or bad data must not stop the others
+        log.exception("the tick failed for %s; the other releases go on", release_id)
+        _record_tick_error(services, release_id, exc)
+
+
+def _record_tick_error(services: Services, release_id: str, error: Exception) -> None:
+    """Mark the release as errored, in a transaction of its own (the failed one rolled
+    back). A release that cannot even be loaded stays in the log: nothing can be saved on it."""
+    now = services.clock.now()
+    try:
+        with services.store.unit_of_work():
+            release = services.store.get(release_id)
+            release.record_tick_error(
+                type(error).__name__,
+                str(error) or "no message",
+                now,
+                timedelta(seconds=services.tick_seconds),
+            )
+            services.store.save(release)
+    except Exception as unrecorded:  # unloadable or unsaveable: the others still go on
+        log.error(
+            "%s could not be marked as errored (%s: %s); the other releases go on",
+            release_id,
+            type(unrecorded).__name__,
+            unrecorded,
+        )
 
 
 def reconcile_one(services: Services, release_id: str) -> Release:
     store = services.store
     with store.unit_of_work():
         release = store.get(release_id)
-        if not release.is_active:
-            return release
         now = services.clock.now()
+        if not release.is_active or release.backing_off(now):
+            return release
         try:
             converge(services, release)  # re-apply after a crash between save and apply
             _step(services, release, now)
@@ -50,6 +88,7 @@ def reconcile_one(services: Services, release_id: str) -> Release:
             # Nothing moves on a router that does not answer; the next tick tries again.
             release.record_router_error(str(exc), now)
         _lock_after_automatic_rollback(services, release, now)
+        release.tick_recovered(now)
         store.save(release)
     converge_saved(services, release)
     return release
@@ -97,7 +136,8 @@ def _observe(services: Services, release: Release, now: datetime) -> None:
         logs = [g for t in targets if (g := services.metrics.logs(t, start, now)) is not None]
         traces = [r for t in targets if (r := services.metrics.traces(t, start, now)) is not None]
     except MetricsUnavailable as exc:
-        release.record_metrics_error(str(exc) or "no data", now)
+        on_loss = services.config.for_service(release.request.service).on_metrics_loss
+        release.record_metrics_error(str(exc) or "no data", now, on_loss)
         return
     release.observed.add_telemetry(logs, traces)
     window = WindowSample(

@@ -56,6 +56,14 @@ def create_threads(db: sqlite_utils.Database) -> None:
     db.table("slack_threads").create_index(["channel", "thread_ts"], unique=True)
 
 
+@migrations()
+def add_progress(db: sqlite_utils.Database) -> None:
+    # The last event whose reply was posted and whose charts were uploaded: a batch retried
+    # after a failed card update posts nothing twice.
+    db.table("slack_threads").add_column("replied_through", int, not_null_default=0)
+    db.table("slack_threads").add_column("charted_through", int, not_null_default=0)
+
+
 def web_client(token: str, base_url: str) -> WebClient:
     """The Web API client: the token goes on the client (Bolt ignores ``token=`` once a
     ``client=`` is given), and rate-limited calls are retried after ``Retry-After``."""
@@ -71,6 +79,8 @@ class Thread:
     thread_ts: str
     card_hash: str
     report_uploaded: bool
+    replied_through: int = 0  # the last event id whose reply is in the thread
+    charted_through: int = 0  # the last event id whose charts are in the thread
 
 
 class SlackThreads:
@@ -118,6 +128,8 @@ def _thread(row: dict[str, object]) -> Thread:
         thread_ts=str(row["thread_ts"]),
         card_hash=str(row["card_hash"] or ""),
         report_uploaded=bool(row["report_uploaded"]),
+        replied_through=int(str(row.get("replied_through") or 0)),
+        charted_through=int(str(row.get("charted_through") or 0)),
     )
 
 
@@ -177,14 +189,20 @@ class SlackChat(AbstractChat):
             return
         now = datetime.now(UTC)
         thread = self.threads.get(release.id) or self._open_thread(release, channel, now)
-        text, blocks = event_reply(release, events)
-        self.pacer.wait(thread.channel)
-        self.client.chat_postMessage(
-            channel=thread.channel, text=text, blocks=blocks, thread_ts=thread.thread_ts
-        )
+        # The outbox retries a batch until all of it went through: each part is recorded
+        # as done when done, so a retry after a failed card update posts no reply twice.
+        if fresh := [e for e in events if e.id > thread.replied_through]:
+            text, blocks = event_reply(release, fresh)
+            self.pacer.wait(thread.channel)
+            self.client.chat_postMessage(
+                channel=thread.channel, text=text, blocks=blocks, thread_ts=thread.thread_ts
+            )
+            self.threads.update(release.id, replied_through=fresh[-1].id)
         self.refresh_card(release, thread, now)
-        for step in self._chart_steps(release, events):
-            self._upload_chart(release, thread, step)
+        if uncharted := [e for e in events if e.id > thread.charted_through]:
+            for step in self._chart_steps(release, uncharted):
+                self._upload_chart(release, thread, step)
+            self.threads.update(release.id, charted_through=uncharted[-1].id)
         # The report waits for the agent's summary, which is due until it has spoken.
         summary_due = release.narration is not None and bool(release.narration.due)
         if not release.is_active and not thread.report_uploaded and not summary_due:

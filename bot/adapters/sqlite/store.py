@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -24,6 +24,7 @@ from bot.ports.llm import LlmCall
 from bot.ports.store import (
     AbstractReleaseStore,
     AlreadyActive,
+    DeliveryFailure,
     ReleaseNotFound,
     StaleRelease,
     StoredEvent,
@@ -170,6 +171,14 @@ def one_active_per_service(db: sqlite_utils.Database) -> None:
 
 def _one_active_refused(exc: sqlite3.IntegrityError) -> bool:
     return ONE_ACTIVE_INDEX in str(exc) or "releases.service" in str(exc)
+
+
+@migrations()
+def add_delivery_failures(db: sqlite_utils.Database) -> None:
+    # The threads the chat refused: the outbox retries each with backoff, the others go on.
+    db.table("delivery_failures").create(
+        {"release_id": str, "failures": int, "error": str, "retry_at": str}, pk="release_id"
+    )
 
 
 def _ts(moment: datetime) -> str:
@@ -324,11 +333,13 @@ class SqliteReleaseStore(AbstractReleaseStore):
             )
         ]
 
-    def undelivered(self, limit: int = 500) -> list[StoredEvent]:
+    def undelivered(self, limit: int = 500, excluding: Collection[str] = ()) -> list[StoredEvent]:
+        skipped = list(excluding)
         rows = self.db.query(
             "SELECT e.* FROM events e LEFT JOIN deliveries d ON d.event_id = e.id "
-            "WHERE d.event_id IS NULL ORDER BY e.id LIMIT ?",
-            [limit],
+            "WHERE d.event_id IS NULL "
+            f"AND e.release_id NOT IN ({', '.join('?' * len(skipped))}) ORDER BY e.id LIMIT ?",
+            [*skipped, limit],
         )
         return [self._event(r) for r in rows]
 
@@ -345,6 +356,33 @@ class SqliteReleaseStore(AbstractReleaseStore):
             [release_id],
         )
         return int(next(rows)["n"])
+
+    def delivery_failures(self) -> dict[str, DeliveryFailure]:
+        return {
+            str(r["release_id"]): DeliveryFailure(
+                release_id=str(r["release_id"]),
+                failures=int(r["failures"]),
+                error=str(r["error"]),
+                retry_at=datetime.fromisoformat(str(r["retry_at"])),
+            )
+            for r in self.db.table("delivery_failures").rows
+        }
+
+    def record_delivery_failure(self, failure: DeliveryFailure) -> None:
+        with self.unit_of_work():
+            self.db.table("delivery_failures").upsert(
+                {
+                    "release_id": failure.release_id,
+                    "failures": failure.failures,
+                    "error": failure.error,
+                    "retry_at": _ts(failure.retry_at),
+                },
+                pk="release_id",
+            )
+
+    def clear_delivery_failure(self, release_id: str) -> None:
+        with self.unit_of_work():
+            self.db.execute("DELETE FROM delivery_failures WHERE release_id = ?", [release_id])
 
     @staticmethod
     def _event(row: dict[str, object]) -> StoredEvent:

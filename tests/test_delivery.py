@@ -1,0 +1,137 @@
+"""Messages exactly once: each release's thread is delivered on its own (a channel Slack
+refuses waits with backoff, the others are delivered), a reply is posted once even when the
+card update after it fails, and a command that was applied is not an error when Slack fails.
+
+The real bootstrap with Slack as the chat: the real slack_sdk client against the local fake
+(``tests/fake_slack.py``), whose messages are counted."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.bootstrap import SlackOptions, Wiring, bootstrap
+from bot.domain.release import Release
+from bot.service import approve, pause, reconcile, start_release
+from tests.fake_slack import FakeSlack
+
+START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)  # outside payments-api's peak hours
+PAYMENTS = 'payments-api 2.4.1 risk=medium ticket=CHG-1 changes="faster checkout"'
+SEARCH = 'search-api 3.1.0 risk=low ticket=CHG-2 changes="better ranking"'
+GONE, OK = "C0GONE", "C0OK"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as server:
+        yield server
+
+
+@pytest.fixture
+def wiring(fake: FakeSlack) -> Iterator[Wiring]:
+    wired = bootstrap(
+        ":memory:",
+        clock_start=START,
+        slack=SlackOptions(
+            token="xoxb-test",
+            api_url=fake.url,
+            default_channel=None,
+            post_interval=0.0,
+            home_interval=60.0,
+        ),
+    )
+    yield wired
+    wired.close()
+
+
+def started(wiring: Wiring, line: str, channel: str, approver: str) -> Release:
+    release = start_release(wiring.services, line, "dave", channel=channel)
+    assert isinstance(release, Release), release
+    if release.status == "awaiting_approval":
+        release = approve(wiring.services, release.id, approver)
+    return release
+
+
+def ticks(wiring: Wiring, n: int) -> None:
+    assert wiring.virtual_clock is not None
+    for _ in range(n):
+        wiring.virtual_clock.advance(wiring.services.tick_seconds)
+        reconcile(wiring.services)
+
+
+def replies(fake: FakeSlack, channel: str) -> list[str]:
+    """The thread replies in ``channel`` (every message but the cards)."""
+    return [m["text"] for m in fake.messages(channel) if m.get("thread_ts")]
+
+
+def cards(fake: FakeSlack, channel: str) -> list[dict[str, object]]:
+    return fake.messages(channel, thread_ts="")
+
+
+def undelivered(wiring: Wiring, release_id: str) -> int:
+    return sum(e.release_id == release_id for e in wiring.services.store.undelivered())
+
+
+def test_a_refused_channel_stops_no_other_thread(wiring: Wiring, fake: FakeSlack) -> None:
+    fake.refuse_channel(GONE)
+    refused = started(wiring, PAYMENTS, GONE, "alice")  # delivered first, and refused
+    healthy = started(wiring, SEARCH, OK, "carol")
+    ticks(wiring, 30)
+
+    assert len(cards(fake, OK)) == 1 and replies(fake, OK)
+    assert undelivered(wiring, healthy.id) == 0
+    assert fake.messages(GONE) == [] and undelivered(wiring, refused.id) > 0
+    failure = wiring.services.store.delivery_failures()[refused.id]
+    assert "channel_not_found" in failure.error
+    # Retried with backoff (10 s, 20 s, 40 s… over five minutes), not at every tick.
+    tries = [c for c in fake.calls("chat.postMessage") if c.params.get("channel") == GONE]
+    assert 3 <= len(tries) <= 8
+
+    fake.accept_channel(GONE)
+    ticks(wiring, 40)  # past the longest backoff so far
+    assert len(cards(fake, GONE)) == 1 and replies(fake, GONE)
+    assert undelivered(wiring, refused.id) == 0
+    assert refused.id not in wiring.services.store.delivery_failures()
+
+
+def test_a_failed_card_update_posts_each_reply_once(wiring: Wiring, fake: FakeSlack) -> None:
+    release = started(wiring, PAYMENTS, OK, "alice")
+    fake.fail_next("chat.update", times=5, status=200, error="internal_error")
+    ticks(wiring, 60)
+
+    said = replies(fake, OK)
+    assert said, "nothing was posted"
+    doubled = {text: n for text, n in Counter(said).items() if n > 1}
+    assert doubled == {}
+    assert len(cards(fake, OK)) == 1
+    assert undelivered(wiring, release.id) == 0
+    # The card caught up once Slack took the updates again.
+    card = cards(fake, OK)[0]
+    assert "edited" in card
+
+
+def test_an_unchanged_card_is_not_updated_again(wiring: Wiring, fake: FakeSlack) -> None:
+    started(wiring, PAYMENTS, OK, "alice")
+    ticks(wiring, 30)
+    updates = [c.params.get("blocks") for c in fake.calls("chat.update")]
+    repeated = [i for i in range(1, len(updates)) if updates[i] == updates[i - 1]]
+    assert repeated == []
+
+
+def test_a_pause_applied_is_not_an_error_when_slack_fails(wiring: Wiring, fake: FakeSlack) -> None:
+    release = started(wiring, PAYMENTS, OK, "alice")
+    ticks(wiring, 3)
+    fake.refuse_channel(OK, error="internal_error")
+
+    paused = pause(wiring.services, release.id, "alice", "the dashboard looks odd")
+
+    assert paused.status == "paused"
+    assert wiring.services.store.get(release.id).status == "paused"
+    assert not any("the dashboard looks odd" in text for text in replies(fake, OK))
+    fake.accept_channel(OK)
+    ticks(wiring, 10)  # the tick retries the thread
+    assert sum("the dashboard looks odd" in text for text in replies(fake, OK)) == 1
+    assert undelivered(wiring, release.id) == 0
