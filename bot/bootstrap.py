@@ -58,7 +58,7 @@ from bot.ports.llm import AbstractLLM
 from bot.ports.metrics import AbstractMetrics
 from bot.ports.traffic import AbstractTrafficRouter
 from bot.presenters import agent_line
-from bot.scheduler import Ticker
+from bot.scheduler import Ticker, holder_id
 from bot.service import Services, report
 from bot.telemetry import Telemetry
 
@@ -314,6 +314,8 @@ def _wire(
         llm=llm or NoLLM(),
         tick_seconds=tick_seconds,
         ci=SimulatedCI(checks, fleet),
+        leases=SqliteLeases(database),
+        process_id=holder_id(),
     )
     virtual = clock if isinstance(clock, VirtualClock) else None
     return Wiring(
@@ -321,7 +323,7 @@ def _wire(
         database=database,
         fleet=fleet,
         virtual_clock=virtual,
-        ticker=Ticker(services, virtual, Telemetry(), SqliteLeases(database)),
+        ticker=Ticker(services, virtual, Telemetry(), services.leases),
         slack=slack_parts.context(services) if slack_parts else None,
     )
 

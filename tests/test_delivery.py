@@ -7,15 +7,20 @@ The real bootstrap with Slack as the chat: the real slack_sdk client against the
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from bot.bootstrap import SlackOptions, Wiring, bootstrap
 from bot.domain.release import Release
-from bot.service import approve, pause, reconcile, start_release
+from bot.ports.chat import AbstractChat
+from bot.ports.store import StoredEvent
+from bot.service import approve, deliver, pause, reconcile, start_release
 from tests.fake_slack import FakeSlack
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)  # outside payments-api's peak hours
@@ -135,3 +140,56 @@ def test_a_pause_applied_is_not_an_error_when_slack_fails(wiring: Wiring, fake: 
     ticks(wiring, 10)  # the tick retries the thread
     assert sum("the dashboard looks odd" in text for text in replies(fake, OK)) == 1
     assert undelivered(wiring, release.id) == 0
+
+
+class Recorded(AbstractChat):
+    """One chat that two processes post to, as one Slack workspace is: it counts each event
+    it is shown, and waits a little inside ``post`` so that the two overlap."""
+
+    def __init__(self) -> None:
+        self.shown: Counter[int] = Counter()
+        self.guard = threading.Lock()
+
+    def post(self, release: Release, events: list[StoredEvent]) -> None:
+        time.sleep(0.005)  # a Web API call takes a while: widens the window for a race
+        with self.guard:
+            self.shown.update(e.id for e in events)
+
+
+def test_two_processes_deliver_a_thread_once(tmp_path: Path) -> None:
+    """A ``serve`` beside a ``worker`` (or two replicas) both run commands and so both deliver:
+    each event reaches the thread once, whichever process posts it."""
+    chat = Recorded()
+    path = tmp_path / "bot.db"
+    one = bootstrap(path, clock_start=START, chat=chat)
+    two = bootstrap(path, clock_start=START, chat=chat)
+    for text in (PAYMENTS, SEARCH):
+        assert one.services.store.get(_started(one, text)).is_active
+    rounds = 20
+    barrier = threading.Barrier(2)
+
+    def deliver_often(wiring: Wiring) -> None:
+        for _ in range(rounds):
+            barrier.wait(timeout=30)
+            reconcile(wiring.services)  # moves the releases and delivers what they recorded
+
+    threads = [threading.Thread(target=deliver_often, args=(w,)) for w in (one, two)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    deliver(one.services)
+    events = [
+        e.id for r in one.services.store.listing() for e in one.services.store.events(str(r["id"]))
+    ]
+    shown = set(chat.shown)
+    assert shown and shown <= set(events)
+    assert [i for i, n in chat.shown.items() if n > 1] == []  # none posted twice
+    one.close()
+    two.close()
+
+
+def _started(wiring: Wiring, text: str) -> str:
+    started = start_release(wiring.services, text, "dave")
+    assert isinstance(started, Release)
+    return started.id

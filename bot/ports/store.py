@@ -93,9 +93,12 @@ class AbstractReleaseStore(abc.ABC):
     def events(self, release_id: str) -> list[StoredEvent]: ...
 
     @abc.abstractmethod
-    def undelivered(self, limit: int = 500, excluding: Collection[str] = ()) -> list[StoredEvent]:
+    def undelivered(
+        self, limit: int = 500, excluding: Collection[str] = (), release_id: str | None = None
+    ) -> list[StoredEvent]:
         """Events not yet delivered, oldest first, but those of the releases ``excluding``
-        names (threads backing off must not crowd the others out of ``limit``)."""
+        names (threads backing off must not crowd the others out of ``limit``); only
+        ``release_id``'s when given."""
 
     @abc.abstractmethod
     def mark_delivered(self, event_ids: list[int], at: datetime) -> None: ...

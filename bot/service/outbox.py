@@ -3,12 +3,15 @@
 Each release's thread is delivered on its own: one the chat refuses (a channel Slack does
 not know, an outage) keeps its events undelivered and is retried with backoff, while the
 others are delivered. Delivery never raises for the chat: a command that was applied stays
-applied, and its thread catches up on a later tick."""
+applied, and its thread catches up on a later tick.
+
+Several processes on one database (a ``serve`` beside a ``worker``, replicas) deliver a thread
+one at a time: each takes the thread's lease first, then reads what is still undelivered."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from bot.domain.backoff import retry_delay
 from bot.domain.release import shown_in_thread
@@ -16,6 +19,9 @@ from bot.ports.store import DeliveryFailure, StoredEvent
 from bot.service.services import Services
 
 log = logging.getLogger(__name__)
+# Real seconds a process may hold a thread while posting to it (the Slack client's own timeout
+# and retries fit in it); one killed meanwhile holds the thread up for at most this long.
+DELIVERY_LEASE_SECONDS = 60
 
 
 def deliver(services: Services) -> int:
@@ -29,10 +35,31 @@ def deliver(services: Services) -> int:
         for event in services.store.undelivered(excluding=waiting):  # backing off: they wait
             by_release.setdefault(event.release_id, []).append(event)
         delivered = 0
-        for release_id, batch in by_release.items():
-            if _deliver_one(services, release_id, batch, failing.get(release_id), now):
-                delivered += len(batch)
+        for release_id in by_release:
+            delivered += _deliver_claimed(services, release_id, failing.get(release_id), now)
         return delivered
+
+
+def _deliver_claimed(
+    services: Services, release_id: str, failure: DeliveryFailure | None, now: datetime
+) -> int:
+    """One thread, delivered by this process alone: another that holds it goes on without
+    it. What is undelivered is read again once held (another process may have just posted
+    it)."""
+    leases, name = services.leases, f"deliver:{release_id}"
+    if leases is not None:
+        held_at = datetime.now(UTC)  # a lease runs on real time, never on a virtual clock
+        until = held_at + timedelta(seconds=DELIVERY_LEASE_SECONDS)
+        if not leases.acquire(name, services.process_id, held_at, until):
+            return 0
+    try:
+        batch = services.store.undelivered(release_id=release_id)
+        if batch and _deliver_one(services, release_id, batch, failure, now):
+            return len(batch)
+        return 0
+    finally:
+        if leases is not None:
+            leases.release(name, services.process_id)
 
 
 def _deliver_one(

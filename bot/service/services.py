@@ -21,6 +21,7 @@ from bot.ports.ci import AbstractCI
 from bot.ports.clock import AbstractClock
 from bot.ports.evidence import AbstractEvidence
 from bot.ports.flags import AbstractFlags
+from bot.ports.leases import AbstractLeases
 from bot.ports.llm import AbstractLLM
 from bot.ports.locks import AbstractLocks
 from bot.ports.metrics import AbstractMetrics
@@ -50,6 +51,10 @@ class Services:
     tick_seconds: float = 10.0
     ci: AbstractCI | None = None  # a CI that builds on request (the embedded environment's)
     delivery_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Shared with the other processes on the database (none: this process is alone): who
+    # delivers a thread; ``process_id`` names this process in them.
+    leases: AbstractLeases | None = None
+    process_id: str = "this process"
 
     def ci_for(self, service: str) -> AbstractCI | None:
         """The CI that builds ``service`` on request: the embedded one where its config says

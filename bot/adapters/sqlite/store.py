@@ -333,13 +333,16 @@ class SqliteReleaseStore(AbstractReleaseStore):
             )
         ]
 
-    def undelivered(self, limit: int = 500, excluding: Collection[str] = ()) -> list[StoredEvent]:
+    def undelivered(
+        self, limit: int = 500, excluding: Collection[str] = (), release_id: str | None = None
+    ) -> list[StoredEvent]:
         skipped = list(excluding)
+        only, args = ("AND e.release_id = ? ", [release_id]) if release_id else ("", [])
         rows = self.db.query(
             "SELECT e.* FROM events e LEFT JOIN deliveries d ON d.event_id = e.id "
-            "WHERE d.event_id IS NULL "
+            f"WHERE d.event_id IS NULL {only}"
             f"AND e.release_id NOT IN ({', '.join('?' * len(skipped))}) ORDER BY e.id LIMIT ?",
-            [*skipped, limit],
+            [*args, *skipped, limit],
         )
         return [self._event(r) for r in rows]
 
