@@ -38,7 +38,7 @@ def written(path: Path, key: str | None = None) -> list[str]:
         path,
         clock_start=START,
         chat=TerminalChat(io.StringIO()),
-        audit_key=key.encode() if key else None,
+        **({"audit_key": key.encode()} if key else {}),
     )
     services = wiring.services
     try:
