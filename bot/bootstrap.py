@@ -32,6 +32,7 @@ from bot.adapters.sim.fleet import (
     SimulatorRouterSettings,
 )
 from bot.adapters.sim.profiles import Profiles, load_profiles
+from bot.adapters.sqlite import audit as sqlite_audit
 from bot.adapters.sqlite import checks as sqlite_checks
 from bot.adapters.sqlite import evidence as sqlite_evidence
 from bot.adapters.sqlite import flags as sqlite_flags
@@ -39,6 +40,7 @@ from bot.adapters.sqlite import leases as sqlite_leases
 from bot.adapters.sqlite import locks as sqlite_locks
 from bot.adapters.sqlite import series as sqlite_series
 from bot.adapters.sqlite import store as sqlite_store
+from bot.adapters.sqlite.audit import SqliteAuditTrail
 from bot.adapters.sqlite.checks import SqliteChecks
 from bot.adapters.sqlite.database import Database
 from bot.adapters.sqlite.evidence import SqliteEvidence
@@ -60,6 +62,7 @@ from bot.ports.traffic import AbstractTrafficRouter
 from bot.presenters import agent_line
 from bot.scheduler import Ticker, holder_id
 from bot.service import Services, report
+from bot.settings import audit_key_from_env
 from bot.telemetry import Telemetry
 
 if TYPE_CHECKING:  # imported when Slack is wired: slack_sdk costs every CLI start a quarter second
@@ -71,6 +74,7 @@ TICK_SECONDS = 10.0
 # The embedded tables, each migrated once at start-up (Slack's threads when Slack is wired).
 EMBEDDED_MIGRATIONS = (
     sqlite_store.migrations,
+    sqlite_audit.migrations,  # after the store's: it chains its events
     sqlite_flags.migrations,
     sqlite_checks.migrations,
     sqlite_evidence.migrations,
@@ -245,19 +249,22 @@ def bootstrap(
     config_path: Path | None = None,
     tick_seconds: float = TICK_SECONDS,
     llm: AbstractLLM | None = None,
+    audit_key: bytes | None = None,
 ) -> Wiring:
     """The embedded defaults: SQLite store, flags, locks and CI evidence, each service's
     metrics provider and traffic router as the config names them (the simulated fleet where
     it says ``simulator``), the rule planner, and the terminal as the chat (``chat``
     replaces it; ``slack`` puts Slack there). ``llm``: the agent's model (``llm_from_env``);
-    none means the rules do every agent step."""
+    none means the rules do every agent step. ``audit_key``: signs the audit chain; none reads
+    ``RELEASE_BOT_AUDIT_KEY`` (unset: hashes only)."""
+    key = audit_key if audit_key is not None else audit_key_from_env()
     config = load_config(config_path)
     targets = read_targets(config, config_path or DEFAULT_CONFIG)  # before anything opens
     profiles = load_profiles()
     database = Database(db_path)
     try:
         return _wire(database, config, targets, profiles, virtual_clock, clock_start, seed, chat,
-                     slack, tick_seconds, llm)  # fmt: skip
+                     slack, tick_seconds, llm, key)  # fmt: skip
     except BaseException:
         database.close()
         raise
@@ -275,9 +282,10 @@ def _wire(
     slack: SlackOptions | None,
     tick_seconds: float,
     llm: AbstractLLM | None,
+    audit_key: bytes | None,
 ) -> Wiring:
     database.migrate(*EMBEDDED_MIGRATIONS)
-    store = SqliteReleaseStore(database)
+    store = SqliteReleaseStore(database, audit_key)
     clock = VirtualClock(store, clock_start) if virtual_clock else RealClock()
     flags = SqliteFlags(database)
     checks = SqliteChecks(database)
@@ -316,6 +324,7 @@ def _wire(
         ci=SimulatedCI(checks, fleet),
         leases=SqliteLeases(database),
         process_id=holder_id(),
+        audit=SqliteAuditTrail(database, audit_key),
     )
     virtual = clock if isinstance(clock, VirtualClock) else None
     return Wiring(

@@ -684,3 +684,59 @@ def serve(env_file: str) -> None:
         serve_forever(load_settings(env_file), llm_from_env(env_file))
     except (SettingsError, ConfigError, LLMSettingsError) as exc:
         _fail(str(exc))
+
+
+@main.group(name="audit")
+def audit_group() -> None:
+    """Prove the audit trail: verify its hash chain, export it with its hashes."""
+
+
+def _audit_scope(services: Services, release_id: str | None) -> str | None:
+    """The release an ID (or prefix) names; as given when its release row is gone."""
+    if release_id is None:
+        return None
+    try:
+        return find(services, release_id).id
+    except ReleaseNotFound:
+        return release_id
+
+
+@audit_group.command(name="verify")
+@click.option("--release", "release_id", help="Only this release's events (an ID prefix too).")
+@db_option
+def audit_verify(release_id: str | None, db: str) -> None:
+    """Check every event's hash and link (and HMAC with RELEASE_BOT_AUDIT_KEY); print OK with
+    the count, or the first broken link, and exit 1."""
+    if not Path(db).is_file():
+        _fail(f"no database at {db}; pass --db PATH")
+    services = _wire(db).services
+    assert services.audit is not None
+    scope = _audit_scope(services, release_id)
+    verdict = services.audit.verify(scope)
+    if scope is not None and verdict.ok and verdict.count == 0:
+        _fail(f"no audit events of release {scope}; `release-bot list` shows the releases")
+    if not verdict.ok:
+        _fail(verdict.line())
+    click.echo(verdict.line())
+
+
+@audit_group.command(name="export")
+@click.option("--release", "release_id", help="Only this release's events (an ID prefix too).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write here (default: stdout).")
+@db_option
+def audit_export(release_id: str | None, out: str | None, db: str) -> None:
+    """Write the events as JSON Lines, one a line with its hashes, in chain order."""
+    if not Path(db).is_file():
+        _fail(f"no database at {db}; pass --db PATH")
+    services = _wire(db).services
+    assert services.audit is not None
+    records = services.audit.export(_audit_scope(services, release_id))
+    lines = "".join(r.model_dump_json() + "\n" for r in records)
+    if out is None:
+        click.echo(lines, nl=False)
+        return
+    try:
+        Path(out).write_text(lines, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror or exc}; give a writable --out FILE")
+    click.echo(f"wrote {len(records)} events to {out}", err=True)

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         default=None,
         description="HMAC secret CI jobs sign POST /evidence with; unset: uploads are off",
     )
+    release_bot_audit_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key signing the audit chain; unset: hashes only (see README)",
+    )
     port: int = Field(default=3000, ge=0, le=65535)
     host: str = "0.0.0.0"
 
@@ -111,3 +115,19 @@ def load_settings(env_file: str | Path | None = ".env") -> Settings:
         raise SettingsError(f"{name}: {first['msg']}") from None
     settings.check()
     return settings
+
+
+class AuditSettings(BaseSettings):
+    """The audit chain's key alone: every command reads it (not only ``serve``)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    release_bot_audit_key: SecretStr | None = None
+
+
+def audit_key_from_env(env_file: str | Path | None = ".env") -> bytes | None:
+    """``RELEASE_BOT_AUDIT_KEY`` from the environment (or ``env_file``); None when unset."""
+    key = _secret(AuditSettings(_env_file=env_file).release_bot_audit_key)
+    return key.encode() if key else None

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from statistics import fmean
 from typing import Literal
 
+from bot.domain.audit import AuditVerdict
 from bot.domain.base import Model
 from bot.domain.config import ServiceConfig
 from bot.domain.contract import (
@@ -20,6 +21,7 @@ from bot.domain.contract import (
     CanaryAnalysis,
     CanaryMetrics,
     Changelog,
+    Check,
     Communication,
     Compliance,
     Dashboard,
@@ -75,6 +77,7 @@ class ReportContext(Model):
     evidence: list[CheckEvidence]
     notified: bool  # the chat received the release's updates
     now: datetime
+    audit: AuditVerdict | None = None  # the audit chain, verified for this release
 
 
 def build_report(release: Release, events: Sequence[Event], ctx: ReportContext) -> ReleaseReport:
@@ -83,9 +86,12 @@ def build_report(release: Release, events: Sequence[Event], ctx: ReportContext) 
         release_id=release.id,
         version=release.version,
         status=status,
-        summary=_clip(_agent_summary(release) or summarise(release, events), SUMMARY_WORDS),
+        summary=_clip(
+            _audit_warning(ctx) + (_agent_summary(release) or summarise(release, events)),
+            SUMMARY_WORDS,
+        ),
         pre_deployment=PreDeployment(
-            checks=release.observed.checks,
+            checks=release.observed.checks + _audit_checks(ctx),
             artifacts=release.observed.artifacts or _unverified_artifacts(release),
             approvals=[
                 Approval(
@@ -108,6 +114,19 @@ def build_report(release: Release, events: Sequence[Event], ctx: ReportContext) 
         compliance=_compliance(release, ctx, events),
         next_actions=_agent_actions(release) or _next_actions(release, ctx),
     )
+
+
+def _audit_warning(ctx: ReportContext) -> str:
+    """A tampered trail leads the summary: nothing below it can be taken as recorded."""
+    if ctx.audit is None or ctx.audit.broken is None:
+        return ""
+    return f"The audit trail is broken at {ctx.audit.broken.line()}; do not trust this report. "
+
+
+def _audit_checks(ctx: ReportContext) -> list[Check]:
+    if ctx.audit is None or ctx.audit.broken is None:
+        return []
+    return [Check(check="audit_trail", status="fail", details=ctx.audit.broken.line())]
 
 
 def _iso_or_none(moment: datetime | None) -> str | None:

@@ -23,5 +23,6 @@ def report(services: Services, release_id: str) -> ReleaseReport:
         evidence=services.checks.results(release.request.service, release.version),
         notified=services.store.delivered_count(release_id) > 0,
         now=now,
+        audit=services.audit.verify(release_id) if services.audit else None,
     )
     return build_report(release, events, ctx)

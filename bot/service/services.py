@@ -15,6 +15,7 @@ from bot.domain.observations import (
     DependencyProbe,
 )
 from bot.domain.release import Event, Release
+from bot.ports.audit import AbstractAuditTrail
 from bot.ports.chat import AbstractChat
 from bot.ports.checks import AbstractChecks
 from bot.ports.ci import AbstractCI
@@ -50,6 +51,7 @@ class Services:
     llm: AbstractLLM  # the agent's model; NoLLM: the rules do every agent step
     tick_seconds: float = 10.0
     ci: AbstractCI | None = None  # a CI that builds on request (the embedded environment's)
+    audit: AbstractAuditTrail | None = None  # the audit trail's hash chain, verified
     delivery_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # Shared with the other processes on the database (none: this process is alone): who
     # delivers a thread; ``process_id`` names this process in them.

@@ -18,6 +18,7 @@ import sqlite_utils
 from pydantic import ValidationError
 from sqlite_utils import Migrations
 
+from bot.adapters.sqlite.audit import append_chained
 from bot.adapters.sqlite.database import Database
 from bot.domain.release import ACTIVE, Release
 from bot.ports.llm import LlmCall
@@ -186,8 +187,9 @@ def _ts(moment: datetime) -> str:
 
 
 class SqliteReleaseStore(AbstractReleaseStore):
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, audit_key: bytes | None = None) -> None:
         self.database = database
+        self.audit_key = audit_key  # signs the audit chain (RELEASE_BOT_AUDIT_KEY)
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -266,16 +268,21 @@ class SqliteReleaseStore(AbstractReleaseStore):
     def _append(self, release: Release) -> None:
         events = release.collect_events()
         if events:
-            self.db.table("events").insert_all(
-                {
-                    "release_id": release.id,
-                    "at": _ts(e.at),
-                    "actor": e.actor,
-                    "action": e.action,
-                    "details": e.details,
-                    "data": json.dumps(e.data, default=str),
-                }
-                for e in events
+            # Each event linked to the one before it (inside this unit of work's transaction).
+            append_chained(
+                self.db,
+                [
+                    {
+                        "release_id": release.id,
+                        "at": _ts(e.at),
+                        "actor": e.actor,
+                        "action": e.action,
+                        "details": e.details,
+                        "data": json.dumps(e.data, default=str),
+                    }
+                    for e in events
+                ],
+                self.audit_key,
             )
 
     def active_ids(self) -> list[str]:
