@@ -799,6 +799,10 @@ def serve(env_file: str) -> None:
         settings = load_settings(env_file)
         if config := _config_path():
             settings = settings.model_copy(update={"release_bot_config": config})
+        if problem := _db_path_problem(settings.release_bot_db):
+            _fail(problem.replace("--db", "RELEASE_BOT_DB", 1))
         serve_forever(settings, llm_from_env(env_file))
-    except (SettingsError, ConfigError, LLMSettingsError) as exc:
+    except (SettingsError, ConfigError, LLMSettingsError, SimulatorConfigError) as exc:
         _fail(str(exc))
+    except sqlite3.DatabaseError as exc:
+        _fail(_db_problem(str(settings.release_bot_db), exc).replace("--db", "RELEASE_BOT_DB", 1))
