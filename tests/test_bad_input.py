@@ -297,3 +297,12 @@ def test_a_release_id_that_is_not_there(tmp_path: Path) -> None:
         proc = cli(command, "rel-nope", "--db", str(tmp_path / "r.db"))
         assert proc.returncode == 1
         one_clear_line(proc, "no release 'rel-nope'")
+
+
+def test_a_config_that_cannot_be_read(shared_dir: Path) -> None:
+    config = shared_dir / "services.toml"
+    shutil.copy(ROOT / "data" / "services.toml", config)
+    config.chmod(0o000 if os.geteuid() != 0 else 0o600)  # root's own: nobody may read it
+    proc = cli_unprivileged("parse", LINE, "--config", str(config))
+    assert proc.returncode == 1
+    one_clear_line(proc, f"{config} cannot be read (permission denied)")
