@@ -34,12 +34,12 @@ demo: install
 		$(DEMO_FLAGS) --json-out data/demo-healthy.json
 	@echo "== 2/3 payments-api 2.4.2 whose error rate triples at 25% of traffic =="
 	$(BIN)/release-bot run 'payments-api 2.4.2 risk=medium ticket=CHG-1240 changes="new ledger client"' \
-		$(DEMO_FLAGS) --fault errors:3x@25 --json-out data/demo-faulty.json
+		$(DEMO_FLAGS) --fault errors:3x@25 --json-out data/demo-faulty.json || test $$? -eq 3  # 3: rolled back, as it should
 	@echo "== the rollback locked payments-api/prod: alice looks, then lifts the lock =="
 	$(BIN)/release-bot unlock payments-api/prod --as alice --db $(DEMO_DB)
 	@echo "== 3/3 payments-api 2.4.3 while payments-db is unhealthy: a critical gate fails =="
 	$(BIN)/release-bot run 'payments-api 2.4.3 risk=low ticket=CHG-1241 changes="fix receipt email" deps=payments-db:unhealthy' \
-		$(DEMO_FLAGS) --json-out data/demo-failed.json || true
+		$(DEMO_FLAGS) --json-out data/demo-failed.json || test $$? -eq 4  # 4: failed, as it should
 	@$(BIN)/python -m bot.demo_summary data/demo-healthy.json data/demo-faulty.json data/demo-failed.json
 
 # A real canary: two versions of a local service, HAProxy, a load generator and Prometheus.

@@ -120,7 +120,12 @@ def _time(value: Any) -> datetime:
         raise WindowLineError(problem) from None
     if moment.tzinfo is None:
         raise WindowLineError(problem)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # year 1 east of UTC, or year 9999 west of it
+        raise WindowLineError(
+            f"`t` {_show(value)} is out of range in UTC; use a real time (e.g. 2026-11-24T10:00:10Z)"
+        ) from None
 
 
 def _buckets(value: Any, requests: int, where: str) -> dict[str, int]:
@@ -299,7 +304,18 @@ def parse_recording(text: str) -> list[Window]:
         raise MalformedRecording(errors)
     ends = [t for _, t, _, _ in parsed]
     first_length = ends[1] - ends[0] if len(ends) > 1 else SINGLE_WINDOW
-    starts = [ends[0] - first_length, *ends[:-1]]
+    try:
+        starts = [ends[0] - first_length, *ends[:-1]]
+    except OverflowError:  # the first window starts one window length before its `t`
+        raise MalformedRecording(
+            [
+                LineError(
+                    parsed[0][0],
+                    f"`t` {_iso(ends[0])}: the window would start {first_length} earlier, "
+                    "before year 1; use real times (e.g. 2026-11-24T10:00:10Z)",
+                )
+            ]
+        ) from None
     return [
         Window(number, WindowSample(start=start, end=t, baseline=baseline, canary=canary))
         for (number, t, baseline, canary), start in zip(parsed, starts, strict=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from datetime import UTC, datetime
@@ -17,6 +19,7 @@ from pydantic import BaseModel
 
 from bot.adapters.llm.settings import LLMSettingsError
 from bot.adapters.sim.faults import FaultSpecError, parse_fault
+from bot.adapters.sim.profiles import SimulatorConfigError
 from bot.analyze import (
     MalformedRecording,
     analyze,
@@ -25,8 +28,9 @@ from bot.analyze import (
     summary_record,
     window_record,
 )
-from bot.bootstrap import DEFAULT_DB, Wiring, bootstrap, llm_from_env
-from bot.config import ConfigError, load_config
+from bot.bootstrap import DEFAULT_DB, Wiring, bootstrap, llm_from_env, read_targets
+from bot.config import DEFAULT_CONFIG, ConfigError, load_config
+from bot.domain.config import Config
 from bot.domain.contract import InsufficientContext, contract_json_schema
 from bot.domain.evidence import Kind as EvidenceKind
 from bot.domain.evidence import digest_of
@@ -53,12 +57,19 @@ from bot.service import (
 )
 from bot.service.evidence import add_evidence, list_evidence
 
+# Exit codes for scripts (README "Exit codes"); click's own usage errors exit 2 as well.
+EXIT_INPUT = 1  # bad input or a refusal: the message says what to fix
 EXIT_INSUFFICIENT = 2
+EXIT_ROLLED_BACK = 3
+EXIT_FAILED = 4
+EXIT_WAITING = 5  # waits for a human (approval, a pause) and no terminal to ask at
+EXIT_BY_OUTCOME = {"completed": 0, "rolled_back": EXIT_ROLLED_BACK, "failed": EXIT_FAILED}
 WAITING_STATES = ("awaiting_approval", "paused")
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+def _fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
+    for line in message.splitlines() or [""]:
+        click.echo(f"error: {line}", err=True)
     sys.exit(code)
 
 
@@ -74,24 +85,86 @@ def _user() -> str:
         return "cli"
 
 
-def _wire(db: str, **kwargs: Any) -> Wiring:
-    """Bootstrap on ``db`` with data/services.toml, or the file ``$RELEASE_BOT_CONFIG`` names
-    (as ``serve`` reads it)."""
-    config = os.environ.get("RELEASE_BOT_CONFIG")
+def _config_path() -> Path | None:
+    """The ``--config`` (or ``$RELEASE_BOT_CONFIG``) of this command, if given."""
+    given = click.get_current_context().meta.get("release_bot.config")
+    return Path(given) if given else None
+
+
+def _load_config() -> Config:
+    """The config, checked whole as ``bootstrap`` checks it, for commands that need no
+    database; a mistake is one line each."""
+    path = _config_path()
     try:
-        return bootstrap(db, llm=llm_from_env(), config_path=Path(config) if config else None,
-                         **kwargs)  # fmt: skip
-    except (ConfigError, LLMSettingsError) as exc:
+        config = load_config(path)
+        read_targets(config, path or DEFAULT_CONFIG)
+    except ConfigError as exc:
         _fail(str(exc))
+    return config
 
 
-db_option = click.option(
+def _wire(db: str, **kwargs: Any) -> Wiring:
+    """Bootstrap on ``db`` with data/services.toml, or the file ``--config`` or
+    ``$RELEASE_BOT_CONFIG`` names (as ``serve`` reads it)."""
+    if problem := _db_path_problem(Path(db)):
+        _fail(problem)
+    try:
+        return bootstrap(db, llm=llm_from_env(), config_path=_config_path(), **kwargs)
+    except (ConfigError, LLMSettingsError, SimulatorConfigError) as exc:
+        _fail(str(exc))
+    except sqlite3.DatabaseError as exc:  # opened, but not a database, or not writable
+        _fail(_db_problem(db, exc))
+
+
+def _db_path_problem(path: Path) -> str | None:
+    """What stops SQLite from opening ``path`` at all, said before it tries."""
+    if path.is_dir():
+        return f"--db {path} is a directory; give the path of a SQLite file (created if missing)"
+    if not path.parent.is_dir():
+        return f"--db {path}: the directory {path.parent} does not exist; create it first"
+    return None
+
+
+def _db_problem(db: str, exc: sqlite3.DatabaseError) -> str:
+    why = str(exc)
+    if "not a database" in why:
+        return (
+            f"--db {db} is not a SQLite database ({why}); give release-bot's database, or "
+            "a new path to create one"
+        )
+    if "readonly" in why or "unable to open" in why:
+        return (
+            f"--db {db} cannot be written ({why}); make the file and its directory writable "
+            f"(SQLite writes {Path(db).name}-wal and -shm beside it), or copy it elsewhere"
+        )
+    return f"--db {db}: {why}"
+
+
+def _remember_config(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta["release_bot.config"] = value
+
+
+config_option = click.option(
+    "--config",
+    envvar="RELEASE_BOT_CONFIG",
+    expose_value=False,
+    callback=_remember_config,
+    metavar="PATH",
+    help="The services config (default: data/services.toml).",
+)
+_db_only = click.option(
     "--db",
     default=str(DEFAULT_DB),
     show_default=True,
     envvar="RELEASE_BOT_DB",
     help="SQLite file holding releases, the audit trail and the simulator.",
 )
+
+
+def db_option(command: Any) -> Any:
+    """``--db`` and ``--config``: every command on the database reads the config too."""
+    return _db_only(config_option(command))
 
 
 class _Commands(click.Group):
@@ -110,14 +183,15 @@ def main() -> None:
 
 @main.command()
 @click.argument("text")
+@config_option
 def parse(text: str) -> None:
     """Parse a /release line (or the brief's pasted template) and print the request as JSON.
 
     Prints the insufficient_context object and exits 2 when something required is missing.
     """
     try:
-        result = parse_release(text, load_config())
-    except (ParseError, ConfigError) as exc:
+        result = parse_release(text, _load_config())
+    except ParseError as exc:
         _fail(str(exc), EXIT_INSUFFICIENT)
     click.echo(_dump(result))
     if isinstance(result, InsufficientContext):
@@ -192,7 +266,7 @@ def _answer_approval(services: Services, release: Release, approve_as: str | Non
         _fail(
             f"{release.id} waits for approval ({release.pending_approval}); pass --approve-as USER, "
             f"or run `release-bot approve {release.id} --as USER` and then `release-bot resume`",
-            3,
+            EXIT_WAITING,
         )
     click.echo(
         f"\n{release.id} needs approval for {release.pending_approval} from {', '.join(release.approvers)}."
@@ -216,7 +290,7 @@ def _answer_pause(services: Services, release: Release) -> Release:
         _fail(
             f"{release.id} is paused: {release.pause_reason}. Run `release-bot resume-release {release.id}` "
             f"or `release-bot rollback {release.id}`",
-            3,
+            EXIT_WAITING,
         )
     click.echo(f"\n{release.id} is paused: {release.pause_reason}")
     while True:
@@ -232,13 +306,48 @@ def _answer_pause(services: Services, release: Release) -> Release:
             click.echo(f"not accepted: {exc}")
 
 
-def _emit_report(services: Services, release_id: str, json_out: str | None) -> None:
+def _check_json_out(json_out: str | None) -> None:
+    """Refuse a --json-out the report could not be written to, before the release runs."""
+    if json_out is None:
+        return
+    path = Path(json_out)
+    if not path.parent.is_dir():
+        _fail(f"--json-out {json_out}: the directory {path.parent} does not exist; create it first")
+    existed = path.exists()
+    try:
+        with path.open("a"):
+            pass
+    except OSError as exc:
+        _fail(f"--json-out {json_out} cannot be written ({exc.strerror or exc}); give another path")
+    if not existed:
+        path.unlink()
+
+
+def _emit_report(services: Services, release_id: str, json_out: str | None) -> bool:
+    """Write (or print) the report; False when --json-out failed: it is printed instead, never
+    lost."""
     text = _dump(report(services, release_id))
     if json_out:
-        Path(json_out).write_text(text + "\n")
+        try:
+            Path(json_out).write_text(text + "\n")
+        except OSError as exc:
+            click.echo(text)
+            click.echo(
+                f"error: the report could not be written to {json_out} "
+                f"({exc.strerror or exc}); it is printed above",
+                err=True,
+            )
+            return False
         click.echo(f"report written to {json_out}")
     else:
         click.echo(text)
+    return True
+
+
+def _exit_for(final: Release, written: bool) -> NoReturn:
+    """Exit with the release's outcome (README "Exit codes"); a report that could not be
+    written is an input error even when the release completed."""
+    sys.exit(EXIT_BY_OUTCOME.get(final.status, EXIT_FAILED) if written else EXIT_INPUT)
 
 
 @main.command()
@@ -284,13 +393,18 @@ def run(
     crash_after_ticks: int | None,
 ) -> None:
     """Run a whole release on the simulator with the virtual clock, printing the thread."""
-    if speed is not None and speed <= 0:
+    if speed is not None and not (math.isfinite(speed) and speed > 0):
         _fail("--speed is virtual seconds per real second and must be positive, e.g. --speed 60")
+    _check_json_out(json_out)
     for spec in faults:
         try:
             parse_fault(spec)
         except FaultSpecError as exc:
             _fail(str(exc))
+    if clock_start is not None and not 1970 <= clock_start.year <= 9000:
+        _fail(
+            f"--clock-start {clock_start:%Y-%m-%d} is out of range; give a UTC time such as 2026-11-24T14:00:00Z"
+        )
     start = clock_start.replace(tzinfo=UTC) if clock_start else None
     wiring = _wire(db, clock_start=start, seed=seed)
     services = wiring.services
@@ -318,7 +432,7 @@ def run(
         _fail(str(exc))
     assert isinstance(started, Release)
     final = _drive(wiring, started.id, approve_as, speed, crash_after_ticks)
-    _emit_report(services, final.id, json_out)
+    _exit_for(final, _emit_report(services, final.id, json_out))
 
 
 @main.command(name="resume")
@@ -329,19 +443,27 @@ def run(
 )
 @click.option("--json-out", type=click.Path(dir_okay=False), help="Write the last report here.")
 def resume_all(db: str, approve_as: str | None, speed: float | None, json_out: str | None) -> None:
-    """Carry every unfinished release in the database to its end (after a crash)."""
+    """Carry every unfinished release in the database to its end (after a crash); exits as
+    `run` does, with the worst outcome when it finishes several."""
+    if speed is not None and not (math.isfinite(speed) and speed > 0):
+        _fail("--speed is virtual seconds per real second and must be positive, e.g. --speed 60")
     if not Path(db).exists():
         _fail(f"no database at {db}; pass --db PATH of the run to resume")
+    _check_json_out(json_out)
     wiring = _wire(db)
     services = wiring.services
     ids = services.store.active_ids()
     if not ids:
         click.echo("nothing to resume: no unfinished releases")
         return
+    codes = [0]
     for release_id in ids:
         click.echo(f"resuming {release_id}")
         final = _drive(wiring, release_id, approve_as, speed, None)
-        _emit_report(services, final.id, json_out)
+        written = _emit_report(services, final.id, json_out)
+        codes.append(EXIT_BY_OUTCOME.get(final.status, EXIT_FAILED) if written else EXIT_INPUT)
+    # failed (4) outranks rolled back (3), which outranks completed (0); input errors (1) last
+    sys.exit(max(codes, key=lambda code: (code != EXIT_INPUT, code)))
 
 
 def _release_command(action: str) -> Any:
@@ -669,6 +791,7 @@ def worker(db: str, real_clock: bool) -> None:
 
 @main.command()
 @click.option("--env-file", default=".env", show_default=True, help="Read settings from here too.")
+@config_option
 def serve(env_file: str) -> None:
     """Serve the Slack app (HTTP on $PORT, or Socket Mode with SLACK_APP_TOKEN) and run the
     reconcile tick in the same process (the Procfile's web process)."""
@@ -681,9 +804,16 @@ def serve(env_file: str) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        serve_forever(load_settings(env_file), llm_from_env(env_file))
-    except (SettingsError, ConfigError, LLMSettingsError) as exc:
+        settings = load_settings(env_file)
+        if config := _config_path():
+            settings = settings.model_copy(update={"release_bot_config": config})
+        if problem := _db_path_problem(settings.release_bot_db):
+            _fail(problem.replace("--db", "RELEASE_BOT_DB", 1))
+        serve_forever(settings, llm_from_env(env_file))
+    except (SettingsError, ConfigError, LLMSettingsError, SimulatorConfigError) as exc:
         _fail(str(exc))
+    except sqlite3.DatabaseError as exc:
+        _fail(_db_problem(str(settings.release_bot_db), exc).replace("--db", "RELEASE_BOT_DB", 1))
 
 
 @main.group(name="audit")

@@ -12,11 +12,11 @@ from statistics import NormalDist
 
 from pydantic import Field, field_validator
 
-from bot.config import read_toml_model
+from bot.config import data_file, read_toml_model
 from bot.domain.base import Model
 from bot.domain.request import DependencyHealth
 
-DEFAULT_PROFILES = Path(__file__).resolve().parents[3] / "data" / "simulator.toml"
+DEFAULT_PROFILES = data_file("simulator.toml")
 
 
 class SimulatorConfigError(Exception):
