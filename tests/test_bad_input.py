@@ -104,6 +104,8 @@ CONFIG_COMMANDS: list[tuple[str, ...]] = [
     ("locks", "--db", "{db}"),
     ("evidence", "list", "payments-api", "2.4.1", "--db", "{db}"),
     ("evidence", "add", "payments-api", "2.4.1", "{file}", "--db", "{db}"),
+    ("audit", "verify", "--db", "{db}"),
+    ("audit", "export", "--db", "{db}"),
     ("resume", "--db", "{db}"),
     ("worker", "--db", "{db}"),
     ("serve",),
@@ -152,7 +154,7 @@ def test_every_command_that_reads_the_config_takes_config() -> None:
         if not any(p.name == "config" for p in command.params)
     )
     assert without == ["analyze", "schema"]  # they read no config
-    tested = {" ".join(c[:2]) if c[0] == "evidence" else c[0] for c in CONFIG_COMMANDS}
+    tested = {" ".join(c[:2]) if c[0] in ("evidence", "audit") else c[0] for c in CONFIG_COMMANDS}
     assert tested >= {" ".join(p) for p, _ in leaves(main)} - {"analyze", "schema"}
 
 
