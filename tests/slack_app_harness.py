@@ -120,6 +120,13 @@ class RunningApp:
     def click(
         self, action_id: str, release_id: str, user: str, message: dict[str, Any], name: str
     ) -> int:
+        status, _ = self.send(self.click_body(action_id, release_id, user, message, name))
+        return status
+
+    def click_body(
+        self, action_id: str, release_id: str, user: str, message: dict[str, Any], name: str
+    ) -> str:
+        """The body Slack posts for a click on ``message``'s button ``action_id``."""
         block_id = next(
             (
                 b.get("block_id", "")
@@ -129,7 +136,7 @@ class RunningApp:
             ),
             "",
         )
-        body = block_action_body(
+        return block_action_body(
             action_id,
             release_id,
             user,
@@ -139,8 +146,6 @@ class RunningApp:
             message_blocks=message.get("blocks", []),
             block_id=block_id,
         )
-        status, _ = self.send(body)
-        return status
 
     # -- the engine's side -----------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from bot.ports.seen import AbstractSeenRequests
 from bot.service import Services
 from bot.slack.chat import SlackChat, SlackThreads
 from bot.slack.home import HomeTabs
@@ -33,6 +34,7 @@ class SlackServices:
     threads: SlackThreads
     home: HomeTabs
     background: ThreadPoolExecutor
+    seen: AbstractSeenRequests  # requests already acted on (handlers/replay.py)
 
     def later(self, work: Callable[[], None], reply: Reply) -> Future[None]:
         """Run ``work`` after the ack. A failure the work did not turn into a message is
