@@ -2,14 +2,18 @@
 
 Over HTTP, a signed request posted again inside Slack's five-minute window passes Bolt's
 signature check: its signature is recorded in the database (``AbstractSeenRequests``, so
-every process sharing it agrees), and a signature seen before is answered 200 and goes no
-further. After the window, Bolt refuses the old timestamp (401) as before.
+every process sharing it agrees), and the work of a signature seen before does not run.
+After the window, Bolt refuses the old timestamp (401) as before.
 
 Slack delivers an event again when it thinks the first delivery was not received (over HTTP
 with ``X-Slack-Retry-Num`` and a fresh signature; over Socket Mode with ``retry_attempt``):
 the ``event_id`` is recorded too. Socket Mode has no signatures: a request is recorded by a
 digest of its payload (each carries a ``trigger_id`` or an ``action_ts`` of its own), so an
 envelope delivered again is acted on once.
+
+The middleware only names the request (``Once``, in the listener's ``context``); the check
+runs in ``SlackServices.later``, after the ack, so a replay is acked 200 like any request
+and nothing tells the sender it was ignored.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from slack_bolt import BoltRequest, BoltResponse
+from slack_bolt import BoltContext, BoltRequest
 
-from bot.ports.seen import AbstractSeenRequests
+from bot.slack.context import Once
 
 log = logging.getLogger(__name__)
 
@@ -34,28 +38,28 @@ SIGNED_WINDOW = timedelta(minutes=6)
 # Slack retries an event three times within about five minutes; an hour is ample.
 EVENT_RETRIES_WITHIN = timedelta(hours=1)
 UNSIGNED = ("url_verification", "ssl_check")  # no action: Bolt lets them through unsigned
+ONCE = "once"  # the context key listeners read: ``once_of(context)``
 
 Next = Callable[[], None]
 
 
-def once_per_request(
-    seen: AbstractSeenRequests, clock: Callable[[], float] = time.time
-) -> Callable[..., BoltResponse | None]:
-    """A global middleware, after Bolt's signature check: a request (or event) seen before
-    is acked (200, so Slack stops retrying) and reaches no listener."""
+def name_each_request(clock: Callable[[], float] = time.time) -> Callable[..., None]:
+    """A global middleware, after Bolt's signature check: puts the request's ``Once`` in
+    the context, for ``SlackServices.later``."""
 
-    def middleware(req: BoltRequest, body: dict[str, Any], next: Next) -> BoltResponse | None:
+    def middleware(req: BoltRequest, body: dict[str, Any], next: Next) -> None:
         now = datetime.fromtimestamp(clock(), UTC)
         keys = _keys(req, body, now)
-        # every key recorded, not only up to the first seen one
-        repeated = [key for key, until in keys if not seen.first(key, now, until)]
-        if repeated:
-            _log_ignored(req, body, repeated)
-            return BoltResponse(status=200, body="")
+        if keys:
+            req.context[ONCE] = Once(tuple(keys), now, _repeated(req, body))
         next()
-        return None
 
     return middleware
+
+
+def once_of(context: BoltContext) -> Once | None:
+    once = context.get(ONCE)
+    return once if isinstance(once, Once) else None
 
 
 def _keys(req: BoltRequest, body: dict[str, Any], now: datetime) -> list[tuple[str, datetime]]:
@@ -89,11 +93,16 @@ def _header(req: BoltRequest, name: str) -> str:
     return values[0]
 
 
-def _log_ignored(req: BoltRequest, body: dict[str, Any], repeated: list[str]) -> None:
-    event_id = body.get("event_id")
-    if any(key.startswith("event:") for key in repeated):
-        retry = _header(req, "x-slack-retry-num") or "?"
-        reason = _header(req, "x-slack-retry-reason") or "?"
-        log.info("event %s delivered again (retry %s, %s): ignored", event_id, retry, reason)
-    else:
-        log.warning("a %s request seen before (a replay): ignored", body.get("type") or "command")
+def _repeated(req: BoltRequest, body: dict[str, Any]) -> Callable[[list[str]], None]:
+    retry = _header(req, "x-slack-retry-num") or "?"
+    reason = _header(req, "x-slack-retry-reason") or "?"
+    kind = body.get("type") or "command"
+
+    def say(keys: list[str]) -> None:
+        if any(key.startswith("event:") for key in keys):
+            event_id = body.get("event_id")
+            log.info("event %s delivered again (retry %s, %s): ignored", event_id, retry, reason)
+        else:
+            log.warning("a %s request seen before (a replay): ignored", kind)
+
+    return say

@@ -7,9 +7,10 @@ an hour of virtual time runs in seconds. Requests are real HTTP, signed like Sla
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,13 @@ class RunningApp:
         )
 
     # -- the engine's side -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def database_held(self) -> Iterator[None]:
+        """The database held, as a tick's long unit of work holds it: no work of the app
+        that goes through it runs meanwhile (this thread's own reads do)."""
+        with self.wired.wiring.database.lock:
+            yield
 
     def tick(self, n: int = 1) -> None:
         """The ticker's jobs, in turn (the narration has its own thread in production); each

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot.domain.release import CommandRejected, Release
@@ -21,6 +21,7 @@ from bot.service import approve, pause, promote_now, reject, resume, rollback
 from bot.slack import blocks
 from bot.slack.context import SlackServices
 from handlers.commands import EXPECTED, open_form
+from handlers.replay import once_of
 
 Action = Callable[[SlackServices, str, str], Release]
 
@@ -54,7 +55,9 @@ def register(app: App, slack: SlackServices) -> None:
 
 
 def _button(slack: SlackServices, verb: str, action: Action) -> Callable[..., None]:
-    def handle(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    def handle(
+        ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient, context: BoltContext
+    ) -> None:
         ack()
         user = body["user"]["id"]
         release_id = body["actions"][0]["value"]
@@ -74,7 +77,7 @@ def _button(slack: SlackServices, verb: str, action: Action) -> Callable[..., No
             if channel and message.get("ts"):
                 _replace_buttons(client, channel, message, verb, user)
 
-        slack.later(work, say)
+        slack.later(work, say, once_of(context))
 
     return handle
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
 from bot.domain.release import Release
@@ -20,6 +20,7 @@ from bot.service import answer_why, pause, rollback
 from bot.slack.context import SlackServices
 from bot.slack.kit import esc
 from handlers.commands import EXPECTED
+from handlers.replay import once_of
 
 MENTION = re.compile(r"<@[A-Z0-9]+>")
 HELP = (
@@ -32,7 +33,7 @@ Say = Callable[[str], None]
 
 def register(app: App, slack: SlackServices) -> None:
     @app.event("app_mention")
-    def mention(event: dict[str, Any], client: WebClient) -> None:
+    def mention(event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         channel, user = event["channel"], event.get("user", "")
         thread_ts = event.get("thread_ts")
 
@@ -40,7 +41,9 @@ def register(app: App, slack: SlackServices) -> None:
             client.chat_postMessage(channel=channel, thread_ts=thread_ts or event["ts"], text=text)
 
         slack.later(
-            lambda: answer(slack, channel, thread_ts, user, event.get("text", ""), say), say
+            lambda: answer(slack, channel, thread_ts, user, event.get("text", ""), say),
+            say,
+            once_of(context),
         )
 
     @app.event("app_home_opened")
