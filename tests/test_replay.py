@@ -12,22 +12,27 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 
 from bot.adapters.sqlite import seen
 from bot.adapters.sqlite.database import Database
 from bot.adapters.sqlite.seen import SqliteSeenRequests
+from bot.serve.wiring import wire
 from bot.slack import blocks
 from tests.fake_slack import FakeSlack
+from tests.fake_socket_mode import FakeSocketMode
 from tests.slack_app_harness import (
     ALICE,
     BOB,
     CHANNEL,
+    CLOCK_START,
     DAVE,
     SECRET,
     RunningApp,
     blocks_text,
+    settings_for,
     wait_until,
 )
 from tests.slack_signing import post, signed_headers, slash_command_body
@@ -214,3 +219,41 @@ def test_what_is_seen_is_forgotten_after_its_window() -> None:
     keys = [r["key"] for r in database.db.query("SELECT key FROM seen_requests ORDER BY key")]
     assert keys == ["event:Ev1", "signature:b"]  # "a" purged as it went
     assert store.first("signature:a", after, after + timedelta(minutes=6))
+
+
+def test_an_envelope_delivered_again_over_socket_mode_acts_once(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    """No signatures over Socket Mode: the same payload in a new envelope is the same
+    request, acked and ignored."""
+    with FakeSocketMode() as socket_mode:
+        fake.socket_url = socket_mode.url
+        settings = settings_for(
+            fake,
+            tmp_path,
+            slack_app_token="xapp-1-A0APP-1-fake",
+            slack_signing_secret=None,
+            release_bot_tick_seconds=300,  # no real tick fires during the test
+        )
+        wired = wire(settings, virtual_clock=True, clock_start=CLOCK_START)
+        wired.server.start()
+        try:
+            socket_mode.wait_connected()
+            body = slash_command_body(
+                "lock prod freeze", BOB, CHANNEL, response_url=fake.response_url("lock")
+            )
+            payload = dict(parse_qsl(body, keep_blank_values=True))
+            for _ in range(2):
+                envelope = socket_mode.push("slash_commands", payload)
+                assert socket_mode.wait_ack(envelope, timeout=30)["envelope_id"] == envelope
+            other = slash_command_body(
+                "status", BOB, CHANNEL, response_url=fake.response_url("status")
+            )
+            socket_mode.push("slash_commands", dict(parse_qsl(other, keep_blank_values=True)))
+            wait_until(lambda: fake.responses("status"), what="the answer to another command")
+            wired.slack.background.shutdown(wait=True)
+            assert len(fake.responses("lock")) == 1
+            assert [c.action for c in wired.wiring.services.locks.history()] == ["locked"]
+        finally:
+            wired.server.stop()
+            wired.wiring.close()
