@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.ports.seen import AbstractSeenRequests
@@ -23,6 +23,7 @@ from bot.slack.home import HomeTabs
 
 log = logging.getLogger(__name__)
 BACKGROUND_THREADS = 4
+FORM_THREADS = 2  # views.open only: a trigger_id lasts 3 s, so never behind the slow work
 
 Reply = Callable[[str], None]
 
@@ -56,6 +57,9 @@ class SlackServices:
     home: HomeTabs
     background: ThreadPoolExecutor
     seen: AbstractSeenRequests  # requests already acted on (handlers/replay.py)
+    forms: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(FORM_THREADS, "release-bot-forms")
+    )
 
     def later(self, work: Callable[[], None], reply: Reply, once: Once | None) -> Future[None]:
         """Run ``work`` after the ack, unless ``once`` says the request was seen before (a
@@ -63,16 +67,28 @@ class SlackServices:
         traceback and the user is told, rather than left waiting."""
 
         def run() -> None:
-            try:
-                if once is None or once.first(self.seen):
-                    work()
-            except Exception as exc:  # the last stop before a worker thread swallows it
-                log.exception("background work failed")
-                reply(f"Something went wrong on our side ({type(exc).__name__}); it is logged.")
+            if once is None or once.first(self.seen):
+                work()
 
-        return self.background.submit(run)
+        return self.background.submit(_reported, run, reply)
+
+    def promptly(self, work: Callable[[], None], reply: Reply) -> Future[None]:
+        """Run ``work`` (a ``views.open``) after the ack on a pool of its own: a trigger_id
+        expires 3 s after the click, too soon to wait behind releases starting."""
+        return self.forms.submit(_reported, work, reply)
 
     def close(self) -> None:
         """Stop publishing Home tabs and finish the work already handed over."""
         self.home.close()
+        self.forms.shutdown(wait=True)
         self.background.shutdown(wait=True)
+
+
+def _reported(work: Callable[[], object], reply: Reply) -> None:
+    """Run ``work``; a failure it did not turn into a message is logged with its traceback
+    and the user is told, rather than left waiting."""
+    try:
+        work()
+    except Exception as exc:  # the last stop before a worker thread swallows it
+        log.exception("background work failed")
+        reply(f"Something went wrong on our side ({type(exc).__name__}); it is logged.")

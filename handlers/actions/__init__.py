@@ -46,12 +46,17 @@ def register(app: App, slack: SlackServices) -> None:
         app.action(action_id)(_button(slack, verb, action))
 
     @app.action(blocks.OPEN_MODAL)
-    def open_modal(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    def open_modal(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
         value = body["actions"][0].get("value") or "{}"
         prefill = json.loads(value) if value.startswith("{") else {"line": value}
         channel = (body.get("channel") or {}).get("id") or ""
-        open_form(slack, client, body["trigger_id"], prefill, channel)
+        trigger = body["trigger_id"]
+
+        def say(text: str) -> None:
+            respond(text=text, response_type="ephemeral", replace_original=False)
+
+        slack.promptly(lambda: open_form(slack, client, trigger, prefill, channel), say)
 
 
 def _button(slack: SlackServices, verb: str, action: Action) -> Callable[..., None]:

@@ -56,7 +56,8 @@ def register(app: App, slack: SlackServices) -> None:
             respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
 
         if not text:  # the form: views.open needs the trigger_id within 3 s, so not later
-            open_form(slack, client, command["trigger_id"], {}, channel)
+            trigger = command["trigger_id"]
+            slack.promptly(lambda: open_form(slack, client, trigger, {}, channel), say)
             return
         slack.later(lambda: run(slack, text, user, channel, say), say, once_of(context))
 

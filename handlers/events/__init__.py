@@ -47,14 +47,19 @@ def register(app: App, slack: SlackServices) -> None:
         )
 
     @app.event("app_home_opened")
-    def home(event: dict[str, Any]) -> None:
+    def home(event: dict[str, Any], context: BoltContext) -> None:
         """Published now, and again as releases move while the user is remembered."""
         if event.get("tab", "home") == "home":
-            slack.home.opened(event["user"])
+            user = event["user"]
+            slack.later(lambda: slack.home.opened(user), _nobody, once_of(context))
 
     @app.event("message")
     def ignore_messages() -> None:
         """Plain channel messages are not for us; acknowledged so Slack does not retry."""
+
+
+def _nobody(text: str) -> None:
+    """No one to tell: an App Home that fails to publish is in the log."""
 
 
 def answer(
