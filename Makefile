@@ -62,7 +62,8 @@ bench-judge: install
 bench-tick: install
 	$(BIN)/python -m bench.tick_bench
 
-# /release ack latency: 50 signed commands at once to the running app on loopback.
+# Ack latency per kind (release line, dry-run, status, lock, unlock, help, a click): bursts of
+# 50 signed requests at once to the running app on loopback, p99 against 100 ms.
 bench-ack: install
 	$(BIN)/python -m bench.ack_bench
 

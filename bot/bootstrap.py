@@ -38,6 +38,7 @@ from bot.adapters.sqlite import evidence as sqlite_evidence
 from bot.adapters.sqlite import flags as sqlite_flags
 from bot.adapters.sqlite import leases as sqlite_leases
 from bot.adapters.sqlite import locks as sqlite_locks
+from bot.adapters.sqlite import seen as sqlite_seen
 from bot.adapters.sqlite import series as sqlite_series
 from bot.adapters.sqlite import store as sqlite_store
 from bot.adapters.sqlite.audit import SqliteAuditTrail
@@ -47,6 +48,7 @@ from bot.adapters.sqlite.evidence import SqliteEvidence
 from bot.adapters.sqlite.flags import SqliteFlags
 from bot.adapters.sqlite.leases import SqliteLeases
 from bot.adapters.sqlite.locks import SqliteLocks
+from bot.adapters.sqlite.seen import SqliteSeenRequests
 from bot.adapters.sqlite.series import SqliteSeries
 from bot.adapters.sqlite.store import SqliteReleaseStore
 from bot.adapters.terminal import TerminalChat
@@ -84,6 +86,7 @@ EMBEDDED_MIGRATIONS = (
     sim_fleet.migrations,
     haproxy_router.migrations,
     webhook_router.migrations,
+    sqlite_seen.migrations,
 )
 # Each port's adapters by the name a service's table gives them, with their settings schema.
 METRICS_PROVIDERS: dict[str, type[AdapterSettings]] = {
@@ -385,6 +388,7 @@ def _slack_parts(
         post_interval=options.post_interval,
         observers=[lambda _release: home.changed()],
     )
+    seen = SqliteSeenRequests(database)
     return _SlackParts(
-        chat, lambda services: SlackServices(services, chat, threads, home, background)
+        chat, lambda services: SlackServices(services, chat, threads, home, background, seen)
     )

@@ -10,9 +10,11 @@ from slack_bolt import App
 
 from bot.slack.context import SlackServices
 from handlers import actions, commands, events, views
+from handlers.replay import name_each_request
 
 
 def register_all(app: App, slack: SlackServices) -> None:
+    app.middleware(name_each_request())  # its work runs once: see handlers/replay.py
     commands.register(app, slack)
     actions.register(app, slack)
     views.register(app, slack)

@@ -7,9 +7,10 @@ an hour of virtual time runs in seconds. Requests are real HTTP, signed like Sla
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,13 @@ class RunningApp:
     def click(
         self, action_id: str, release_id: str, user: str, message: dict[str, Any], name: str
     ) -> int:
+        status, _ = self.send(self.click_body(action_id, release_id, user, message, name))
+        return status
+
+    def click_body(
+        self, action_id: str, release_id: str, user: str, message: dict[str, Any], name: str
+    ) -> str:
+        """The body Slack posts for a click on ``message``'s button ``action_id``."""
         block_id = next(
             (
                 b.get("block_id", "")
@@ -129,7 +137,7 @@ class RunningApp:
             ),
             "",
         )
-        body = block_action_body(
+        return block_action_body(
             action_id,
             release_id,
             user,
@@ -139,10 +147,15 @@ class RunningApp:
             message_blocks=message.get("blocks", []),
             block_id=block_id,
         )
-        status, _ = self.send(body)
-        return status
 
     # -- the engine's side -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def database_held(self) -> Iterator[None]:
+        """The database held, as a tick's long unit of work holds it: no work of the app
+        that goes through it runs meanwhile (this thread's own reads do)."""
+        with self.wired.wiring.database.lock:
+            yield
 
     def tick(self, n: int = 1) -> None:
         """The ticker's jobs, in turn (the narration has its own thread in production); each

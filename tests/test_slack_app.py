@@ -17,7 +17,6 @@ import pytest
 
 from bot.slack import blocks
 from bot.slack.views import release_modal
-from handlers.events import SeenEvents
 from tests.fake_slack import FakeSlack
 from tests.slack_app_harness import (
     ALICE,
@@ -580,7 +579,7 @@ def test_a_busy_tick_does_not_flood_views_publish(fake: FakeSlack, tmp_path: Pat
 def test_a_retried_mention_is_answered_once(
     app: RunningApp, fake: FakeSlack, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="handlers.events")
+    caplog.set_level(logging.INFO, logger="handlers.replay")
     top = start(app, fake)
     mention = {
         "type": "app_mention",
@@ -614,14 +613,3 @@ def test_a_retried_mention_is_answered_once(
     )
     app.wired.slack.background.shutdown(wait=True)  # anything still queued has run
     assert len(answers()) == 1
-
-
-def test_seen_events_forget_after_a_while_and_stay_bounded() -> None:
-    now = [0.0]
-    seen = SeenEvents(keep_for=60, max_size=3, clock=lambda: now[0])
-    assert seen.first("Ev1") and not seen.first("Ev1")
-    now[0] = 61
-    assert seen.first("Ev1")  # long gone: Slack stopped retrying it
-    for event_id in ("Ev2", "Ev3", "Ev4"):
-        assert seen.first(event_id)
-    assert seen.first("Ev1")  # pushed out by the newer three

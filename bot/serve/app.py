@@ -35,6 +35,9 @@ def build_app(settings: Settings, slack: SlackServices, client: WebClient) -> Ap
             request_verification_enabled=settings.mode == "http",
             listener_executor=ThreadPoolExecutor(LISTENER_THREADS, "release-bot-listener"),
             raise_error_for_unhandled_request=False,
+            # Every listener acks and hands its work over at once: the response leaves when
+            # the listener returns, not at Bolt's next 10 ms poll for the ack.
+            process_before_response=True,
         )
     except BoltError as exc:
         raise SettingsError(f"Slack refused SLACK_BOT_TOKEN at start-up: {exc}") from None

@@ -63,6 +63,10 @@ class WebApp:
                 self.telemetry.http.labels(path=path, status=status.split()[0]).inc()
                 return start_response(status, headers, *exc_info)
 
+            refused = _bad_timestamp(environ)
+            if refused is not None:
+                counted("401 Unauthorized", [("Content-Type", "text/plain")])
+                return [refused]
             return self.slack(environ, counted)
         if path == "/evidence":
             status, content_type, body = self.evidence.handle(environ)
@@ -80,6 +84,22 @@ class WebApp:
         if path == "/metrics":
             return "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.telemetry.registry)
         return "404 Not Found", "text/plain", b"Not Found\n"
+
+
+def _bad_timestamp(environ: dict[str, Any]) -> bytes | None:
+    """One line for a timestamp that is not a number, which Bolt's check would raise on
+    (a 500); a missing one Bolt refuses itself."""
+    stamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
+    if stamp is None:
+        return None
+    try:
+        int(stamp)
+    except ValueError:
+        return (
+            f"X-Slack-Request-Timestamp {stamp[:40]!r} is not a number: send the Unix time "
+            "in seconds the request was signed at, as Slack does\n"
+        ).encode()
+    return None
 
 
 def _label(path: str) -> str:

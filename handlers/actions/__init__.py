@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot.domain.release import CommandRejected, Release
@@ -21,6 +21,7 @@ from bot.service import approve, pause, promote_now, reject, resume, rollback
 from bot.slack import blocks
 from bot.slack.context import SlackServices
 from handlers.commands import EXPECTED, open_form
+from handlers.replay import once_of
 
 Action = Callable[[SlackServices, str, str], Release]
 
@@ -45,16 +46,23 @@ def register(app: App, slack: SlackServices) -> None:
         app.action(action_id)(_button(slack, verb, action))
 
     @app.action(blocks.OPEN_MODAL)
-    def open_modal(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    def open_modal(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
         value = body["actions"][0].get("value") or "{}"
         prefill = json.loads(value) if value.startswith("{") else {"line": value}
         channel = (body.get("channel") or {}).get("id") or ""
-        open_form(slack, client, body["trigger_id"], prefill, channel)
+        trigger = body["trigger_id"]
+
+        def say(text: str) -> None:
+            respond(text=text, response_type="ephemeral", replace_original=False)
+
+        slack.promptly(lambda: open_form(slack, client, trigger, prefill, channel), say)
 
 
 def _button(slack: SlackServices, verb: str, action: Action) -> Callable[..., None]:
-    def handle(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    def handle(
+        ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient, context: BoltContext
+    ) -> None:
         ack()
         user = body["user"]["id"]
         release_id = body["actions"][0]["value"]
@@ -74,7 +82,7 @@ def _button(slack: SlackServices, verb: str, action: Action) -> Callable[..., No
             if channel and message.get("ts"):
                 _replace_buttons(client, channel, message, verb, user)
 
-        slack.later(work, say)
+        slack.later(work, say, once_of(context))
 
     return handle
 

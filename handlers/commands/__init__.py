@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot import commands as cmd
@@ -33,6 +33,7 @@ from bot.service import (
 from bot.slack.blocks import help_blocks, missing_fields
 from bot.slack.context import SlackServices
 from bot.slack.views import release_modal
+from handlers.replay import once_of
 
 Say = Callable[..., None]  # (text, blocks=None): an ephemeral reply
 EXPECTED = (CommandRejected, ReleaseNotFound, StaleRelease, ParseError, cmd.CommandError)
@@ -41,7 +42,11 @@ EXPECTED = (CommandRejected, ReleaseNotFound, StaleRelease, ParseError, cmd.Comm
 def register(app: App, slack: SlackServices) -> None:
     @app.command("/release")
     def release_command(
-        ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient
+        ack: Ack,
+        command: dict[str, Any],
+        respond: Respond,
+        client: WebClient,
+        context: BoltContext,
     ) -> None:
         ack()
         user, channel = command["user_id"], command["channel_id"]
@@ -51,9 +56,10 @@ def register(app: App, slack: SlackServices) -> None:
             respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
 
         if not text:  # the form: views.open needs the trigger_id within 3 s, so not later
-            open_form(slack, client, command["trigger_id"], {}, channel)
+            trigger = command["trigger_id"]
+            slack.promptly(lambda: open_form(slack, client, trigger, {}, channel), say)
             return
-        slack.later(lambda: run(slack, text, user, channel, say), say)
+        slack.later(lambda: run(slack, text, user, channel, say), say, once_of(context))
 
 
 def open_form(

@@ -1,22 +1,17 @@
 """Events: a mention in a release's thread (status, why, pause, rollback) and the App Home.
 
-Slack delivers an event again when it thinks the first delivery was not received (over HTTP
-with ``X-Slack-Retry-Num``, a slow ack; over Socket Mode with ``retry_attempt``), and Bolt
-does not deduplicate: ``once_per_event`` acks a delivery whose ``event_id`` was already seen
-and runs nothing, so a mention is answered once.
+Slack delivers an event again when it thinks the first delivery was not received, and Bolt
+does not deduplicate: ``handlers/replay.py`` acks a delivery whose ``event_id`` was already
+seen and runs nothing, so a mention is answered once.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
 from bot.domain.release import Release
@@ -25,8 +20,7 @@ from bot.service import answer_why, pause, rollback
 from bot.slack.context import SlackServices
 from bot.slack.kit import esc
 from handlers.commands import EXPECTED
-
-log = logging.getLogger(__name__)
+from handlers.replay import once_of
 
 MENTION = re.compile(r"<@[A-Z0-9]+>")
 HELP = (
@@ -34,69 +28,12 @@ HELP = (
     "Everything else goes through `/release` (try `/release help`)."
 )
 
-
-# Slack retries three times within about five minutes; an hour is ample, the cap bounds memory.
-SEEN_FOR = 3600.0
-SEEN_MAX = 10_000
-
 Say = Callable[[str], None]
 
 
-class SeenEvents:
-    """Event IDs delivered lately, oldest first. In memory: a retry that arrives across a
-    restart is answered again (a second pause or rollback is refused by the domain)."""
-
-    def __init__(
-        self,
-        keep_for: float = SEEN_FOR,
-        max_size: int = SEEN_MAX,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.keep_for = keep_for
-        self.max_size = max_size
-        self.clock = clock
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()  # a retry may arrive while the first is still acked
-
-    def first(self, event_id: str) -> bool:
-        """True the first time ``event_id`` is seen (and remembers it), False after."""
-        with self._lock:
-            now = self.clock()
-            while self._seen and (
-                len(self._seen) >= self.max_size
-                or now - next(iter(self._seen.values())) > self.keep_for
-            ):
-                self._seen.popitem(last=False)
-            if event_id in self._seen:
-                return False
-            self._seen[event_id] = now
-            return True
-
-
-def once_per_event(seen: SeenEvents) -> Callable[..., BoltResponse | None]:
-    """A global middleware: a repeated Events API delivery is acked (200, so Slack stops
-    retrying) and goes no further."""
-
-    def middleware(
-        req: BoltRequest, body: dict[str, Any], next: Callable[[], None]
-    ) -> BoltResponse | None:
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if isinstance(event_id, str) and event_id and not seen.first(event_id):
-            retry = req.headers.get("x-slack-retry-num", ["?"])[0]  # none over Socket Mode
-            reason = req.headers.get("x-slack-retry-reason", ["?"])[0]
-            log.info("event %s delivered again (retry %s, %s): ignored", event_id, retry, reason)
-            return BoltResponse(status=200, body="")
-        next()
-        return None
-
-    return middleware
-
-
 def register(app: App, slack: SlackServices) -> None:
-    app.middleware(once_per_event(SeenEvents()))
-
     @app.event("app_mention")
-    def mention(event: dict[str, Any], client: WebClient) -> None:
+    def mention(event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         channel, user = event["channel"], event.get("user", "")
         thread_ts = event.get("thread_ts")
 
@@ -104,18 +41,25 @@ def register(app: App, slack: SlackServices) -> None:
             client.chat_postMessage(channel=channel, thread_ts=thread_ts or event["ts"], text=text)
 
         slack.later(
-            lambda: answer(slack, channel, thread_ts, user, event.get("text", ""), say), say
+            lambda: answer(slack, channel, thread_ts, user, event.get("text", ""), say),
+            say,
+            once_of(context),
         )
 
     @app.event("app_home_opened")
-    def home(event: dict[str, Any]) -> None:
+    def home(event: dict[str, Any], context: BoltContext) -> None:
         """Published now, and again as releases move while the user is remembered."""
         if event.get("tab", "home") == "home":
-            slack.home.opened(event["user"])
+            user = event["user"]
+            slack.later(lambda: slack.home.opened(user), _nobody, once_of(context))
 
     @app.event("message")
     def ignore_messages() -> None:
         """Plain channel messages are not for us; acknowledged so Slack does not retry."""
+
+
+def _nobody(text: str) -> None:
+    """No one to tell: an App Home that fails to publish is in the log."""
 
 
 def answer(

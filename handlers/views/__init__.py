@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.domain.contract import InsufficientContext
@@ -18,13 +18,20 @@ from bot.parsing import ParseError, parse_release
 from bot.slack.blocks import CHANNEL_BLOCK, FIELD_BLOCKS, MODAL_CALLBACK, field_errors, modal_line
 from bot.slack.context import SlackServices
 from handlers.commands import start
+from handlers.replay import once_of
 
 NO_CHANNEL = "this form does not know its channel: close it and run /release in the channel"
 
 
 def register(app: App, slack: SlackServices) -> None:
     @app.view(MODAL_CALLBACK)
-    def submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+    def submit(
+        ack: Ack,
+        body: dict[str, Any],
+        view: dict[str, Any],
+        client: WebClient,
+        context: BoltContext,
+    ) -> None:
         line, channel = modal_line(view["state"]["values"], view.get("private_metadata") or "{}")
         user = body["user"]["id"]
         if not channel:
@@ -44,7 +51,7 @@ def register(app: App, slack: SlackServices) -> None:
         def say(text: str, blocks: list[dict[str, Any]] | None = None) -> None:
             client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
 
-        slack.later(lambda: start(slack, line, user, channel, say), say)
+        slack.later(lambda: start(slack, line, user, channel, say), say, once_of(context))
 
 
 def _no_channel(view: dict[str, Any]) -> dict[str, str]:
