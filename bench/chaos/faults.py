@@ -3,8 +3,8 @@ converged (a process runs again until every release has ended) and checked."""
 
 from __future__ import annotations
 
-import re
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from bench.chaos.invariants import check
 from bench.chaos.node import SIGNING_SECRET
-from bench.chaos.world import ALICE, SERVICES, World, release_line, wait_until
+from bench.chaos.world import ALICE, SERVICES, Proc, World, release_line, wait_until
 from tests.slack_signing import signed_headers
 
 RELEASE_ID = re.compile(r"\brel-[a-z0-9][a-z0-9.\-]*-[0-9a-f]{6}\b")
@@ -52,9 +52,7 @@ def kill_node(world: World, rng: random.Random) -> None:
     """The app process SIGKILLed mid-release (between a router change and its record, a post
     and its delivery mark, where the random moment falls); a new process converges it."""
     node = world.start_node("node-1")
-    body, _ = world.slack_body(release_line("shop", _version(rng)))
-    world.send(node, body)
-    wait_until(world.releases, "the release stored")
+    _start_on_slack(world, node, "shop", _version(rng))
     _approve_when_asked(world)
     time.sleep(rng.uniform(0.0, 1.5))
     world.kill(node)
@@ -62,6 +60,13 @@ def kill_node(world: World, rng: random.Random) -> None:
     world.converge_node(again)
     world.stop(again)
     check(world, set(), slack=True)
+
+
+def _start_on_slack(world: World, node: Proc, service: str, version: str) -> None:
+    """``/release SERVICE VERSION`` from Slack; returns once the release is stored."""
+    body, _ = world.slack_body(release_line(service, version))
+    world.send(node, body)
+    wait_until(lambda: any(r["service"] == service for r in world.releases()), f"{service} stored")
 
 
 def _approve_when_asked(world: World) -> None:
@@ -77,12 +82,10 @@ def second_process(world: World, rng: random.Random) -> None:
     """A second app process on the same database, started at a random moment while releases
     move, and a CLI ``run`` and ``status`` beside them."""
     first = world.start_node("node-1")
-    body, _ = world.slack_body(release_line("shop", _version(rng)))
-    world.send(first, body)
+    _start_on_slack(world, first, "shop", _version(rng))
     time.sleep(rng.uniform(0.0, 1.0))
     second = world.start_node("node-2")
-    body, _ = world.slack_body(release_line("cart", _version(rng)))
-    world.send(second, body)
+    _start_on_slack(world, second, "cart", _version(rng))
     run = world.spawn("run", "run", release_line("search", _version(rng)), "--db",
                       str(world.db), "--approve-as", "alice")  # fmt: skip
     world.cli("status", "status")
@@ -108,8 +111,7 @@ SLACK_FAILURES = (
 def slack_outage(world: World, rng: random.Random) -> None:
     """Slack refuses a few calls of one method, from a random moment of the release."""
     node = world.start_node()
-    body, _ = world.slack_body(release_line("shop", _version(rng)))
-    world.send(node, body)
+    _start_on_slack(world, node, "shop", _version(rng))
     time.sleep(rng.uniform(0.0, 1.0))
     method, status, error = rng.choice(SLACK_FAILURES)
     world.fake.fail_next(method, rng.randint(1, 5), status=status, error=error, retry_after=0)
@@ -122,9 +124,8 @@ def llm_outage(world: World, rng: random.Random) -> None:
     """The model's API is down (the fake Anthropic answers nothing but errors) for the whole
     release: the rules must carry it, and no traceback reach the logs."""
     node = world.start_node()
-    body, _ = world.slack_body(release_line("shop", _version(rng)))
     time.sleep(rng.uniform(0.0, 0.5))
-    world.send(node, body)
+    _start_on_slack(world, node, "shop", _version(rng))
     world.converge_node(node)
     world.stop(node)
     check(world, set(), slack=True)
@@ -160,7 +161,8 @@ def replay(world: World, rng: random.Random) -> None:
         headers = signed_headers(body, SIGNING_SECRET)
         world.send(node, body, headers)
         sent.append((body, headers))
-        wait_until(lambda s=step: _locked(world, scope) == (s == "lock"), f"{step} {scope}")
+        locking = step == "lock"
+        wait_until(lambda: _locked(world, scope) == locking, f"{step} {scope}")  # noqa: B023
     replayed_body, replayed_headers = sent[1] if lock_first else sent[0]
     expected = _locked(world, scope)
     time.sleep(rng.uniform(0.0, 1.0))
@@ -194,6 +196,7 @@ def duplicates(world: World, rng: random.Random) -> None:
         sender.start()
     for sender in senders:
         sender.join()
+    wait_until(lambda: any(r["service"] == "shop" for r in world.releases()), "shop stored")
     for run in runs:
         world.finish(run)
     world.converge_node(node)

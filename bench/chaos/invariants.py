@@ -20,7 +20,15 @@ def check(world: World, started: set[str], slack: bool) -> None:
         outcome.lose(f"{release_id} was started but is not in the database")
     for release in releases.values():
         if release["status"] not in TERMINAL:
-            outcome.lose(f"{release['id']} is left {release['status']} after convergence")
+            why = world.rows(
+                "SELECT details FROM events WHERE release_id = ? AND action = 'paused' "
+                "ORDER BY id DESC LIMIT 1",
+                release["id"],
+            )
+            because = (
+                f" ({why[0]['details'][:120]})" if why and release["status"] == "paused" else ""
+            )
+            outcome.lose(f"{release['id']} is left {release['status']} after convergence{because}")
     _one_active_per_service(world)
     _traffic_matches(world)
     if slack:
@@ -44,9 +52,12 @@ def _one_active_per_service(world: World) -> None:
         spans.setdefault(row["service"], []).append((row["first"], row["last"], row["id"]))
     for service, found in spans.items():
         found.sort()
-        for (_, last, earlier), (first, _, later) in zip(found, found[1:], strict=False):
-            if first < last:
+        latest_end, earlier = found[0][1], found[0][2]
+        for first, last, later in found[1:]:
+            if first < latest_end:
                 world.outcome.double(f"{earlier} and {later} of {service} were active together")
+            if last > latest_end:
+                latest_end, earlier = last, later
 
 
 def _traffic_matches(world: World) -> None:
@@ -96,7 +107,12 @@ def _delivered_once(world: World) -> None:
                 world.outcome.double(f"{thread['release_id']}: {text[:80]!r} posted {times} times")
         if not replies:
             world.outcome.lose(f"{thread['release_id']}'s thread got no reply")
-    started = {r["id"] for r in world.releases()}
-    without = started - {t["release_id"] for t in threads}
+    from_slack = {
+        r["id"]
+        for r in world.rows(
+            "SELECT id FROM releases WHERE json_extract(state, '$.channel') = ?", CHANNEL
+        )
+    }
+    without = from_slack - {t["release_id"] for t in threads}
     if without:
         world.outcome.lose(f"no Slack thread for {', '.join(sorted(without))}")

@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--slack-url", required=True)
     parser.add_argument(
-        "--tick-seconds", type=float, default=10.0, help="virtual seconds each tick moves (as run and worker)"
+        "--tick-seconds",
+        type=float,
+        default=10.0,
+        help="virtual seconds each tick moves (as run and worker)",
     )
     parser.add_argument("--pace", type=float, default=0.001, help="real seconds between ticks")
     args = parser.parse_args(argv)

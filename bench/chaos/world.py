@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHANNEL = "C0CHAOS"
 ALICE, DAVE = "U0ALICE", "U0DAVE"
 SERVICES = ("shop", "cart", "search")
-HANG_GUARD = 90.0  # seconds: only stops a round that would hang, never judges speed
+HANG_GUARD = 60.0  # seconds: only stops a round that would hang, never judges speed
 TERMINAL = ("completed", "rolled_back", "failed")
 
 
@@ -235,9 +235,7 @@ class World:
 
     def undelivered(self) -> int:
         return len(
-            self.rows(
-                "SELECT id FROM events WHERE id NOT IN (SELECT event_id FROM deliveries)"
-            )
+            self.rows("SELECT id FROM events WHERE id NOT IN (SELECT event_id FROM deliveries)")
         )
 
     # -- convergence ---------------------------------------------------------------------------
