@@ -20,6 +20,7 @@ import argparse
 import random
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for i in range(rounds):
             for fault in faults:
                 seed = args.seed + i
+                began = time.monotonic()
                 world = run_round(fault, seed, fake, llm)
+                took = time.monotonic() - began
                 tally = tallies[fault.name]
                 outcome = world.outcome
                 tally.injected += 1
@@ -90,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tally.lost += outcome.lost
                 tally.doubled += outcome.doubled
                 mark = "ok" if outcome.survived else "FAILED"
-                print(f"{fault.name:<15} seed {seed:<4} {mark}", flush=True)
+                print(f"{fault.name:<15} seed {seed:<4} {mark:<6} ({took:.1f}s)", flush=True)
                 if not outcome.survived:
                     replay = f"python -m bench.chaos --only {fault.name} --seed {seed} --rounds 1"
                     tally.failures.append(f"{fault.name} (replay: {replay})")

@@ -15,6 +15,7 @@ from bench.chaos.node import SIGNING_SECRET
 from bench.chaos.world import ALICE, SERVICES, Proc, World, release_line, wait_until
 from tests.slack_signing import signed_headers
 
+FIRST, SECOND = SERVICES
 RELEASE_ID = re.compile(r"\brel-[a-z0-9][a-z0-9.\-]*-[0-9a-f]{6}\b")
 
 
@@ -40,9 +41,10 @@ def _started(world: World, *outputs: str) -> set[str]:
 def kill_run(world: World, rng: random.Random) -> None:
     """``release-bot run`` SIGKILLed at a random moment of its release (it takes about a
     second and a half); ``resume`` carries the release to its end."""
-    run = world.spawn("run", "run", release_line("shop", _version(rng)), "--db", str(world.db),
+    run = world.spawn("run", "run", release_line(FIRST, _version(rng)), "--db", str(world.db),
                       "--approve-as", "alice")  # fmt: skip
-    time.sleep(rng.uniform(0.3, 1.8))
+    wait_until(lambda: world.releases() or run.popen.poll() is not None, "the release stored")
+    time.sleep(rng.uniform(0.0, 1.0))
     world.kill(run)
     world.converge_cli()
     check(world, _started(world, run.stdout), slack=False)
@@ -52,7 +54,7 @@ def kill_node(world: World, rng: random.Random) -> None:
     """The app process SIGKILLed mid-release (between a router change and its record, a post
     and its delivery mark, where the random moment falls); a new process converges it."""
     node = world.start_node("node-1")
-    _start_on_slack(world, node, "shop", _version(rng))
+    _start_on_slack(world, node, FIRST, _version(rng))
     _approve_when_asked(world)
     time.sleep(rng.uniform(0.0, 1.5))
     world.kill(node)
@@ -82,11 +84,10 @@ def second_process(world: World, rng: random.Random) -> None:
     """A second app process on the same database, started at a random moment while releases
     move, and a CLI ``run`` and ``status`` beside them."""
     first = world.start_node("node-1")
-    _start_on_slack(world, first, "shop", _version(rng))
+    _start_on_slack(world, first, FIRST, _version(rng))
     time.sleep(rng.uniform(0.0, 1.0))
     second = world.start_node("node-2")
-    _start_on_slack(world, second, "cart", _version(rng))
-    run = world.spawn("run", "run", release_line("search", _version(rng)), "--db",
+    run = world.spawn("run", "run", release_line(SECOND, _version(rng)), "--db",
                       str(world.db), "--approve-as", "alice")  # fmt: skip
     world.cli("status", "status")
     world.finish(run)
@@ -111,7 +112,7 @@ SLACK_FAILURES = (
 def slack_outage(world: World, rng: random.Random) -> None:
     """Slack refuses a few calls of one method, from a random moment of the release."""
     node = world.start_node()
-    _start_on_slack(world, node, "shop", _version(rng))
+    _start_on_slack(world, node, FIRST, _version(rng))
     time.sleep(rng.uniform(0.0, 1.0))
     method, status, error = rng.choice(SLACK_FAILURES)
     world.fake.fail_next(method, rng.randint(1, 5), status=status, error=error, retry_after=0)
@@ -125,7 +126,7 @@ def llm_outage(world: World, rng: random.Random) -> None:
     release: the rules must carry it, and no traceback reach the logs."""
     node = world.start_node()
     time.sleep(rng.uniform(0.0, 0.5))
-    _start_on_slack(world, node, "shop", _version(rng))
+    _start_on_slack(world, node, FIRST, _version(rng))
     world.converge_node(node)
     world.stop(node)
     check(world, set(), slack=True)
@@ -136,7 +137,7 @@ def metrics_outage(world: World, rng: random.Random) -> None:
     there is no proof of safety, so the release must end (rolled back), not wait for a human
     with the bad version serving."""
     at = rng.choice((5, 10, 25, 50))
-    run = world.spawn("run", "run", release_line("shop", _version(rng)), "--db", str(world.db),
+    run = world.spawn("run", "run", release_line(FIRST, _version(rng)), "--db", str(world.db),
                       "--approve-as", "alice", "--fault", f"metrics:down@{at}",
                       "--fault", f"errors:3x@{at}")  # fmt: skip
     world.finish(run)
@@ -187,21 +188,21 @@ def duplicates(world: World, rng: random.Random) -> None:
     from two CLIs. One release of each may run; the others are refused."""
     node = world.start_node()
     version = _version(rng)
-    copies = [world.slack_body(release_line("shop", version))[0] for _ in range(rng.randint(2, 4))]
+    copies = [world.slack_body(release_line(FIRST, version))[0] for _ in range(rng.randint(2, 4))]
     senders = [threading.Thread(target=world.send, args=(node, body)) for body in copies]
     cli_version = _version(rng)
-    runs = [world.spawn(f"run-{i}", "run", release_line("cart", cli_version), "--db",
+    runs = [world.spawn(f"run-{i}", "run", release_line(SECOND, cli_version), "--db",
                         str(world.db), "--approve-as", "alice") for i in range(2)]  # fmt: skip
     for sender in senders:
         sender.start()
     for sender in senders:
         sender.join()
-    wait_until(lambda: any(r["service"] == "shop" for r in world.releases()), "shop stored")
+    wait_until(lambda: any(r["service"] == FIRST for r in world.releases()), f"{FIRST} stored")
     for run in runs:
         world.finish(run)
     world.converge_node(node)
     world.stop(node)
-    for service, wanted in (("shop", version), ("cart", cli_version)):
+    for service, wanted in ((FIRST, version), (SECOND, cli_version)):
         stored = [r for r in world.releases() if r["service"] == service]
         if len(stored) > 1:
             world.outcome.double(f"{len(stored)} releases of {service} {wanted} stored")
@@ -216,5 +217,5 @@ FAULTS: tuple[Fault, ...] = (
     Fault("llm-outage", "the model's API answers only errors", llm_outage, llm_outage=True),
     Fault("metrics-outage", "canary metrics go dark while it misbehaves", metrics_outage),
     Fault("replay", "a signed Slack request replayed in its window", replay),
-    Fault("duplicates", "the same /release sent 2-4 times at once", duplicates),
+    Fault("duplicates", "the same release asked 2-4 times at once (Slack, CLI)", duplicates),
 )
