@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_DB := data/demo.db
 DEMO_FLAGS := --db $(DEMO_DB) --approve-as alice --clock-start 2026-11-24T14:00:00Z $(if $(SPEED),--speed $(SPEED))
 
-.PHONY: install deps demo demo-live test lint clean bench-judge bench-tick bench-ack bench-llm
+.PHONY: install deps demo demo-live test lint clean bench-judge bench-tick bench-ack bench-llm chaos
 
 # The real servers the live demo and its tests run: Debian's prometheus and haproxy.
 SERVERS := /usr/bin/prometheus /usr/sbin/haproxy
@@ -53,6 +53,7 @@ lint: install
 
 test: lint deps
 	$(BIN)/pytest
+	$(BIN)/python -m bench.chaos --short
 
 # Our judge against Flagger-style and Kayenta-style references, 1,000 seeded runs per scenario.
 bench-judge: install
@@ -70,6 +71,11 @@ bench-ack: install
 # LLM calls and tokens for one typical canary (fake Messages API); the prefix is cacheable.
 bench-llm: install
 	$(BIN)/python -m bench.llm_bench
+
+# Faults injected into real processes on one SQLite file, 20 rounds each (ROUNDS=, SEED=):
+# SIGKILL, a second process, Slack/LLM/metrics outages, replays, duplicate commands.
+chaos: install
+	$(BIN)/python -m bench.chaos $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf $(VENV) data/*.db data/*.db-* data/demo-*.json demo-live*.json

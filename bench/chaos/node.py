@@ -1,0 +1,86 @@
+"""One release-bot process for the chaos run: the real Slack app (``bot.serve.wiring.wire``:
+waitress, Bolt, the engine on SQLite, the Slack chat) on a virtual clock that the tick moves
+as fast as it can, so a release of an hour of virtual time ends in seconds.
+
+``serve`` ticks every ``RELEASE_BOT_TICK_SECONDS`` of real time on the real clock; this is the
+same app and the same tick, only faster. It prints ``port N`` once it listens and stops on
+SIGTERM as ``serve`` does (the tick and the work handed over finish first). A job that raises
+is logged with its traceback, as the scheduler's jobs do: the chaos run reads stderr for them.
+
+    python -m bench.chaos.node --db X.db --config services.toml --slack-url URL
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.bootstrap import llm_from_env
+from bot.serve.wiring import wire
+from bot.settings import Settings
+
+CLOCK_START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
+SIGNING_SECRET = "chaos-signing-secret"
+log = logging.getLogger("bench.chaos.node")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--slack-url", required=True)
+    parser.add_argument(
+        "--tick-seconds",
+        type=float,
+        default=10.0,
+        help="virtual seconds each tick moves (as run and worker)",
+    )
+    parser.add_argument("--pace", type=float, default=0.001, help="real seconds between ticks")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = Settings(
+        _env_file=None,
+        slack_bot_token="xoxb-chaos",
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=args.slack_url,
+        release_bot_db=Path(args.db),
+        release_bot_config=Path(args.config),
+        release_bot_post_interval=0.0,
+        release_bot_home_interval=0.0,
+        release_bot_tick_seconds=args.tick_seconds,
+        host="127.0.0.1",
+        port=0,
+    )
+    wired = wire(settings, virtual_clock=True, clock_start=CLOCK_START, llm=llm_from_env(None))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    wired.server.start_http()
+    print(f"port {wired.server.port}", flush=True)
+    ticker = wired.wiring.ticker
+    ticks = 0
+    while not stop.wait(args.pace):
+        ticks += 1
+        try:
+            ticker.tick()
+        except Exception:  # as the scheduler's job: logged, the next tick retries
+            log.exception("reconcile tick failed")
+        try:
+            ticker.narrate()
+        except Exception:
+            log.exception("narration failed")
+    wired.server.stop()
+    wired.wiring.close()
+    print(f"ticks {ticks}", flush=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The chaos run's invariants (bench/chaos/invariants.py) catch what they claim to: a round's
+database and fake Slack laid out by hand, clean and then with each kind of damage."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from slack_sdk import WebClient
+
+from bench.chaos.invariants import check
+from bench.chaos.world import CHANNEL, World
+from tests.fake_slack import FakeSlack
+
+TABLES = """
+CREATE TABLE releases (id TEXT PRIMARY KEY, service TEXT, version TEXT, status TEXT,
+                       created_at TEXT, state TEXT);
+CREATE TABLE events (id INTEGER PRIMARY KEY, release_id TEXT, action TEXT, details TEXT);
+CREATE TABLE deliveries (event_id INTEGER PRIMARY KEY);
+CREATE TABLE sim_traffic (service TEXT, env TEXT, region TEXT, state TEXT);
+CREATE TABLE slack_threads (release_id TEXT PRIMARY KEY, channel TEXT, thread_ts TEXT);
+"""
+
+
+def _world(tmp: Path, fake: FakeSlack, second_begins_at: int = 6) -> World:
+    """Two releases of one service, the second begun at event ``second_begins_at``, each
+    with a thread of one reply; the router serves the second's version."""
+    world = World(tmp, fake)
+    db = sqlite3.connect(world.db)
+    db.executescript(TABLES)
+    state = json.dumps({"channel": CHANNEL})
+    for n, (release, version) in enumerate((("rel-a", "1.0.1"), ("rel-b", "1.0.2"))):
+        db.execute("INSERT INTO releases VALUES (?, 'svc', ?, 'completed', ?, ?)",
+                   (release, version, f"2026-01-0{n + 1}", state))  # fmt: skip
+        card = fake_post(fake, text=f"card {release}")
+        db.execute("INSERT INTO slack_threads VALUES (?, ?, ?)", (release, CHANNEL, card))
+        fake_post(fake, text=f"{release} completed", thread_ts=card)
+    events = [(1, "rel-a", "rollout_started"), (3, "rel-a", "step_started"),
+              (5, "rel-a", "release_completed"), (second_begins_at, "rel-b", "rollout_started"),
+              (9, "rel-b", "release_completed")]  # fmt: skip
+    db.executemany("INSERT INTO events VALUES (?, ?, ?, '')", events)
+    db.executemany("INSERT INTO deliveries VALUES (?)", [(e[0],) for e in events])
+    served = {"stable_version": "1.0.2", "new_version": None, "new_weight": 0.0}
+    db.execute("INSERT INTO sim_traffic VALUES ('svc', 'prod', 'r1', ?)", (json.dumps(served),))
+    db.commit()
+    db.close()
+    return world
+
+
+def fake_post(fake: FakeSlack, text: str, thread_ts: str | None = None) -> str:
+    client = WebClient(token="xoxb-test", base_url=fake.url)
+    extra = {"thread_ts": thread_ts} if thread_ts else {}
+    return str(client.chat_postMessage(channel=CHANNEL, text=text, **extra)["ts"])
+
+
+def test_a_clean_round_survives(tmp_path: Path) -> None:
+    with FakeSlack() as fake:
+        world = _world(tmp_path, fake)
+        check(world, {"rel-a", "rel-b"}, slack=True)
+    assert world.outcome.survived, world.outcome.notes
+
+
+def test_each_kind_of_damage_is_counted(tmp_path: Path) -> None:
+    with FakeSlack() as fake:
+        world = _world(tmp_path, fake, second_begins_at=2)  # rel-b began before rel-a ended
+        threads = world.rows("SELECT thread_ts FROM slack_threads WHERE release_id = 'rel-a'")
+        fake_post(fake, text="rel-a completed", thread_ts=threads[0]["thread_ts"])  # again
+        db = sqlite3.connect(world.db)
+        db.execute("DELETE FROM deliveries WHERE event_id = 9")
+        db.execute("UPDATE releases SET status = 'paused' WHERE id = 'rel-a'")
+        db.execute("UPDATE sim_traffic SET state = json_set(state, '$.new_weight', 0.5)")
+        db.commit()
+        db.close()
+        check(world, {"rel-a", "rel-b", "rel-gone"}, slack=True)
+    outcome = world.outcome
+    notes = "\n".join(outcome.notes)
+    assert "rel-gone was started but is not in the database" in notes
+    assert "rel-a is left paused" in notes
+    assert "rel-a and rel-b of svc were active together" in notes
+    assert "still sends 0.5" in notes
+    assert "1 events never delivered" in notes
+    assert "'rel-a completed' posted 2 times" in notes
+    assert (outcome.lost, outcome.doubled) == (4, 2) and not outcome.survived
