@@ -58,11 +58,12 @@ from bot.config import DEFAULT_CONFIG, ConfigError, load_config
 from bot.domain.config import AdapterTable, Config, ServiceConfig
 from bot.domain.evidence import is_pem_text
 from bot.ports.chat import AbstractChat
+from bot.ports.leases import holder_id
 from bot.ports.llm import AbstractLLM
 from bot.ports.metrics import AbstractMetrics
 from bot.ports.traffic import AbstractTrafficRouter
 from bot.presenters import agent_line
-from bot.scheduler import Ticker, holder_id
+from bot.scheduler import Ticker
 from bot.service import Services, report
 from bot.settings import audit_key_from_env
 from bot.telemetry import Telemetry

@@ -22,9 +22,6 @@ lease up) or its lease runs out.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +31,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.ports.clock import AbstractVirtualClock
-from bot.ports.leases import AbstractLeases
+from bot.ports.leases import AbstractLeases, holder_id, take
 from bot.service import Services, narrate, reconcile
 from bot.telemetry import Telemetry
 
@@ -44,25 +41,6 @@ STALE_TICKS = 6  # ``healthy`` fails when the tick has not run for this many int
 LEASE = "ticker"
 LEASE_TICKS = 3  # the lease outlives a few ticks: one slow tick does not hand it over
 STANDBY_WAIT = 0.05  # real seconds ``run_until`` waits between a standby's turns
-
-
-def holder_id() -> str:
-    """This process, unique even across hosts and reused pids."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def _dead_here(holder: str) -> bool:
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # alive, another user's
-        return False
-    return False
 
 
 def wall_clock() -> datetime:
@@ -99,19 +77,8 @@ class Ticker:
         if self.leases is not None:
             now = self.now()
             until = now + timedelta(seconds=LEASE_TICKS * self.services.tick_seconds)
-            self.holding = self.leases.acquire(LEASE, self.holder, now, until)
-            if not self.holding and (gone := self._dead_holders_expiry()) is not None:
-                # killed on this host (``resume`` after a crash): no need to wait it out
-                self.holding = self.leases.acquire(LEASE, self.holder, gone, until)
+            self.holding = take(self.leases, LEASE, self.holder, now, until)
         return self.holding
-
-    def _dead_holders_expiry(self) -> datetime | None:
-        """Just past the lease's expiry when its holder is a process of this host that no
-        longer runs; None otherwise (a live or remote holder keeps it until it expires)."""
-        lease = self.leases.current(LEASE) if self.leases is not None else None
-        if lease is None or not _dead_here(lease.holder):
-            return None
-        return lease.expires_at + timedelta(microseconds=1)
 
     def release_lease(self) -> None:
         if self.leases is not None and self.holding:

@@ -7,11 +7,14 @@ The real bootstrap with Slack as the chat: the real slack_sdk client against the
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -193,3 +196,34 @@ def _started(wiring: Wiring, text: str) -> str:
     started = start_release(wiring.services, text, "dave")
     assert isinstance(started, Release)
     return started.id
+
+
+def test_a_thread_held_by_a_killed_process_is_delivered_at_once(tmp_path: Path) -> None:
+    """A process killed while posting a thread leaves its lease behind: one restarted on the
+    same host takes it over at once instead of waiting it out (a live holder is waited for)."""
+    chat = Recorded()
+    wiring = bootstrap(tmp_path / "bot.db", clock_start=START, chat=chat)
+    services = wiring.services
+    assert services.leases is not None
+    started = start_release(services, PAYMENTS, "dave")
+    assert isinstance(started, Release)
+    dead = f"{socket.gethostname()}:{_pid_of_finished_child()}:x"
+    alive = f"{socket.gethostname()}:{os.getpid()}:other"
+    year = datetime.now(UTC) + timedelta(days=365)
+    name = f"deliver:{started.id}"
+    assert services.leases.acquire(name, alive, datetime.now(UTC), year)
+    shown_before = sum(chat.shown.values())
+    approve(services, started.id, "alice")  # its events wait: another process holds the thread
+    reconcile(services)
+    assert sum(chat.shown.values()) == shown_before  # a live holder is waited for
+    services.leases.release(name, alive)
+    assert services.leases.acquire(name, dead, datetime.now(UTC), year)
+    deliver(services)
+    assert sum(chat.shown.values()) > shown_before and services.store.undelivered() == []
+    wiring.close()
+
+
+def _pid_of_finished_child() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid

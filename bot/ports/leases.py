@@ -4,7 +4,10 @@ chat's delivery), when several run on one database."""
 from __future__ import annotations
 
 import abc
-from datetime import datetime
+import os
+import secrets
+import socket
+from datetime import datetime, timedelta
 
 from bot.domain.base import Model
 
@@ -31,4 +34,36 @@ class AbstractLeases(abc.ABC):
         """Who holds ``name`` and until when (an expired lease included); None if nobody."""
 
 
-__all__ = ["AbstractLeases", "Lease"]
+def holder_id() -> str:
+    """This process, unique even across hosts and reused pids."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def holder_gone(holder: str) -> bool:
+    """True when ``holder`` was a process of this host that no longer runs (a remote or
+    unknown holder is never known to be gone)."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
+def take(leases: AbstractLeases, name: str, holder: str, now: datetime, until: datetime) -> bool:
+    """Take or renew ``name``; one whose holder was killed on this host (a restart after a
+    crash) is taken at once instead of waited out."""
+    if leases.acquire(name, holder, now, until):
+        return True
+    current = leases.current(name)
+    if current is None or not holder_gone(current.holder):
+        return False
+    return leases.acquire(name, holder, current.expires_at + timedelta(microseconds=1), until)
+
+
+__all__ = ["AbstractLeases", "Lease", "holder_gone", "holder_id", "take"]

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.domain.backoff import retry_delay
 from bot.domain.release import shown_in_thread
+from bot.ports.leases import take
 from bot.ports.store import DeliveryFailure, StoredEvent
 from bot.service.services import Services
 
@@ -50,7 +51,7 @@ def _deliver_claimed(
     if leases is not None:
         held_at = datetime.now(UTC)  # a lease runs on real time, never on a virtual clock
         until = held_at + timedelta(seconds=DELIVERY_LEASE_SECONDS)
-        if not leases.acquire(name, services.process_id, held_at, until):
+        if not take(leases, name, services.process_id, held_at, until):
             return 0
     try:
         batch = services.store.undelivered(release_id=release_id)
