@@ -2,7 +2,8 @@
 app on loopback.
 
 The app is the real one (waitress, Bolt, signature check, replay check, the engine on
-SQLite); Slack's Web API is the local fake from the tests. Each request is a signed HTTP
+SQLite), in a process of its own as ``serve`` runs; Slack's Web API is the local fake from
+the tests, in the bench's process with the clients. Each request is a signed HTTP
 POST; the figure is the time from sending it to the ack's response, while the other 49 are
 in flight and the work of the earlier ones runs behind the acks. Kinds: a release line,
 ``dry-run``, ``status``, ``lock`` then ``unlock``, ``help``, and an Approve click. Target:
@@ -12,7 +13,11 @@ p99 under 100 ms for each. Run: ``make bench-ack``.
 from __future__ import annotations
 
 import argparse
+import signal
+import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,12 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.chaos.node import SIGNING_SECRET as SECRET
 from bot.slack import blocks
 from tests.fake_slack import FakeSlack
-from tests.slack_app_harness import ALICE, BOB, CHANNEL, DAVE, RunningApp, wait_until, write_config
-from tests.slack_signing import post, signed_headers, slash_command_body
+from tests.slack_app_harness import ALICE, BOB, CHANNEL, DAVE, wait_until, write_config
+from tests.slack_signing import block_action_body, post, signed_headers, slash_command_body
 
-SECRET = "test-signing-secret"
 TARGET_MS = 100.0
 
 Body = Callable[[int], str]  # the i-th request's body
@@ -48,15 +53,16 @@ def measure(commands: int, rounds: int) -> list[tuple[str, list[float], int]]:
     with FakeSlack() as fake, tempfile.TemporaryDirectory() as tmp:
         # every service a release line or dry run names is in the config, on the simulator
         write_config(Path(tmp), [_service(i) for i in range(commands * rounds)])
-        app = RunningApp(fake, Path(tmp)).start()
+        app, port = _start_app(Path(tmp), fake)
         try:
+            url = f"http://127.0.0.1:{port}/slack/events"
 
             def command(text: Callable[[int], str], user: str = DAVE) -> Body:
                 return lambda i: slash_command_body(
                     text(i), user, CHANNEL, response_url=fake.response_url(f"r{i}")
                 )
 
-            approval = _awaiting_approval(app, fake)
+            approval = _awaiting_approval(url, Path(tmp), fake)
             kinds: list[tuple[str, Body]] = [
                 ("`/release` a release line", command(_line)),
                 ("`/release dry-run` a line", command(lambda i: f"dry-run {_line(i)}")),
@@ -64,21 +70,42 @@ def measure(commands: int, rounds: int) -> list[tuple[str, list[float], int]]:
                 ("`/release lock` a scope", command(lambda i: f"lock {_service(i)}/prod b", BOB)),
                 ("`/release unlock` it", command(lambda i: f"unlock {_service(i)}/prod", BOB)),
                 ("`/release help`", command(lambda i: "help")),
-                ("an Approve click", lambda i: app.click_body(*approval, f"click{i}")),
+                ("an Approve click", lambda i: _click(fake, *approval, f"click{i}")),
             ]
             for name, body in kinds:
-                latencies, ok = _bursts(app.url, body, commands, rounds)
+                latencies, ok = _bursts(url, body, commands, rounds)
                 results.append((name, latencies, ok))
-            app.wired.slack.background.shutdown(wait=True)
         finally:
-            app.stop()
+            app.send_signal(signal.SIGTERM)  # as a deploy stops serve: the work finishes first
+            app.communicate(timeout=120)
     return results
 
 
-def _awaiting_approval(app: RunningApp, fake: FakeSlack) -> tuple[str, str, str, dict[str, Any]]:
+def _start_app(tmp: Path, fake: FakeSlack) -> tuple[subprocess.Popen[str], int]:
+    """The app in a process of its own, as ``serve`` runs: the bench's 50 client threads and
+    the fake Web API do not share its interpreter. It ticks every 10 s, as ``serve`` does."""
+    app = subprocess.Popen(
+        [sys.executable, "-m", "bench.chaos.node", "--db", str(tmp / "release-bot.db"),
+         "--config", str(tmp / "services.toml"), "--slack-url", fake.url, "--pace", "10"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    assert app.stdout is not None
+    line = app.stdout.readline()
+    if not line.startswith("port "):
+        app.kill()
+        raise SystemExit(f"the app did not start: {line!r}")
+    return app, int(line.split()[1])
+
+
+def _awaiting_approval(
+    url: str, tmp: Path, fake: FakeSlack
+) -> tuple[str, str, str, dict[str, Any]]:
     """A release waiting for approval, and what a click on its Approve button needs."""
     line = 'shop 1.2.0 risk=medium ticket=CHG-1 changes="bench"'
-    assert app.command(line, DAVE)[0] == 200
+    body = slash_command_body(line, DAVE, CHANNEL, response_url=fake.response_url("start"))
+    assert post(url, body, signed_headers(body, SECRET))[0] == 200
     top = wait_until(lambda: fake.messages(CHANNEL, thread_ts=""), what="the card")[0]
 
     def request() -> dict[str, Any] | None:
@@ -92,7 +119,34 @@ def _awaiting_approval(app: RunningApp, fake: FakeSlack) -> tuple[str, str, str,
         )
 
     message = wait_until(request, what="the approval request")
-    return blocks.APPROVE, app.release().id, ALICE, message
+    with sqlite3.connect(tmp / "release-bot.db") as db:
+        (release_id,) = db.execute("SELECT id FROM releases WHERE service = 'shop'").fetchone()
+    return blocks.APPROVE, str(release_id), ALICE, message
+
+
+def _click(
+    fake: FakeSlack, action_id: str, release_id: str, user: str, message: dict[str, Any], name: str
+) -> str:
+    """The body Slack posts for a click on ``message``'s button ``action_id``."""
+    block_id = next(
+        (
+            b.get("block_id", "")
+            for b in message.get("blocks", [])
+            if b.get("type") == "actions"
+            and any(e.get("action_id") == action_id for e in b.get("elements", []))
+        ),
+        "",
+    )
+    return block_action_body(
+        action_id,
+        release_id,
+        user,
+        CHANNEL,
+        message["ts"],
+        response_url=fake.response_url(name),
+        message_blocks=message.get("blocks", []),
+        block_id=block_id,
+    )
 
 
 def _bursts(url: str, body: Body, commands: int, rounds: int) -> tuple[list[float], int]:
