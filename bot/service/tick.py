@@ -57,8 +57,9 @@ def _reconcile_isolated(services: Services, release_id: str) -> None:
 
 
 def _record_tick_error(services: Services, release_id: str, error: Exception) -> None:
-    """Mark the release as errored, in a transaction of its own (the failed one rolled
-    back). A release that cannot even be loaded stays in the log: nothing can be saved on it."""
+    """Mark the release as errored, in a transaction of its own (nothing of the failed step
+    was saved). A release that cannot even be loaded stays in the log: nothing can be saved
+    on it."""
     now = services.clock.now()
     try:
         with services.store.unit_of_work():
@@ -105,7 +106,9 @@ def reconcile_one(services: Services, release_id: str) -> Release:
                 services.series.add(release.id, judged.step, judged.window)
     except StaleRelease:
         # The converge above may have re-applied the state as read, after the command's own.
-        log.info("%s was saved by a command during the tick; the next tick moves it", release_id)
+        log.info(
+            "%s was saved by a command during the tick; the next tick redoes its step", release_id
+        )
         release = store.get(release_id)
     converge_saved(services, release)
     return release
