@@ -1,12 +1,20 @@
-"""The reconcile tick: every active release moves one step, each in its own transaction.
+"""The reconcile tick: every active release moves one step, each saved in its own transaction.
 
 Safe to run any number of times: a crash between saving and applying is repaired by the next
-tick (``converge`` re-applies the persisted state to the router and the flags)."""
+tick (``converge`` re-applies the persisted state to the router and the flags).
+
+The network (the router, metrics, smoke checks, the gates' evidence) is asked outside the
+write transaction, so a slow webhook or Prometheus never holds the database's write lock
+from other writers (commands, other processes). The transaction only saves what the step
+decided, with what it writes beside the release (the judged window, the lock after an
+automatic rollback); a command saved meanwhile makes the save stale: the step is dropped,
+nothing of it lands, and the next tick redoes it on the command's state."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.domain.gates import run_gates
@@ -43,16 +51,15 @@ def reconcile(services: Services) -> list[str]:
 def _reconcile_isolated(services: Services, release_id: str) -> None:
     try:
         reconcile_one(services, release_id)
-    except StaleRelease:
-        log.info("%s was saved by a command during the tick; the next tick moves it", release_id)
     except Exception as exc:  # one release's bug or bad data must not stop the others
         log.exception("the tick failed for %s; the other releases go on", release_id)
         _record_tick_error(services, release_id, exc)
 
 
 def _record_tick_error(services: Services, release_id: str, error: Exception) -> None:
-    """Mark the release as errored, in a transaction of its own (the failed one rolled
-    back). A release that cannot even be loaded stays in the log: nothing can be saved on it."""
+    """Mark the release as errored, in a transaction of its own (nothing of the failed step
+    was saved). A release that cannot even be loaded stays in the log: nothing can be saved
+    on it."""
     now = services.clock.now()
     try:
         with services.store.unit_of_work():
@@ -74,22 +81,35 @@ def _record_tick_error(services: Services, release_id: str, error: Exception) ->
 
 
 def reconcile_one(services: Services, release_id: str) -> Release:
+    """Move one release one step: converge and do the step's network work on the release as
+    read, then save it in one short transaction, then converge to what was saved. A command
+    saved meanwhile wins: the step is dropped and the next tick redoes it."""
     store = services.store
-    with store.unit_of_work():
+    release = store.get(release_id)
+    now = services.clock.now()
+    if not release.is_active or release.backing_off(now):
+        return release
+    judged: _Judged | None = None
+    try:
+        converge(services, release)  # re-apply after a crash between save and apply
+        judged = _step(services, release, now)
+        release.router_answered()
+    except RouterUnavailable as exc:
+        # Nothing moves on a router that does not answer; the next tick tries again.
+        release.record_router_error(str(exc), now)
+    try:
+        with store.unit_of_work():  # all of it, or (a stale save) none of it
+            _lock_after_automatic_rollback(services, release, now)
+            release.tick_recovered(now)
+            store.save(release)
+            if judged is not None:
+                services.series.add(release.id, judged.step, judged.window)
+    except StaleRelease:
+        # The converge above may have re-applied the state as read, after the command's own.
+        log.info(
+            "%s was saved by a command during the tick; the next tick redoes its step", release_id
+        )
         release = store.get(release_id)
-        now = services.clock.now()
-        if not release.is_active or release.backing_off(now):
-            return release
-        try:
-            converge(services, release)  # re-apply after a crash between save and apply
-            _step(services, release, now)
-            release.router_answered()
-        except RouterUnavailable as exc:
-            # Nothing moves on a router that does not answer; the next tick tries again.
-            release.record_router_error(str(exc), now)
-        _lock_after_automatic_rollback(services, release, now)
-        release.tick_recovered(now)
-        store.save(release)
     converge_saved(services, release)
     return release
 
@@ -102,7 +122,15 @@ def converge_saved(services: Services, release: Release) -> None:
         converge(services, services.store.get(release.id))
 
 
-def _step(services: Services, release: Release, now: datetime) -> None:
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """A window the step judged, for the series: written in the save's transaction."""
+
+    step: int
+    window: WindowSample
+
+
+def _step(services: Services, release: Release, now: datetime) -> _Judged | None:
     match release.next_work(now):
         case "gates":
             _run_gates(services, release, now)
@@ -113,16 +141,17 @@ def _step(services: Services, release: Release, now: datetime) -> None:
         case "verify":
             release.record_verification(_verify(services, release, now), now)
         case "observe":
-            _observe(services, release, now)
+            return _observe(services, release, now)
         case "confirm_rollback":
             release.confirm_rollback(_restored(services, release), now)
+    return None
 
 
 def _targets(release: Release, env: EnvName, regions: list[str]) -> list[Target]:
     return [Target(service=release.request.service, env=env, region=r) for r in regions]
 
 
-def _observe(services: Services, release: Release, now: datetime) -> None:
+def _observe(services: Services, release: Release, now: datetime) -> _Judged | None:
     step = release.current_step
     assert step is not None and release.window_cursor is not None
     start = release.window_cursor
@@ -131,14 +160,14 @@ def _observe(services: Services, release: Release, now: datetime) -> None:
         if (now - start).total_seconds() <= services.metrics.shortest_window(
             release.request.service
         ):
-            return  # too short to measure yet: the window grows until the next tick
+            return None  # too short to measure yet: the window grows until the next tick
         samples = services.metrics.windows(targets, start, now)  # the regions side by side
         logs = [g for t in targets if (g := services.metrics.logs(t, start, now)) is not None]
         traces = [r for t in targets if (r := services.metrics.traces(t, start, now)) is not None]
     except MetricsUnavailable as exc:
         on_loss = services.config.for_service(release.request.service).on_metrics_loss
         release.record_metrics_error(str(exc) or "no data", now, on_loss)
-        return
+        return None
     release.observed.add_telemetry(logs, traces)
     window = WindowSample(
         start=start,
@@ -147,11 +176,11 @@ def _observe(services: Services, release: Release, now: datetime) -> None:
         canary=aggregate([s.canary for s in samples]),
     )
     release.observe(window, now)
-    services.series.add(release.id, step.index, window)  # same unit of work as the state
     if release.status == "rolling_out" and (names := dependency_names(services, release.request)):
         release.check_dependencies(
             services.metrics.dependencies(release.request.service, names), now
         )
+    return _Judged(step.index, window)
 
 
 def _verify(services: Services, release: Release, now: datetime) -> VerificationResult:
