@@ -245,8 +245,10 @@ class HAProxyRouter(AbstractTrafficRouter):
         self.settings = settings
         self.database = database
         self.api = RuntimeAPI(settings.socket, settings.timeout_seconds)
-        # One change of HAProxy at a time in this process, under the database's own lock:
-        # the tick calls in holding it, so a second lock would deadlock against it.
+        # One change of HAProxy at a time in this process, under the database's own
+        # (re-entrant) lock, so no second lock can deadlock against a caller that holds it.
+        # The tick and the commands call in outside their units of work; a slow socket call
+        # still delays this process's other database work (HAProxy answers in milliseconds).
 
     def refusal(self, service: str, strategy: Strategy) -> str | None:
         return SHADOW_REASON if strategy == "shadow" else None

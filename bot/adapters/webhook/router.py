@@ -278,10 +278,9 @@ class WebhookRouter(AbstractTrafficRouter):
     """The traffic port for one service, answered by its CD through signed webhooks.
 
     ``sleep`` waits between retries (tests pass a recorder). The router takes
-    ``database.lock`` only to read and to record the acknowledged state, not across a call.
-    The reconcile tick calls it inside its unit of work, which holds that (re-entrant) lock
-    throughout, so there a slow receiver does delay other units of work in the process;
-    called outside one (after a command), it does not.
+    ``database.lock`` only to read and to record the acknowledged state, not across a call;
+    the reconcile tick and the commands call it outside their units of work, so a slow
+    receiver delays no other database work.
     """
 
     def __init__(
