@@ -567,7 +567,9 @@ def test_a_busy_tick_does_not_flood_views_publish(fake: FakeSlack, tmp_path: Pat
         app.click(blocks.APPROVE, app.release().id, ALICE, approval_message(fake, top["ts"]), "a")
         app.run_until(lambda r: r.status == "rolling_out" and r.step_index >= 2)
         app.wired.slack.background.shutdown(wait=True)  # every delivery and flush has run
-        assert len(thread_messages(fake, top["ts"])) >= 5
+        # several batches were delivered (how many of the ticks' events share one depends on
+        # when the click's own delivery ran), and the Home tab was published once
+        assert len(thread_messages(fake, top["ts"])) >= 3
         assert fake.count("views.publish") == 1
     finally:
         app.stop()
@@ -599,7 +601,12 @@ def test_a_retried_mention_is_answered_once(
     retry = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
     status, _, _ = post(app.url, body, {**signed_headers(body, SECRET), **retry})
     assert status == 200  # acked, so Slack stops retrying
-    assert any("Ev0SLOWACK1 delivered again (retry 1" in r.getMessage() for r in caplog.records)
+    wait_until(  # the replay check runs after the ack, with the work
+        lambda: any(
+            "Ev0SLOWACK1 delivered again (retry 1" in r.getMessage() for r in caplog.records
+        ),
+        what="the retry ignored",
+    )
 
     # A retry of a delivery we never received is the first we hear of it: answered.
     status_mention = {**mention, "ts": "1900000000.000200", "text": "<@U0BOT> status"}
