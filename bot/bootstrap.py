@@ -319,6 +319,7 @@ def _wire(
                 for name in config.services
                 if (bake := config.for_service(name).bake_minutes) is not None
             },
+            {name: config.for_service(name).on_metrics_loss for name in config.services},
         ),
         locks=SqliteLocks(database),
         series=series,

@@ -49,6 +49,7 @@ from tests.domain_helpers import (
     gated_release,
     kpi_rail,
     make_request,
+    on_metrics_loss,
     run,
     started_release,
     tick,
@@ -112,10 +113,10 @@ def events_of(release: Release, start: int = 1) -> list[StoredEvent]:
 
 
 def paused_release() -> Release:
-    release = started_release(make_request(risk="medium"))
+    release = on_metrics_loss(started_release(make_request(risk="medium")), "pause")
     now = run(release, T0, stop=lambda r: r.step_index >= 1 and r.steps[1].status == "active")
     for i in range(3):
-        release.record_metrics_error("prometheus timed out", now + (i + 1) * MINUTE, "pause")
+        release.record_metrics_error("prometheus timed out", now + (i + 1) * MINUTE)
     assert release.status == "paused"
     return release
 
