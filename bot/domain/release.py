@@ -124,6 +124,7 @@ class Release(MutableModel):
     # Ticks in a row that raised for this release; it waits until ``retry_at`` (backoff).
     failed_ticks: int = 0
     retry_at: datetime | None = None
+    tick_error: str | None = None  # the last failed tick's error, while it backs off
     alerts: list[AlertRecord] = []
     rollback: RollbackRecord | None = None
     paused: PauseRecord | None = None
@@ -482,6 +483,7 @@ class Release(MutableModel):
         (``shown_in_thread``), and of the recovery."""
         self.failed_ticks += 1
         self.retry_at = now + retry_delay(self.failed_ticks, base_delay)
+        self.tick_error = f"{error_type}: {message}"
         first = self.failed_ticks == 1
         self._record(
             "tick_failed",
@@ -505,6 +507,7 @@ class Release(MutableModel):
         if not self.errored:
             return
         failed, self.failed_ticks, self.retry_at = self.failed_ticks, 0, None
+        self.tick_error = None
         self._record(
             "tick_recovered",
             ENGINE,
