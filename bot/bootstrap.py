@@ -228,7 +228,7 @@ def _adapters(
                 routers[service] = HAProxyRouter(service, haproxy, database)
             case WebhookSettings() as webhook:
                 routers[service] = WebhookRouter(service, webhook, database)
-    router = ServiceRouters(routers)
+    router = ServiceRouters(routers, config.source)
     providers: dict[str, AbstractMetrics] = {}
     for service, targets in chosen.items():
         match targets.metrics:
@@ -238,7 +238,7 @@ def _adapters(
                 providers[service] = PrometheusMetrics(
                     service, prometheus, config.for_service(service), router.state
                 )
-    return ServiceMetrics(providers), router
+    return ServiceMetrics(providers, config.source), router
 
 
 def bootstrap(

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from bot.domain.config import Config
+from bot.domain.config import DEFAULT_SOURCE, Config
 from bot.domain.contract import InsufficientContext
 from bot.domain.guardrails import (
     GUARDRAIL_HINTS,
@@ -799,8 +799,10 @@ def _tag(opened: dict[str, int], seen: set[str], number: int, closing: bool, nam
 # --- defaults, gaps, the request ---------------------------------------------------------
 
 
-def _from_config(table: str, setting: str, raws: list[str], key: str = "") -> list[Any]:
-    """Config strings, parsed like the line; errors name data/services.toml."""
+def _from_config(
+    table: str, setting: str, raws: list[str], key: str = "", source: str = DEFAULT_SOURCE
+) -> list[Any]:
+    """Config strings, parsed like the line; errors name the config file (``source``)."""
     parse: Callable[[str], list[Any]] = {
         "guardrails": lambda raw: [read_guardrail(raw)],
         "flags": lambda raw: [_flag(raw)],
@@ -814,7 +816,7 @@ def _from_config(table: str, setting: str, raws: list[str], key: str = "") -> li
             spec = _SPECS[bad.key]
             example = re.sub(r'^[a-z]+="?|"$', "", spec.line)  # the value without key=
             raise ParseError(
-                f'data/services.toml [{table}] {setting}: "{raw}": {bad.problem}; {spec.hint}, '
+                f'{source} [{table}] {setting}: "{raw}": {bad.problem}; {spec.hint}, '
                 f'e.g. "{example}"'
             ) from None
     return items
@@ -825,15 +827,16 @@ def _assemble(given: _Given, config: Config) -> ReleaseRequest | InsufficientCon
     known = given.service is not None and config.knows(given.service)
     table = f"services.{given.service}" if known else "defaults"
     # config strings are checked even when the text overrides them: a typo should surface
-    guardrails = {g.name: g for g in _from_config(table, "guardrails", svc.guardrails)}
+    src = config.source  # errors in config strings name the file actually read
+    guardrails = {g.name: g for g in _from_config(table, "guardrails", svc.guardrails, "", src)}
     guardrails |= given.guardrails
-    flags = _from_config(table, "flags", svc.flags) if given.flags is None else given.flags
-    peaks = _from_config(table, "peak_hours", svc.peak_hours, "peak")
-    windows = _from_config(table, "maintenance_windows", svc.maintenance_windows, "window")
+    flags = _from_config(table, "flags", svc.flags, "", src) if given.flags is None else given.flags
+    peaks = _from_config(table, "peak_hours", svc.peak_hours, "peak", src)
+    windows = _from_config(table, "maintenance_windows", svc.maintenance_windows, "window", src)
     image = given.image
     if image is None and svc.artifact and given.version:
         ref = svc.artifact.replace("{version}", given.version)
-        image = _from_config(table, "artifact", [ref])[0]
+        image = _from_config(table, "artifact", [ref], "", src)[0]
     envs = svc.environments if given.environments is None else given.environments
     regions = svc.regions if given.regions is None else given.regions
     strategy, risk = given.strategy or svc.strategy, given.risk or svc.risk
@@ -853,7 +856,7 @@ def _assemble(given: _Given, config: Config) -> ReleaseRequest | InsufficientCon
         "availability": "availability" not in guardrails,
     }
     if missing := [key for key, gap in gaps.items() if gap]:
-        return _insufficient(missing, given, no_envs=not envs)
+        return _insufficient(missing, given, no_envs=not envs, source=src)
     assert given.service and given.version and image and given.changes and risk and strategy
     assert envs and regions
     return ReleaseRequest(
@@ -884,17 +887,19 @@ def _assemble(given: _Given, config: Config) -> ReleaseRequest | InsufficientCon
     )
 
 
-def _insufficient(missing: list[str], given: _Given, no_envs: bool) -> InsufficientContext:
+def _insufficient(
+    missing: list[str], given: _Given, no_envs: bool, source: str = DEFAULT_SOURCE
+) -> InsufficientContext:
     unhealthy = [d.name for d in given.dependencies or [] if d.health == "unhealthy"]
     return InsufficientContext(
         missing=[_SPECS[key].name for key in missing],
         deployment_blockers=[_BLOCKERS[key] for key in missing]
         + [f"dependency {name} is unhealthy" for name in unhealthy],
-        next_best_step=_next_step(missing[0], given, no_envs),
+        next_best_step=_next_step(missing[0], given, no_envs, source),
     )
 
 
-def _next_step(key: str, given: _Given, no_envs: bool) -> str:
+def _next_step(key: str, given: _Given, no_envs: bool, source: str) -> str:
     """One sentence for the first gap: the token to add, and where a default could go."""
     line, service = given.form == "line", given.service or "<service>"
     if key == "service" and line:
@@ -910,7 +915,7 @@ def _next_step(key: str, given: _Given, no_envs: bool) -> str:
     else:
         step = f'Fill in "- {spec.name}: {spec.template}" under <{spec.section}>'
     if configs := " and ".join(s.config.format(service=service) for s in specs if s.config):
-        step += f", or {configs} under [services.{service}] in data/services.toml"
+        step += f", or {configs} under [services.{service}] in {source}"
     return step + "."
 
 
