@@ -229,7 +229,7 @@ def _adapters(
                 routers[service] = HAProxyRouter(service, haproxy, database)
             case WebhookSettings() as webhook:
                 routers[service] = WebhookRouter(service, webhook, database)
-    router = ServiceRouters(routers)
+    router = ServiceRouters(routers, config.source)
     providers: dict[str, AbstractMetrics] = {}
     for service, targets in chosen.items():
         match targets.metrics:
@@ -239,7 +239,7 @@ def _adapters(
                 providers[service] = PrometheusMetrics(
                     service, prometheus, config.for_service(service), router.state
                 )
-    return ServiceMetrics(providers), router
+    return ServiceMetrics(providers, config.source), router
 
 
 def bootstrap(
@@ -320,6 +320,7 @@ def _wire(
                 for name in config.services
                 if (bake := config.for_service(name).bake_minutes) is not None
             },
+            {name: config.for_service(name).on_metrics_loss for name in config.services},
         ),
         locks=SqliteLocks(database),
         series=series,

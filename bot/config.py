@@ -18,7 +18,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from bot.domain.base import Model
-from bot.domain.config import Config, ServiceConfig
+from bot.domain.config import DEFAULT_SOURCE, Config, ServiceConfig
 from bot.parsing import ParseError, parse_release
 
 M = TypeVar("M", bound=Model)
@@ -76,11 +76,23 @@ def load_config(path: Path | None = None) -> Config:
     """The config at ``path`` (else the default), checked whole: ``ConfigError`` lists every
     mistake a release would otherwise meet later, one line each."""
     where = path or DEFAULT_CONFIG
-    config = read_toml_model(where, Config, ConfigError, FIX_PATH)
+    config = read_toml_model(where, Config, ConfigError, FIX_PATH).read_from(_named(path))
     problems = config_problems(config)
     if problems:
         raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
     return config
+
+
+def _named(path: Path | None) -> str:
+    """How messages name the config read: the path given, else the repository's
+    ``data/services.toml``, or where a wheel's copy is installed."""
+    if path is not None:
+        return str(path)
+    return (
+        DEFAULT_SOURCE
+        if DEFAULT_CONFIG == _CHECKOUT_DATA / "services.toml"
+        else str(DEFAULT_CONFIG)
+    )
 
 
 def config_problems(config: Config) -> list[str]:
@@ -129,6 +141,7 @@ def _parse_problem(config: Config, service: str) -> str | None:
     try:
         parse_release(f"{service} 0.0.1", config)
     except ParseError as exc:
-        # "data/services.toml [services.shop] guardrails: …" -> "services.shop.guardrails: …"
-        return re.sub(r"^(data/services\.toml )?\[([^\]]+)\] (\w+):", r"\2.\3:", str(exc))
+        # "FILE [services.shop] guardrails: …" -> "services.shop.guardrails: …"
+        where = re.escape(config.source)
+        return re.sub(rf"^({where} )?\[([^\]]+)\] (\w+):", r"\2.\3:", str(exc))
     return None

@@ -31,6 +31,8 @@ ICONS = {
     "release_completed": "🎉",
     "release_failed": "❌",
     "cancelled": "🛑",
+    "tick_failed": "💥",
+    "tick_recovered": "🩹",
 }
 
 
@@ -78,12 +80,25 @@ def status_lines(release: Release) -> list[str]:
         lines.append(f"  paused: {release.pause_reason}")
     if release.rollback:
         lines.append(f"  rollback ({release.rollback.triggered_by}): {release.rollback.reason}")
+    if backoff := backoff_line(release):
+        lines.append(f"  {backoff}")
     line = analysis_line(release)
     if line and release.is_active:
         lines.append(f"  {line}")
     if release.narration is not None:
         lines.append(f"  {agent_line(release.narration)}")
     return lines
+
+
+def backoff_line(release: Release) -> str | None:
+    """How an errored release waits (its ticks raised): the failures in a row, the last
+    error, the next try. None when its last tick went through."""
+    if not release.errored or not release.is_active:
+        return None
+    count = release.failed_ticks
+    last = f" (last: {release.tick_error})" if release.tick_error else ""
+    retry = f"; next try at {release.retry_at:%H:%M:%S} UTC" if release.retry_at else ""
+    return f"backing off after {count} failed tick{'s' if count > 1 else ''} in a row{last}{retry}"
 
 
 def agent_line(narration: Narration) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from bot.domain.config import MetricsLossPolicy
 from bot.domain.contract import Artifacts, Check
 from bot.domain.gates import GateEvidence, run_gates
 from bot.domain.observations import (
@@ -20,7 +21,7 @@ from bot.domain.observations import (
 )
 from bot.domain.observed import VerificationResult
 from bot.domain.plan import Plan
-from bot.domain.planner import plan_release
+from bot.domain.planner import derive_triggers, plan_release
 from bot.domain.release import Release
 from bot.domain.request import (
     Artifact,
@@ -139,6 +140,13 @@ def make_request(
 
 def make_plan(request: ReleaseRequest, now: datetime = T0) -> Plan:
     return plan_release(request, now, INSTANCES, TICK_SECONDS)
+
+
+def on_metrics_loss(release: Release, policy: MetricsLossPolicy) -> Release:
+    """``release`` as if planned for a service whose config sets ``on_metrics_loss``."""
+    triggers = derive_triggers(release.request, TICK_SECONDS, policy)
+    release.plan = release.plan.model_copy(update={"triggers": triggers})
+    return release
 
 
 # -- gate evidence ------------------------------------------------------------------------------

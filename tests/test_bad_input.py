@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import load_config
+from bot.domain import access
+from bot.domain.contract import InsufficientContext
+from bot.parsing import parse_release
 from tests.conftest import ROOT, cli
 
 LINE = "payments-api 2.4.1 risk=medium ticket=CHG-1 changes=x"
@@ -308,3 +312,32 @@ def test_a_config_that_cannot_be_read(shared_dir: Path) -> None:
     proc = cli_unprivileged("parse", LINE, "--config", str(config))
     assert proc.returncode == 1
     one_clear_line(proc, f"{config} cannot be read (permission denied)")
+
+
+@pytest.mark.parametrize("way", [0, 1], ids=["--config", "RELEASE_BOT_CONFIG"])
+def test_refusals_name_the_config_actually_read(tmp_path: Path, way: int) -> None:
+    config = tmp_path / "team" / "release.toml"
+    config.parent.mkdir()
+    config.write_text((ROOT / "data" / "services.toml").read_text())
+    flags, env = _config_ways(config)[way]
+    proc = cli("dry-run", LINE.replace("payments-api", "paymnts-api"), *flags, env=env)
+    assert proc.returncode == 1
+    line = one_clear_line(proc, f"paymnts-api is not a service in {config}", "payments-api")
+    assert "data/services.toml" not in line
+
+
+def test_access_and_parsing_messages_name_the_config_read(tmp_path: Path) -> None:
+    config_file = tmp_path / "other.toml"
+    config_file.write_text(
+        (ROOT / "data" / "services.toml").read_text() + '\n[services.bare]\nowner = "x"\n'
+    )
+    config = load_config(config_file)
+    assert config.source == str(config_file)
+    assert f"has no metrics provider and no traffic router in {config_file}" in (
+        config.refusal("bare") or ""
+    )
+    locked = access.check("lock", "mallory", "prod", None, config) or ""
+    assert f"of any table in {config_file}" in locked
+    gap = parse_release("payments-api 2.4.1 changes=x", config)  # no risk: where to set one
+    assert isinstance(gap, InsufficientContext)
+    assert gap.next_best_step.endswith(f"under [services.payments-api] in {config_file}.")

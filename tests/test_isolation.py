@@ -11,11 +11,13 @@ import dataclasses
 import io
 import itertools
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import Wiring, bootstrap
 from bot.domain.release import Release
 from bot.service import Services, approve, reconcile, start_release
+from tests.conftest import cli
 from tests.fakes import BrokenForServices
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)  # outside payments-api's peak hours
@@ -23,9 +25,9 @@ PAYMENTS = 'payments-api 2.4.1 risk=medium ticket=CHG-1 changes="faster checkout
 SEARCH = 'search-api 3.1.0 risk=low ticket=CHG-2 changes="better ranking"'
 
 
-def wired() -> tuple[Wiring, Services, BrokenForServices, TerminalChat]:
+def wired(db: str = ":memory:") -> tuple[Wiring, Services, BrokenForServices, TerminalChat]:
     chat = TerminalChat(io.StringIO())
-    wiring = bootstrap(":memory:", clock_start=START, chat=chat)
+    wiring = bootstrap(db, clock_start=START, chat=chat)
     router = BrokenForServices(wiring.services.traffic)
     return wiring, dataclasses.replace(wiring.services, traffic=router), router, chat
 
@@ -123,3 +125,20 @@ def test_a_release_whose_state_cannot_be_loaded_stops_no_other() -> None:
 
     moved = services.store.get(healthy.id)
     assert moved.step_index >= 1 or not moved.is_active, moved.status
+
+
+def test_status_says_how_an_errored_release_backs_off(tmp_path: Path) -> None:
+    db = str(tmp_path / "errored.db")
+    wiring, services, router, _ = wired(db)
+    broken = started(services, PAYMENTS, "alice")
+    router.broken.add("payments-api")
+    ticks(wiring, services, 5)
+    errored = services.store.get(broken.id)
+    assert errored.failed_ticks >= 2 and errored.retry_at is not None
+
+    shown = cli("status", "--db", db)
+
+    assert shown.returncode == 0, shown.stderr
+    assert f"backing off after {errored.failed_ticks} failed ticks in a row" in shown.stdout
+    assert "(last: ValueError: payments-api: instances must be positive, not -3)" in shown.stdout
+    assert f"next try at {errored.retry_at:%H:%M:%S} UTC" in shown.stdout

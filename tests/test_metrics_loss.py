@@ -16,26 +16,35 @@ from pathlib import Path
 from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import Wiring, bootstrap
 from bot.config import DEFAULT_CONFIG
+from bot.domain.config import MetricsLossPolicy
 from bot.domain.planner import CONSECUTIVE_ERROR_LIMIT
 from bot.domain.release import Release
-from bot.service import approve, reconcile, start_release
-from tests.domain_helpers import MINUTE, T0, make_request, run, started_release
+from bot.service import approve, reconcile, report, start_release
+from tests.domain_helpers import (
+    MINUTE,
+    T0,
+    make_request,
+    on_metrics_loss,
+    run,
+    started_release,
+)
 
 # -- the aggregate ------------------------------------------------------------------------------
 
 
-def at_step(index: int) -> tuple[Release, datetime]:
-    release = started_release(make_request(risk="medium"))
+def at_step(index: int, policy: MetricsLossPolicy = "rollback") -> tuple[Release, datetime]:
+    # The plan says what losing the metrics does (planned from the service's on_metrics_loss).
+    release = on_metrics_loss(started_release(make_request(risk="medium")), policy)
     now = run(
         release, T0, stop=lambda r: r.step_index == index and r.steps[index].status == "active"
     )
     return release, now
 
 
-def lose_metrics(release: Release, now: datetime, times: int, **policy: str) -> datetime:
+def lose_metrics(release: Release, now: datetime, times: int) -> datetime:
     for _ in range(times):
         now += MINUTE
-        release.record_metrics_error("prometheus timed out", now, **policy)  # type: ignore[arg-type]
+        release.record_metrics_error("prometheus timed out", now)
     return now
 
 
@@ -72,8 +81,8 @@ def test_without_production_users_on_the_canary_it_pauses() -> None:
 
 
 def test_set_to_pause_it_pauses_with_production_users_too() -> None:
-    release, now = at_step(2)
-    lose_metrics(release, now, CONSECUTIVE_ERROR_LIMIT, on_loss="pause")
+    release, now = at_step(2, "pause")
+    lose_metrics(release, now, CONSECUTIVE_ERROR_LIMIT)
     assert release.status == "paused"
     assert "metrics unavailable for 3 checks" in (release.pause_reason or "")
 
@@ -116,6 +125,14 @@ def settle(wiring: Wiring, release_id: str) -> Release:
     raise AssertionError(f"{release_id} never settled: {services.store.get(release_id).status}")
 
 
+def loss_action(wiring: Wiring, release_id: str) -> tuple[str, str]:
+    """What the plan's and the report's metrics-provider trigger say happens."""
+    plan = wiring.services.store.get(release_id).plan
+    planned = next(t.action for t in plan.triggers if t.guardrail == "metrics_provider")
+    reported = report(wiring.services, release_id).deployment_plan.rollback_triggers
+    return planned, next(t.action for t in reported if t.metric == "metrics_provider")
+
+
 def test_metrics_down_at_25_percent_rolls_the_faulty_canary_back(tmp_path: Path) -> None:
     wiring = wired(tmp_path)
     release = settle(wiring, faulty_release(wiring).id)
@@ -125,6 +142,7 @@ def test_metrics_down_at_25_percent_rolls_the_faulty_canary_back(tmp_path: Path)
     first_failure = actions.index("metrics_unavailable")
     assert actions[first_failure + 1] == "alert"  # the thread hears at once
     assert release.current_percentage() == 0
+    assert loss_action(wiring, release.id) == ("auto_rollback", "auto_rollback")
 
 
 def test_a_service_set_to_pause_waits_for_a_human(tmp_path: Path) -> None:
@@ -138,3 +156,4 @@ def test_a_service_set_to_pause_waits_for_a_human(tmp_path: Path) -> None:
     release = settle(wiring, faulty_release(wiring).id)
     assert release.status == "paused"
     assert "metrics unavailable" in (release.pause_reason or "")
+    assert loss_action(wiring, release.id) == ("pause", "pause")

@@ -19,7 +19,7 @@ from bot.domain.plan_policy import (
     less_careful,
     parse_proposal,
 )
-from bot.domain.planner import BAKE_MINUTES, STAGES_BY_RISK
+from bot.domain.planner import BAKE_MINUTES, STAGES_BY_RISK, derive_triggers
 from bot.domain.request import RISKS, STRATEGIES, ReleaseRequest
 from tests.domain_helpers import (
     INSTANCES,
@@ -164,7 +164,29 @@ def test_a_trigger_downgraded_to_alert_is_rejected() -> None:
     triggers = [t.model_copy(update={"action": "alert"}) for t in plan.triggers]
     reasons = check(request, plan.model_copy(update={"triggers": triggers}))
     assert has(reasons, "triggers: error_rate must auto_rollback", "weaker")
-    assert has(reasons, "triggers: metrics_provider must pause")
+    assert has(reasons, "triggers: metrics_provider must auto_rollback", "weaker")
+
+
+def metrics_loss_action(plan: Plan) -> str:
+    return next(t.action for t in plan.triggers if t.guardrail == "metrics_provider")
+
+
+def test_the_metrics_loss_trigger_follows_the_services_policy() -> None:
+    request = request_for()
+    for policy, action in (("rollback", "auto_rollback"), ("pause", "pause")):
+        _, plan = apply_proposal(request, proposal(), T0, INSTANCES, TICK_SECONDS, policy)  # type: ignore[arg-type]
+        assert metrics_loss_action(plan) == action
+
+
+def test_a_plan_that_only_pauses_when_the_service_rolls_back_is_rejected() -> None:
+    request = request_for()
+    paused = make_plan(request).model_copy(
+        update={"triggers": derive_triggers(request, TICK_SECONDS, "pause")}
+    )
+    assert has(check(request, paused), "triggers: metrics_provider must auto_rollback", "weaker")
+    # A service set to pause: a plan that rolls back is more careful, and accepted.
+    rule = paused
+    assert less_careful(request, rule, request, make_plan(request)) == []
 
 
 def test_removing_the_high_risk_gate_is_rejected() -> None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.adapters.llm.rules import RulePlanner
 from bot.domain.planner import (
     BAKE_MINUTES,
     PREPROD_BAKE_MINUTES,
@@ -228,9 +229,21 @@ def test_every_guardrail_gets_a_trigger_plus_the_metrics_provider() -> None:
     assert by["availability"].threshold == "availability>=99.5%" + suffix
     assert by["kpi:conversion"].threshold == "kpi:conversion>=-2%" + suffix
     provider = by["metrics_provider"]
-    assert provider.action == "pause"
+    assert provider.action == "auto_rollback"  # on_metrics_loss defaults to "rollback"
     assert provider.window_minutes == pytest.approx(3 * 10 / 60, abs=0.01)
     assert "3 consecutive" in provider.threshold
+    assert "pauses while no production user" in provider.threshold
+
+
+def test_the_metrics_provider_trigger_says_what_the_service_does_on_metrics_loss() -> None:
+    request = make_request(risk="medium")
+    for policy, action in (("rollback", "auto_rollback"), ("pause", "pause")):
+        planner = RulePlanner(10.0, metrics_loss={request.service: policy})  # type: ignore[dict-item]
+        by = {t.guardrail: t for t in planner.plan(request, T0, 10).triggers}
+        assert by["metrics_provider"].action == action
+    other = RulePlanner(10.0, metrics_loss={"another-service": "pause"})
+    by = {t.guardrail: t for t in other.plan(request, T0, 10).triggers}
+    assert by["metrics_provider"].action == "auto_rollback"
 
 
 def test_p99_only_alerts_for_low_risk() -> None:

@@ -29,6 +29,7 @@ from tests.domain_helpers import (
     healthy_window,
     make_request,
     new_release,
+    on_metrics_loss,
     run,
     started_release,
     tick,
@@ -354,13 +355,13 @@ def test_medium_risk_does_not_hold_in_peak_hours() -> None:
 
 
 def test_three_metrics_errors_in_a_row_pause_the_rollout_set_to_pause() -> None:
-    release = started_release(make_request(risk="medium"))
+    release = on_metrics_loss(started_release(make_request(risk="medium")), "pause")
     now = until_step(release, T0, 1)
     for i in range(2):
-        release.record_metrics_error("prometheus timed out", now + (i + 1) * MINUTE, "pause")
+        release.record_metrics_error("prometheus timed out", now + (i + 1) * MINUTE)
         assert release.status == "rolling_out"
     now += 3 * MINUTE
-    release.record_metrics_error("prometheus timed out", now, "pause")
+    release.record_metrics_error("prometheus timed out", now)
     assert release.status == "paused"
     assert "metrics unavailable for 3 checks" in (release.pause_reason or "")
     assert [(a.guardrail, a.severity) for a in release.alerts] == [

@@ -25,6 +25,7 @@ from tests.domain_helpers import (
     kpi_rail,
     make_request,
     new_release,
+    on_metrics_loss,
     run,
     started_release,
     tick,
@@ -124,11 +125,14 @@ def test_live_releases_are_in_progress_and_valid(state: str) -> None:
 
 
 def test_paused_report_asks_a_human() -> None:
-    release = started_release(make_request(risk="medium"))
+    release = on_metrics_loss(started_release(make_request(risk="medium")), "pause")
     now = run(release, T0, stop=lambda r: r.step_index == 1)
     for i in range(3):
-        release.record_metrics_error("prometheus timed out", now + (i + 1) * MINUTE, "pause")
+        release.record_metrics_error("prometheus timed out", now + (i + 1) * MINUTE)
+    assert release.status == "paused"
     report, data, _ = report_of(release, now + 3 * MINUTE)
+    by_metric = {t["metric"]: t["action"] for t in data["deployment_plan"]["rollback_triggers"]}
+    assert by_metric["metrics_provider"] == "pause"  # what the release did
     assert report.status == "in_progress"
     assert data["next_actions"][0]["trigger"] == "manual"
     assert "resume or roll back" in data["next_actions"][0]["action"]
@@ -325,6 +329,9 @@ def test_plan_section_reports_triggers_and_durations(completed: Built) -> None:
     assert [t["metric"] for t in plan["rollback_triggers"]] == [
         t.metric for t in release.plan.triggers
     ]
+    # Losing the metrics rolls back by default (on_metrics_loss), and the report says so.
+    by_metric = {t["metric"]: t["action"] for t in plan["rollback_triggers"]}
+    assert by_metric["metrics_provider"] == "auto_rollback"
     timeline = plan["timeline"]
     assert timeline["canary_duration_minutes"] == release.plan.minutes("canary")
     assert timeline["rollout_duration_minutes"] == release.plan.minutes("rollout")

@@ -17,6 +17,7 @@ from bot.domain.release import PauseRecord, Release
 from bot.domain.request import ReleaseRequest
 from bot.parsing import LINE_KEYS, ParseError, parse_release
 from bot.ports.store import StoredEvent
+from bot.presenters import event_text
 from bot.slack import blocks
 from bot.slack.blocks import (
     ACTION_IDS,
@@ -49,6 +50,7 @@ from tests.domain_helpers import (
     gated_release,
     kpi_rail,
     make_request,
+    on_metrics_loss,
     run,
     started_release,
     tick,
@@ -112,10 +114,10 @@ def events_of(release: Release, start: int = 1) -> list[StoredEvent]:
 
 
 def paused_release() -> Release:
-    release = started_release(make_request(risk="medium"))
+    release = on_metrics_loss(started_release(make_request(risk="medium")), "pause")
     now = run(release, T0, stop=lambda r: r.step_index >= 1 and r.steps[1].status == "active")
     for i in range(3):
-        release.record_metrics_error("prometheus timed out", now + (i + 1) * MINUTE, "pause")
+        release.record_metrics_error("prometheus timed out", now + (i + 1) * MINUTE)
     assert release.status == "paused"
     return release
 
@@ -176,6 +178,31 @@ def test_rolling_back_then_rolled_back_card_has_no_buttons_and_names_the_breach(
     assert buttons(out) == {}
     assert "rolled back" in text and "1.1.0" in text
     assert "Rolled back automatically" in json.dumps(out)
+
+
+def test_an_errored_release_says_it_backs_off_then_that_it_moves_again() -> None:
+    release = started_release(make_request(risk="medium"))
+    now = T0 + MINUTE
+    for _ in range(3):
+        release.record_tick_error(
+            "ValueError", "instances must be positive", now, timedelta(seconds=10)
+        )
+    assert release.retry_at is not None
+    text, out = status_card(release, now)
+    assert_slack_safe((text, out))
+    body = json.dumps(out, ensure_ascii=False)
+    assert "Errored" in body and "backing off after 3 failed ticks in a row" in body
+    assert "ValueError: instances must be positive" in body
+    assert f"next try at {release.retry_at:%H:%M:%S} UTC" in body
+    assert status_card(release, now + MINUTE) == (text, out)  # no clock: no needless update
+    lines = [event_text(release, e) for e in events_of(release)]
+    assert lines[-1].startswith("💥 tick failed: failed 3 ticks in a row")
+
+    release.tick_recovered(now + 2 * MINUTE)
+    assert "Errored" not in json.dumps(status_card(release, now)[1], ensure_ascii=False)
+    assert event_text(release, events_of(release)[-1]) == (
+        "🩹 tick recovered: moving again after 3 failed ticks"
+    )
 
 
 def test_finished_releases_have_no_buttons() -> None:

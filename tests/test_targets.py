@@ -172,12 +172,13 @@ def test_a_typo_in_the_service_is_refused_naming_the_closest() -> None:
 
 
 def test_a_service_without_targets_is_refused_saying_what_to_add(tmp_path: Path) -> None:
-    wiring = wired(config_file(tmp_path, SHOP))
+    path = config_file(tmp_path, SHOP)
+    wiring = wired(path)
     try:
         with pytest.raises(CommandRejected) as caught:
             start_release(wiring.services, 'shop 1.2.0 risk=low changes="x"', "alice")
-        assert str(caught.value) == (
-            "shop has no metrics provider and no traffic router in data/services.toml: add "
+        assert str(caught.value) == (  # the file actually read, not the default's name
+            f"shop has no metrics provider and no traffic router in {path}: add "
             '[services.shop.metrics] provider = "prometheus" and [services.shop.traffic] '
             'router = "haproxy" (or "simulator" for a demo)'
         )

@@ -26,8 +26,11 @@ from bot.ports.traffic import AbstractTrafficRouter, RouterUnavailable
 class ServiceMetrics(AbstractMetrics):
     """The metrics port, answered by each service's own provider."""
 
-    def __init__(self, providers: Mapping[str, AbstractMetrics]) -> None:
+    def __init__(
+        self, providers: Mapping[str, AbstractMetrics], config_file: str = "data/services.toml"
+    ) -> None:
         self.providers = dict(providers)
+        self.config_file = config_file  # named in the refusal of a service without one
 
     def _for(self, service: str) -> AbstractMetrics:
         try:
@@ -35,7 +38,7 @@ class ServiceMetrics(AbstractMetrics):
         except KeyError:
             raise MetricsUnavailable(
                 f"{service} has no metrics provider: add [services.{service}.metrics] "
-                "to data/services.toml"
+                f"to {self.config_file}"
             ) from None
 
     def window(self, target: Target, start: datetime, end: datetime) -> WindowSample:
@@ -77,8 +80,11 @@ class ServiceMetrics(AbstractMetrics):
 class ServiceRouters(AbstractTrafficRouter):
     """The traffic port, answered by each service's own router."""
 
-    def __init__(self, routers: Mapping[str, AbstractTrafficRouter]) -> None:
+    def __init__(
+        self, routers: Mapping[str, AbstractTrafficRouter], config_file: str = "data/services.toml"
+    ) -> None:
         self.routers = dict(routers)
+        self.config_file = config_file  # named in the refusal of a service without one
 
     def _for(self, service: str) -> AbstractTrafficRouter:
         try:
@@ -86,7 +92,7 @@ class ServiceRouters(AbstractTrafficRouter):
         except KeyError:
             raise RouterUnavailable(
                 f"{service} has no traffic router: add [services.{service}.traffic] "
-                "to data/services.toml"
+                f"to {self.config_file}"
             ) from None
 
     def apply(self, target: Target, desired: TrafficState) -> TrafficState:

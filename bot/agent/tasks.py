@@ -49,7 +49,8 @@ def plan_task(ctx: Context, now: datetime, instances: int, tick_seconds: float) 
             reasons.append(str(exc))
         try:
             proposal = parse_proposal(fields)
-            amended, plan = apply_proposal(request, proposal, now, instances, tick_seconds)
+            on_loss = ctx.agent.config.for_service(request.service).on_metrics_loss
+            amended, plan = apply_proposal(request, proposal, now, instances, tick_seconds, on_loss)
         except ProposalRejected as exc:
             reasons.append(f"rejected: {exc}")
         if reasons:

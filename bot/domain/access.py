@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from bot.domain.config import Config
+from bot.domain.config import DEFAULT_SOURCE, Config
 from bot.domain.locks import scope_parts
 from bot.domain.release import Release
 from bot.domain.request import ENV_ORDER, EnvName
@@ -38,7 +38,7 @@ from bot.domain.request import ENV_ORDER, EnvName
 Action = Literal[
     "start", "approve", "reject", "promote", "resume", "rollback", "pause", "lock", "unlock"
 ]
-CONFIG_FILE = "data/services.toml"
+CONFIG_FILE = DEFAULT_SOURCE  # the config's own ``source`` names the file actually read
 
 
 # -- who may act on a release -------------------------------------------------------------------
@@ -49,19 +49,22 @@ def _highest(environments: Iterable[str]) -> EnvName | None:
     return next((e for e in reversed(ENV_ORDER) if e in reached), None)
 
 
-def _where(service: str, env: str | None) -> str:
+def _where(service: str, env: str | None, config_file: str = CONFIG_FILE) -> str:
     keys = "`approvers`" + (f" or `environment_approvers.{env}`" if env else "")
-    return f"{keys} under [services.{service}] in {CONFIG_FILE}"
+    return f"{keys} under [services.{service}] in {config_file}"
 
 
-def approver_refusal(user: str, verb: str, release: Release) -> str | None:
+def approver_refusal(
+    user: str, verb: str, release: Release, config_file: str = CONFIG_FILE
+) -> str | None:
     """Why ``user`` may not ``verb`` the release as an approver, or None when they may."""
     if user in release.approvers:
         return None
     service = release.request.service
     env = _highest(e.name for e in release.plan.environments)
     who = ", ".join(release.approvers) or "nobody (no approvers are set)"
-    return f"{user} cannot {verb} {service}: its approvers are {who} (set {_where(service, env)})"
+    where = _where(service, env, config_file)
+    return f"{user} cannot {verb} {service}: its approvers are {who} (set {where})"
 
 
 def four_eyes_refusal(user: str, verb: str, release: Release) -> str | None:
@@ -96,18 +99,18 @@ def check(
     release = subject
     match action:
         case "approve" | "promote":
-            return approver_refusal(user, action, release) or four_eyes_refusal(
+            return approver_refusal(user, action, release, config.source) or four_eyes_refusal(
                 user, action, release
             )
         case "reject" | "resume":
-            return approver_refusal(user, action, release)
+            return approver_refusal(user, action, release, config.source)
         case "rollback" | "pause":
             if user == release.requested_by or user in release.approvers:
                 return None
             return (
                 f"{user} cannot {action} {release.id}: only its requester "
                 f"({release.requested_by}) or an approver ({', '.join(release.approvers)}) can "
-                f"(set {_where(release.request.service, None)})"
+                f"(set {_where(release.request.service, None, config.source)})"
             )
     raise ValueError(f"{action} does not act on a release")
 
@@ -121,7 +124,7 @@ def _start(user: str, service: str, channel: str | None, config: Config) -> str 
     table = f"[services.{service}]" if config.knows(service) else "[defaults]"
     return (
         f"{service} releases are started only in {', '.join(allowed)}, not here "
-        f"(`allowed_channels` under {table} in {CONFIG_FILE})"
+        f"(`allowed_channels` under {table} in {config.source})"
     )
 
 
@@ -134,12 +137,12 @@ def _lock(action: str, user: str, scope: str, config: Config) -> str | None:
         if user in approvers:
             return None
         who = f"{service}'s approvers for {env} ({', '.join(approvers) or 'none set'})"
-        where = _where(service, env)
+        where = _where(service, env, config.source)
     else:
         if user in config.all_approvers():
             return None
         who = "anyone who approves releases of some service"
-        where = f"`approvers` or `environment_approvers` of any table in {CONFIG_FILE}"
+        where = f"`approvers` or `environment_approvers` of any table in {config.source}"
     return (
         f"{user} cannot {action} {scope}: {who} or a lock admin can "
         f"(set {where}, or the top-level `lock_admins`)"

@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Iterable
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, PrivateAttr
 
 from bot.domain.base import Model
 from bot.domain.evidence import Waiver
@@ -20,6 +20,8 @@ from bot.domain.request import ENV_ORDER, EnvName, Risk, Strategy
 # What a release does when its metrics provider stays down (``on_metrics_loss``): "rollback"
 # rolls back while the canary serves production users and pauses otherwise; "pause" pauses.
 MetricsLossPolicy = Literal["rollback", "pause"]
+# Where the config is read from unless ``--config`` or ``RELEASE_BOT_CONFIG`` says otherwise.
+DEFAULT_SOURCE = "data/services.toml"
 
 
 class DependencyConfig(Model):
@@ -149,6 +151,18 @@ class Config(Model):
     lock_admins: list[str] = []
     defaults: ServiceConfig = ServiceConfig()
     services: dict[str, ServiceConfig] = {}
+    # The file it was read from (``read_from``), so that messages name the file to fix.
+    _source: str = PrivateAttr(default=DEFAULT_SOURCE)
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def read_from(self, source: str) -> Config:
+        """This config, saying it was read from ``source``."""
+        copy = self.model_copy()
+        copy._source = source
+        return copy
 
     def for_service(self, service: str) -> ServiceConfig:
         """Defaults overlaid with the service's own table (fields it sets win)."""
@@ -164,7 +178,7 @@ class Config(Model):
     def refusal(self, service: str) -> str | None:
         """Why ``service`` cannot be released with this config: not a service it knows
         (naming the closest), or no metrics provider or traffic router to release it with."""
-        where = "data/services.toml"
+        where = self.source
         if not self.knows(service):
             close = difflib.get_close_matches(service, list(self.services), n=1, cutoff=0.6)
             if close:

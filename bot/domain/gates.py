@@ -36,6 +36,7 @@ class GateEvidence(Model):
     flag_kill_switch: dict[str, bool]  # from the service's flag settings
     approvers: list[str]
     now: datetime
+    config_file: str = "data/services.toml"  # the config read, named where approvers are set
 
 
 def _check(name: str, status: CheckStatus, details: str) -> Check:
@@ -194,7 +195,7 @@ def _change_approval(request: ReleaseRequest, ev: GateEvidence) -> Check:
     risk = request.release_package.risk
     if not ev.approvers:
         return _check(
-            name, "fail", f"no approvers configured for {request.service} in data/services.toml"
+            name, "fail", f"no approvers configured for {request.service} in {ev.config_file}"
         )
     who = ", ".join(ev.approvers)
     if ticket is None:

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from bot.domain.base import Model
+from bot.domain.config import MetricsLossPolicy
 from bot.domain.guardrails import ParseError, parse_guardrail
 from bot.domain.plan import EXTRA_CHECK_LABELS, ExtraCheck, Plan, Step
 from bot.domain.planner import STAGES_BY_RISK, plan_release
@@ -79,9 +80,11 @@ def apply_proposal(
     now: datetime,
     instances: int,
     tick_seconds: float,
+    on_metrics_loss: MetricsLossPolicy = "rollback",
 ) -> tuple[ReleaseRequest, Plan]:
     """The request as the proposal amends it, planned by the rules, then lengthened, gated and
     held as proposed; raises ``ProposalRejected`` with every reason it is not acceptable.
+    ``on_metrics_loss``: the service's, which both plans' metrics-provider trigger follows.
 
     Invalid parts are reported and left out, so the other reasons are real loosenings rather
     than echoes of a typo.
@@ -110,7 +113,7 @@ def apply_proposal(
             "guardrails": rails,
         }
     )
-    ruled = plan_release(amended, now, instances, tick_seconds)
+    ruled = plan_release(amended, now, instances, tick_seconds, None, on_metrics_loss)
     first = next((s for s in ruled.steps if s.env == "prod"), None)
     gate = first.index if first and proposal.manual_gate_before_prod else None
     if first and gate is not None and not first.manual_gate:
@@ -133,7 +136,7 @@ def apply_proposal(
             "extra_checks": extra,
         }
     )
-    rule_plan = plan_release(request, now, instances, tick_seconds)
+    rule_plan = plan_release(request, now, instances, tick_seconds, None, on_metrics_loss)
     reasons += less_careful(request, rule_plan, amended, plan)
     # Also against the rules for the amended request: a raised risk brings its duties (a hold).
     reasons += [r for r in less_careful(amended, ruled, amended, plan) if r not in reasons]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
+from bot.domain.config import MetricsLossPolicy
 from bot.domain.plan import EnvTarget, Plan, ReportedStrategy, Step, Trigger, Velocity
 from bot.domain.request import WEEKDAYS, Guardrail, ReleaseRequest, Risk, TimeRange
 
@@ -29,7 +30,8 @@ VELOCITY: dict[Risk, Velocity] = {
 }
 WAVE_THRESHOLD = 25.0  # steps below this percentage stay in the first region
 SHADOW_MIRROR = 100.0
-# The provider must answer: after this many failed reads in a row the rollout pauses.
+# The provider must answer: after this many failed reads in a row the release rolls back or
+# pauses, as the service's ``on_metrics_loss`` says.
 CONSECUTIVE_ERROR_LIMIT = 3
 
 
@@ -39,9 +41,11 @@ def plan_release(
     instances: int,
     tick_seconds: float,
     bake_minutes: float | None = None,
+    on_metrics_loss: MetricsLossPolicy = "rollback",
 ) -> Plan:
     """``bake_minutes``: the service's own bake for every step (``bake_minutes`` in its
-    config, like an Argo Rollouts pause), replacing the risk's defaults."""
+    config, like an Argo Rollouts pause), replacing the risk's defaults. ``on_metrics_loss``:
+    what the metrics-provider trigger does (the service's ``on_metrics_loss``)."""
     cfg = request.deployment_config
     risk = request.release_package.risk
     regions = cfg.regions
@@ -98,7 +102,7 @@ def plan_release(
         risk=risk,
         environments=envs,
         steps=steps,
-        triggers=derive_triggers(request, tick_seconds),
+        triggers=derive_triggers(request, tick_seconds, on_metrics_loss),
         velocity=velocity,
         start=start,
         hold_in_peak_hours=hold,
@@ -242,18 +246,24 @@ def trigger_for(
     )
 
 
-def derive_triggers(request: ReleaseRequest, tick_seconds: float) -> list[Trigger]:
+def derive_triggers(
+    request: ReleaseRequest, tick_seconds: float, on_metrics_loss: MetricsLossPolicy = "rollback"
+) -> list[Trigger]:
     risk = request.release_package.risk
     rails = request.guardrails
     compared = {id(rails.error_rate): "errors", id(rails.latency[0]): "slow requests"}
     triggers = [trigger_for(g, risk, tick_seconds, compared.get(id(g), "")) for g in rails.all()]
+    # No data is no proof of safety: "rollback" rolls back a canary that serves production
+    # users (and pauses one that serves none, as nothing is at risk).
+    rolls_back = on_metrics_loss == "rollback"
     triggers.append(
         Trigger(
             guardrail="metrics_provider",
             metric="metrics_provider",
-            threshold=f"no data for {CONSECUTIVE_ERROR_LIMIT} consecutive checks",
+            threshold=f"no data for {CONSECUTIVE_ERROR_LIMIT} consecutive checks"
+            + (" (pauses while no production user is on the new version)" if rolls_back else ""),
             window_minutes=round(CONSECUTIVE_ERROR_LIMIT * tick_seconds / 60, 2),
-            action="pause",
+            action="auto_rollback" if rolls_back else "pause",
         )
     )
     return triggers

@@ -13,7 +13,6 @@ from pydantic import Field, PrivateAttr
 
 from bot.domain.backoff import retry_delay
 from bot.domain.base import Model, MutableModel
-from bot.domain.config import MetricsLossPolicy
 from bot.domain.contract import Artifacts, Check
 from bot.domain.judge import CanaryJudge
 from bot.domain.judgement import Judgement, judgement
@@ -125,6 +124,7 @@ class Release(MutableModel):
     # Ticks in a row that raised for this release; it waits until ``retry_at`` (backoff).
     failed_ticks: int = 0
     retry_at: datetime | None = None
+    tick_error: str | None = None  # the last failed tick's error, while it backs off
     alerts: list[AlertRecord] = []
     rollback: RollbackRecord | None = None
     paused: PauseRecord | None = None
@@ -435,13 +435,10 @@ class Release(MutableModel):
         self.steps[step.index].health = "healthy"
         self._advance(now)
 
-    def record_metrics_error(
-        self, error: str, now: datetime, on_loss: MetricsLossPolicy = "rollback"
-    ) -> None:
+    def record_metrics_error(self, error: str, now: datetime) -> None:
         """The metrics provider did not answer. The thread is alerted at the first failure;
-        after ``CONSECUTIVE_ERROR_LIMIT`` in a row, no data means no proof of safety: with
-        ``on_loss`` "rollback" the release rolls back while the canary serves production
-        users (pauses otherwise), with "pause" it always pauses."""
+        after ``CONSECUTIVE_ERROR_LIMIT`` in a row, no data means no proof of safety: the
+        release does what its plan's metrics-provider trigger says."""
         if self.status != "rolling_out":
             return
         self.consecutive_metric_errors += 1
@@ -453,18 +450,20 @@ class Release(MutableModel):
                 "warning",
                 now,
                 f"alerted; after {CONSECUTIVE_ERROR_LIMIT} failed checks in a row the release "
-                + ("rolls back" if self._rolls_back_without_metrics(on_loss) else "pauses"),
+                + ("rolls back" if self._rolls_back_without_metrics() else "pauses"),
                 f"metrics unavailable: {error}",
             )
         if count >= CONSECUTIVE_ERROR_LIMIT:
-            self._without_metrics(
-                f"metrics unavailable for {count} checks: {error}",
-                now,
-                rollback=self._rolls_back_without_metrics(on_loss),
-            )
+            self._without_metrics(f"metrics unavailable for {count} checks: {error}", now)
 
-    def _rolls_back_without_metrics(self, on_loss: MetricsLossPolicy) -> bool:
-        return on_loss == "rollback" and self.current_percentage() > 0
+    def _rolls_back_without_metrics(self) -> bool:
+        """As the plan's metrics-provider trigger says (the service's ``on_metrics_loss`` when
+        planned): "auto_rollback" rolls back while the canary serves production users, and
+        pauses when none is on it; "pause" always pauses."""
+        action = next(
+            (t.action for t in self.plan.triggers if t.guardrail == "metrics_provider"), "pause"
+        )
+        return action == "auto_rollback" and self.current_percentage() > 0
 
     # -- a tick that raised ---------------------------------------------------------------------
 
@@ -484,6 +483,7 @@ class Release(MutableModel):
         (``shown_in_thread``), and of the recovery."""
         self.failed_ticks += 1
         self.retry_at = now + retry_delay(self.failed_ticks, base_delay)
+        self.tick_error = f"{error_type}: {message}"
         first = self.failed_ticks == 1
         self._record(
             "tick_failed",
@@ -507,6 +507,7 @@ class Release(MutableModel):
         if not self.errored:
             return
         failed, self.failed_ticks, self.retry_at = self.failed_ticks, 0, None
+        self.tick_error = None
         self._record(
             "tick_recovered",
             ENGINE,
@@ -631,12 +632,9 @@ class Release(MutableModel):
         self.judgement, self.judged_step, self.judged_at = judgement(judge, now), step_index, now
         return self.judgement
 
-    def _without_metrics(self, reason: str, now: datetime, rollback: bool | None = None) -> None:
-        """Nothing to judge on for too long: roll back or pause (``rollback``; None: as the
-        metrics-provider trigger says)."""
-        if rollback is None:
-            trigger = next(t for t in self.plan.triggers if t.guardrail == "metrics_provider")
-            rollback = trigger.action == "auto_rollback"
+    def _without_metrics(self, reason: str, now: datetime) -> None:
+        """Nothing to judge on for too long: roll back or pause, as the plan's trigger says."""
+        rollback = self._rolls_back_without_metrics()
         taken = "automatic rollback" if rollback else "rollout paused"
         self._alert("metrics_provider", "critical", now, taken)
         if rollback:

@@ -96,7 +96,7 @@ def _verified(
     key = services.config.for_service(service).signing_key
     if key is None:
         raise EvidenceError(
-            f"{name}: {service} has no signing_key in data/services.toml: add its PEM public "
+            f"{name}: {service} has no signing_key in {services.config.source}: add its PEM public "
             "key (or a path to it) so signatures can be verified"
         )
     try:

@@ -113,6 +113,7 @@ def gate_evidence(
         flag_kill_switch={f.name: f.kill_switch for f in svc.flag_settings},
         approvers=approvers,
         now=now,
+        config_file=services.config.source,
     )
 
 

@@ -165,8 +165,7 @@ def _observe(services: Services, release: Release, now: datetime) -> _Judged | N
         logs = [g for t in targets if (g := services.metrics.logs(t, start, now)) is not None]
         traces = [r for t in targets if (r := services.metrics.traces(t, start, now)) is not None]
     except MetricsUnavailable as exc:
-        on_loss = services.config.for_service(release.request.service).on_metrics_loss
-        release.record_metrics_error(str(exc) or "no data", now, on_loss)
+        release.record_metrics_error(str(exc) or "no data", now)  # as its plan's trigger says
         return None
     release.observed.add_telemetry(logs, traces)
     window = WindowSample(

@@ -16,7 +16,7 @@ from bot.domain.judgement import TestResult
 from bot.domain.plan import Step
 from bot.domain.release import Release
 from bot.ports.store import StoredEvent
-from bot.presenters import event_text
+from bot.presenters import backoff_line, event_text
 from bot.slack.form import (
     CHANNEL_ACTION,
     CHANNEL_BLOCK,
@@ -233,6 +233,8 @@ def _problems(release: Release) -> list[Block]:
         )
     if release.blockers and release.status == "failed":
         blocks.append(section("❌ *Stopped:* " + esc("; ".join(release.blockers))))
+    if backoff := backoff_line(release):
+        blocks.append(section(f"💥 *Errored:* {esc(clip(backoff, 1000))}"))
     if release.alerts:
         shown = [
             f"{a.guardrail} ({a.severity}, step {a.step + 1}: {a.action_taken})"

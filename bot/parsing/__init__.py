@@ -3,43 +3,40 @@
 Pure functions, no I/O. Bad input raises ``ParseError`` (the message names the offending token
 and shows a correct example); input that is merely incomplete, after the per-service defaults
 of ``data/services.toml`` are applied, yields ``InsufficientContext`` instead.
+
+The grammar of the line and the template is here; the forms of single values (and Slack's
+text cleaned up) are in ``bot.parsing.values``.
 """
 
 from __future__ import annotations
 
 import difflib
-import itertools
 import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import time
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from bot.domain.config import Config
+from bot.domain.config import DEFAULT_SOURCE, Config
 from bot.domain.contract import InsufficientContext
 from bot.domain.guardrails import (
     GUARDRAIL_HINTS,
-    GUARDRAIL_NAME,
     GUARDRAIL_START,
     LATENCY_NAMES,
-    NUMBER,
     RATES,
     BadValue,
     ParseError,
     guardrail_metric,
     parse_guardrail,
     read_guardrail,
-    read_number,
 )
 from bot.domain.request import (
     ENV_ORDER,
     RISKS,
     STRATEGIES,
     TEMPLATE_FIELDS,
-    WEEKDAYS,
     Artifact,
     DependencyStatus,
     DeploymentConfig,
@@ -53,8 +50,42 @@ from bot.domain.request import (
     Risk,
     Strategy,
     TimeRange,
-    Weekday,
 )
+from bot.parsing.values import (
+    _NONE,
+    _SERVICE_RE,
+    ENV_ALIASES,
+    SMART_QUOTES,
+    _choice,
+    _dependency,
+    _environments,
+    _flag,
+    _guardrail_token,
+    _guardrail_words,
+    _hash,
+    _items,
+    _match,
+    _metric_name,
+    _plain,
+    _regions,
+    _stages,
+    _tidy,
+    _time_ranges,
+    _traffic,
+    _units,
+)
+
+_LENIENT_RE = re.compile(  # a template guardrail: name and comparator may be left out
+    r"(?:(?P<name>[A-Za-z_][A-Za-z0-9_:.\-]*)\s*)?(?P<cmp><=|>=|<|>)?\s*(?P<rest>[+\-.0-9].*)"
+)
+VERSION_RE = re.compile(r"v?[0-9]+(?:\.[0-9]+){1,3}(?:-[0-9A-Za-z.\-]+)?(?:\+[0-9A-Za-z.\-]+)?")
+_IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/:@]*")
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]*")
+_TICKET_RE = re.compile(r"\bCHG-?[0-9]+\b", re.IGNORECASE)
+_TAG_RE = re.compile(r"<\s*(/?)\s*([A-Za-z_]+)\s*>")
+_FIELD_RE = re.compile(r"(?:[-*•]\s*)?([^:]+?)\s*:\s*(.*)")
+_EMPHASIS_RE = re.compile(r"(?P<bullet>[-•]\s*|\*\s+)?(?P<mark>\*\*|\*|__|_)(?P<name>[A-Za-z][^:*_]*?)"
+                          r"(?::(?P=mark)|(?P=mark):)\s*")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -156,37 +187,6 @@ _MODEL_KEYS = {"image": "artifact", "build_id": "build", "change_ticket": "ticke
                "environments": "env", "traffic_rps": "traffic", "peak_hours": "peak",
                "maintenance_windows": "window", "dependencies": "deps"}  # fmt: skip
 
-_LENIENT_RE = re.compile(  # a template guardrail: name and comparator may be left out
-    r"(?:(?P<name>[A-Za-z_][A-Za-z0-9_:.\-]*)\s*)?(?P<cmp><=|>=|<|>)?\s*(?P<rest>[+\-.0-9].*)"
-)
-_TIME = r"[0-9]{1,2}:[0-9]{2}"
-_RANGE_RE = re.compile(
-    rf"(?:(?P<days>[A-Za-z]+(?:\s*[,\-]\s*[A-Za-z]+)*)\s+)?(?P<start>{_TIME})\s*(?:->|-|\bto\b)\s*"
-    rf"(?P<end>{_TIME})(?:\s*UTC\b)?",
-    re.IGNORECASE,
-)
-VERSION_RE = re.compile(r"v?[0-9]+(?:\.[0-9]+){1,3}(?:-[0-9A-Za-z.\-]+)?(?:\+[0-9A-Za-z.\-]+)?")
-_SERVICE_RE = re.compile(r"[a-z0-9][a-z0-9._\-]*")  # the model's pattern
-_IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/:@]*")
-_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]*")
-_TICKET_RE = re.compile(r"\bCHG-?[0-9]+\b", re.IGNORECASE)
-_TAG_RE = re.compile(r"<\s*(/?)\s*([A-Za-z_]+)\s*>")
-_FIELD_RE = re.compile(r"(?:[-*•]\s*)?([^:]+?)\s*:\s*(.*)")
-_EMPHASIS_RE = re.compile(r"(?P<bullet>[-•]\s*|\*\s+)?(?P<mark>\*\*|\*|__|_)(?P<name>[A-Za-z][^:*_]*?)"
-                          r"(?::(?P=mark)|(?P=mark):)\s*")  # fmt: skip
-_NONE = ("none", "n/a", "-")
-ENV_ALIASES = {"production": "prod", "stage": "staging", "stg": "staging", "development": "dev"}
-SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})  # Slack retypes quotes
-# Spaces that look like spaces (Slack and word processors insert them), and invisible ones.
-_SPACES = str.maketrans({c: " " for c in "\u00a0\u2007\u2009\u200a\u202f\u3000"} | {
-    "\u200b": None, "\u2060": None, "\ufeff": None})  # fmt: skip
-_SLACK_LINK_RE = re.compile(r"<((?:https?://|mailto:)[^<>|\s]*)(?:\|([^<>]*))?>")
-# Typography in a structured value: dashes, arrows, comparators as one character.
-_TYPOGRAPHY = str.maketrans({"–": "-", "—": "-", "−": "-", "→": "->", "⇒": "->",
-                             "⟶": "->", "➔": "->", "≤": "<=", "≥": ">="})  # fmt: skip
-_COMMENT_RE = re.compile(r"\s(?:#|//)(?:\s.*)?$")  # "value  # why": '#' alone, not "#8812"
-_LIST_SEPS = r"\s*(?:[,;/&+]|->|=>|\band\b|\s)\s*"  # dev, staging -> prod and [dev staging]
-_T = TypeVar("_T", bound=str)
 _R = TypeVar("_R")
 
 
@@ -213,181 +213,6 @@ class _Given:
     peak_hours: list[TimeRange] | None = None
     windows: list[TimeRange] | None = None
     dependencies: list[DependencyStatus] | None = None
-
-
-# --- single values -----------------------------------------------------------------------
-
-
-def _choice(value: str, options: tuple[_T, ...], key: str, what: str) -> _T:
-    for option in options:
-        if option == value:
-            return option
-    raise BadValue(f"{value or 'nothing'} is not a {what}", key)
-
-
-def _match(pattern: re.Pattern[str], value: str, key: str, what: str) -> str:
-    if not pattern.fullmatch(value):
-        raise BadValue(f"{value or 'nothing'} is not {what}", key)
-    return value
-
-
-def _items(value: str, seps: str = ",") -> list[str]:
-    return [item.strip() for item in re.split(f"[{seps}]", value) if item.strip()]
-
-
-def _plain(text: str) -> str:
-    """The text as typed, before Slack and word processors changed it: Slack's links
-    (``<mailto:a@b.c|a@b.c>``) and escapes (``&gt;``), curly quotes, odd spaces, code fences
-    and a quote block's ``>`` on every line. Line numbers are kept."""
-
-    def link(m: re.Match[str]) -> str:
-        return m[2] if m[2] is not None else m[1].removeprefix("mailto:")
-
-    text = _SLACK_LINK_RE.sub(link, text)
-    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    text = text.translate(SMART_QUOTES).translate(_SPACES).replace("```", "")
-    lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) > 1 and all(line.lstrip().startswith(">") for line in lines):
-        text = re.sub(r"(?m)^[ \t]*>[ \t]?", "", text)  # pasted as a Slack quote
-    return text
-
-
-def _tidy(value: str) -> str:
-    """A structured value without what decorates it: backticks, a trailing ``# comment``,
-    typographic dashes, arrows and comparators."""
-    value = _COMMENT_RE.sub("", value.replace("`", "")).translate(_TYPOGRAPHY)
-    return value.strip()
-
-
-def _list(value: str) -> list[str]:
-    """``dev, staging``, ``[dev, staging]``, ``dev -> staging``, ``dev and staging``."""
-    inner = value.strip()
-    if inner[:1] in "[{" and inner[-1:] in "]}":
-        inner = inner[1:-1]
-    return [item for item in re.split(_LIST_SEPS, inner.strip()) if item]
-
-
-def _days(text: str, key: str) -> list[Weekday]:
-    """'sat', 'sat,sun', 'mon-fri' (a range may wrap: 'fri-mon')."""
-    days: list[Weekday] = []
-    for part in _items(text.lower()):
-        ends = [WEEKDAYS.index(_choice(e.strip(), WEEKDAYS, key, "day")) for e in part.split("-")]
-        if len(ends) > 2:
-            raise BadValue(f"{part} is not a day range like mon-fri", key)
-        span = range((ends[-1] - ends[0]) % 7 + 1)
-        days += [d for d in (WEEKDAYS[(ends[0] + i) % 7] for i in span) if d not in days]
-    return days
-
-
-def _clock(text: str, key: str) -> time:
-    hours, minutes = (int(part) for part in text.split(":"))
-    if hours > 23 or minutes > 59:
-        raise BadValue(f"{text} is not a time of day (00:00 to 23:59)", key)
-    return time(hours, minutes)
-
-
-def _time_ranges(text: str, key: str) -> list[TimeRange]:
-    """Ranges separated by ',' or ';'; days like 'sat,sun' stay with their range."""
-    if text.strip().lower() in _NONE:
-        return []
-    ranges: list[TimeRange] = []
-    pos = 0
-    for m in _RANGE_RE.finditer(text):
-        if text[pos : m.start()].strip(" ,;"):
-            break
-        start, end = _clock(m["start"], key), _clock(m["end"], key)
-        if start == end:
-            raise BadValue(f"{m[0].strip()} starts and ends at the same time", key)
-        days = _days(m["days"], key) if m["days"] else None
-        ranges.append(TimeRange(start=start, end=end, days=days))
-        pos = m.end()
-    if text[pos:].strip(" ,;") or not ranges:
-        raise BadValue(f"{text[pos:].strip(' ,;') or 'nothing'} is not a time range", key)
-    return ranges
-
-
-def _flag(text: str) -> FlagSpec:
-    """``name``, ``name:25``, ``name: 25%``, ``name (25%)``, ``name=25``, ``name @ 25%``."""
-    m = re.fullmatch(rf"([^\s:=@(]+)\s*(?:[:=@]\s*|\(\s*|\s+)({NUMBER}\s*%?)\s*\)?", text)
-    name, _, pct = (m[1], "", m[2]) if m else (part.strip() for part in text.partition(":"))
-    _match(re.compile(r"[A-Za-z0-9_.\-]+"), name, "flags", "a flag name")
-    percentage = read_number(pct.removesuffix("%").strip(), "flags") if pct else 100.0
-    if not 0 <= percentage <= 100:
-        raise BadValue(f"{pct} is not a percentage between 0 and 100", "flags")
-    return FlagSpec(name=name, percentage=percentage)
-
-
-def _dependency(text: str) -> DependencyStatus:
-    m = re.fullmatch(
-        r"([A-Za-z0-9_.\-/]+)\s*(?:(?:[:=(]|->)\s*|\s+)([A-Za-z]+)\s*\)?", text.strip()
-    )
-    if m is None:
-        raise BadValue(f"{text.strip() or 'nothing'} is not name:status", "deps")
-    health = _choice(m[2].lower(), ("healthy", "degraded", "unhealthy"), "deps", "status")
-    return DependencyStatus(name=m[1], health=health)
-
-
-def _stages(text: str) -> list[float]:
-    """``1%, 5%, 100%``, ``1-5-25-100%``, ``5 -> 25 -> 100``, ``[1, 5, 100]``; a range
-    (``1..5%``, ``5-100%``) has no one reading, so it is refused."""
-    text = re.sub(r"\s*(?:%|\bpercent\b|\bpct\b)", "%", text, flags=re.IGNORECASE)
-    if m := re.search(rf"{NUMBER}%?\s*(?:\.\.\.?|…|\bto\b)\s*{NUMBER}%?", text):
-        raise BadValue(f"{m[0]} is a range, not the list of stages", "stages")
-    dashed = re.fullmatch(rf"({NUMBER}%?)\s*-\s*({NUMBER}%?)", text.strip())
-    if dashed and not dashed[2].startswith("-"):
-        raise BadValue(f"{dashed[0]} could be a range or two stages; list each stage", "stages")
-    parts = _list(re.sub(r"(?<=[0-9%])\s*-\s*(?=[0-9])", ",", text))  # 1-5-25-100%
-    raws = [part.removesuffix("%").strip() for part in parts]
-    stages = [read_number(raw, "stages") for raw in raws]
-    for raw, stage in zip(raws, stages, strict=True):
-        if not 0 < stage <= 100:
-            raise BadValue(f"{raw} is not a percentage", "stages")
-    for before, after in itertools.pairwise(stages):
-        if after <= before:
-            raise BadValue(f"{after:g} comes after {before:g}, but stages must increase", "stages")
-    if not stages or stages[-1] != 100:
-        raise BadValue("the last stage is not 100", "stages")
-    return stages
-
-
-def _traffic(text: str) -> float:
-    plain = re.sub(r"(?<=[0-9]),(?=[0-9]{3})", "", text.strip())  # 1,200 rps
-    m = re.fullmatch(
-        rf"~?\s*({NUMBER})\s*([kKmM]?)\s*(?:(rps|req/s|requests/s(?:ec)?|/s)|"
-        r"(rpm|req/min|requests/min(?:ute)?|/min))?",
-        plain,
-        re.IGNORECASE,
-    )
-    if m is None or m[1].startswith("-"):
-        raise BadValue(f"{text.strip() or 'nothing'} is not a request rate", "traffic")
-    rate = read_number(m[1], "traffic", {"": 1, "k": 1000, "m": 1_000_000}[m[2].lower()])
-    return rate / 60 if m[4] else rate  # per minute, as per second
-
-
-def _environments(text: str) -> list[EnvName]:
-    envs: list[EnvName] = []
-    for item in _list(text.lower()):
-        env = _choice(ENV_ALIASES.get(item, item), ENV_ORDER, "env", "known environment")
-        if env in envs:
-            raise BadValue(f"{env} is listed twice", "env")
-        envs.append(env)
-    arrows = re.search(r"->|=>", text) is not None  # an arrow states an order: it must be ours
-    if arrows and envs != sorted(envs, key=ENV_ORDER.index):
-        order = " -> ".join(sorted(envs, key=ENV_ORDER.index))
-        raise BadValue(f"{' -> '.join(envs)} is not the deploy order, which is {order}", "env")
-    return envs
-
-
-def _regions(text: str) -> list[str]:
-    regions = [_match(_SERVICE_RE, r, "regions", "a region") for r in _list(text.lower())]
-    if len(set(regions)) != len(regions):
-        raise BadValue("a region is listed twice", "regions")
-    return regions
-
-
-def _hash(value: str) -> str:
-    digest = value.lower().removesuffix("…").removesuffix("...")  # pasted digests get cut
-    return _match(re.compile(r"sha256:[0-9a-f]{6,64}"), digest, "hash", "a sha256 digest")
 
 
 # --- fields ------------------------------------------------------------------------------
@@ -512,52 +337,6 @@ def _template_guardrails(value: str, key: str) -> list[Guardrail]:
             )
         guardrails.append(guardrail)
     return guardrails
-
-
-# Comparators people write as words, each with one meaning.
-_COMPARATOR_WORDS = (
-    (r"under|below|less than|lower than", "<"),
-    (r"at most|max(?:imum)?|up to|no more than", "<="),
-    (r"at least|min(?:imum)?|no less than", ">="),
-    (r"above|over|more than|greater than|higher than", ">"),
-)
-_UNIT_RE = re.compile(
-    rf"({NUMBER})\s*(%|percent|pct|ms|msecs?|millis(?:econds?)?|milliseconds?|s|secs?|seconds?)"
-    r"(?![A-Za-z])",
-    re.IGNORECASE,
-)
-
-
-def _guardrail_words(item: str) -> str:
-    """``under 1%`` -> ``< 1%``; ``p95 at most 300ms`` -> ``p95 <= 300ms``."""
-    for words, comparator in _COMPARATOR_WORDS:
-        item = re.sub(rf"\b(?:{words})\s+(?=[+\-.0-9])", comparator, item, flags=re.IGNORECASE)
-    return item
-
-
-def _units(value: str) -> str:
-    """``1 percent`` -> ``1%``, ``300 MS`` -> ``300ms``, ``0.8 seconds`` -> ``0.8s``."""
-
-    def unit(m: re.Match[str]) -> str:
-        word = m[2].lower()
-        short = "%" if word in ("%", "percent", "pct") else "ms" if word[0] == "m" else "s"
-        return m[1] + short
-
-    return _UNIT_RE.sub(unit, value)
-
-
-def _metric_name(name: str) -> str:
-    """``P95``, ``Error_Rate``: a known metric in any case; a KPI keeps its own."""
-    lower = name.lower()
-    if lower in RATES or lower in LATENCY_NAMES:
-        return lower
-    return "kpi:" + name[4:] if lower.startswith("kpi:") else name
-
-
-def _guardrail_token(token: str) -> str:
-    """A line's guardrail token with its metric name and unit in any case: ``P95<300MS``."""
-    m = re.fullmatch(rf"({GUARDRAIL_NAME})(.*)", token.strip())
-    return _metric_name(m[1]) + _units(m[2]) if m else token
 
 
 def _add_guardrail(given: _Given, guardrail: Guardrail) -> None:
@@ -799,8 +578,10 @@ def _tag(opened: dict[str, int], seen: set[str], number: int, closing: bool, nam
 # --- defaults, gaps, the request ---------------------------------------------------------
 
 
-def _from_config(table: str, setting: str, raws: list[str], key: str = "") -> list[Any]:
-    """Config strings, parsed like the line; errors name data/services.toml."""
+def _from_config(
+    table: str, setting: str, raws: list[str], key: str = "", source: str = DEFAULT_SOURCE
+) -> list[Any]:
+    """Config strings, parsed like the line; errors name the config file (``source``)."""
     parse: Callable[[str], list[Any]] = {
         "guardrails": lambda raw: [read_guardrail(raw)],
         "flags": lambda raw: [_flag(raw)],
@@ -814,7 +595,7 @@ def _from_config(table: str, setting: str, raws: list[str], key: str = "") -> li
             spec = _SPECS[bad.key]
             example = re.sub(r'^[a-z]+="?|"$', "", spec.line)  # the value without key=
             raise ParseError(
-                f'data/services.toml [{table}] {setting}: "{raw}": {bad.problem}; {spec.hint}, '
+                f'{source} [{table}] {setting}: "{raw}": {bad.problem}; {spec.hint}, '
                 f'e.g. "{example}"'
             ) from None
     return items
@@ -825,15 +606,16 @@ def _assemble(given: _Given, config: Config) -> ReleaseRequest | InsufficientCon
     known = given.service is not None and config.knows(given.service)
     table = f"services.{given.service}" if known else "defaults"
     # config strings are checked even when the text overrides them: a typo should surface
-    guardrails = {g.name: g for g in _from_config(table, "guardrails", svc.guardrails)}
+    src = config.source  # errors in config strings name the file actually read
+    guardrails = {g.name: g for g in _from_config(table, "guardrails", svc.guardrails, "", src)}
     guardrails |= given.guardrails
-    flags = _from_config(table, "flags", svc.flags) if given.flags is None else given.flags
-    peaks = _from_config(table, "peak_hours", svc.peak_hours, "peak")
-    windows = _from_config(table, "maintenance_windows", svc.maintenance_windows, "window")
+    flags = _from_config(table, "flags", svc.flags, "", src) if given.flags is None else given.flags
+    peaks = _from_config(table, "peak_hours", svc.peak_hours, "peak", src)
+    windows = _from_config(table, "maintenance_windows", svc.maintenance_windows, "window", src)
     image = given.image
     if image is None and svc.artifact and given.version:
         ref = svc.artifact.replace("{version}", given.version)
-        image = _from_config(table, "artifact", [ref])[0]
+        image = _from_config(table, "artifact", [ref], "", src)[0]
     envs = svc.environments if given.environments is None else given.environments
     regions = svc.regions if given.regions is None else given.regions
     strategy, risk = given.strategy or svc.strategy, given.risk or svc.risk
@@ -853,7 +635,7 @@ def _assemble(given: _Given, config: Config) -> ReleaseRequest | InsufficientCon
         "availability": "availability" not in guardrails,
     }
     if missing := [key for key, gap in gaps.items() if gap]:
-        return _insufficient(missing, given, no_envs=not envs)
+        return _insufficient(missing, given, no_envs=not envs, source=src)
     assert given.service and given.version and image and given.changes and risk and strategy
     assert envs and regions
     return ReleaseRequest(
@@ -884,17 +666,19 @@ def _assemble(given: _Given, config: Config) -> ReleaseRequest | InsufficientCon
     )
 
 
-def _insufficient(missing: list[str], given: _Given, no_envs: bool) -> InsufficientContext:
+def _insufficient(
+    missing: list[str], given: _Given, no_envs: bool, source: str = DEFAULT_SOURCE
+) -> InsufficientContext:
     unhealthy = [d.name for d in given.dependencies or [] if d.health == "unhealthy"]
     return InsufficientContext(
         missing=[_SPECS[key].name for key in missing],
         deployment_blockers=[_BLOCKERS[key] for key in missing]
         + [f"dependency {name} is unhealthy" for name in unhealthy],
-        next_best_step=_next_step(missing[0], given, no_envs),
+        next_best_step=_next_step(missing[0], given, no_envs, source),
     )
 
 
-def _next_step(key: str, given: _Given, no_envs: bool) -> str:
+def _next_step(key: str, given: _Given, no_envs: bool, source: str) -> str:
     """One sentence for the first gap: the token to add, and where a default could go."""
     line, service = given.form == "line", given.service or "<service>"
     if key == "service" and line:
@@ -910,7 +694,7 @@ def _next_step(key: str, given: _Given, no_envs: bool) -> str:
     else:
         step = f'Fill in "- {spec.name}: {spec.template}" under <{spec.section}>'
     if configs := " and ".join(s.config.format(service=service) for s in specs if s.config):
-        step += f", or {configs} under [services.{service}] in data/services.toml"
+        step += f", or {configs} under [services.{service}] in {source}"
     return step + "."
 
 
