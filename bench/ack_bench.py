@@ -28,8 +28,16 @@ from typing import Any
 from bench.chaos.node import SIGNING_SECRET as SECRET
 from bot.slack import blocks
 from tests.fake_slack import FakeSlack
-from tests.slack_app_harness import ALICE, BOB, CHANNEL, DAVE, wait_until, write_config
-from tests.slack_signing import block_action_body, post, signed_headers, slash_command_body
+from tests.slack_app_harness import (
+    ALICE,
+    BOB,
+    CHANNEL,
+    DAVE,
+    click_body,
+    wait_until,
+    write_config,
+)
+from tests.slack_signing import post, signed_headers, slash_command_body
 
 TARGET_MS = 100.0
 
@@ -70,7 +78,7 @@ def measure(commands: int, rounds: int) -> list[tuple[str, list[float], int]]:
                 ("`/release lock` a scope", command(lambda i: f"lock {_service(i)}/prod b", BOB)),
                 ("`/release unlock` it", command(lambda i: f"unlock {_service(i)}/prod", BOB)),
                 ("`/release help`", command(lambda i: "help")),
-                ("an Approve click", lambda i: _click(fake, *approval, f"click{i}")),
+                ("an Approve click", lambda i: click_body(fake, *approval, f"click{i}")),
             ]
             for name, body in kinds:
                 latencies, ok = _bursts(url, body, commands, rounds)
@@ -122,31 +130,6 @@ def _awaiting_approval(
     with sqlite3.connect(tmp / "release-bot.db") as db:
         (release_id,) = db.execute("SELECT id FROM releases WHERE service = 'shop'").fetchone()
     return blocks.APPROVE, str(release_id), ALICE, message
-
-
-def _click(
-    fake: FakeSlack, action_id: str, release_id: str, user: str, message: dict[str, Any], name: str
-) -> str:
-    """The body Slack posts for a click on ``message``'s button ``action_id``."""
-    block_id = next(
-        (
-            b.get("block_id", "")
-            for b in message.get("blocks", [])
-            if b.get("type") == "actions"
-            and any(e.get("action_id") == action_id for e in b.get("elements", []))
-        ),
-        "",
-    )
-    return block_action_body(
-        action_id,
-        release_id,
-        user,
-        CHANNEL,
-        message["ts"],
-        response_url=fake.response_url(name),
-        message_blocks=message.get("blocks", []),
-        block_id=block_id,
-    )
 
 
 def _bursts(url: str, body: Body, commands: int, rounds: int) -> tuple[list[float], int]:

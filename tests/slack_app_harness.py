@@ -73,6 +73,31 @@ def settings_for(fake: FakeSlack, tmp: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+def click_body(
+    fake: FakeSlack, action_id: str, release_id: str, user: str, message: dict[str, Any], name: str
+) -> str:
+    """The body Slack posts for a click on ``message``'s button ``action_id``."""
+    block_id = next(
+        (
+            b.get("block_id", "")
+            for b in message.get("blocks", [])
+            if b.get("type") == "actions"
+            and any(e.get("action_id") == action_id for e in b.get("elements", []))
+        ),
+        "",
+    )
+    return block_action_body(
+        action_id,
+        release_id,
+        user,
+        CHANNEL,
+        message["ts"],
+        response_url=fake.response_url(name),
+        message_blocks=message.get("blocks", []),
+        block_id=block_id,
+    )
+
+
 class RunningApp:
     def __init__(
         self, fake: FakeSlack, tmp: Path, llm: AbstractLLM | None = None, **overrides: Any
@@ -128,25 +153,7 @@ class RunningApp:
         self, action_id: str, release_id: str, user: str, message: dict[str, Any], name: str
     ) -> str:
         """The body Slack posts for a click on ``message``'s button ``action_id``."""
-        block_id = next(
-            (
-                b.get("block_id", "")
-                for b in message.get("blocks", [])
-                if b.get("type") == "actions"
-                and any(e.get("action_id") == action_id for e in b.get("elements", []))
-            ),
-            "",
-        )
-        return block_action_body(
-            action_id,
-            release_id,
-            user,
-            CHANNEL,
-            message["ts"],
-            response_url=self.fake.response_url(name),
-            message_blocks=message.get("blocks", []),
-            block_id=block_id,
-        )
+        return click_body(self.fake, action_id, release_id, user, message, name)
 
     # -- the engine's side -----------------------------------------------------------------
 

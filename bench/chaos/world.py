@@ -20,6 +20,7 @@ from typing import Any
 
 from bench.chaos.node import SIGNING_SECRET
 from tests.fake_slack import FakeSlack
+from tests.slack_app_harness import service_table
 from tests.slack_signing import post, signed_headers, slash_command_body
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,16 +31,6 @@ ALICE, DAVE = "U0ALICE", "U0DAVE"
 SERVICES = ("payments-api", "search-api")
 HANG_GUARD = 60.0  # seconds: only stops a round that would hang, never judges speed
 TERMINAL = ("completed", "rolled_back", "failed")
-
-
-def service_table(name: str) -> str:
-    return f"""
-[services.{name}]
-artifact = "registry.local/{name}:{{version}}"
-metrics = {{ provider = "simulator" }}
-traffic = {{ router = "simulator" }}
-ci = "simulator"
-"""
 
 
 CONFIG = f"""
