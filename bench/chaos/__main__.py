@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,7 +51,11 @@ def run_round(fault: Fault, seed: int, fake: FakeSlack, llm: FakeAnthropic) -> W
         world = World(Path(tmp), fake, env)
         try:
             fault.run(world, rng)
-        except (TimeoutError, RuntimeError) as exc:  # a hang guard or a process that died
+        except (
+            TimeoutError,
+            RuntimeError,
+            subprocess.TimeoutExpired,
+        ) as exc:  # a hang guard, a process that died or hung
             world.outcome.lose(f"round stopped: {exc}")
         finally:
             world.close()
