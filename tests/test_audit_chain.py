@@ -8,6 +8,7 @@ attacker with the file would, and checked through the real command (``cli``)."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import sqlite3
 from datetime import UTC, datetime
@@ -411,3 +412,36 @@ def test_a_long_chain_verifies_and_any_deleted_event_is_seen(
         assert broken is not None and broken.kind == "deleted"
     finally:
         database.close()
+
+
+def test_a_release_whose_event_was_rewritten_with_its_hash_fails_its_own_check(
+    tmp_path: Path,
+) -> None:
+    """The rewritten event's own hash matches: the break shows at the next link, which may
+    belong to another release; the rewritten release's check (and its report) must fail."""
+    from bot.domain.audit import event_hash
+
+    path = tmp_path / "bot.db"
+    first, second = written(path)
+    events = rows(path)
+    target = next(
+        r for r, after in itertools.pairwise(events)
+        if r["release_id"] == first and after["release_id"] == second
+    )  # fmt: skip
+    hash_ = event_hash(target["prev_hash"], first, target["at"], "bob", target["action"],
+                       target["details"], json.loads(target["data"]))  # fmt: skip
+    tamper(
+        path,
+        "UPDATE events SET actor = 'bob', hash = ? WHERE id = ?",
+        params=[(hash_, target["id"])],
+    )
+    assert verify(path)[0] == 1
+    code, out = verify(path, "--release", first)
+    assert code == 1, out
+    assert f"#{target['id']} was rewritten" in out
+    wiring = bootstrap(path, clock_start=START, chat=TerminalChat(io.StringIO()))
+    try:
+        contract = report(wiring.services, first)
+    finally:
+        wiring.close()
+    assert contract.summary.startswith("The audit trail is broken at event #")

@@ -8,7 +8,6 @@ The real bootstrap with Slack as the chat: the real slack_sdk client against the
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -22,6 +21,7 @@ import pytest
 from bot.bootstrap import SlackOptions, Wiring, bootstrap
 from bot.domain.release import Release
 from bot.ports.chat import AbstractChat
+from bot.ports.leases import this_host
 from bot.ports.store import StoredEvent
 from bot.service import approve, deliver, pause, reconcile, start_release
 from tests.fake_slack import FakeSlack
@@ -207,8 +207,8 @@ def test_a_thread_held_by_a_killed_process_is_delivered_at_once(tmp_path: Path) 
     assert services.leases is not None
     started = start_release(services, PAYMENTS, "dave")
     assert isinstance(started, Release)
-    dead = f"{socket.gethostname()}:{_pid_of_finished_child()}:x"
-    alive = f"{socket.gethostname()}:{os.getpid()}:other"
+    dead = f"{this_host()}:{_pid_of_finished_child()}:x"
+    alive = f"{this_host()}:{os.getpid()}:other"
     year = datetime.now(UTC) + timedelta(days=365)
     name = f"deliver:{started.id}"
     assert services.leases.acquire(name, alive, datetime.now(UTC), year)

@@ -15,6 +15,7 @@ from bot.adapters.sqlite.leases import SqliteLeases
 from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import Wiring, bootstrap
 from bot.domain.release import Release
+from bot.ports.leases import holder_gone, this_host
 from bot.scheduler import LEASE, Ticker
 from bot.service import approve, start_release
 from tests.conftest import migrated_db
@@ -170,7 +171,7 @@ def test_a_holder_killed_on_this_host_is_taken_over_without_waiting_out_its_leas
     wall = WallClock()
     wiring, ticker, _ = process(tmp_path / "bot.db", wall)
     leases = SqliteLeases(wiring.database)
-    dead = f"{socket.gethostname()}:{gone.stdout.strip()}:0000"
+    dead = f"{this_host()}:{gone.stdout.strip()}:0000"
     assert leases.acquire(LEASE, dead, T0, T0 + timedelta(seconds=30))
     assert ticker.take_lease()
     remote = "elsewhere:1:0000"  # a holder on another host keeps its lease until it expires
@@ -178,3 +179,16 @@ def test_a_holder_killed_on_this_host_is_taken_over_without_waiting_out_its_leas
     assert leases.acquire(LEASE, remote, T0, T0 + timedelta(seconds=30))
     assert not ticker.take_lease()
     wiring.close()
+
+
+def test_a_holder_in_another_pid_namespace_of_this_host_name_is_never_taken_as_gone() -> None:
+    """Two containers with host networking share the host name but number their processes
+    each on its own: a pid missing here says nothing about the other container's holder,
+    which must be waited out, not taken over (two tickers would run)."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    pid = gone.stdout.strip()
+    assert holder_gone(f"{this_host()}:{pid}:0000")
+    assert not holder_gone(f"{socket.gethostname()}/4026000000:{pid}:0000")
+    if this_host() != socket.gethostname():  # a PID namespace was read
+        assert not holder_gone(f"{socket.gethostname()}:{pid}:0000")

@@ -152,8 +152,13 @@ def _first_break(
     prev: AuditRecord | None = None
     keyed_since: int | None = None  # the first event an HMAC signs
     for r in records:
-        found = _link_break(r, prev, by_hash) or _mac_break(r, key, keyed_since)
-        if found is not None and concerns(found):
+        own = _own_break(r)
+        link = None if own is not None else _link_break(r, prev, by_hash)
+        found = own or link or _mac_break(r, key, keyed_since)
+        # A link that does not match may be the previous event rewritten with its hash
+        # recomputed: it concerns that event's release too.
+        implicated = link is not None and prev is not None and prev.release_id == release_id
+        if found is not None and (concerns(found) or implicated):
             return found
         if r.mac and keyed_since is None:
             keyed_since = r.id
@@ -161,18 +166,27 @@ def _first_break(
     return _head_break(records, head, key)
 
 
+def _own_break(r: AuditRecord) -> Break | None:
+    """What is wrong with the event by itself: no hash, or fields that do not match it."""
+    if not r.hash or r.prev_hash is None:
+        return Break(event_id=r.id, release_id=r.release_id, kind="inserted",
+                     detail="it carries no hash: it was not written by release-bot")  # fmt: skip
+    if record_hash(r) != r.hash:
+        return Break(event_id=r.id, release_id=r.release_id, kind="edited",
+                     detail="its stored fields no longer match its hash")  # fmt: skip
+    return None
+
+
 def _link_break(
     r: AuditRecord, prev: AuditRecord | None, by_hash: dict[str, AuditRecord]
 ) -> Break | None:
+    """What is wrong with the link from ``prev`` to ``r`` (``r`` itself is sound)."""
+
     def broke(kind: BreakKind, detail: str, release: str | None = r.release_id) -> Break:
         return Break(event_id=r.id, release_id=release, kind=kind, detail=detail)
 
-    if not r.hash or r.prev_hash is None:
-        return broke("inserted", "it carries no hash: it was not written by release-bot")
-    if record_hash(r) != r.hash:
-        return broke("edited", "its stored fields no longer match its hash")
     expected = prev.hash if prev is not None else GENESIS
-    if r.prev_hash == expected:
+    if r.prev_hash is None or r.prev_hash == expected:  # None: ``_own_break``'s
         return None
     expected_id = prev.id + 1 if prev is not None else 1
     linked = by_hash.get(r.prev_hash)

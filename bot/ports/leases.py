@@ -34,17 +34,28 @@ class AbstractLeases(abc.ABC):
         """Who holds ``name`` and until when (an expired lease included); None if nobody."""
 
 
+def this_host() -> str:
+    """The host name, with the PID namespace where it can be read: containers may share a
+    host name (host networking) while each numbers its processes on its own, so a pid is
+    only meaningful within its namespace."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}/{namespace.removeprefix('pid:[').removesuffix(']')}"
+
+
 def holder_id() -> str:
     """This process, unique even across hosts and reused pids."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    return f"{this_host()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def holder_gone(holder: str) -> bool:
-    """True when ``holder`` was a process of this host that no longer runs (a remote or
-    unknown holder is never known to be gone)."""
+    """True when ``holder`` was a process of this host (and PID namespace) that no longer
+    runs (a remote or unknown holder is never known to be gone)."""
     host, _, rest = holder.partition(":")
     pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != this_host() or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
@@ -66,4 +77,4 @@ def take(leases: AbstractLeases, name: str, holder: str, now: datetime, until: d
     return leases.acquire(name, holder, current.expires_at + timedelta(microseconds=1), until)
 
 
-__all__ = ["AbstractLeases", "Lease", "holder_gone", "holder_id", "take"]
+__all__ = ["AbstractLeases", "Lease", "holder_gone", "holder_id", "take", "this_host"]
