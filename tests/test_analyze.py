@@ -74,6 +74,7 @@ def recording(
     jump_minute: float = 0.0,
     seconds: float = 10.0,
     kpis: bool = False,
+    baseline_rps: float = 200.0,
 ) -> str:
     """JSON Lines: 200 rps baseline, 10 rps canary, 0.5 % errors in both, 10 s windows; the
     canary's errors are ``canary_error_rate`` from ``jump_minute`` on."""
@@ -86,7 +87,7 @@ def recording(
         kpi = 0.031 if kpis else None
         line = {
             "t": end.isoformat().replace("+00:00", "Z"),
-            "baseline": cohort(rng, 200, baseline_error_rate, seconds, kpi),
+            "baseline": cohort(rng, baseline_rps, baseline_error_rate, seconds, kpi),
             "canary": cohort(rng, 10, canary_rate, seconds, kpi),
         }
         lines.append(json.dumps(line))
@@ -188,8 +189,8 @@ def test_a_larger_alpha_rolls_back_no_later_and_states_its_own_confidence() -> N
 
 
 def test_an_absolute_guardrail_adds_its_own_test() -> None:
-    # Both cohorts fail 3 % of requests: no worse than the baseline, but over error_rate<1%.
-    text = recording(seed=6, canary_error_rate=0.03, baseline_error_rate=0.03)
+    # The canary fails 3 % of requests, over error_rate<1%, with no baseline to compare it to.
+    text = recording(seed=6, canary_error_rate=0.03, baseline_rps=0)
     assert all(r.recommendation != "rollback" for r in judged(text))
     results = judged(text, "error_rate<1%")
     rollback = first(results, "rollback")
@@ -197,6 +198,16 @@ def test_an_absolute_guardrail_adds_its_own_test() -> None:
     assert rollback.decided_by == ["error_rate<1%"]
     assert rollback.metrics.error_rate.verdict == "fail"
     assert any(d.startswith("error_rate<1%: canary error_rate") for d in rollback.details)
+
+
+def test_a_bound_the_baseline_breaks_too_is_no_rollback() -> None:
+    # Both cohorts fail 3 % of requests: no worse than the baseline, both over error_rate<1%.
+    text = recording(seed=6, canary_error_rate=0.03, baseline_error_rate=0.03)
+    results = judged(text, "error_rate<1%")
+    assert all(r.recommendation != "rollback" for r in results)
+    held = results[-1]
+    assert held.decided_by == ["error_rate<1%"]
+    assert any("the stable version breaks it too" in d for d in held.details)
 
 
 def test_a_latency_guardrail_is_judged_on_the_buckets() -> None:
@@ -428,7 +439,7 @@ def test_a_malformed_file_is_reported_and_the_good_one_still_analysed(tmp_path: 
 
 
 def test_guardrails_on_the_command_line_decide(tmp_path: Path) -> None:
-    text = recording(seed=6, windows=30, canary_error_rate=0.03, baseline_error_rate=0.03)
+    text = recording(seed=6, windows=30, canary_error_rate=0.03, baseline_rps=0)
     proc = cli("analyze", "--guardrails", "error_rate<1%", write(tmp_path, "r.jsonl", text))
     assert proc.returncode == 0, proc.stderr
     last = json.loads(proc.stdout.splitlines()[-1])

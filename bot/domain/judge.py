@@ -15,7 +15,11 @@ re-tested from scratch, so looking every tick does not inflate false rollbacks. 
 Decision:
 - ``rollback`` when a test whose trigger rolls back shows the canary worse beyond tolerance
   (θ > 1 + tolerance, a guardrail broken, a KPI beyond its bound) at the configured
-  confidence. The false-rollback budget ``alpha`` (1 % per release) is split: 70 % errors,
+  confidence. Not when the stable version breaks the same absolute guardrail too: the
+  baseline's share of bad requests, over the same windows, is tested against the same bound
+  at the same confidence, and the canary's against the baseline's (θ > 1 + tolerance); a
+  baseline over the bound with a canary not shown worse than it is ``stable_breaks``, which
+  the release holds on (rolling back would not restore the bound). The false-rollback budget ``alpha`` (1 % per release) is split: 70 % errors,
   10 % slow requests, 10 % KPIs, 10 % absolute guardrails (renormalised over the kinds the
   release has). A breach whose trigger only alerts is reported; one that pauses, pauses.
 - ``promote`` only after the soak time and once every gating test bounds the regression:
@@ -119,6 +123,8 @@ class Verdict:
     within_threshold: float
     has_data: bool
     gating: bool
+    # An absolute guardrail the baseline breaks too, with the canary not shown worse than it.
+    stable_breaks: bool = False
 
     @property
     def breached(self) -> bool:
@@ -169,6 +175,12 @@ class CanaryJudge(Evidence):
     kpis: dict[str, MeanEvidence]
     kpis_stage: dict[str, MeanEvidence]
     kpi_blocks: dict[str, KpiBlock]
+    # Per absolute guardrail, over the windows the canary is judged on: the baseline against
+    # the same bound, and the canary against the baseline on the same bad requests.
+    baseline_rates: dict[str, RateEvidence] = {}
+    baseline_rates_stage: dict[str, RateEvidence] = {}
+    versus: dict[str, RatioEvidence] = {}
+    versus_stage: dict[str, RatioEvidence] = {}
     stage_canary: Totals = Field(default_factory=Totals)
     stage_baseline: Totals = Field(default_factory=Totals)
     release_baseline: Totals = Field(default_factory=Totals)
@@ -204,6 +216,10 @@ class CanaryJudge(Evidence):
             kpis={k: MeanEvidence() for k in kpis},
             kpis_stage={k: MeanEvidence() for k in kpis},
             kpi_blocks={k: KpiBlock() for k in kpis},
+            baseline_rates={k: v.model_copy(deep=True) for k, v in rates.items()},
+            baseline_rates_stage={k: v.model_copy(deep=True) for k, v in rates.items()},
+            versus={k: ratio.model_copy(deep=True) for k in rates},
+            versus_stage={k: ratio.model_copy(deep=True) for k in rates},
         )
 
     # -- feeding ----------------------------------------------------------------------------
@@ -216,6 +232,10 @@ class CanaryJudge(Evidence):
         self.errors_stage = fresh
         self.slow_stage = fresh.model_copy(deep=True)
         self.rates_stage = {k: RateEvidence(limit=v.limit) for k, v in self.rates.items()}
+        self.baseline_rates_stage = {
+            k: RateEvidence(limit=v.limit) for k, v in self.baseline_rates.items()
+        }
+        self.versus_stage = {k: fresh.model_copy(deep=True) for k in self.versus}
         self.kpis_stage = {k: MeanEvidence() for k in self.kpis}
         self.kpi_blocks = {k: KpiBlock() for k in self.kpis}
         self.stage_canary, self.stage_baseline = Totals(), Totals()
@@ -240,8 +260,20 @@ class CanaryJudge(Evidence):
                 bad, total = _bad_requests(g, canary)
                 self.rates[g.name].add(bad, total)
                 self.rates_stage[g.name].add(bad, total)
+                self._observe_stable(g.name, bad, total, *_bad_requests(g, baseline))
             elif g.name in self.kpi_blocks:
                 self._observe_kpi(g, canary, baseline)
+
+    def _observe_stable(
+        self, name: str, bad: float, total: float, base_bad: float, base_total: float
+    ) -> None:
+        """The baseline against the guardrail's own bound, and the canary against it."""
+        if name not in self.versus:  # a release stored before these tests existed
+            return
+        self.baseline_rates[name].add(base_bad, base_total)
+        self.baseline_rates_stage[name].add(base_bad, base_total)
+        for ratio in (self.versus[name], self.versus_stage[name]):
+            ratio.add(round(bad), round(total), round(base_bad), round(base_total))
 
     def _observe_slow(self, canary: CohortSample, baseline: CohortSample) -> None:
         if not self.bound_settled:
@@ -365,24 +397,44 @@ class CanaryJudge(Evidence):
         for g in self.guardrails:
             if g.name in self.rates:
                 rate, rate_stage = self.rates[g.name], self.rates_stage[g.name]
+                log_worse = self._combined(
+                    rate.log_e_above(), rate_stage.log_e_above() if self.stage > 0 else 0.0
+                )
+                worse_threshold = threshold("absolute")
                 out.append(
                     Verdict(
                         key=g.name,
                         guardrail=g.name,
                         action=self.actions.get(g.name, "auto_rollback"),
-                        log_worse=self._combined(
-                            rate.log_e_above(), rate_stage.log_e_above() if self.stage > 0 else 0.0
-                        ),
-                        worse_threshold=threshold("absolute"),
+                        log_worse=log_worse,
+                        worse_threshold=worse_threshold,
                         log_within=rate.log_e_below() if with_bounds else None,
                         within_threshold=within_threshold,
                         has_data=rate.requests > 0,
                         gating=self._gates(g.name),
+                        stable_breaks=log_worse >= worse_threshold
+                        and self.stable_breaks(g.name, worse_threshold),
                     )
                 )
             elif g.name in self.kpis:
                 out.append(self._kpi_verdict(g, threshold("kpis"), within_threshold, with_bounds))
         return out
+
+    def stable_breaks(self, name: str, threshold: float) -> bool:
+        """Whether the baseline breaks guardrail ``name``'s bound too, at the confidence the
+        canary's breach needs, while the canary is not shown worse than the baseline."""
+        if name not in self.versus:
+            return False
+        stage = self.stage > 0
+        base, base_stage = self.baseline_rates[name], self.baseline_rates_stage[name]
+        baseline_over = self._combined(
+            base.log_e_above(), base_stage.log_e_above() if stage else 0.0
+        )
+        versus, versus_stage = self.versus[name], self.versus_stage[name]
+        canary_worse = self._combined(
+            versus.log_e_worse(), versus_stage.log_e_worse() if stage else 0.0
+        )
+        return baseline_over >= threshold and canary_worse < threshold
 
     def kpi_bound(self, g: Guardrail, evidence: MeanEvidence) -> float:
         """The bound on a KPI series' mean: a share of the baseline level, or the value."""
@@ -424,7 +476,11 @@ class CanaryJudge(Evidence):
         """The recommendation alone: what the engine acts on every tick."""
         soaked = self.soaked(now)
         verdicts = verdicts if verdicts is not None else self.verdicts(with_bounds=soaked)
-        if any(v.breached and v.action == "auto_rollback" for v in verdicts):
+        # A bound the stable version breaks too is no reason to go back to it: the release
+        # holds on it instead (``Release.observe``), unless another test blames the canary.
+        if any(
+            v.breached and v.action == "auto_rollback" and not v.stable_breaks for v in verdicts
+        ):
             return "rollback"
         if not soaked or self.no_data_streak >= self.settings.no_data_limit:
             return "extend_analysis"

@@ -36,6 +36,7 @@ class TestResult(Model):
     confidence: float  # breached: that the canary is worse; otherwise: that it is within
     gating: bool  # must hold before promotion
     detail: str
+    stable_breaks: bool = False  # the baseline breaks this absolute guardrail too
 
 
 class Judgement(Model):
@@ -52,6 +53,15 @@ class Judgement(Model):
             for r in self.results
             if r.state == "breached" and (action is None or r.action == action)
         ]
+
+    def blaming_the_canary(self, action: str) -> list[TestResult]:
+        """Breaches that are the canary's own: rolling back (or pausing) would end them."""
+        return [r for r in self.breached(action) if not r.stable_breaks]
+
+    def stable_breaks_too(self) -> list[TestResult]:
+        """Breaches of a bound the stable version breaks too, where the trigger would stop
+        the rollout: going back to the stable version would not restore the bound."""
+        return [r for r in self.breached() if r.stable_breaks and r.action != "alert"]
 
 
 def _adjusted(log_e: float | None, threshold: float, alpha: float) -> float:
@@ -77,7 +87,11 @@ def judgement(judge: CanaryJudge, now: datetime) -> Judgement:
     cohorts = (judge.stage_canary.sample(), _baseline(judge))
     results = [_result(judge, v, cohorts) for v in verdicts]
     if recommendation == "rollback":
-        deciding = [r for r in results if r.state == "breached" and r.action == "auto_rollback"]
+        deciding = [
+            r
+            for r in results
+            if r.state == "breached" and r.action == "auto_rollback" and not r.stable_breaks
+        ]
         stated = max(r.confidence for r in deciding)
     else:
         stated = min(
@@ -204,6 +218,7 @@ def _rate_result(
 ) -> TestResult:
     stage = judge.rates_stage[g.name]
     canary, baseline = cohorts
+    stable = v.stable_breaks and claim.state == "breached"
     if g.metric in QUANTILES:
         q = QUANTILES[g.metric]
         observed = quantile_ms(canary.latency_buckets, q)
@@ -231,8 +246,38 @@ def _rate_result(
         canary_value=None if observed is None else round(observed, 4),
         confidence=claim.confidence,
         gating=v.gating,
-        detail=f"{g.describe()}: {measured} over {int(stage.requests)} requests this stage; "
+        detail=_stable_detail(judge, g, claim)
+        if stable
+        else f"{g.describe()}: {measured} over {int(stage.requests)} requests this stage; "
         + claim.say("broken", "it holds"),
+        stable_breaks=stable,
+    )
+
+
+def _stable_detail(judge: CanaryJudge, g: Guardrail, claim: _Claim) -> str:
+    """An absolute guardrail broken by the canary and by the stable version alike: both
+    figures over the windows judged (this stage's, or the release's when it has none)."""
+    canary, base = judge.rates_stage[g.name], judge.baseline_rates_stage[g.name]
+    if not canary.requests or not base.requests:
+        canary, base = judge.rates[g.name], judge.baseline_rates[g.name]
+    c_share, b_share = (canary.share() or 0.0) * 100, (base.share() or 0.0) * 100
+    if g.metric in QUANTILES:
+        limit = (1 - QUANTILES[g.metric]) * 100
+        figures = (
+            f"canary {c_share:.2f} %, baseline {b_share:.2f} % of requests slower than "
+            f"{g.value:g}ms, both over the {limit:g} % that {g.describe()} allows"
+        )
+    elif g.metric == "error_rate":
+        figures = f"canary {c_share:.2f} %, baseline {b_share:.2f} %, both over the {g.value:g} %"
+    else:
+        figures = (
+            f"canary {100 - c_share:.2f} %, baseline {100 - b_share:.2f} %, "
+            f"both under the {g.value:g} % SLA"
+        )
+    return (
+        f"{g.metric}: {figures}: the stable version breaks it too; rolling back would not "
+        f"restore it (over {int(canary.requests)} canary and {int(base.requests)} baseline "
+        f"requests, {claim.worse:.2%} confidence)"
     )
 
 

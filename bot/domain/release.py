@@ -41,6 +41,8 @@ ACTIVE: tuple[Status, ...] = (
 ENGINE = "release-bot"
 AGENT = "release-bot agent"
 VERIFY_KINDS = ("env_deploy", "green_verify", "dark_launch")
+# The action of an alert on a bound the stable version breaks too: no rollback, a hold.
+STABLE_BREAKS = "rollout held: the stable version breaks it too"
 EXTEND_LIMIT = 3.0  # a step may bake this many times its planned length while evidence accrues
 
 
@@ -559,7 +561,7 @@ class Release(MutableModel):
                 result.guardrail, "warning", now, "alerted; rollout continues", result.detail
             )
         if verdict.recommendation == "rollback":
-            first = verdict.breached("auto_rollback")[0]
+            first = verdict.blaming_the_canary("auto_rollback")[0]
             self.steps[step.index].health = "unhealthy"
             self._alert(first.guardrail, "critical", now, "automatic rollback", first.detail)
             self._start_rollback(
@@ -569,6 +571,13 @@ class Release(MutableModel):
                 ENGINE,
                 now,
             )
+            return
+        if held := verdict.stable_breaks_too():
+            # The stable version breaks the bound too: rolling back cannot restore it, so a
+            # human decides, told both figures.
+            for result in held:
+                self._alert(result.guardrail, "critical", now, STABLE_BREAKS, result.detail)
+            self._pause("; ".join(r.detail for r in held), now)
             return
         for result in verdict.breached("pause"):
             self._alert(result.guardrail, "critical", now, "rollout paused")
