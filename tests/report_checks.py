@@ -109,7 +109,7 @@ def inconsistencies(report: dict[str, Any]) -> list[str]:
             if health["latency"][q] is not None:
                 found.append(f"no request measured, yet latency {q} = {health['latency'][q]}")
     elif health["latency"]["p95"] in (None, 0.0):
-        found.append("requests were measured, yet p95 is missing")
+        found.append("availability is reported, yet p95 is missing or 0 (nothing measured?)")
     if status == "failed":
         if measured:
             found.append("nothing was deployed, yet health figures are reported")

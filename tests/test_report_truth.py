@@ -8,6 +8,7 @@ import io
 import json
 import math
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import bootstrap
+from bot.domain.release import Release
 from bot.domain.report import REQUESTS_PER_USER
 from bot.service import reconcile
 from tests.conftest import cli, report_of
@@ -43,31 +45,46 @@ def run(tmp_path: Path, name: str, line: str, *extra: str) -> dict[str, Any]:
     return report
 
 
+def tick(db: str, release_id: str, until: Callable[[Release], bool], most: int = 2000) -> None:
+    """Tick the virtual clock (10 s a tick) of ``db`` until ``until`` holds."""
+    wiring = bootstrap(db, chat=TerminalChat(io.StringIO()))
+    try:
+        clock = wiring.virtual_clock
+        assert clock is not None
+        for _ in range(most):
+            if until(wiring.services.store.get(release_id)):
+                return
+            clock.advance(10)
+            reconcile(wiring.services)
+        pytest.fail(f"{release_id} never got there")
+    finally:
+        wiring.close()
+
+
+def judged_at_25(release: Release) -> bool:
+    step = release.plan.steps[release.judged_step] if release.judged_step is not None else None
+    return step is not None and step.env == "prod" and step.percentage == 25
+
+
 def paused_then_rolled_back(tmp_path: Path) -> dict[str, Any]:
-    """A human pauses the 25 % stage once it was judged, resumes (the stage restarts), then
-    rolls back by hand before the restarted stage is judged again."""
+    """A human pauses the 25 % stage once it was judged, resumes a minute later (the stage
+    restarts), then rolls back by hand before the restarted stage is judged again."""
     db = str(tmp_path / "manual.db")
     waiting = cli("run", HEALTHY, "--db", db, "--clock-start", START)
     assert waiting.returncode == 5, waiting.stderr  # waits for approval, no terminal
     release_id = cli("list", "--db", db).stdout.split()[2]
     assert cli("approve", release_id, "--as", "alice", "--db", db).returncode == 0
-    wiring = bootstrap(db, chat=TerminalChat(io.StringIO()))
-    try:
-        clock = wiring.virtual_clock
-        assert clock is not None
-        for _ in range(2000):  # ticks of the virtual clock until 25 % was judged
-            release = wiring.services.store.get(release_id)
-            step = release.plan.steps[release.judged_step] if release.judged_step else None
-            if step is not None and step.env == "prod" and step.percentage == 25:
-                break
-            clock.advance(10)
-            reconcile(wiring.services)
-        else:
-            pytest.fail("the release never reached 25 %")
-    finally:
-        wiring.close()
+    tick(db, release_id, judged_at_25)
+    pause = ["pause", release_id, "--as", "alice", "--reason", "checking the ledger"]
+    assert cli(*pause, "--db", db).returncode == 0
+    minute = [0]
+
+    def a_minute_later(_: Release) -> bool:
+        minute[0] += 1
+        return minute[0] > 6
+
+    tick(db, release_id, a_minute_later)
     for command in (
-        ["pause", release_id, "--as", "alice", "--reason", "checking the ledger"],
         ["resume-release", release_id, "--as", "alice"],
         ["rollback", release_id, "--as", "alice", "--reason", "ledger looks wrong"],
     ):
