@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import socket
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from bot.bootstrap import read_targets
 from bot.config import load_config
 from bot.domain.histogram import aggregate, quantile_ms
 from bot.domain.observations import CohortSample
+from bot.domain.report import REQUESTS_PER_USER
 from demo import live
 from demo.servers import binary
 
@@ -147,8 +149,9 @@ def test_the_report_figures_are_what_prometheus_measured(faulty: Run) -> None:
         p95 = quantile_ms(summed.latency_buckets, 0.95)
         assert p95 is not None
         assert metrics["latency_p95"][cohort] == pytest.approx(p95, abs=1e-3)
-    assert result.report["progressive_rollout"]["users_affected"] == sum(
-        a["canary"].requests for a in faulty.asked_again
+    # an estimate from the requests (docs/report.md): REQUESTS_PER_USER requests per user
+    assert result.report["progressive_rollout"]["users_affected"] == math.ceil(
+        sum(a["canary"].requests for a in faulty.asked_again) / REQUESTS_PER_USER
     )
 
 

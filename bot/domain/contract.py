@@ -2,7 +2,8 @@
 
 Field names and enums follow ``<output_contract>`` exactly. Timestamps are ISO 8601 UTC
 strings. A timestamp of something that has not happened (a pending stage's ``started_at``, a
-rollback that never ran) is ``null``, as are the other facts about a rollback that never ran.
+rollback that never ran) is ``null``, as are the other facts about a rollback that never ran,
+and a figure that nothing measured (``docs/report.md`` lists each field's rule).
 """
 
 from __future__ import annotations
@@ -96,9 +97,9 @@ class DeploymentPlanOut(Model):
 
 
 class MetricComparison(Model):
-    baseline: float
-    canary: float
-    delta: float
+    baseline: float | None  # null: no baseline (nothing judged, or 100 % on the new version)
+    canary: float | None  # null: nothing judged
+    delta: float | None
     verdict: Verdict
 
 
@@ -130,7 +131,7 @@ class StageOut(Model):
     regions: list[str]
     status: Literal["pending", "active", "completed", "rolled_back"]
     started_at: Timestamp | None
-    health_status: Literal["healthy", "degraded", "unhealthy"]
+    health_status: Literal["healthy", "degraded", "unhealthy"] | None  # null: never judged
 
 
 class ProgressiveRollout(Model):
@@ -156,27 +157,28 @@ class FeatureFlagOut(Model):
 
 
 class Availability(Model):
-    current: float
+    current: float | None  # null: no request was measured
     sla: float
     status: Literal["healthy", "warning", "critical"]
 
 
 class ErrorRateHealth(Model):
-    current: float
+    current: float | None  # null: no request was measured
     threshold: float
     trend: Literal["stable", "increasing", "decreasing"]
 
 
 class Latency(Model):
-    p50: float
-    p95: float
-    p99: float
+    # null: no request was measured
+    p50: float | None
+    p95: float | None
+    p99: float | None
     budget: float
 
 
 class Throughput(Model):
-    requests_per_second: float
-    capacity_used: float
+    requests_per_second: float | None  # null: no request was measured
+    capacity_used: float | None  # null: nothing measured, or no capacity configured
 
 
 class BusinessKpi(Model):

@@ -3,6 +3,7 @@ the facts the service read from the ports at report time (``ReportContext``)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from statistics import fmean
@@ -60,12 +61,27 @@ from bot.domain.contract import (
 )
 from bot.domain.flags import FlagState
 from bot.domain.histogram import aggregate, quantile_ms
-from bot.domain.observations import CheckEvidence, DependencyProbe
+from bot.domain.observations import CheckEvidence, CohortSample, DependencyProbe
 from bot.domain.plan import step_label
 from bot.domain.release import Event, Release
 from bot.domain.summary import summarise
 
 SUMMARY_WORDS = 200
+# The provider counts requests, not people: users_affected assumes this many requests per
+# user over a release (README, docs/report.md).
+REQUESTS_PER_USER = 10
+# A trend is a change of the canary's error rate that is both material and not noise.
+TREND_MIN_RELATIVE = 0.25
+TREND_MIN_Z = 3.0
+
+
+class CanaryPoint(Model):
+    """One judged window of the release, as the series port recorded it."""
+
+    step: int
+    canary_requests: int
+    canary_errors: int
+    baseline_requests: int
 
 
 class ReportContext(Model):
@@ -78,6 +94,7 @@ class ReportContext(Model):
     notified: bool  # the chat received the release's updates
     now: datetime
     audit: AuditVerdict | None = None  # the audit chain, verified for this release
+    series: list[CanaryPoint] = []  # the release's judged windows, in time order
 
 
 def build_report(release: Release, events: Sequence[Event], ctx: ReportContext) -> ReleaseReport:
@@ -87,7 +104,12 @@ def build_report(release: Release, events: Sequence[Event], ctx: ReportContext) 
         version=release.version,
         status=status,
         summary=_clip(
-            _audit_warning(ctx) + (_agent_summary(release) or summarise(release, events)),
+            _audit_warning(ctx)
+            # The agent's summary is its own words; the rules' says what nothing measured.
+            + (
+                _agent_summary(release)
+                or summarise(release, events) + _unmeasured_note(release, ctx)
+            ),
             SUMMARY_WORDS,
         ),
         pre_deployment=PreDeployment(
@@ -101,7 +123,7 @@ def build_report(release: Release, events: Sequence[Event], ctx: ReportContext) 
             ],
         ),
         deployment_plan=_plan(release),
-        canary_analysis=_canary(release, ctx.now),
+        canary_analysis=_canary(release, ctx, events),
         progressive_rollout=_rollout(release),
         feature_flags=_flags(release, ctx),
         health_metrics=_health(release, ctx),
@@ -121,6 +143,22 @@ def _audit_warning(ctx: ReportContext) -> str:
     if ctx.audit is None or ctx.audit.broken is None:
         return ""
     return f"The audit trail is broken at {ctx.audit.broken.line()}; do not trust this report. "
+
+
+def _unmeasured_note(release: Release, ctx: ReportContext) -> str:
+    """Says in words which figures are null because nothing measured them."""
+    notes = []
+    if not _served(release).requests:
+        notes.append("No request was measured for health_metrics: its figures are null.")
+    if _baseline_gone(release, ctx):
+        notes.append(
+            "canary_analysis is at 100% on the new version: no baseline runs, so its "
+            "baseline figures are null."
+        )
+    logs = release.observed.logs
+    if logs is not None and not logs.baseline_lines:
+        notes.append("Logs had no baseline to compare with: no spike or new error type is told.")
+    return (" " + " ".join(notes)) if notes else ""
 
 
 def _audit_checks(ctx: ReportContext) -> list[Check]:
@@ -162,12 +200,14 @@ def _env_status(
     steps = [s for s in release.plan.steps if s.env == env and region in s.regions]
     records = [release.steps[s.index] for s in steps]
     if not records or all(r.status == "pending" for r in records):
-        return "pending"
-    if release.rollback is not None:
-        return "failed"
+        return "pending"  # never reached
+    if env != "prod" and all(r.completed_at is not None for r in records):
+        return "deployed"  # deployed and verified there; a later prod rollback does not undo it
+    if any(r.status == "rolled_back" for r in records):
+        return "failed"  # the new version was taken out of it
     if release.status == "completed" or all(r.status == "completed" for r in records):
-        return "deployed"
-    return "deploying"
+        return "deployed"  # e.g. dev and staging, verified before a prod rollback
+    return "failed" if release.rollback is not None else "deploying"
 
 
 def _plan(release: Release) -> DeploymentPlanOut:
@@ -196,7 +236,7 @@ def _plan(release: Release) -> DeploymentPlanOut:
             RollbackTrigger(
                 metric=t.metric,
                 threshold=t.threshold,
-                window_minutes=t.window_minutes,
+                window_minutes=_evaluation_window(release, t.guardrail, t.window_minutes),
                 action=t.action,
             )
             for t in plan.triggers
@@ -204,12 +244,64 @@ def _plan(release: Release) -> DeploymentPlanOut:
     )
 
 
+def _evaluation_window(release: Release, guardrail: str, planned: float) -> float:
+    """A guardrail's trigger is judged each tick on all the evidence since its stage began,
+    so its window is the stage's bake: the judged stage's, else the first prod stage's. The
+    metrics provider's is its consecutive failed checks, as planned."""
+    if guardrail == "metrics_provider":
+        return planned
+    if release.judged_step is not None:
+        return release.plan.steps[release.judged_step].bake_minutes
+    prod = release.plan.prod_steps()
+    return prod[0].bake_minutes if prod else planned
+
+
 def _empty_metrics() -> CanaryMetrics:
-    zero = MetricComparison(baseline=0.0, canary=0.0, delta=0.0, verdict="pass")
-    return CanaryMetrics(error_rate=zero, latency_p95=zero, success_rate=zero, custom_metrics=[])
+    none = MetricComparison(baseline=None, canary=None, delta=None, verdict="pass")
+    return CanaryMetrics(error_rate=none, latency_p95=none, success_rate=none, custom_metrics=[])
 
 
-def _canary(release: Release, now: datetime) -> CanaryAnalysis:
+def _baseline_gone(release: Release, ctx: ReportContext) -> bool:
+    """The judged stage ran with no baseline cohort (100 % on the new version)."""
+    step = release.judged_step
+    if step is None or release.judgement is None:
+        return False
+    points = [p for p in ctx.series if p.step == step]
+    if points:
+        return not any(p.baseline_requests for p in points)
+    plan_step = release.plan.steps[step]
+    return plan_step.kind != "shadow" and plan_step.percentage >= 100
+
+
+def _without_baseline(metrics: CanaryMetrics) -> CanaryMetrics:
+    def canary_only(m: MetricComparison) -> MetricComparison:
+        return m.model_copy(update={"baseline": None, "delta": None})
+
+    return CanaryMetrics(
+        error_rate=canary_only(metrics.error_rate),
+        latency_p95=canary_only(metrics.latency_p95),
+        success_rate=canary_only(metrics.success_rate),
+        custom_metrics=[],  # each compares with a baseline, and there is none
+    )
+
+
+def _judged_stage_start(release: Release, events: Sequence[Event]) -> datetime | None:
+    """When the judged stage's run began: its last start before the judgement (a resumed
+    stage restarts after the judgement it paused on)."""
+    step, judged_at = release.judged_step, release.judged_at
+    if step is None:
+        return None
+    starts = [
+        e.at
+        for e in events
+        if e.action == "step_started"
+        and e.data.get("step") == step
+        and (judged_at is None or e.at <= judged_at)
+    ]
+    return max(starts) if starts else release.steps[step].started_at
+
+
+def _canary(release: Release, ctx: ReportContext, events: Sequence[Event]) -> CanaryAnalysis:
     verdict = release.judgement
     if verdict is None or release.judged_step is None:
         # No traffic step has been judged: nothing measured, so nothing to promote on.
@@ -221,29 +313,25 @@ def _canary(release: Release, now: datetime) -> CanaryAnalysis:
             recommendation="extend_analysis",
         )
     step = release.plan.steps[release.judged_step]
-    record = release.steps[step.index]
-    end = release.judged_at or now
-    minutes = (end - record.started_at).total_seconds() / 60 if record.started_at else 0.0
+    end = release.judged_at or ctx.now
+    began = _judged_stage_start(release, events)
+    minutes = max(0.0, (end - began).total_seconds() / 60) if began else 0.0
     return CanaryAnalysis(
         traffic_percentage=step.mirror if step.kind == "shadow" else step.percentage,
         duration_minutes=round(minutes, 2),
-        metrics=verdict.metrics,
+        metrics=_without_baseline(verdict.metrics)
+        if _baseline_gone(release, ctx)
+        else verdict.metrics,
         statistical_confidence=verdict.statistical_confidence,
         recommendation=verdict.recommendation,
     )
 
 
-def _stage_health(release: Release, index: int) -> Literal["healthy", "degraded", "unhealthy"]:
-    record = release.steps[index]
-    if record.health is not None:
-        return record.health
-    # Not judged yet: the health of what runs there now, the stable version, as measured.
-    stable = aggregate(release.observed.baseline_history)
-    if not stable.requests:
-        return "healthy"
-    rate = stable.errors / stable.requests * 100
-    limit = release.request.guardrails.error_rate.value
-    return "unhealthy" if rate >= limit else "degraded" if rate >= limit / 2 else "healthy"
+def _stage_health(
+    release: Release, index: int
+) -> Literal["healthy", "degraded", "unhealthy"] | None:
+    # None: the stage never ran, or ran without being judged yet: nothing says its health.
+    return release.steps[index].health
 
 
 def _rollout(release: Release) -> ProgressiveRollout:
@@ -261,7 +349,8 @@ def _rollout(release: Release) -> ProgressiveRollout:
             for s in prod
         ],
         current_percentage=release.current_percentage(),
-        users_affected=release.observed.user_requests,
+        # An estimate: the provider counts requests, not users (REQUESTS_PER_USER).
+        users_affected=math.ceil(release.observed.user_requests / REQUESTS_PER_USER),
         rollout_velocity=release.plan.velocity,
     )
 
@@ -290,14 +379,53 @@ def _flags(release: Release, ctx: ReportContext) -> list[FeatureFlagOut]:
     return out
 
 
-def _trend(rates: list[float]) -> Literal["stable", "increasing", "decreasing"]:
-    if len(rates) < 6:
+def _trend(series: list[CanaryPoint]) -> Literal["stable", "increasing", "decreasing"]:
+    """The canary's own error rate, the latest judged stage against the stages before it
+    (or, with one stage, its second half against its first), pooled by requests: a change
+    both material (TREND_MIN_RELATIVE) and beyond noise (a two-proportion z-test)."""
+    points = [p for p in series if p.canary_requests]
+    if len(points) < 2:
         return "stable"
-    half = len(rates) // 2
-    before, after = fmean(rates[:half]), fmean(rates[half:])
-    if abs(after - before) < max(0.1, 0.25 * before):
+    last = points[-1].step
+    before = [p for p in points if p.step != last]
+    after = [p for p in points if p.step == last]
+    if not before:
+        half = len(points) // 2
+        before, after = points[:half], points[half:]
+    n1, n2 = sum(p.canary_requests for p in before), sum(p.canary_requests for p in after)
+    e1, e2 = sum(p.canary_errors for p in before), sum(p.canary_errors for p in after)
+    r1, r2 = e1 / n1, e2 / n2
+    pooled = (e1 + e2) / (n1 + n2)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if not spread or abs(r2 - r1) / spread < TREND_MIN_Z:
         return "stable"
-    return "increasing" if after > before else "decreasing"
+    if abs(r2 - r1) < TREND_MIN_RELATIVE * max(r1, r2):
+        return "stable"
+    return "increasing" if r2 > r1 else "decreasing"
+
+
+def _served(release: Release) -> CohortSample:
+    """What users were served over the judged stage's recent windows: the canary's
+    requests, or the stable version's where the canary had none."""
+    recent = release.observed.windows
+    canary = aggregate([w.canary for w in recent])
+    return canary if canary.requests else aggregate([w.baseline for w in recent])
+
+
+def _kpi_impact(
+    release: Release, guardrail: str, value: float, baseline: float, breached: bool
+) -> Literal["positive", "neutral", "negative"]:
+    """From the sign of the change and whether the KPI is better higher (``>=`` bounds)."""
+    if breached:
+        return "negative"
+    rail = next((g for g in release.request.guardrails.all() if g.name == guardrail), None)
+    if not baseline or abs(value - baseline) / abs(baseline) * 100 < KPI_NEUTRAL_PERCENT:
+        return "neutral"
+    higher_is_better = rail is None or rail.comparator in (">", ">=")
+    return "positive" if (value > baseline) == higher_is_better else "negative"
+
+
+KPI_NEUTRAL_PERCENT = 1.0  # a KPI change within ±1 % of its baseline is neutral
 
 
 def _health(release: Release, ctx: ReportContext) -> HealthMetrics:
@@ -306,66 +434,82 @@ def _health(release: Release, ctx: ReportContext) -> HealthMetrics:
     canary = aggregate([w.canary for w in recent])
     baseline = aggregate([w.baseline for w in recent])
     seconds = sum((w.end - w.start).total_seconds() for w in recent)
-    served = canary if canary.requests else baseline
-    error = served.errors / served.requests * 100 if served.requests else 0.0
-    availability = 100 - error
+    served = _served(release)
+    measured = served.requests > 0
+    error = served.errors / served.requests * 100 if measured else None
+    availability = 100 - error if error is not None else None
     sla = g.availability.value
+    # Critical exactly when the availability guardrail broke; below the SLA (or its margin)
+    # without proof a warning; nothing measured is a warning too, never "healthy".
     status: Literal["healthy", "warning", "critical"] = (
         "critical"
-        if served.requests and availability < sla
+        if "availability" in _broken_guardrails(release)
         else "warning"
-        if availability < sla + (100 - sla) / 2 and served.requests
+        if availability is None or availability < sla + (100 - sla) / 2
         else "healthy"
     )
     p95_budget = next((x.value for x in g.latency if x.metric == "latency_p95"), g.latency[0].value)
     capacity = ctx.service_config.capacity_rps
-    rps = (canary.requests + baseline.requests) / seconds if seconds else 0.0
+    rps = (canary.requests + baseline.requests) / seconds if seconds and measured else None
     kpis = []
     if release.judgement:
         for r in release.judgement.results:
-            if not r.guardrail.startswith("kpi:") or r.observed is None:
+            if not r.guardrail.startswith("kpi:") or r.canary_value is None:
                 continue
-            impact: Literal["positive", "neutral", "negative"] = (
-                "negative"
-                if r.state == "breached" or r.observed < -1
-                else "positive"
-                if r.observed > 1
-                else "neutral"
-            )
-            name = r.guardrail[4:]
-            value = canary.kpis.get(name, 0.0)
+            # The judge's figures over the stage, as canary_analysis reports them.
+            value, reference = r.canary_value, r.baseline or 0.0
             kpis.append(
                 BusinessKpi(
-                    metric=name,
+                    metric=r.guardrail[4:],
                     value=round(value, 6),
-                    baseline=round(r.baseline or 0.0, 6),
-                    impact=impact,
+                    baseline=round(reference, 6),
+                    impact=_kpi_impact(
+                        release, r.guardrail, value, reference, r.state == "breached"
+                    ),
                 )
             )
     return HealthMetrics(
-        availability=Availability(current=round(availability, 4), sla=sla, status=status),
+        availability=Availability(
+            current=round(availability, 4) if availability is not None else None,
+            sla=sla,
+            status=status,
+        ),
         error_rate=ErrorRateHealth(
-            current=round(error, 4),
+            current=round(error, 4) if error is not None else None,
             threshold=g.error_rate.value,
-            trend=_trend(release.observed.canary_error_rates),
+            trend=_trend(ctx.series),
         ),
         latency=Latency(
-            p50=round(quantile_ms(served.latency_buckets, 0.5) or 0.0, 2),
-            p95=round(quantile_ms(served.latency_buckets, 0.95) or 0.0, 2),
-            p99=round(quantile_ms(served.latency_buckets, 0.99) or 0.0, 2),
+            p50=_quantile(served, 0.5),
+            p95=_quantile(served, 0.95),
+            p99=_quantile(served, 0.99),
             budget=p95_budget,
         ),
         throughput=Throughput(
-            requests_per_second=round(rps, 2),
-            capacity_used=round(rps / capacity * 100, 2) if capacity else 0.0,
+            requests_per_second=round(rps, 2) if rps is not None else None,
+            capacity_used=round(rps / capacity * 100, 2) if capacity and rps is not None else None,
         ),
         business_kpis=kpis,
     )
 
 
+def _quantile(served: CohortSample, q: float) -> float | None:
+    value = quantile_ms(served.latency_buckets, q) if served.requests else None
+    return round(value, 2) if value is not None else None
+
+
+def _broken_guardrails(release: Release) -> set[str]:
+    """Guardrails that broke: an alert fired for them, or the judge found them breached."""
+    broken = {a.guardrail for a in release.alerts}
+    if release.judgement is not None:
+        broken |= {r.guardrail for r in release.judgement.breached()}
+    return broken
+
+
 def _monitoring(release: Release, ctx: ReportContext) -> Monitoring:
     cfg = ctx.service_config
     fired = {a.guardrail: a for a in release.alerts}
+    breached = _broken_guardrails(release) - set(fired)
     alerts = []
     for t in release.plan.triggers:
         a = fired.get(t.guardrail)
@@ -378,13 +522,25 @@ def _monitoring(release: Release, ctx: ReportContext) -> Monitoring:
                 if t.guardrail != "metrics_provider"
                 else f"{t.metric}: {t.threshold}",
                 severity=a.severity if a else severity,
-                triggered=a is not None,
-                timestamp=iso(a.at) if a else None,
-                action_taken=a.action_taken if a else "none: did not fire",
+                triggered=a is not None or t.guardrail in breached,
+                timestamp=iso(a.at)
+                if a
+                else _iso_or_none(release.judged_at)
+                if t.guardrail in breached
+                else None,
+                action_taken=a.action_taken
+                if a
+                else "breached; another guardrail's action was already taken"
+                if t.guardrail in breached
+                else "none: did not fire",
             )
         )
     logs = release.observed.logs
-    if logs is not None:
+    if logs is not None and not logs.baseline_lines:
+        # At 100 % no stable version logs anything: there is nothing to compare with, and
+        # every error type would look new.
+        log_out = Logs(measured=True, error_spike=None, new_error_types=[], log_volume=None)
+    elif logs is not None:
         new_types = sorted(set(logs.canary_errors_by_type) - set(logs.baseline_errors_by_type))
         c_err = sum(logs.canary_errors_by_type.values())
         b_err = sum(logs.baseline_errors_by_type.values())
@@ -506,13 +662,9 @@ def _artifacts(
 
 
 def _post(release: Release, ctx: ReportContext, events: Sequence[Event]) -> PostDeployment:
-    smoke = [e for e in ctx.evidence if e.name == "smoke_tests"]
-    passed = sum(e.passed for e in smoke) + sum(
-        v.smoke_passed for v in release.observed.verifications
-    )
-    failed = sum(e.failed for e in smoke) + sum(
-        v.smoke_failed for v in release.observed.verifications
-    )
+    # Only the checks run after each deployment: CI's pre-deploy tests are gate evidence.
+    passed = sum(v.smoke_passed for v in release.observed.verifications)
+    failed = sum(v.smoke_failed for v in release.observed.verifications)
     latest = release.observed.verifications[-1] if release.observed.verifications else None
     txs = [
         KeyTransaction(

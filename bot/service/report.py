@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot.domain.config import ServiceConfig
 from bot.domain.contract import ReleaseReport
-from bot.domain.report import ReportContext, build_report
+from bot.domain.report import CanaryPoint, ReportContext, build_report
 from bot.service.gates import dependency_names
 from bot.service.services import Services
 
@@ -24,5 +24,14 @@ def report(services: Services, release_id: str) -> ReleaseReport:
         notified=services.store.delivered_count(release_id) > 0,
         now=now,
         audit=services.audit.verify(release_id) if services.audit else None,
+        series=[
+            CanaryPoint(
+                step=p.step,
+                canary_requests=p.canary_requests,
+                canary_errors=p.canary_errors,
+                baseline_requests=p.baseline_requests,
+            )
+            for p in services.series.points(release_id)
+        ],
     )
     return build_report(release, events, ctx)
