@@ -62,7 +62,8 @@ def told_line(deliveries: Sequence[Delivery]) -> str:
             case "delivered":
                 parts.append(f"{d.target} told ({what})")
             case "pending":
-                parts.append(f"{d.target} not yet told ({what}: {d.error or 'sending'})")
+                waiting = f"not yet told ({what}: {d.error})" if d.error else f"being told ({what})"
+                parts.append(f"{d.target} {waiting}")
             case "failed":
                 parts.append(f"{d.target} NOT told ({what}: {d.error or 'refused'})")
     return "Stakeholders: " + "; ".join(parts) + "."
