@@ -21,6 +21,7 @@ from bot.adapters.haproxy.router import HAProxyRouter, HAProxySettings
 from bot.adapters.llm.none import NoLLM
 from bot.adapters.llm.rules import RulePlanner
 from bot.adapters.llm.settings import read_settings
+from bot.adapters.pagerduty.notify import PagerDutyNotifier, PagerDutySettings
 from bot.adapters.per_service import ServiceMetrics, ServiceRouters
 from bot.adapters.prometheus.metrics import PrometheusMetrics, PrometheusSettings
 from bot.adapters.schema import AdapterSettings
@@ -38,6 +39,7 @@ from bot.adapters.sqlite import evidence as sqlite_evidence
 from bot.adapters.sqlite import flags as sqlite_flags
 from bot.adapters.sqlite import leases as sqlite_leases
 from bot.adapters.sqlite import locks as sqlite_locks
+from bot.adapters.sqlite import notifications as sqlite_notifications
 from bot.adapters.sqlite import seen as sqlite_seen
 from bot.adapters.sqlite import series as sqlite_series
 from bot.adapters.sqlite import store as sqlite_store
@@ -48,27 +50,34 @@ from bot.adapters.sqlite.evidence import SqliteEvidence
 from bot.adapters.sqlite.flags import SqliteFlags
 from bot.adapters.sqlite.leases import SqliteLeases
 from bot.adapters.sqlite.locks import SqliteLocks
+from bot.adapters.sqlite.notifications import SqliteNotificationLog
 from bot.adapters.sqlite.seen import SqliteSeenRequests
 from bot.adapters.sqlite.series import SqliteSeries
 from bot.adapters.sqlite.store import SqliteReleaseStore
+from bot.adapters.statuspage.notify import StatuspageNotifier, StatuspageSettings
 from bot.adapters.terminal import TerminalChat
 from bot.adapters.webhook import router as webhook_router
 from bot.adapters.webhook.router import WebhookRouter, WebhookSettings
 from bot.config import DEFAULT_CONFIG, ConfigError, load_config
 from bot.domain.config import AdapterTable, Config, ServiceConfig
 from bot.domain.evidence import is_pem_text
+from bot.domain.notify import THREAD, told_line
 from bot.ports.chat import AbstractChat
 from bot.ports.leases import holder_id
 from bot.ports.llm import AbstractLLM
 from bot.ports.metrics import AbstractMetrics
+from bot.ports.notify import AbstractNotifier, Stakeholders
 from bot.ports.traffic import AbstractTrafficRouter
 from bot.presenters import agent_line
 from bot.scheduler import Ticker
 from bot.service import Services, report
+from bot.service.notifications import deliveries
 from bot.settings import audit_key_from_env
 from bot.telemetry import Telemetry
 
 if TYPE_CHECKING:  # imported when Slack is wired: slack_sdk costs every CLI start a quarter second
+    from slack_sdk import WebClient
+
     from bot.slack.chat import SlackChat
     from bot.slack.context import SlackServices
 
@@ -88,6 +97,7 @@ EMBEDDED_MIGRATIONS = (
     haproxy_router.migrations,
     webhook_router.migrations,
     sqlite_seen.migrations,
+    sqlite_notifications.migrations,
 )
 # Each port's adapters by the name a service's table gives them, with their settings schema.
 METRICS_PROVIDERS: dict[str, type[AdapterSettings]] = {
@@ -100,6 +110,11 @@ TRAFFIC_ROUTERS: dict[str, type[AdapterSettings]] = {
     "simulator": SimulatorRouterSettings,
 }
 _ADAPTERS = {"metrics": ("provider", METRICS_PROVIDERS), "traffic": ("router", TRAFFIC_ROUTERS)}
+# The notification targets a service may name, each a table with its adapter's settings.
+NOTIFY_TARGETS: dict[str, type[AdapterSettings]] = {
+    "pagerduty": PagerDutySettings,
+    "statuspage": StatuspageSettings,
+}
 
 
 @dataclass(frozen=True)
@@ -151,6 +166,7 @@ class Targets:
 
     metrics: AdapterSettings | None
     traffic: AdapterSettings | None
+    notify: tuple[AdapterSettings, ...] = ()  # PagerDuty, Statuspage: as the service names them
 
 
 def read_targets(config: Config, where: Path | str = "data/services.toml") -> dict[str, Targets]:
@@ -166,7 +182,11 @@ def read_targets(config: Config, where: Path | str = "data/services.toml") -> di
             # where the table was written: the service's own, or the defaults it inherits
             place = f"services.{service}" if table in own.model_fields_set else "defaults"
             chosen[table] = _settings(svc, table, place, problems)
-        out[service] = Targets(metrics=chosen["metrics"], traffic=chosen["traffic"])
+        out[service] = Targets(
+            metrics=chosen["metrics"],
+            traffic=chosen["traffic"],
+            notify=_notify_settings(svc, service, own, problems),
+        )
         if (
             svc.ci == "simulator"
             and svc.metrics is not None
@@ -213,6 +233,52 @@ def _settings(
         return None
     problems += [f"{where}: {problem}" for problem in settings.problems(service)]
     return settings
+
+
+def _notify_settings(
+    service: ServiceConfig, name: str, own: ServiceConfig, problems: list[str]
+) -> tuple[AdapterSettings, ...]:
+    """The service's notification targets, each checked against its adapter's schema."""
+    out: list[AdapterSettings] = []
+    for table, schema in NOTIFY_TARGETS.items():
+        given: AdapterTable | None = getattr(service, table)
+        if given is None:
+            continue
+        where = f"services.{name}.{table}" if table in own.model_fields_set else f"defaults.{table}"
+        try:
+            settings = schema.model_validate(given.settings())
+        except ValidationError as exc:
+            problems += [
+                f"{where}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                for err in exc.errors()
+            ]
+            continue
+        problems += [f"{where}: {problem}" for problem in settings.problems(service)]
+        out.append(settings)
+    return tuple(out)
+
+
+def _stakeholders(
+    config: Config, chosen: dict[str, Targets], slack: WebClient | None
+) -> Stakeholders:
+    """Who hears of each service's releases: the thread and the incident channel when Slack
+    is the chat (the terminal reaches no one), PagerDuty and Statuspage where configured."""
+    by_service: dict[str, list[AbstractNotifier]] = {}
+    for service, targets in chosen.items():
+        notifiers: list[AbstractNotifier] = []
+        channel = config.for_service(service).incident_channel
+        if slack is not None and channel:
+            from bot.adapters.slack.notify import SlackIncidentChannel
+
+            notifiers.append(SlackIncidentChannel(slack, channel))
+        for settings in targets.notify:
+            match settings:
+                case PagerDutySettings():
+                    notifiers.append(PagerDutyNotifier(settings))
+                case StatuspageSettings():
+                    notifiers.append(StatuspageNotifier(settings))
+        by_service[service] = notifiers
+    return Stakeholders(thread=THREAD if slack is not None else None, by_service=by_service)
 
 
 def _adapters(
@@ -330,6 +396,8 @@ def _wire(
         leases=SqliteLeases(database),
         process_id=holder_id(),
         audit=SqliteAuditTrail(database, audit_key),
+        stakeholders=_stakeholders(config, targets, slack_parts.client if slack_parts else None),
+        notification_log=SqliteNotificationLog(database),
     )
     virtual = clock if isinstance(clock, VirtualClock) else None
     return Wiring(
@@ -349,12 +417,14 @@ def _report(services: Services, release_id: str) -> tuple[str, str]:
     summary = contract.summary  # the agent's when it wrote one for this outcome
     if release.narration is not None:
         summary += f"\n_{agent_line(release.narration)}_"
+    summary += f"\n{told_line(deliveries(services, release_id))}"
     return contract.model_dump_json(indent=2), summary
 
 
 @dataclass
 class _SlackParts:
     chat: SlackChat
+    client: WebClient  # the incident channels are posted to with it
     context: Callable[[Services], SlackServices]
 
 
@@ -392,5 +462,7 @@ def _slack_parts(
     )
     seen = SqliteSeenRequests(database)
     return _SlackParts(
-        chat, lambda services: SlackServices(services, chat, threads, home, background, seen)
+        chat,
+        client,
+        lambda services: SlackServices(services, chat, threads, home, background, seen),
     )

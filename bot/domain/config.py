@@ -87,6 +87,11 @@ class TrafficTable(AdapterTable):
     router: str  # haproxy, webhook, simulator
 
 
+class NotifyTable(AdapterTable):
+    """A notification target's settings (``[services.NAME.pagerduty]``, ``.statuspage``),
+    checked at start-up against its adapter's schema; secrets stay in the environment."""
+
+
 class ServiceConfig(Model):
     """What a team sets once per service. Every field is optional: the line can say it too."""
 
@@ -110,7 +115,11 @@ class ServiceConfig(Model):
     dashboards: list[Dashboard] = []
     runbook: str | None = None
     rollback_procedure: str | None = None
-    incident_channel: str | None = None
+    incident_channel: str | None = None  # told of rollbacks and failures, when Slack is the chat
+    # Stakeholders told through their APIs, off unless set: a PagerDuty Events API v2 alert
+    # on a rollback or failure (resolved on completion), a Statuspage incident on a rollback.
+    pagerduty: NotifyTable | None = None
+    statuspage: NotifyTable | None = None
     regulatory_requirements: list[str] = []
     capacity_rps: float | None = None
     instances: int = 10

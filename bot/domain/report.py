@@ -61,6 +61,7 @@ from bot.domain.contract import (
 )
 from bot.domain.flags import FlagState
 from bot.domain.histogram import aggregate, quantile_ms
+from bot.domain.notify import Delivery, stakeholders_notified, status_page_updated
 from bot.domain.observations import CheckEvidence, CohortSample, DependencyProbe
 from bot.domain.plan import step_label
 from bot.domain.release import Event, Release
@@ -92,6 +93,7 @@ class ReportContext(Model):
     dependencies: list[DependencyProbe]
     evidence: list[CheckEvidence]
     notified: bool  # the chat received the release's updates
+    deliveries: list[Delivery] = []  # who was told of its moments, and whether it got through
     now: datetime
     audit: AuditVerdict | None = None  # the audit chain, verified for this release
     series: list[CanaryPoint] = []  # the release's judged windows, in time order
@@ -654,8 +656,8 @@ def _artifacts(
         runbook=cfg.runbook or "",
         rollback_procedure=cfg.rollback_procedure or cfg.runbook or "",
         communication=Communication(
-            stakeholders_notified=ctx.notified,
-            status_page_updated=False,  # no status page is connected
+            stakeholders_notified=stakeholders_notified(ctx.deliveries),
+            status_page_updated=status_page_updated(ctx.deliveries),
             incident_channel=cfg.incident_channel or "",
         ),
     )

@@ -13,6 +13,7 @@ tick           the reconcile tick: each active release one step, then converge
 gates          the quality gates' evidence, read through the ports
 narration      the agent's explanations, summary and "why?" answers, saved
 outbox         delivering stored events to the chat
+notifications  telling stakeholders of each start, completion, rollback, failure
 dry_run        what a /release line would do, changing nothing
 report         the release report (the brief's output contract)
 evidence       files a team's CI uploads: read, checked, stored (all or none)

@@ -17,6 +17,7 @@ from bot.domain.backoff import retry_delay
 from bot.domain.release import shown_in_thread
 from bot.ports.leases import take
 from bot.ports.store import DeliveryFailure, StoredEvent
+from bot.service.notifications import plan_notifications, send_notifications
 from bot.service.services import Services
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def deliver(services: Services) -> int:
     """Post undelivered events to the chat, then mark them; at-least-once after a crash (the
     chat posts each reply once: ``AbstractChat.post``). Returns how many were delivered."""
     with services.delivery_lock:  # the tick and a Slack handler may deliver at once
+        plan_notifications(services)  # before the outbox marks the moments delivered
         now = services.clock.now()
         failing = services.store.delivery_failures()
         waiting = {r for r, failure in failing.items() if now < failure.retry_at}
@@ -38,7 +40,8 @@ def deliver(services: Services) -> int:
         delivered = 0
         for release_id in by_release:
             delivered += _deliver_claimed(services, release_id, failing.get(release_id), now)
-        return delivered
+    send_notifications(services)  # outside the lock: a slow target holds up no thread
+    return delivered
 
 
 def _deliver_claimed(

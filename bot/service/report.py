@@ -7,6 +7,7 @@ from bot.domain.config import ServiceConfig
 from bot.domain.contract import ReleaseReport
 from bot.domain.report import CanaryPoint, ReportContext, build_report
 from bot.service.gates import dependency_names
+from bot.service.notifications import deliveries
 from bot.service.services import Services
 
 
@@ -22,6 +23,7 @@ def report(services: Services, release_id: str) -> ReleaseReport:
         dependencies=services.metrics.dependencies(release.request.service, dep_names),
         evidence=services.checks.results(release.request.service, release.version),
         notified=services.store.delivered_count(release_id) > 0,
+        deliveries=deliveries(services, release_id),
         now=now,
         audit=services.audit.verify(release_id) if services.audit else None,
         series=[

@@ -26,6 +26,8 @@ from bot.ports.leases import AbstractLeases
 from bot.ports.llm import AbstractLLM
 from bot.ports.locks import AbstractLocks
 from bot.ports.metrics import AbstractMetrics
+from bot.ports.notifications import AbstractNotificationLog
+from bot.ports.notify import Stakeholders
 from bot.ports.planner import AbstractPlanner
 from bot.ports.series import AbstractSeries
 from bot.ports.store import AbstractReleaseStore
@@ -57,6 +59,10 @@ class Services:
     # delivers a thread; ``process_id`` names this process in them.
     leases: AbstractLeases | None = None
     process_id: str = "this process"
+    # Who hears of each release's start, completion, rollback and failure, and the record of
+    # what they were told (none: nobody is, and the report says so).
+    stakeholders: Stakeholders | None = None
+    notification_log: AbstractNotificationLog | None = None
 
     def ci_for(self, service: str) -> AbstractCI | None:
         """The CI that builds ``service`` on request: the embedded one where its config says

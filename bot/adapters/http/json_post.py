@@ -1,0 +1,59 @@
+"""One JSON POST over http.client (no proxy from the environment, no redirects followed), its
+failure told in one line: what notification targets (PagerDuty, Statuspage) are sent with."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+MAX_ANSWER_BYTES = 64 * 1024
+
+
+class PostFailed(Exception):
+    """The POST did not get a 2xx; the message names why in one line."""
+
+
+def post_json(url: str, body: object, headers: Mapping[str, str], timeout: float) -> object:
+    """POST ``body`` as JSON to ``url``; the decoded JSON answer of a 2xx (None if it is not
+    JSON). Raises PostFailed naming the status and the answer's start, or the network error."""
+    split = urlsplit(url)
+    host, port = split.hostname or "", split.port
+    path = (split.path or "/") + (f"?{split.query}" if split.query else "")
+    conn: http.client.HTTPConnection
+    if split.scheme == "https":
+        conn = http.client.HTTPSConnection(
+            host, port, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    data = json.dumps(body).encode()
+    all_headers = {"Content-Type": "application/json", "Accept": "application/json", **headers}
+    try:
+        conn.request("POST", path, body=data, headers=all_headers)
+        answer = conn.getresponse()
+        raw = answer.read(MAX_ANSWER_BYTES)
+    except TimeoutError:
+        raise PostFailed(f"{split.netloc} did not answer within {timeout:g} s") from None
+    except socket.gaierror:
+        raise PostFailed(f"cannot resolve {host}") from None
+    except ConnectionRefusedError:
+        raise PostFailed(f"{split.netloc} refused the connection") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise PostFailed(f"{split.netloc}: {type(exc).__name__}: {exc}") from None
+    finally:
+        conn.close()
+    if not 200 <= answer.status < 300:
+        raise PostFailed(f"{split.netloc} answered HTTP {answer.status}: {_one_line(raw)}")
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _one_line(raw: bytes, limit: int = 200) -> str:
+    text = " ".join(raw.decode("utf-8", "replace").split()) or "(empty)"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,1 @@
+"""PagerDuty as a notification target: Events API v2 alerts (``notify``)."""

@@ -1,0 +1,1 @@
+"""Slack as a notification target: a service's incident channel (``notify``)."""

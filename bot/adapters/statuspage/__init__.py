@@ -1,0 +1,1 @@
+"""Statuspage as a notification target: an incident per rollback (``notify``)."""
