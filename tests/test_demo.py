@@ -134,14 +134,19 @@ def assert_shows(shown: list[str], printed: list[str]) -> None:
     )
 
 
+@dataclass(frozen=True)
+class DemoRun:
+    release: DemoRelease
+    exit_code: int
+    output: str
+    report: Path
+
+
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[DemoRelease, int, Path]]:
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> list[DemoRun]:
+    """make demo's releases, each on its own new database, as make demo runs them."""
     directory = tmp_path_factory.mktemp("demo")
-    runs = []
-    for release in demo_releases():
-        code, _, report = release.run_in(directory)
-        runs.append((release, code, report))
-    return runs
+    return [DemoRun(release, *release.run_in(directory)) for release in demo_releases()]
 
 
 def test_make_demo_runs_three_releases_each_on_a_fresh_database() -> None:
@@ -156,38 +161,34 @@ def test_make_demo_runs_three_releases_each_on_a_fresh_database() -> None:
     assert "|| true" not in recipe
 
 
-def test_each_demo_release_ends_as_make_demo_expects(
-    demo_run: list[tuple[DemoRelease, int, Path]],
-) -> None:
+def test_each_demo_release_ends_as_make_demo_expects(demo_run: list[DemoRun]) -> None:
     statuses = []
-    for release, code, report_path in demo_run:
-        assert code == release.expected_exit, (release.args, code)
-        report = json.loads(report_path.read_text())
-        statuses.append(report["status"])
+    for run in demo_run:
+        assert run.exit_code == run.release.expected_exit, (run.release.args, run.output)
+        statuses.append(json.loads(run.report.read_text())["status"])
     assert statuses == ["completed", "rolled_back", "failed"]
-    failed = json.loads(demo_run[2][2].read_text())
+    failed = json.loads(demo_run[2].report.read_text())
     stopped_by = [c["check"] for c in failed["pre_deployment"]["checks"] if c["status"] == "fail"]
     assert stopped_by == ["dependency_health"]
     assert failed["progressive_rollout"]["current_percentage"] == 0
 
 
 def test_readme_shows_what_make_demo_ends_with(
-    demo_run: list[tuple[DemoRelease, int, Path]],
+    demo_run: list[DemoRun],
 ) -> None:
-    printed = demo_summary.summary_lines([report for _, _, report in demo_run])
+    printed = demo_summary.summary_lines([run.report for run in demo_run])
     shown = readme_block("`make demo` ends with one line per release:", "text")
     assert shown == printed, "README's `make demo` summary differs from a real run:\n" + "\n".join(
         printed
     )
 
 
-def test_readme_session_is_a_real_run_of_its_command(tmp_path: Path) -> None:
+def test_readme_session_is_a_real_run_of_its_command(demo_run: list[DemoRun]) -> None:
     args, shown = session()
-    release = next((r for r in demo_releases() if r.args == args), None)
-    assert release is not None, f"README's session runs {args}, not one of make demo's releases"
-    code, output, _ = release.run_in(tmp_path)
-    assert code == release.expected_exit
-    assert_shows(shown, output.splitlines())
+    # the session is one of make demo's releases, whose real run the fixture has
+    run = next((run for run in demo_run if run.release.args == args), None)
+    assert run is not None, f"README's session runs {args}, not one of make demo's releases"
+    assert_shows(shown, run.output.splitlines())
 
 
 def test_the_summary_names_a_report_this_run_did_not_write(
