@@ -2,8 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEMO_DB := data/demo.db
-DEMO_FLAGS := --db $(DEMO_DB) --approve-as alice --clock-start 2026-11-24T14:00:00Z $(if $(SPEED),--speed $(SPEED))
+# Each demo release runs on its own fresh database (data/demo-NAME.db) and writes data/demo-NAME.json.
+DEMO_FLAGS := --approve-as alice --clock-start 2026-11-24T14:00:00Z $(if $(SPEED),--speed $(SPEED))
+RELEASE_BOT ?= $(BIN)/release-bot
+# After a demo release: its exit code must be $(1), the outcome $(2); anything else stops make.
+expect = ; code=$$?; [ $$code -eq $(1) ] || { echo "make demo: expected exit $(1) ($(2)), got $$code" >&2; exit 1; }
 
 .PHONY: install deps demo demo-live test lint clean bench-judge bench-tick bench-ack bench-llm chaos
 
@@ -28,18 +31,19 @@ $(SERVERS):
 deps: $(SERVERS)
 
 demo: install
-	@rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	@# A fresh run: no database or report of an earlier one is read (the summary reads what this run wrote).
+	@rm -f data/demo*.db data/demo*.db-* data/demo-*.json
 	@echo "== 1/3 a healthy canary release of payments-api 2.4.1 =="
-	$(BIN)/release-bot run 'payments-api 2.4.1 risk=medium ticket=CHG-1234 changes="faster checkout; fix refund rounding"' \
-		$(DEMO_FLAGS) --json-out data/demo-healthy.json
+	$(RELEASE_BOT) run 'payments-api 2.4.1 risk=medium ticket=CHG-1234 changes="faster checkout; fix refund rounding"' \
+		$(DEMO_FLAGS) --db data/demo-healthy.db --json-out data/demo-healthy.json
 	@echo "== 2/3 payments-api 2.4.2 whose error rate triples at 25% of traffic =="
-	$(BIN)/release-bot run 'payments-api 2.4.2 risk=medium ticket=CHG-1240 changes="new ledger client"' \
-		$(DEMO_FLAGS) --fault errors:3x@25 --json-out data/demo-faulty.json || test $$? -eq 3  # 3: rolled back, as it should
-	@echo "== the rollback locked payments-api/prod: alice looks, then lifts the lock =="
-	$(BIN)/release-bot unlock payments-api/prod --as alice --db $(DEMO_DB)
+	$(RELEASE_BOT) run 'payments-api 2.4.2 risk=medium ticket=CHG-1240 changes="new ledger client"' \
+		$(DEMO_FLAGS) --fault errors:3x@25 --db data/demo-faulty.db --json-out data/demo-faulty.json \
+		$(call expect,3,rolled back)
 	@echo "== 3/3 payments-api 2.4.3 while payments-db is unhealthy: a critical gate fails =="
-	$(BIN)/release-bot run 'payments-api 2.4.3 risk=low ticket=CHG-1241 changes="fix receipt email" deps=payments-db:unhealthy' \
-		$(DEMO_FLAGS) --json-out data/demo-failed.json || test $$? -eq 4  # 4: failed, as it should
+	$(RELEASE_BOT) run 'payments-api 2.4.3 risk=low ticket=CHG-1241 changes="fix receipt email" deps=payments-db:unhealthy' \
+		$(DEMO_FLAGS) --db data/demo-failed.db --json-out data/demo-failed.json \
+		$(call expect,4,failed)
 	@$(BIN)/python -m bot.demo_summary data/demo-healthy.json data/demo-faulty.json data/demo-failed.json
 
 # A real canary: two versions of a local service, HAProxy, a load generator and Prometheus.
