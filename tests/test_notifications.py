@@ -225,13 +225,18 @@ def test_a_rollback_posts_to_the_incident_channel(tmp_path: Path) -> None:
         try:
             status, _, _ = app.command('shop 1.2.0 risk=medium ticket=CHG-1 changes="x"', DAVE)
             assert status == 200
-            release_id = wait_until(lambda: app.services.store.listing(limit=1), what="a release")[
-                0
-            ]["id"]
-            approve(app.services, release_id, ALICE)
+            release_id = wait_until(  # stored, then its gates run: approved once they have
+                lambda: [
+                    r["id"]
+                    for r in app.services.store.listing(limit=1)
+                    if r["status"] == "awaiting_approval"
+                ],
+                what="a release awaiting approval",
+            )[0]
+            approve(app.services, str(release_id), ALICE)
             app.run_until(lambda r: r.status == "rolling_out")
             assert fake.messages("C0INCIDENTS") == []  # a start is not an incident
-            rollback(app.services, release_id, ALICE, "checkout errors")
+            rollback(app.services, str(release_id), ALICE, "checkout errors")
             app.run_until(lambda r: not r.is_active)
 
             (posted,) = fake.messages("C0INCIDENTS")

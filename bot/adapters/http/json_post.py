@@ -5,12 +5,30 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import ssl
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 MAX_ANSWER_BYTES = 64 * 1024
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def http_address(value: str) -> str:
+    """A settings validator's check: an http(s) address, without a trailing slash."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"{value!r} is not an http:// or https:// address")
+    return value.rstrip("/")
+
+
+def env_name(value: str) -> str:
+    """A settings validator's check: the name of an environment variable."""
+    if not _ENV_NAME.match(value):
+        raise ValueError(f"{value!r} is not an environment variable's name")
+    return value
 
 
 class PostFailed(Exception):

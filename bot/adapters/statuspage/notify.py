@@ -5,18 +5,15 @@ in the environment."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 
 from pydantic import Field, field_validator
 
-from bot.adapters.http.json_post import PostFailed, post_json
+from bot.adapters.http.json_post import PostFailed, env_name, http_address, post_json
 from bot.adapters.schema import AdapterSettings
 from bot.domain.config import ServiceConfig
 from bot.domain.notify import STATUS_PAGE, Moment
 from bot.ports.notify import AbstractNotifier, Notice, NotificationFailed
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class StatuspageSettings(AdapterSettings):
@@ -38,16 +35,12 @@ class StatuspageSettings(AdapterSettings):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http:// or https:// address")
-        return value.rstrip("/")
+        return http_address(value)
 
     @field_validator("api_key_env")
     @classmethod
     def _env(cls, value: str) -> str:
-        if not _ENV_NAME.match(value):
-            raise ValueError(f"{value!r} is not an environment variable's name")
-        return value
+        return env_name(value)
 
     def problems(self, service: ServiceConfig) -> list[str]:
         """The API key must be there at start-up, not at the first rollback."""
