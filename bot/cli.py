@@ -6,10 +6,8 @@ import getpass
 import json
 import math
 import os
-import signal
 import sqlite3
 import sys
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, get_args
@@ -56,6 +54,7 @@ from bot.service import (
     unlock_env,
 )
 from bot.service.evidence import add_evidence, list_evidence
+from bot.stopping import StopSignals
 
 # Exit codes for scripts (README "Exit codes"); click's own usage errors exit 2 as well.
 EXIT_INPUT = 1  # bad input or a refusal: the message says what to fix
@@ -774,6 +773,7 @@ def analyze_command(
 @click.option("--real-clock/--virtual-clock", default=True, help="Tick on real time (production).")
 def worker(db: str, real_clock: bool) -> None:
     """Run the reconcile tick forever without Slack (the chat is the terminal)."""
+    stop = StopSignals()
     wiring = _wire(db, virtual_clock=not real_clock)
     reconcile(wiring.services)
     tick = wiring.services.tick_seconds
@@ -781,9 +781,6 @@ def worker(db: str, real_clock: bool) -> None:
         f"release-bot worker: reconciling every {tick:g}s on {db}"
         + ("" if real_clock else f" (virtual time moves {tick:g}s each tick)")
     )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     wiring.ticker.start()
     stop.wait()
     wiring.close()

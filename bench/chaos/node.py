@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.bootstrap import llm_from_env
 from bot.serve.wiring import wire
 from bot.settings import Settings
+from bot.stopping import StopSignals
 
 CLOCK_START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
 SIGNING_SECRET = "chaos-signing-secret"
@@ -58,10 +57,8 @@ def main(argv: list[str] | None = None) -> None:
         host="127.0.0.1",
         port=0,
     )
+    stop = StopSignals()
     wired = wire(settings, virtual_clock=True, clock_start=CLOCK_START, llm=llm_from_env(None))
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     wired.server.start_http()
     print(f"port {wired.server.port}", flush=True)
     ticker = wired.wiring.ticker

@@ -4,8 +4,6 @@ Bolt app around it, and the HTTP server (or Socket Mode); ``serve_forever`` runs
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,6 +17,7 @@ from bot.serve.app import build_app
 from bot.serve.web import Server, WebApp
 from bot.settings import Settings, SettingsError
 from bot.slack.context import SlackServices
+from bot.stopping import StopSignals
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +91,8 @@ def _socket_mode(app: App, settings: Settings) -> Any:
 
 def serve_forever(settings: Settings, llm: AbstractLLM | None = None) -> None:
     """Start, then wait for SIGINT or SIGTERM and stop cleanly (the tick finishes first)."""
+    stop = StopSignals()
     wired = wire(settings, llm=llm)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         wired.server.start()
     except (SlackApiError, OSError) as exc:  # only Socket Mode calls Slack in start()
