@@ -5,9 +5,11 @@ and retried with backoff, and the report's two communication fields read from th
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -247,5 +249,67 @@ def test_a_rollback_posts_to_the_incident_channel(tmp_path: Path) -> None:
             assert told == {THREAD: "delivered", "C0INCIDENTS": "delivered"}
             contract = report(app.services, release_id)
             assert contract.deployment_artifacts.communication.stakeholders_notified
+
+            # The final report in the thread was built once the rollback was told.
+            final = _uploaded_report(fake, str(release_id))
+            assert final["status"] == "rolled_back"
+            told = final["deployment_artifacts"]["communication"]["notifications"]
+            assert {
+                "where": "incident_channel",
+                "target": "C0INCIDENTS",
+                "moment": "rolled_back",
+                "status": "delivered",
+            }.items() <= next(n for n in told if n["where"] == "incident_channel").items()
+            assert [(n["where"], n["moment"]) for n in told] == [
+                ("thread", "started"),
+                ("thread", "rolled_back"),
+                ("incident_channel", "rolled_back"),
+            ]
         finally:
             app.stop()
+
+
+def _uploaded_report(fake: FakeSlack, release_id: str) -> dict[str, Any]:
+    """The report JSON the bot uploaded to the release's thread."""
+    for call in fake.calls("files.completeUploadExternal"):
+        for entry in call.params["files"]:
+            body = json.loads(fake.uploaded(entry["id"]))
+            if body.get("release_id") == release_id:
+                return cast(dict[str, Any], body)
+    raise AssertionError(f"no report of {release_id} was uploaded")
+
+
+def test_the_final_report_in_the_thread_says_the_failure_was_told(tmp_path: Path) -> None:
+    # The issue: the final report was built before the final moment's notifications went out,
+    # so the failure it describes was missing from who was told.
+    (tmp_path / "services.toml").write_text(
+        CONFIG.replace("[defaults]\n", '[defaults]\nincident_channel = "C0INCIDENTS"\n')
+    )
+    with FakeSlack() as fake:
+        app = RunningApp(fake, tmp_path)
+        app.wired.wiring.fleet.inject("shop", "1.2.0", ["check:security_scan=fail"])
+        app.start()
+        try:
+            status, _, _ = app.command('shop 1.2.0 risk=medium ticket=CHG-1 changes="x"', DAVE)
+            assert status == 200
+            release_id = wait_until(
+                lambda: [r["id"] for r in app.services.store.listing(limit=1)],
+                what="a release",
+            )[0]
+            final = wait_until(
+                lambda: _maybe_uploaded_report(fake, str(release_id)), what="the final report"
+            )
+            assert final["status"] == "failed"
+            told = final["deployment_artifacts"]["communication"]["notifications"]
+            incident = [n for n in told if n["where"] == "incident_channel"]
+            assert [(n["moment"], n["status"]) for n in incident] == [("failed", "delivered")]
+            assert len(fake.messages("C0INCIDENTS")) == 1
+        finally:
+            app.stop()
+
+
+def _maybe_uploaded_report(fake: FakeSlack, release_id: str) -> dict[str, Any] | None:
+    try:
+        return _uploaded_report(fake, release_id)
+    except AssertionError:
+        return None

@@ -42,6 +42,7 @@ from bot.domain.contract import (
     MetricComparison,
     Monitoring,
     NextAction,
+    Notification,
     PostDeployment,
     PreDeployment,
     ProgressiveRollout,
@@ -61,7 +62,12 @@ from bot.domain.contract import (
 )
 from bot.domain.flags import FlagState
 from bot.domain.histogram import aggregate, quantile_ms
-from bot.domain.notify import Delivery, stakeholders_notified, status_page_updated
+from bot.domain.notify import (
+    Delivery,
+    stakeholders_notified,
+    status_page_updated,
+    target_kind,
+)
 from bot.domain.observations import CheckEvidence, CohortSample, DependencyProbe
 from bot.domain.plan import step_label
 from bot.domain.release import Event, Release
@@ -659,6 +665,19 @@ def _artifacts(
             stakeholders_notified=stakeholders_notified(ctx.deliveries),
             status_page_updated=status_page_updated(ctx.deliveries),
             incident_channel=cfg.incident_channel or "",
+            notifications=[
+                Notification(
+                    where=target_kind(d.target),
+                    target=d.target,
+                    moment=d.moment,
+                    status=d.status,
+                    attempts=d.attempts,
+                    delivered_at=_iso_or_none(d.delivered_at),
+                    error=d.error,
+                    reference=d.reference,
+                )
+                for d in ctx.deliveries
+            ],
         ),
     )
 
