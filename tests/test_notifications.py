@@ -62,8 +62,12 @@ def _pagerduty(url: str, env: dict[str, str] = ENV) -> PagerDutyNotifier:
     return PagerDutyNotifier(PagerDutySettings(url=url), env)
 
 
-def _statuspage(url: str, env: dict[str, str] = ENV) -> StatuspageNotifier:
-    settings = StatuspageSettings(page_id="PAGE1", url=url, component_ids=["cmp1"])
+def _statuspage(
+    url: str, env: dict[str, str] = ENV, timeout_seconds: float = 5.0
+) -> StatuspageNotifier:
+    settings = StatuspageSettings(
+        page_id="PAGE1", url=url, component_ids=["cmp1"], timeout_seconds=timeout_seconds
+    )
     return StatuspageNotifier(settings, env)
 
 
@@ -115,9 +119,40 @@ def test_statuspage_incident_is_opened_on_the_page_with_its_components(
 ) -> None:
     assert _statuspage(statuspage.root).send(NOTICE) == "inc1"
     (incident,) = statuspage.incidents
-    assert incident["name"] == "payments-api: release 2.4.1 rolled back"
+    assert incident["name"] == "payments-api: release 2.4.1 rolled back [rel-1]"
     assert incident["components"] == {"cmp1": "degraded_performance"}
     assert incident["body"] == NOTICE.text
+
+
+def test_a_statuspage_call_that_timed_out_after_creating_is_not_created_twice(
+    statuspage: FakeStatuspage,
+) -> None:
+    # The issue: a retry after a timeout opened a second incident for the same release.
+    notifier = _statuspage(statuspage.root, timeout_seconds=0.2)
+    statuspage.time_out_after_create(1.0)
+    with pytest.raises(NotificationFailed, match=r"did not answer within 0\.2 s"):
+        notifier.send(NOTICE)
+    assert len(statuspage.incidents) == 1  # created all the same
+
+    assert notifier.send(NOTICE) == "inc1"  # the retry finds it and updates it
+    (incident,) = statuspage.incidents
+    assert incident["body"] == NOTICE.text and incident["status"] == "identified"
+    assert [r.method for r in statuspage.requests] == ["GET", "POST", "GET", "PATCH"]
+    # Another release's rollback is another incident.
+    notifier.send(dataclasses.replace(NOTICE, release_id="rel-2"))
+    assert [i["id"] for i in statuspage.incidents] == ["inc1", "inc2"]
+
+
+def test_a_rollback_retried_after_a_statuspage_timeout_leaves_one_incident(
+    wiring: Wiring, statuspage: FakeStatuspage
+) -> None:
+    statuspage.time_out_after_create(1.0)
+    services = _told(wiring, _statuspage(statuspage.root, timeout_seconds=0.2))
+    release = _rolled_back(wiring, services)
+    _ticks(wiring, services, 5)  # the retry, after its backoff
+    (delivery,) = deliveries(services, release.id)
+    assert delivery.status == "delivered" and delivery.attempts == 2
+    assert len(statuspage.incidents) == 1 and delivery.reference == "inc1"
 
 
 def test_a_refusal_or_a_missing_key_is_one_line_naming_it(
