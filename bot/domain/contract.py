@@ -322,8 +322,11 @@ class SyntheticMonitoring(Model):
 
 
 class UserFeedback(Model):
-    sentiment: Literal["positive", "neutral", "negative"]
-    issues_reported: int
+    # False: nobody could report a problem (no chat reached people, e.g. `run` in a terminal);
+    # the figures below are then null (an extension, as for logs and traces).
+    measured: bool
+    sentiment: Literal["positive", "neutral", "negative"] | None
+    issues_reported: int | None
 
 
 class PostDeployment(Model):
