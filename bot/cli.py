@@ -48,6 +48,7 @@ from bot.service import (
     reconcile,
     reject,
     report,
+    report_issue,
     resume,
     rollback,
     start_release,
@@ -647,6 +648,24 @@ def report_command(release_id: str, db: str) -> None:
     except ReleaseNotFound as exc:
         _fail(str(exc))
     click.echo(_dump(report(services, release.id)))
+
+
+@main.command(name="issue")
+@click.argument("release_id")
+@click.argument("text", nargs=-1, required=True)
+@click.option("--as", "user", default=None, help="Who reports it (default: your login).")
+@db_option
+def issue_command(release_id: str, text: tuple[str, ...], user: str | None, db: str) -> None:
+    """Report a problem with a release (while it runs, or up to 7 days after it ended): audited
+    on it, counted in its report's user_feedback."""
+    services = _wire(db).services
+    try:
+        release = report_issue(
+            services, find(services, release_id).id, user or _user(), " ".join(text)
+        )
+    except (CommandRejected, ReleaseNotFound) as exc:
+        _fail(str(exc))
+    click.echo(f"{release.id}: problem recorded in its audit trail")
 
 
 @main.command(name="list")

@@ -2,7 +2,7 @@
 
 ``parse_command`` reads the first word: a subcommand (``help``, ``status``, ``list``,
 ``history``, ``rollback``, ``pause``, ``resume``, ``promote``, ``lock``, ``unlock``,
-``dry-run``, case-insensitive), nothing at all (open the form), or anything else, which is a
+``dry-run``, ``issue``, case-insensitive), nothing at all (open the form), or anything else, which is a
 release line (``Start``) for ``bot.parsing`` to read. A service named like a subcommand
 (say ``lock``) therefore cannot be released from a one-line ``/release``: use the form, whose
 service field is never read as a subcommand. No such service exists today.
@@ -85,6 +85,12 @@ class DryRun:
 
 
 @dataclass(frozen=True)
+class Issue:
+    release_id: str
+    text: str  # what the user sees wrong
+
+
+@dataclass(frozen=True)
 class Start:
     line: str
 
@@ -102,6 +108,7 @@ Command = (
     | Lock
     | Unlock
     | DryRun
+    | Issue
     | Start
 )
 
@@ -117,6 +124,7 @@ USAGE: dict[str, tuple[str, str]] = {
     "lock": ("/release lock ENV|SERVICE/ENV [reason…]", "refuse releases reaching it"),
     "unlock": ("/release unlock ENV|SERVICE/ENV", "lift a lock"),
     "dry-run": ("/release dry-run LINE", "plan and check a release line; deploy nothing"),
+    "issue": ("/release issue RELEASE_ID what you see…", "report a problem with a release"),
 }
 # How each subcommand names its first argument in an error.
 _NEEDS = {
@@ -128,6 +136,7 @@ _NEEDS = {
     "lock": SCOPE_HELP,
     "unlock": SCOPE_HELP,
     "dry-run": "a release line",
+    "issue": "a release ID",
 }
 # Subcommands taking at most this many words (the others take a free-text reason, or ignore).
 _AT_MOST = {"status": 1, "list": 0, "history": 1, "resume": 1, "promote": 1, "unlock": 1}
@@ -192,6 +201,10 @@ def parse_command(text: str) -> Command:
             return Resume(arg)
         case "promote":
             return Promote(arg)
+        case "issue":
+            if reason is None:
+                raise CommandError(f"`issue` needs what is wrong after the ID: {usage(name)}")
+            return Issue(arg, reason)
     try:
         scope = parse_scope(arg)
     except ScopeError as exc:
@@ -206,6 +219,7 @@ __all__ = [
     "DryRun",
     "Help",
     "History",
+    "Issue",
     "ListReleases",
     "Lock",
     "OpenModal",

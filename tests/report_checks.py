@@ -137,4 +137,35 @@ def inconsistencies(report: dict[str, Any]) -> list[str]:
     logs = report["monitoring"]["logs"]
     if not logs["measured"] and (logs["error_spike"] is not None or logs["new_error_types"]):
         found.append("logs not measured, yet log figures are reported")
+
+    # traces: figures only when measured, and then near the latency the judge saw
+    traces = report["monitoring"]["traces"]
+    path = traces["critical_path_latency"]
+    if not traces["measured"] and (path is not None or traces["bottlenecks"]):
+        found.append("traces not measured, yet trace figures are reported")
+    p95 = health["latency"]["p95"]
+    if traces["measured"] and path is not None and p95 and not 0.5 <= path / p95 <= 2:
+        found.append(f"the traces' critical path {path} ms is far from the p95 of {p95} ms")
+
+    # communication: the two flags are read from the deliveries listed beside them
+    told = report["deployment_artifacts"]["communication"]
+    delivered = [n for n in told["notifications"] if n["status"] == "delivered"]
+    if told["stakeholders_notified"] != bool(delivered):
+        found.append(f"stakeholders_notified={told['stakeholders_notified']}, deliveries disagree")
+    paged = any(n["where"] == "statuspage" for n in delivered)
+    if told["status_page_updated"] != paged:
+        found.append(f"status_page_updated={told['status_page_updated']}, deliveries disagree")
+    for n in told["notifications"]:
+        if (n["status"] == "delivered") != (n["delivered_at"] is not None):
+            found.append(f"{n['target']} ({n['moment']}) is {n['status']} at {n['delivered_at']}")
+
+    # user feedback: counted only where people could report
+    feedback = report["post_deployment"]["user_feedback"]
+    if not feedback["measured"]:
+        if feedback["sentiment"] is not None or feedback["issues_reported"] is not None:
+            found.append("user feedback not measured, yet figures are reported")
+    elif (feedback["sentiment"] == "negative") != bool(feedback["issues_reported"]):
+        found.append(
+            f"sentiment {feedback['sentiment']} with {feedback['issues_reported']} issues reported"
+        )
     return found

@@ -106,6 +106,7 @@ CONFIG_COMMANDS: list[tuple[str, ...]] = [
     ("lock", "prod", "--as", "alice", "--db", "{db}"),
     ("unlock", "prod", "--as", "alice", "--db", "{db}"),
     ("locks", "--db", "{db}"),
+    ("issue", "rel-x", "checkout", "fails", "--as", "alice", "--db", "{db}"),
     ("evidence", "list", "payments-api", "2.4.1", "--db", "{db}"),
     ("evidence", "add", "payments-api", "2.4.1", "{file}", "--db", "{db}"),
     ("audit", "verify", "--db", "{db}"),

@@ -5,9 +5,11 @@ and retried with backoff, and the report's two communication fields read from th
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -60,8 +62,12 @@ def _pagerduty(url: str, env: dict[str, str] = ENV) -> PagerDutyNotifier:
     return PagerDutyNotifier(PagerDutySettings(url=url), env)
 
 
-def _statuspage(url: str, env: dict[str, str] = ENV) -> StatuspageNotifier:
-    settings = StatuspageSettings(page_id="PAGE1", url=url, component_ids=["cmp1"])
+def _statuspage(
+    url: str, env: dict[str, str] = ENV, timeout_seconds: float = 5.0
+) -> StatuspageNotifier:
+    settings = StatuspageSettings(
+        page_id="PAGE1", url=url, component_ids=["cmp1"], timeout_seconds=timeout_seconds
+    )
     return StatuspageNotifier(settings, env)
 
 
@@ -113,9 +119,40 @@ def test_statuspage_incident_is_opened_on_the_page_with_its_components(
 ) -> None:
     assert _statuspage(statuspage.root).send(NOTICE) == "inc1"
     (incident,) = statuspage.incidents
-    assert incident["name"] == "payments-api: release 2.4.1 rolled back"
+    assert incident["name"] == "payments-api: release 2.4.1 rolled back [rel-1]"
     assert incident["components"] == {"cmp1": "degraded_performance"}
     assert incident["body"] == NOTICE.text
+
+
+def test_a_statuspage_call_that_timed_out_after_creating_is_not_created_twice(
+    statuspage: FakeStatuspage,
+) -> None:
+    # The issue: a retry after a timeout opened a second incident for the same release.
+    notifier = _statuspage(statuspage.root, timeout_seconds=0.2)
+    statuspage.time_out_after_create(1.0)
+    with pytest.raises(NotificationFailed, match=r"did not answer within 0\.2 s"):
+        notifier.send(NOTICE)
+    assert len(statuspage.incidents) == 1  # created all the same
+
+    assert notifier.send(NOTICE) == "inc1"  # the retry finds it and updates it
+    (incident,) = statuspage.incidents
+    assert incident["body"] == NOTICE.text and incident["status"] == "identified"
+    assert [r.method for r in statuspage.requests] == ["GET", "POST", "GET", "PATCH"]
+    # Another release's rollback is another incident.
+    notifier.send(dataclasses.replace(NOTICE, release_id="rel-2"))
+    assert [i["id"] for i in statuspage.incidents] == ["inc1", "inc2"]
+
+
+def test_a_rollback_retried_after_a_statuspage_timeout_leaves_one_incident(
+    wiring: Wiring, statuspage: FakeStatuspage
+) -> None:
+    statuspage.time_out_after_create(1.0)
+    services = _told(wiring, _statuspage(statuspage.root, timeout_seconds=0.2))
+    release = _rolled_back(wiring, services)
+    _ticks(wiring, services, 5)  # the retry, after its backoff
+    (delivery,) = deliveries(services, release.id)
+    assert delivery.status == "delivered" and delivery.attempts == 2
+    assert len(statuspage.incidents) == 1 and delivery.reference == "inc1"
 
 
 def test_a_refusal_or_a_missing_key_is_one_line_naming_it(
@@ -247,5 +284,67 @@ def test_a_rollback_posts_to_the_incident_channel(tmp_path: Path) -> None:
             assert told == {THREAD: "delivered", "C0INCIDENTS": "delivered"}
             contract = report(app.services, release_id)
             assert contract.deployment_artifacts.communication.stakeholders_notified
+
+            # The final report in the thread was built once the rollback was told.
+            final = _uploaded_report(fake, str(release_id))
+            assert final["status"] == "rolled_back"
+            told = final["deployment_artifacts"]["communication"]["notifications"]
+            assert {
+                "where": "incident_channel",
+                "target": "C0INCIDENTS",
+                "moment": "rolled_back",
+                "status": "delivered",
+            }.items() <= next(n for n in told if n["where"] == "incident_channel").items()
+            assert [(n["where"], n["moment"]) for n in told] == [
+                ("thread", "started"),
+                ("thread", "rolled_back"),
+                ("incident_channel", "rolled_back"),
+            ]
         finally:
             app.stop()
+
+
+def _uploaded_report(fake: FakeSlack, release_id: str) -> dict[str, Any]:
+    """The report JSON the bot uploaded to the release's thread."""
+    for call in fake.calls("files.completeUploadExternal"):
+        for entry in call.params["files"]:
+            body = json.loads(fake.uploaded(entry["id"]))
+            if body.get("release_id") == release_id:
+                return cast(dict[str, Any], body)
+    raise AssertionError(f"no report of {release_id} was uploaded")
+
+
+def test_the_final_report_in_the_thread_says_the_failure_was_told(tmp_path: Path) -> None:
+    # The issue: the final report was built before the final moment's notifications went out,
+    # so the failure it describes was missing from who was told.
+    (tmp_path / "services.toml").write_text(
+        CONFIG.replace("[defaults]\n", '[defaults]\nincident_channel = "C0INCIDENTS"\n')
+    )
+    with FakeSlack() as fake:
+        app = RunningApp(fake, tmp_path)
+        app.wired.wiring.fleet.inject("shop", "1.2.0", ["check:security_scan=fail"])
+        app.start()
+        try:
+            status, _, _ = app.command('shop 1.2.0 risk=medium ticket=CHG-1 changes="x"', DAVE)
+            assert status == 200
+            release_id = wait_until(
+                lambda: [r["id"] for r in app.services.store.listing(limit=1)],
+                what="a release",
+            )[0]
+            final = wait_until(
+                lambda: _maybe_uploaded_report(fake, str(release_id)), what="the final report"
+            )
+            assert final["status"] == "failed"
+            told = final["deployment_artifacts"]["communication"]["notifications"]
+            incident = [n for n in told if n["where"] == "incident_channel"]
+            assert [(n["moment"], n["status"]) for n in incident] == [("failed", "delivered")]
+            assert len(fake.messages("C0INCIDENTS")) == 1
+        finally:
+            app.stop()
+
+
+def _maybe_uploaded_report(fake: FakeSlack, release_id: str) -> dict[str, Any] | None:
+    try:
+        return _uploaded_report(fake, release_id)
+    except AssertionError:
+        return None

@@ -104,10 +104,11 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
         "faulty": run(tmp, "faulty", FAULTY, "--fault", "errors:3x@25"),
         "gate_failed": run(tmp, "gate", GATE_FAILED),
         "manual": paused_then_rolled_back(tmp),
+        "slow": run(tmp, "slow", FAULTY, "--fault", "latency:2x@25"),
     }
 
 
-@pytest.mark.parametrize("kind", ["healthy", "faulty", "gate_failed", "manual"])
+@pytest.mark.parametrize("kind", ["healthy", "faulty", "gate_failed", "manual", "slow"])
 def test_every_report_is_consistent(
     reports: dict[str, dict[str, Any]], kind: str, contract_schema: dict[str, Any]
 ) -> None:
@@ -120,6 +121,7 @@ def test_every_report_is_consistent(
             "faulty": "rolled_back",
             "gate_failed": "failed",
             "manual": "rolled_back",
+            "slow": "rolled_back",
         }[kind]
     )
     assert inconsistencies(report) == []
@@ -233,3 +235,29 @@ def test_trigger_windows_are_the_stage_the_judge_evaluates(
             if t["metric"] == "metrics_provider":
                 continue
             assert t["window_minutes"] >= 5  # the stage's bake, not one 10-second tick
+
+
+def test_the_critical_path_is_what_each_run_traced(reports: dict[str, dict[str, Any]]) -> None:
+    # The issue: critical_path_latency was the profile's 169.6 in every report.
+    paths = {
+        kind: reports[kind]["monitoring"]["traces"]["critical_path_latency"]
+        for kind in ("healthy", "faulty", "slow")
+    }
+    assert all(isinstance(p, float) for p in paths.values()), paths
+    assert len(set(paths.values())) == len(paths), paths  # each run traced its own requests
+    assert paths["slow"] > 1.5 * max(paths["healthy"], paths["faulty"])  # the regression shows
+    slow = reports["slow"]["monitoring"]["traces"]
+    assert any(b.startswith("payments-api handler") for b in slow["bottlenecks"]), slow
+    for unjudged in ("gate_failed", "manual"):  # nothing deployed; the restarted stage unjudged
+        traces = reports[unjudged]["monitoring"]["traces"]
+        assert (traces["measured"], traces["critical_path_latency"]) == (False, None), unjudged
+
+
+def test_a_terminal_run_tells_no_one_and_hears_no_feedback(
+    reports: dict[str, dict[str, Any]],
+) -> None:
+    for kind, report in reports.items():
+        told = report["deployment_artifacts"]["communication"]
+        assert told["notifications"] == [] and not told["stakeholders_notified"], kind
+        feedback = report["post_deployment"]["user_feedback"]
+        assert (feedback["measured"], feedback["sentiment"]) == (False, None), kind

@@ -276,10 +276,25 @@ class Changelog(Model):
     deprecations: list[str]
 
 
+class Notification(Model):
+    """An extension of the brief's contract: one moment told to one target, and whether it
+    got through (``docs/report.md``)."""
+
+    where: Literal["thread", "incident_channel", "pagerduty", "statuspage"]
+    target: str  # the release thread, the channel's name or id, PagerDuty, Statuspage
+    moment: Literal["started", "completed", "rolled_back", "failed"]
+    status: Literal["pending", "delivered", "failed"]  # pending: not through yet, retried
+    attempts: int
+    delivered_at: Timestamp | None
+    error: str | None  # the last refusal, one line
+    reference: str | None  # what the target answered: a message ts, an incident id
+
+
 class Communication(Model):
     stakeholders_notified: bool
     status_page_updated: bool
     incident_channel: str
+    notifications: list[Notification]  # an extension: who was told, and whether it got through
 
 
 class DeploymentArtifacts(Model):
@@ -307,8 +322,11 @@ class SyntheticMonitoring(Model):
 
 
 class UserFeedback(Model):
-    sentiment: Literal["positive", "neutral", "negative"]
-    issues_reported: int
+    # False: nobody could report a problem (no chat reached people, e.g. `run` in a terminal);
+    # the figures below are then null (an extension, as for logs and traces).
+    measured: bool
+    sentiment: Literal["positive", "neutral", "negative"] | None
+    issues_reported: int | None
 
 
 class PostDeployment(Model):

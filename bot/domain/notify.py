@@ -24,6 +24,18 @@ DeliveryStatus = Literal["pending", "delivered", "failed"]
 MAX_ATTEMPTS = 8
 THREAD = "the release thread"
 STATUS_PAGE = "Statuspage"
+PAGERDUTY = "PagerDuty"
+# Where a target is, as the report names it: any other target is an incident channel.
+TargetKind = Literal["thread", "incident_channel", "pagerduty", "statuspage"]
+_KIND_OF_TARGET: dict[str, TargetKind] = {
+    THREAD: "thread",
+    PAGERDUTY: "pagerduty",
+    STATUS_PAGE: "statuspage",
+}
+
+
+def target_kind(target: str) -> TargetKind:
+    return _KIND_OF_TARGET.get(target, "incident_channel")
 
 
 class Delivery(Model):

@@ -14,6 +14,7 @@ from pydantic import Field, PrivateAttr
 from bot.domain.backoff import retry_delay
 from bot.domain.base import Model, MutableModel
 from bot.domain.contract import Artifacts, Check
+from bot.domain.feedback import ISSUE_REPORTED, issue_refusal, issue_text
 from bot.domain.judge import CanaryJudge
 from bot.domain.judgement import Judgement, judgement
 from bot.domain.locks import EnvLock, lock_note
@@ -817,6 +818,13 @@ class Release(MutableModel):
     def record_refused(self, actor: str, command: str, why: str, now: datetime) -> None:
         """Audit an attempt the access policy refused; nothing else changes."""
         self._record("refused", actor, now, f"{command} refused: {why}", command=command)
+
+    def report_issue(self, reporter: str, text: str, now: datetime) -> None:
+        """A user reports a problem they see with the release (``bot/domain/feedback.py``
+        says until when); audited, counted by the report's user feedback."""
+        if why := issue_refusal(self.id, self.is_active, self.finished_at, text, now):
+            raise CommandRejected(why)
+        self._record(ISSUE_REPORTED, reporter, now, issue_text(text))
 
     def record_lock(self, lock: EnvLock, new: bool, now: datetime) -> None:
         """The scope its automatic rollback locked (``new``), or found locked already."""

@@ -42,6 +42,7 @@ from bot.domain.contract import (
     MetricComparison,
     Monitoring,
     NextAction,
+    Notification,
     PostDeployment,
     PreDeployment,
     ProgressiveRollout,
@@ -59,9 +60,15 @@ from bot.domain.contract import (
     UserFeedback,
     iso,
 )
+from bot.domain.feedback import ISSUE_REPORTED, sentiment
 from bot.domain.flags import FlagState
 from bot.domain.histogram import aggregate, quantile_ms
-from bot.domain.notify import Delivery, stakeholders_notified, status_page_updated
+from bot.domain.notify import (
+    Delivery,
+    stakeholders_notified,
+    status_page_updated,
+    target_kind,
+)
 from bot.domain.observations import CheckEvidence, CohortSample, DependencyProbe
 from bot.domain.plan import step_label
 from bot.domain.release import Event, Release
@@ -659,6 +666,19 @@ def _artifacts(
             stakeholders_notified=stakeholders_notified(ctx.deliveries),
             status_page_updated=status_page_updated(ctx.deliveries),
             incident_channel=cfg.incident_channel or "",
+            notifications=[
+                Notification(
+                    where=target_kind(d.target),
+                    target=d.target,
+                    moment=d.moment,
+                    status=d.status,
+                    attempts=d.attempts,
+                    delivered_at=_iso_or_none(d.delivered_at),
+                    error=d.error,
+                    reference=d.reference,
+                )
+                for d in ctx.deliveries
+            ],
         ),
     )
 
@@ -679,7 +699,10 @@ def _post(release: Release, ctx: ReportContext, events: Sequence[Event]) -> Post
     verified = bool(release.observed.verifications) and all(
         v.ok for v in release.observed.verifications
     )
-    reported = [e for e in events if e.action == "issue_reported"]
+    reported = [e for e in events if e.action == ISSUE_REPORTED]
+    # People could report a problem once the release reached them (a chat, a channel, a
+    # page); a release only a terminal saw had no one to report.
+    could_report = bool(reported) or stakeholders_notified(ctx.deliveries)
     return PostDeployment(
         smoke_tests=SmokeTests(passed=passed, failed=failed, critical_paths_verified=verified),
         synthetic_monitoring=SyntheticMonitoring(
@@ -687,7 +710,9 @@ def _post(release: Release, ctx: ReportContext, events: Sequence[Event]) -> Post
             key_transactions=txs,
         ),
         user_feedback=UserFeedback(
-            sentiment="negative" if reported else "neutral", issues_reported=len(reported)
+            measured=could_report,
+            sentiment=sentiment(len(reported)) if could_report else None,
+            issues_reported=len(reported) if could_report else None,
         ),
     )
 

@@ -8,7 +8,7 @@ module         what
 =============  ====================================================================
 services       ``Services``: the ports, and the read-only view the agent gets
 commands       start a release; approve, reject, pause, resume, promote, roll back;
-               lock and unlock environments
+               report a problem; lock and unlock environments
 tick           the reconcile tick: each active release one step, then converge
 gates          the quality gates' evidence, read through the ports
 narration      the agent's explanations, summary and "why?" answers, saved
@@ -29,6 +29,7 @@ from bot.service.commands import (
     refused,
     reject,
     release_id_for,
+    report_issue,
     resume,
     rollback,
     start_release,
@@ -64,6 +65,7 @@ __all__ = [
     "reject",
     "release_id_for",
     "report",
+    "report_issue",
     "resume",
     "rollback",
     "start_release",

@@ -1,5 +1,5 @@
 """Commands: starting a release, and what people do to one (approve, reject, pause, resume,
-promote, roll back) or to an environment (lock, unlock). Each is one transaction: load, let
+promote, roll back, report a problem) or to an environment (lock, unlock). Each is one transaction: load, let
 the access policy and the aggregate decide, save with its events, converge, deliver."""
 
 from __future__ import annotations
@@ -201,6 +201,13 @@ def pause(services: Services, release_id: str, user: str, reason: str) -> Releas
 def promote_now(services: Services, release_id: str, user: str) -> Release:
     """End the current step's bake early; refused past any failed check (see the domain)."""
     return _command(services, release_id, "promote", user, lambda r, now: r.promote_now(user, now))
+
+
+def report_issue(services: Services, release_id: str, user: str, text: str) -> Release:
+    """A user reports a problem with the release, while it runs or in the days after it ended
+    (``bot/domain/feedback.py``): anyone may, so no access policy; audited on the release
+    (``issue_reported``: who, what, when), told in its thread, counted by its report."""
+    return _change(services, release_id, lambda r, now: r.report_issue(user, text, now))
 
 
 def refused(services: Services, release_id: str, user: str, action: str, why: str) -> Release:

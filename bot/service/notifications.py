@@ -75,6 +75,35 @@ def send_notifications(services: Services) -> int:
                 leases.release(name, services.process_id)
 
 
+def send_final_notifications(services: Services, release_id: str) -> int:
+    """Try the release's due notifications now, before the post that carries its final
+    report, so that report says whether the completion, rollback or failure got through.
+    The thread's own is that post: it stays pending until the outbox marks it."""
+    stakeholders, record = services.stakeholders, services.notification_log
+    if stakeholders is None or record is None:
+        return 0
+    with stakeholders.sending:
+        leases, name = services.leases, "notify"
+        if leases is not None:
+            held_at = datetime.now(UTC)
+            until = held_at + timedelta(seconds=SEND_LEASE_SECONDS)
+            if not take(leases, name, services.process_id, held_at, until):
+                return 0  # another process is sending them: the report says pending
+        try:
+            now = services.clock.now()
+            due = [
+                d
+                for d in record.for_release(release_id)
+                if d.status == "pending"
+                and d.target != stakeholders.thread
+                and (d.next_attempt_at is None or d.next_attempt_at <= now)
+            ]
+            return sum(_send(services, stakeholders, record, d, now) for d in due)
+        finally:
+            if leases is not None:
+                leases.release(name, services.process_id)
+
+
 def _send(
     services: Services,
     stakeholders: Stakeholders,

@@ -17,7 +17,11 @@ from bot.domain.backoff import retry_delay
 from bot.domain.release import shown_in_thread
 from bot.ports.leases import take
 from bot.ports.store import DeliveryFailure, StoredEvent
-from bot.service.notifications import plan_notifications, send_notifications
+from bot.service.notifications import (
+    plan_notifications,
+    send_final_notifications,
+    send_notifications,
+)
 from bot.service.services import Services
 
 log = logging.getLogger(__name__)
@@ -74,9 +78,13 @@ def _deliver_one(
     now: datetime,
 ) -> bool:
     shown = [e for e in batch if shown_in_thread(e)]
+    release = services.store.get(release_id)
+    if not release.is_active:
+        # This post carries the final report (Slack): its notifications go out first.
+        send_final_notifications(services, release_id)
     try:
         if shown:
-            services.chat.post(services.store.get(release_id), shown)
+            services.chat.post(release, shown)
     except Exception as exc:  # whatever the chat raised, the other threads go on
         failures = (failure.failures if failure is not None else 0) + 1
         retry_at = now + retry_delay(failures, timedelta(seconds=services.tick_seconds))

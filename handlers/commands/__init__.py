@@ -25,6 +25,7 @@ from bot.service import (
     lock_env,
     pause,
     promote_now,
+    report_issue,
     resume,
     rollback,
     start_release,
@@ -129,6 +130,9 @@ def _run(slack: SlackServices, command: cmd.Command, user: str, channel: str, sa
             _act(services, release_id, say, lambda r: resume(services, r, user))
         case cmd.Promote(release_id=release_id):
             _act(services, release_id, say, lambda r: promote_now(services, r, user))
+        case cmd.Issue(release_id=release_id, text=issue):
+            reported = report_issue(services, find(services, release_id).id, user, issue)
+            say(f"Thanks: your problem with {reported.id} is recorded in its audit trail.")
         case cmd.Lock(scope=scope, reason=reason):
             lock_env(services, scope, user, reason or "")
             say(

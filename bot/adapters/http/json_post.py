@@ -1,5 +1,6 @@
-"""One JSON POST over http.client (no proxy from the environment, no redirects followed), its
-failure told in one line: what notification targets (PagerDuty, Statuspage) are sent with."""
+"""One JSON request over http.client (a POST, or a GET or PATCH; no proxy from the
+environment, no redirects followed), its failure told in one line: what notification targets
+(PagerDuty, Statuspage) are sent with."""
 
 from __future__ import annotations
 
@@ -38,6 +39,13 @@ class PostFailed(Exception):
 def post_json(url: str, body: object, headers: Mapping[str, str], timeout: float) -> object:
     """POST ``body`` as JSON to ``url``; the decoded JSON answer of a 2xx (None if it is not
     JSON). Raises PostFailed naming the status and the answer's start, or the network error."""
+    return send_json("POST", url, body, headers, timeout)
+
+
+def send_json(
+    method: str, url: str, body: object, headers: Mapping[str, str], timeout: float
+) -> object:
+    """``post_json`` with another method (GET sends no body: ``body`` None)."""
     split = urlsplit(url)
     host, port = split.hostname or "", split.port
     path = (split.path or "/") + (f"?{split.query}" if split.query else "")
@@ -48,10 +56,10 @@ def post_json(url: str, body: object, headers: Mapping[str, str], timeout: float
         )
     else:
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    data = json.dumps(body).encode()
+    data = json.dumps(body).encode() if body is not None else None
     all_headers = {"Content-Type": "application/json", "Accept": "application/json", **headers}
     try:
-        conn.request("POST", path, body=data, headers=all_headers)
+        conn.request(method, path, body=data, headers=all_headers)
         answer = conn.getresponse()
         raw = answer.read(MAX_ANSWER_BYTES)
     except TimeoutError:

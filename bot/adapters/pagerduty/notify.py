@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 from bot.adapters.http.json_post import PostFailed, env_name, http_address, post_json
 from bot.adapters.schema import AdapterSettings
 from bot.domain.config import ServiceConfig
-from bot.domain.notify import Moment
+from bot.domain.notify import PAGERDUTY, Moment
 from bot.ports.notify import AbstractNotifier, Notice, NotificationFailed
 
 
@@ -52,7 +52,7 @@ class PagerDutySettings(AdapterSettings):
 
 
 class PagerDutyNotifier(AbstractNotifier):
-    target = "PagerDuty"
+    target = PAGERDUTY
     moments: frozenset[Moment] = frozenset({"rolled_back", "failed", "completed"})
 
     def __init__(

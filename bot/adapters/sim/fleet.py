@@ -52,6 +52,15 @@ LOG_LINES_PER_REQUEST = 3
 SYNTHETIC_RUNS = 200  # runs per key transaction: one failure moves the rate by 0.5 %
 _HEALTH_ORDER: tuple[DependencyHealth, ...] = ("healthy", "degraded", "unhealthy")
 _OMEGA = 2 * math.pi / 86_400  # the diurnal cycle, in radians per second
+# Traces: at most this many spans sampled per window; the critical path is their p95, as the
+# judge's latency guardrail is; without a fault the handler takes this share of a request's
+# time, the dependencies the rest, and a component taking more than half of the slowest 5 %
+# of traces is their bottleneck.
+TRACE_SPANS = 500
+TRACE_QUANTILE = 0.95
+HANDLER_SHARE = 0.4
+SPLIT_CONCENTRATION = 20.0
+BOTTLENECK_SHARE = 0.5
 
 migrations = Migrations("release-bot.simulator")
 
@@ -454,19 +463,54 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
             )
         return counts
 
-    def traces(self, target: Target, start: datetime, end: datetime) -> TraceSummary:
+    def traces(self, target: Target, start: datetime, end: datetime) -> TraceSummary | None:
+        """Spans sampled from the requests simulated in (start, end] (the same draws as
+        ``window``): the new version's, or the stable one's when nothing new serves. None when
+        no request was served, so no span was traced."""
         sit = self._situation(target, self.state(target))
-        fx = sit.canary if sit.state.new_version is not None else sit.baseline
+        baseline, canary = self._samples(target, sit, start, end)
+        sample, fx = (canary, sit.canary) if canary.requests else (baseline, sit.baseline)
+        if not sample.requests:
+            return None
         names = sorted({*sit.profile.dependencies, *self._dep_fault_names(target.service)})
         health = self._dependency_health(target.service, names)
-        bottlenecks = []
-        if fx.latency_factor != 1.0:
-            bottlenecks.append(f"{target.service} handler: latency ×{fx.latency_factor:g}")
+        spans = self._spans(target, sample, sit.profile, fx, start, end)
         return TraceSummary(
-            critical_path_ms=round(sit.profile.latency_quantile_ms(0.95, fx.latency_factor), 1),
+            critical_path_ms=round(float(np.quantile(spans.sum(axis=1), TRACE_QUANTILE)), 1),
             dependency_failures=[name for name, h in health.items() if h != "healthy"],
-            bottlenecks=bottlenecks,
+            bottlenecks=_bottlenecks(
+                spans, [f"{target.service} handler", *sit.profile.dependencies]
+            ),
         )
+
+    def _spans(
+        self,
+        target: Target,
+        sample: CohortSample,
+        profile: Profile,
+        fx: Effects,
+        start: datetime,
+        end: datetime,
+    ) -> np.ndarray:
+        """Traces of requests the window served, one row each, one column per component (the
+        handler, then each dependency). Each trace's duration is one of the window's requests,
+        drawn from its latency histogram (the judge's) and placed evenly within its bucket, as
+        ``histogram_quantile`` reads it; it is split among the components, and a latency
+        fault's extra time is the new code's, so it lands on the handler."""
+        rng = _rng(self.seed, target.service, target.env, target.region, "traces",
+                   _utc(start).isoformat(), _utc(end).isoformat())  # fmt: skip
+        cumulative = [sample.latency_buckets[label] for label in BUCKET_LABELS]
+        counts = np.diff([0, *cumulative])
+        n = min(sample.requests, TRACE_SPANS)
+        bucket = rng.choice(len(counts), size=n, p=counts / counts.sum())
+        edges_ms = np.array([0.0, *(b * 1000 for b in BUCKETS), BUCKETS[-1] * 1000])
+        totals = rng.uniform(edges_ms[bucket], edges_ms[bucket + 1])
+        deps = len(profile.dependencies)
+        weights = [HANDLER_SHARE] + [(1 - HANDLER_SHARE) / deps] * deps if deps else [1.0]
+        usual = totals / fx.latency_factor
+        spans = rng.dirichlet(np.array(weights) * SPLIT_CONCENTRATION, n) * usual[:, None]
+        spans[:, 0] += totals - usual
+        return spans
 
     def _dep_fault_names(self, service: str) -> list[str]:
         return [f.name for f in self._service_faults(service) if f.kind == "dep" and f.name]
@@ -502,6 +546,20 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
                 )
             )
         return results
+
+
+def _bottlenecks(spans: np.ndarray, components: list[str]) -> list[str]:
+    """The component that dominates the slowest traces (those at or above the critical path),
+    named with its share of their time; none when no one component takes most of it."""
+    if len(components) < 2:
+        return []  # one component: nothing to single out
+    totals = spans.sum(axis=1)
+    slow = spans[totals >= np.quantile(totals, TRACE_QUANTILE)]
+    shares = slow.sum(axis=0) / slow.sum()
+    top = int(np.argmax(shares))
+    if shares[top] <= BOTTLENECK_SHARE:
+        return []
+    return [f"{components[top]}: {shares[top]:.0%} of the slowest 5% of traces"]
 
 
 __all__ = [

@@ -1,6 +1,11 @@
 """Statuspage: a rollback or a failure opens an incident on the service's page (REST API v1,
 ``POST /v1/pages/{page_id}/incidents``), naming the affected components. The API key stays
-in the environment."""
+in the environment.
+
+Idempotent: a POST that timed out may have created the incident all the same, so each send
+first looks for an unresolved incident of this release (``GET …/incidents/unresolved``, its
+name ending with the release's marker, or its metadata naming the release) and updates it
+(``PATCH …/incidents/{id}``) instead of opening a second one."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from collections.abc import Mapping
 
 from pydantic import Field, field_validator
 
-from bot.adapters.http.json_post import PostFailed, env_name, http_address, post_json
+from bot.adapters.http.json_post import PostFailed, env_name, http_address, send_json
 from bot.adapters.schema import AdapterSettings
 from bot.domain.config import ServiceConfig
 from bot.domain.notify import STATUS_PAGE, Moment
@@ -67,25 +72,50 @@ class StatuspageNotifier(AbstractNotifier):
             )
         what = "rolled back" if notice.moment == "rolled_back" else "failed"
         incident: dict[str, object] = {
-            "name": f"{notice.service}: release {notice.version} {what}",
+            "name": f"{notice.service}: release {notice.version} {what} {marker(notice.release_id)}",
             "status": "identified",
             "body": notice.text,
+            "metadata": {"release_bot": {"release_id": notice.release_id}},
         }
         if self.settings.component_ids:
             incident["component_ids"] = self.settings.component_ids
             incident["components"] = {
                 c: "degraded_performance" for c in self.settings.component_ids
             }
-        url = f"{self.settings.url}/v1/pages/{self.settings.page_id}/incidents"
+        headers = {"Authorization": f"OAuth {key}"}
+        incidents = f"{self.settings.url}/v1/pages/{self.settings.page_id}/incidents"
+        timeout = self.settings.timeout_seconds
         try:
-            answer = post_json(
-                url,
-                {"incident": incident},
-                {"Authorization": f"OAuth {key}"},
-                self.settings.timeout_seconds,
-            )
+            # An earlier attempt may have created it before its answer was lost.
+            unresolved = send_json("GET", f"{incidents}/unresolved", None, headers, timeout)
+            existing = _of_release(unresolved, notice.release_id)
+            if existing is not None:
+                answer = send_json(
+                    "PATCH", f"{incidents}/{existing}", {"incident": incident}, headers, timeout
+                )
+            else:
+                answer = send_json("POST", incidents, {"incident": incident}, headers, timeout)
         except PostFailed as exc:
             raise NotificationFailed(f"Statuspage: {exc}") from None
         incident_id = answer.get("id") if isinstance(answer, dict) else None
-        # Created all the same: a retry would open a second incident.
-        return incident_id if isinstance(incident_id, str) else "created"
+        return incident_id if isinstance(incident_id, str) else (existing or "created")
+
+
+def marker(release_id: str) -> str:
+    """What an incident's name carries so that a retry finds it: the release's id."""
+    return f"[{release_id}]"
+
+
+def _of_release(unresolved: object, release_id: str) -> str | None:
+    """The id of the unresolved incident this release opened, if any."""
+    if not isinstance(unresolved, list):
+        return None
+    for incident in unresolved:
+        if not isinstance(incident, dict) or not isinstance(incident.get("id"), str):
+            continue
+        metadata = incident.get("metadata")
+        ours = metadata.get("release_bot") if isinstance(metadata, dict) else None
+        by_metadata = isinstance(ours, dict) and ours.get("release_id") == release_id
+        if by_metadata or str(incident.get("name", "")).endswith(marker(release_id)):
+            return str(incident["id"])
+    return None
