@@ -164,7 +164,7 @@ class Margin:
     covered: Literal["budget", "power", ""] = ""
 
 
-def _bad_share(guardrail: Guardrail) -> float | None:
+def bad_share(guardrail: Guardrail) -> float | None:
     """The share of bad requests an absolute guardrail allows (None: not a share test)."""
     if guardrail.metric == "error_rate" and guardrail.upper_bound:
         return guardrail.value / 100
@@ -228,7 +228,7 @@ class CanaryJudge(Evidence):
         rates = {
             g.name: RateEvidence(limit=share)
             for g in guardrails
-            if (share := _bad_share(g)) is not None
+            if (share := bad_share(g)) is not None
         }
         kpis = [g.name for g in guardrails if g.metric == "kpi"]
         return cls(
