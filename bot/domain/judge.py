@@ -575,12 +575,17 @@ class CanaryJudge(Evidence):
             return "extend_analysis"
         gating = [v for v in verdicts if v.gating]
         # A KPI cannot be shown within bounds at small stages, but one still gathering its
-        # first blocks, or whose evidence leans towards a regression (E > 1: the data favour
-        # it), holds the promotion back. A KPI that reports nothing does not.
+        # first blocks, or whose evidence has come half-way (in log) to a rollback, holds the
+        # promotion back. Half-way, not E > 1: a healthy KPI's e-value wanders above 1 a
+        # quarter of the time, but past √(1/α) at most √α of the time (Ville), so a healthy
+        # canary's planned bake holds. A KPI that reports nothing does not.
         leaning = any(
             v.key in self.kpis
             and v.action != "alert"
-            and (v.log_worse > 0 or 0 < self.kpis[v.key].n < self.settings.kpi_min_blocks)
+            and (
+                v.log_worse >= v.worse_threshold / 2
+                or 0 < self.kpis[v.key].n < self.settings.kpi_min_blocks
+            )
             for v in verdicts
         )
         if gating and self.stage_canary.requests and all(v.holds for v in gating) and not leaning:

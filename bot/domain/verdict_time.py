@@ -35,11 +35,13 @@ def minutes_to_verdict(
     settings: JudgeSettings | None = None,
     baseline_shares: dict[str, float] | None = None,
     power: float = PLAN_POWER,
+    window_seconds: float = 10.0,
 ) -> list[GuardrailTime]:
     """Per guardrail, the minutes until its promotion evidence is in with ``power``.
 
     ``baseline_shares``: the baseline's measured share of bad requests per guardrail name
-    (errors under ``error_rate<1%``, requests slower than 300 ms under ``p95<300ms``)."""
+    (errors under ``error_rate<1%``, requests slower than 300 ms under ``p95<300ms``);
+    ``window_seconds``: how often the judge reads a window (the tick)."""
     settings = settings or JudgeSettings()
     shares = baseline_shares or {}
     absolute = [g for g in guardrails if bad_share(g) is not None]
@@ -52,7 +54,12 @@ def minutes_to_verdict(
     out: list[GuardrailTime] = []
     for g in guardrails:
         if g.metric == "kpi":
-            blocks = settings.kpi_min_blocks * settings.kpi_block_requests
+            # A block closes at the first window that brings it to ``kpi_block_requests``;
+            # traffic varies, so allow three standard deviations of the requests it needs.
+            per_window = max(per_second * window_seconds, 1e-9)
+            block = settings.kpi_block_requests
+            windows = math.ceil((block + 3 * math.sqrt(block)) / per_window)
+            blocks = settings.kpi_min_blocks * windows * per_window
             out.append(GuardrailTime(g.describe(), _minutes(blocks, per_second)))
             continue
         limit = bad_share(g)
