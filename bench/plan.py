@@ -14,11 +14,12 @@ from statistics import NormalDist
 
 from bench.scenarios import LATENCY_SIGMA, Scenario
 from bot.domain.planner import MAX_BAKE_MINUTES
+from bot.domain.request import Risk
 from bot.domain.verdict_time import minutes_to_verdict
 from bot.parsing import parse_guardrail
 
 SOAK_MINUTES = 5.0  # the bench's stage: a short canary bake, the judge's minimum soak
-RISK = "medium"
+RISK: Risk = "medium"
 
 
 def baseline_shares(scenario: Scenario) -> dict[str, float]:
