@@ -125,3 +125,7 @@ def test_the_issues_high_risk_healthy_release_completes_on_its_own(tmp_path: Pat
     assert "paused" not in proc.stdout, proc.stdout[-2000:]
     assert report_of(out)["status"] == "completed"
     assert proc.returncode == 0
+    # the plan says, per prod step, why its bake is long enough at the line's traffic
+    planned = next(line for line in proc.stdout.splitlines() if "plan created" in line)
+    assert "1 % of 2,000 rps reaches a verdict on " in planned
+    assert planned.count("bake is long enough") == 6
