@@ -35,6 +35,7 @@ from typing import cast
 
 import numpy as np
 
+from bench.plan import planned_bake
 from bench.reference_judges import make_flagger_judge, make_kayenta_judge
 from bench.scenarios import (
     BenchJudge,
@@ -149,6 +150,8 @@ class Summary:
     promote_minutes: tuple[float, float] | None  # (median, p90) over promoted runs
     rollback_minutes: tuple[float, float] | None  # (median, p90) over rolled-back runs
     rollback_requests: tuple[float, float] | None  # canary requests until rollback
+    planned_bake: float | None = None  # the planner's bake for this step (None: no verdict)
+    promoted_in_bake: float | None = None  # fraction promoted within it (healthy only)
 
     @property
     def false_rollbacks(self) -> float | None:
@@ -167,6 +170,10 @@ def summarise(scenario: Scenario, judge: str, outcomes: Sequence[RunOutcome]) ->
     runs = len(outcomes)
     rolled = [o for o in outcomes if o.decision == "rollback"]
     promoted = [o for o in outcomes if o.decision == "promote"]
+    bake = planned_bake(scenario)
+    in_bake = [
+        o for o in promoted if o.minutes is not None and bake is not None and o.minutes <= bake
+    ]
     return Summary(
         scenario=scenario,
         judge=judge,
@@ -177,6 +184,8 @@ def summarise(scenario: Scenario, judge: str, outcomes: Sequence[RunOutcome]) ->
         promote_minutes=_p50_p90([o.minutes for o in promoted if o.minutes is not None]),
         rollback_minutes=_p50_p90([o.minutes for o in rolled if o.minutes is not None]),
         rollback_requests=_p50_p90([float(o.canary_requests) for o in rolled]),
+        planned_bake=bake,
+        promoted_in_bake=None if scenario.bad or bake is None or not runs else len(in_bake) / runs,
     )
 
 
@@ -194,6 +203,8 @@ _HEADER = (
     "undecided",
     "false rollbacks",
     "min to promote p50 / p90",
+    "planned bake",
+    "promoted within it",
     "detection",
     "min to rollback p50 / p90",
     "canary req to rollback p50 / p90",
@@ -223,6 +234,8 @@ def _row(s: Summary, first_of_scenario: bool) -> tuple[str, ...]:
         _pct(s.undecided),
         _pct(s.false_rollbacks),
         DASH if bad else _pair(s.promote_minutes, ".1f"),
+        DASH if bad else "no verdict" if s.planned_bake is None else f"{s.planned_bake:g} min",
+        _pct(s.promoted_in_bake),
         _pct(s.detection),
         _pair(s.rollback_minutes, ".1f") if bad else DASH,
         _pair(s.rollback_requests, ",.0f") if bad else DASH,
@@ -263,6 +276,34 @@ def target_checks(summaries: Sequence[Summary]) -> list[tuple[str, str]]:
         fr = s.rolled_back
         status = "PASS" if fr <= 0.01 else "FAIL"
         lines.append((status, f"{name}: release-bot false rollbacks {_pct(fr)} ≤ 1.0%"))
+
+    for name, s in ours.items():
+        if s.planned_bake is None:
+            lines.append(("INFO", f"{name}: too little traffic for a verdict; the plan warns"))
+            continue
+        share = s.promoted_in_bake or 0.0
+        lines.append(
+            (
+                "PASS" if share >= 0.99 else "FAIL",
+                f"{name}: release-bot promoted within the planned {s.planned_bake:g} min bake "
+                f"in {_pct(share)} ≥ 99%",
+            )
+        )
+    fast = by.get(("errors_2.5x", OURS))
+    if fast is not None:
+        median = fast.rollback_minutes[0] if fast.rollback_minutes else None
+        ok = median is not None and median <= 5.0
+        shown = DASH if median is None else f"{median:.1f} min"
+        lines.append(("PASS" if ok else "FAIL", f"errors_2.5x: release-bot median {shown} ≤ 5 min"))
+    slow = by.get(("latency_+40%", OURS))
+    if slow is not None:
+        ok = slow.rolled_back >= 0.90
+        lines.append(
+            (
+                "PASS" if ok else "FAIL",
+                f"latency_+40%: release-bot caught {_pct(slow.rolled_back)} ≥ 90%",
+            )
+        )
 
     e2x = by.get(("errors_2x", OURS))
     if e2x is None:

@@ -193,7 +193,7 @@ def _bucket_probabilities(load: Load, regression: Regression) -> npt.NDArray[np.
 
 
 def all_scenarios() -> tuple[Scenario, ...]:
-    """The seven scenarios of issue 3, in table order."""
+    """The seven scenarios of issue 3, then issue 17's, in table order."""
 
     def scenario(
         name: str,
@@ -257,6 +257,48 @@ def all_scenarios() -> tuple[Scenario, ...]:
             load=Load(
                 rps=(100.0, 300.0), error_rate=(0.003, 0.008), median_ms=(70.0, 100.0), diurnal=True
             ),
+        ),
+        # issue 17: rare events, 1 % canaries on moderate traffic, smaller regressions
+        scenario(
+            "rare_event",
+            False,
+            "2,000 rps, 1% canary, 0.02% errors: no change",
+            canary_share=0.01,
+            load=Load(rps=(2000.0, 2000.0), error_rate=(0.0002, 0.0002)),
+        ),
+        scenario(
+            "healthy_1%_500",
+            False,
+            "500 rps, 1% canary (~5 canary rps): no change",
+            canary_share=0.01,
+            load=Load(rps=(500.0, 500.0)),
+        ),
+        scenario(
+            "healthy_1%_1000",
+            False,
+            "1,000 rps, 1% canary (~10 canary rps), 0.2% errors: no change",
+            canary_share=0.01,
+            load=Load(rps=(1000.0, 1000.0), error_rate=(0.002, 0.002)),
+        ),
+        scenario(
+            "kpi_drop_10%",
+            True,
+            "canary conversion −10% (5% → 4.5%)",
+            regression=Regression(kpi_factor=0.9),
+        ),
+        scenario(
+            "latency_+40%",
+            True,
+            "150 rps: canary latency ×1.4",
+            load=Load(rps=(150.0, 150.0)),
+            regression=Regression(latency_factor=1.4),
+        ),
+        scenario(
+            "errors_2.5x",
+            True,
+            "150 rps: canary errors 0.5% → 1.25%",
+            load=Load(rps=(150.0, 150.0)),
+            regression=Regression(error_factor=2.5),
         ),
     )
 

@@ -108,7 +108,7 @@ def test_generator_is_deterministic_per_seed_and_well_formed() -> None:
             assert co.kpi is None or 0.0 <= co.kpi <= 1.0
 
 
-def test_scenarios_are_the_seven_of_the_issue() -> None:
+def test_scenarios_are_the_seven_of_issue_3_then_issue_17s() -> None:
     names = [s.name for s in all_scenarios()]
     assert names == [
         "healthy",
@@ -118,8 +118,14 @@ def test_scenarios_are_the_seven_of_the_issue() -> None:
         "kpi_drop",
         "low_traffic",
         "diurnal",
+        "rare_event",
+        "healthy_1%_500",
+        "healthy_1%_1000",
+        "kpi_drop_10%",
+        "latency_+40%",
+        "errors_2.5x",
     ]
-    assert {s.name for s in all_scenarios() if s.bad} == set(names[1:5])
+    assert {s.name for s in all_scenarios() if s.bad} == set(names[1:5] + names[10:])
     for s in all_scenarios():
         assert s.guardrails == "error_rate<1% p95<300ms kpi:conversion>=-5%"
         assert s.base_kpi == 0.05
@@ -387,14 +393,15 @@ def test_targets_pass_and_fail() -> None:
         _summary("errors_2x", OURS, 100, [4.0] * 100),
         _summary("errors_2x", KAYENTA, 100, [10.0] * 100),
     ]
-    assert [status for status, _ in target_checks(good)] == ["PASS"] * 4 + ["INFO"]
+    # false rollbacks, promoted within the planned bake, errors_2x twice, pooled
+    assert [status for status, _ in target_checks(good)] == ["PASS"] * 5 + ["INFO"]
     bad = [
-        _summary("healthy", OURS, 2),  # 2 % > 1 % and above flagger's 1 %
+        _summary("healthy", OURS, 2),  # 2 % > 1 %, above flagger's 1 %, 98 % in the bake
         _summary("healthy", FLAGGER, 1),
         _summary("errors_2x", OURS, 100, [6.0] * 100),  # > 5 min and > half of 10
         _summary("errors_2x", KAYENTA, 100, [10.0] * 100),
     ]
-    assert [status for status, _ in target_checks(bad)] == ["FAIL"] * 4 + ["INFO"]
+    assert [status for status, _ in target_checks(bad)] == ["FAIL"] * 5 + ["INFO"]
 
 
 def test_markdown_table_lines_up() -> None:

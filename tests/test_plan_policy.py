@@ -293,7 +293,8 @@ def test_a_raised_risk_brings_the_rules_for_that_risk() -> None:
     amended, plan = apply(request_for("medium", peak_hours=PEAK), risk="high")
     assert amended.release_package.risk == plan.risk == "high"
     assert prod_pcts(plan) == STAGES_BY_RISK["high"]
-    assert all(s.bake_minutes == BAKE_MINUTES["high"] for s in plan.prod_steps())
+    # at least the risk's bake; longer where 1,200 rps needs longer for a verdict
+    assert all(s.bake_minutes >= BAKE_MINUTES["high"] for s in plan.prod_steps())
     assert plan.prod_steps()[0].manual_gate
     assert plan.hold_in_peak_hours
     assert "agent: risk high instead of medium" in plan.notes

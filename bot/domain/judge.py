@@ -52,10 +52,15 @@ from bot.domain.base import Model
 from bot.domain.histogram import above_bound, slower_than, tail_bound
 from bot.domain.observations import CohortSample, WindowSample
 from bot.domain.plan import Trigger, TriggerAction
+from bot.domain.power import POWER, detection_power_reached
 from bot.domain.request import Guardrail
 from bot.domain.sequential import Evidence, MeanEvidence, RateEvidence, RatioEvidence
 
 Recommendation = Literal["promote", "rollback", "extend_analysis"]
+# ``extend_analysis`` past the step's maximum bake: no verdict, and none is coming soon. The
+# held-step flow hooks onto it (the approvers extend, promote with a recorded override, or
+# roll back); the judge itself never promotes on it.
+Outcome = Literal["promote", "rollback", "extend_analysis", "no_verdict"]
 QUANTILES = {"latency_p50": 0.50, "latency_p95": 0.95, "latency_p99": 0.99}
 RATE_METRICS = ("error_rate", "success_rate", "availability")
 # Shares of the false-rollback budget, renormalised over the kinds a release has.
@@ -125,6 +130,9 @@ class Verdict:
     gating: bool
     # An absolute guardrail the baseline breaks too, with the canary not shown worse than it.
     stable_breaks: bool = False
+    # A canary-vs-baseline test that holds without its own bound (``Margin``): the margin
+    # it had to rule out, and why that is ruled out.
+    margin: Margin | None = None
 
     @property
     def breached(self) -> bool:
@@ -132,10 +140,31 @@ class Verdict:
 
     @property
     def holds(self) -> bool:
+        if self.margin is not None and self.margin.covered:
+            return True
         return self.log_within is not None and self.log_within >= self.within_threshold
 
 
-def _bad_share(guardrail: Guardrail) -> float | None:
+@dataclass(frozen=True, slots=True)
+class Margin:
+    """The regression a canary-vs-baseline test must rule out before promotion: the larger
+    of the relative bound (``promote_bound``, 2×) and the headroom to the absolute guardrail
+    on the same requests (its allowed share over the baseline's): a slow-request share of
+    0.06 % that doubles cannot break a p95 budget that allows 5 % above it.
+
+    ``covered`` says how it is ruled out when the relative bound is not shown: "budget" (the
+    headroom is the margin and the guardrail is shown to hold: the canary's upper bound is
+    inside it) or "power" (the exposure would have caught a canary at the margin with
+    ``POWER``, and no test shows harm)."""
+
+    guardrail: str  # the absolute guardrail giving the headroom, as written (p95<400ms)
+    allowed: float  # the share of bad requests it allows
+    baseline_share: float  # the baseline's share (an upper estimate)
+    ratio: float  # max(promote_bound, allowed / baseline_share)
+    covered: Literal["budget", "power", ""] = ""
+
+
+def bad_share(guardrail: Guardrail) -> float | None:
     """The share of bad requests an absolute guardrail allows (None: not a share test)."""
     if guardrail.metric == "error_rate" and guardrail.upper_bound:
         return guardrail.value / 100
@@ -199,7 +228,7 @@ class CanaryJudge(Evidence):
         rates = {
             g.name: RateEvidence(limit=share)
             for g in guardrails
-            if (share := _bad_share(g)) is not None
+            if (share := bad_share(g)) is not None
         }
         kpis = [g.name for g in guardrails if g.metric == "kpi"]
         return cls(
@@ -364,12 +393,22 @@ class CanaryJudge(Evidence):
             return math.log(1 / alphas[kind])
 
         out = []
+        # Each absolute guardrail's promotion evidence, shared with the margins below.
+        rates_within = (
+            {name: rate.log_e_below() for name, rate in self.rates.items()} if with_bounds else {}
+        )
         for key, ratio, stage, guardrail in (
             ("errors", self.errors, self.errors_stage, self.error_guardrail()),
             ("slow", self.slow, self.slow_stage, self.latency_guardrail()),
         ):
             # With a live baseline, no promotion before the slow-request bound is fixed.
             waiting = key == "slow" and not self.bound_settled
+            log_within = ratio.log_e_within() if with_bounds else None
+            margin = (
+                self._margin(key, guardrail, ratio, rates_within, threshold(key))
+                if with_bounds and log_within is not None and log_within < within_threshold
+                else None
+            )
             out.append(
                 Verdict(
                     key=key,
@@ -379,8 +418,9 @@ class CanaryJudge(Evidence):
                         ratio.log_e_worse(), stage.log_e_worse() if self.stage > 0 else 0.0
                     ),
                     worse_threshold=threshold(key),
-                    log_within=ratio.log_e_within() if with_bounds else None,
+                    log_within=log_within,
                     within_threshold=within_threshold,
+                    margin=margin,
                     has_data=ratio.canary_requests > 0,
                     # No event in either cohort yet: nothing to compare, nothing to hold.
                     gating=self._gates(guardrail)
@@ -408,7 +448,7 @@ class CanaryJudge(Evidence):
                         action=self.actions.get(g.name, "auto_rollback"),
                         log_worse=log_worse,
                         worse_threshold=worse_threshold,
-                        log_within=rate.log_e_below() if with_bounds else None,
+                        log_within=rates_within.get(g.name),
                         within_threshold=within_threshold,
                         has_data=rate.requests > 0,
                         gating=self._gates(g.name),
@@ -419,6 +459,53 @@ class CanaryJudge(Evidence):
             elif g.name in self.kpis:
                 out.append(self._kpi_verdict(g, threshold("kpis"), within_threshold, with_bounds))
         return out
+
+    def _margin(
+        self,
+        key: str,
+        guardrail: str,
+        ratio: RatioEvidence,
+        rates_within: dict[str, float],
+        worse_threshold: float,
+    ) -> Margin | None:
+        """The margin test ``key`` must rule out (see ``Margin``), and whether it is, when
+        its own bound (``promote_bound``) is not shown yet."""
+        base = self.baseline_rates.get(guardrail)
+        if guardrail not in self.rates or base is None or base.requests <= 0:
+            return None
+        allowed = self.rates[guardrail].limit
+        # An upper estimate of the baseline's share: a handful of events says little.
+        share = min(1.0, (base.events + 2 * math.sqrt(base.events + 1) + 2) / base.requests)
+        bound = self.settings.promote_bound
+        headroom = allowed / share
+        within_threshold = math.log(self.gating_tests() / self.settings.promote_alpha)
+        covered: Literal["budget", "power", ""] = ""
+        if (
+            headroom >= bound
+            and self._gates(guardrail)
+            and rates_within.get(guardrail, 0.0) >= within_threshold
+        ):
+            covered = "budget"
+        else:
+            # The slow test counts other requests than its guardrail: its margin stays 2×.
+            test_margin = max(bound, headroom) if key == "errors" else bound
+            base_share = (
+                ratio.baseline_events / ratio.baseline_requests if ratio.baseline_requests else 0.0
+            )
+            # The release-long term alone must cross: log 2 more where stages share the budget.
+            alone = worse_threshold + (math.log(2) if self.stages > 1 else 0.0)
+            if detection_power_reached(
+                ratio.worse_than,
+                test_margin,
+                ratio.canary_requests,
+                ratio.baseline_requests,
+                base_share,
+                alone,
+                POWER,
+            ):
+                covered = "power"
+        described = next((g.describe() for g in self.guardrails if g.name == guardrail), guardrail)
+        return Margin(described, allowed, share, max(bound, headroom), covered)
 
     def stable_breaks(self, name: str, threshold: float) -> bool:
         """Whether the baseline breaks guardrail ``name``'s bound too, at the confidence the
@@ -488,14 +575,32 @@ class CanaryJudge(Evidence):
             return "extend_analysis"
         gating = [v for v in verdicts if v.gating]
         # A KPI cannot be shown within bounds at small stages, but one still gathering its
-        # first blocks, or whose evidence leans towards a regression (E > 1: the data favour
-        # it), holds the promotion back. A KPI that reports nothing does not.
+        # first blocks, or whose evidence has come half-way (in log) to a rollback, holds the
+        # promotion back. Half-way, not E > 1: a healthy KPI's e-value wanders above 1 a
+        # quarter of the time, but past √(1/α) at most √α of the time (Ville), so a healthy
+        # canary's planned bake holds. A KPI that reports nothing does not.
         leaning = any(
             v.key in self.kpis
             and v.action != "alert"
-            and (v.log_worse > 0 or 0 < self.kpis[v.key].n < self.settings.kpi_min_blocks)
+            and (
+                v.log_worse >= v.worse_threshold / 2
+                or 0 < self.kpis[v.key].n < self.settings.kpi_min_blocks
+            )
             for v in verdicts
         )
         if gating and self.stage_canary.requests and all(v.holds for v in gating) and not leaning:
             return "promote"
         return "extend_analysis"
+
+    def outcome(self, now: datetime, maximum_bake_minutes: float) -> Outcome:
+        """``decide``, with ``no_verdict`` once the stage has run ``maximum_bake_minutes``
+        without promotion or rollback."""
+        recommendation = self.decide(now)
+        started = self.stage_started
+        if (
+            recommendation == "extend_analysis"
+            and started is not None
+            and now - started >= timedelta(minutes=maximum_bake_minutes)
+        ):
+            return "no_verdict"
+        return recommendation

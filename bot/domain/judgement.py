@@ -16,9 +16,10 @@ from typing import Literal
 from bot.domain.base import Model
 from bot.domain.contract import CanaryMetrics, CustomMetric, MetricComparison
 from bot.domain.histogram import quantile_ms
-from bot.domain.judge import QUANTILES, CanaryJudge, Recommendation, Totals, Verdict
+from bot.domain.judge import QUANTILES, CanaryJudge, Margin, Recommendation, Totals, Verdict
 from bot.domain.observations import CohortSample
 from bot.domain.plan import TriggerAction
+from bot.domain.power import POWER
 from bot.domain.request import Guardrail
 
 TestState = Literal["breached", "holds", "unproven", "no_data"]
@@ -85,7 +86,7 @@ def judgement(judge: CanaryJudge, now: datetime) -> Judgement:
     settings = judge.settings
     # The stage's cohorts, summed once for every result and the contract metrics.
     cohorts = (judge.stage_canary.sample(), _baseline(judge))
-    results = [_result(judge, v, cohorts) for v in verdicts]
+    results = [_result(judge, v, cohorts, verdicts) for v in verdicts]
     if recommendation == "rollback":
         deciding = [
             r
@@ -95,11 +96,7 @@ def judgement(judge: CanaryJudge, now: datetime) -> Judgement:
         stated = max(r.confidence for r in deciding)
     else:
         stated = min(
-            (
-                _adjusted(v.log_within, v.within_threshold, settings.promote_alpha)
-                for v in verdicts
-                if v.gating
-            ),
+            (_within(v, verdicts, settings.promote_alpha) for v in verdicts if v.gating),
             default=0.0,
         )
     return Judgement(
@@ -112,9 +109,24 @@ def judgement(judge: CanaryJudge, now: datetime) -> Judgement:
     )
 
 
-def _result(judge: CanaryJudge, v: Verdict, cohorts: _Cohorts) -> TestResult:
+def _within(v: Verdict, verdicts: list[Verdict], alpha: float) -> float:
+    """The confidence that a test is within its margin: a test the budget covers is as sure
+    as its guardrail; one covered by power states the power."""
+    margin = v.margin
+    if margin is not None and margin.covered == "budget":
+        rail = next((r for r in verdicts if r.key == v.guardrail), None)
+        if rail is not None:
+            return _adjusted(rail.log_within, rail.within_threshold, alpha)
+    if margin is not None and margin.covered == "power":
+        return POWER
+    return _adjusted(v.log_within, v.within_threshold, alpha)
+
+
+def _result(
+    judge: CanaryJudge, v: Verdict, cohorts: _Cohorts, verdicts: list[Verdict]
+) -> TestResult:
     worse = _adjusted(v.log_worse, v.worse_threshold, judge.settings.alpha)
-    within = _adjusted(v.log_within, v.within_threshold, judge.settings.promote_alpha)
+    within = _within(v, verdicts, judge.settings.promote_alpha)
     state: TestState = (
         "breached"
         if v.breached
@@ -194,6 +206,8 @@ def _ratio_result(judge: CanaryJudge, v: Verdict, claim: _Claim) -> TestResult:
         else f"more than {release.worse_than:g}× the baseline"
     )
     said = claim.say(worse_than, f"the canary is below {release.within:g}× the baseline")
+    if claim.state == "holds" and v.margin is not None and v.margin.covered:
+        said = _margin_said(v.margin)
     detail = (
         f"{what}: canary {_pct(c_rate)} vs baseline {_pct(b_rate)} this stage"
         + ("" if ratio is None else f" ({ratio:.2f}×)")
@@ -210,6 +224,21 @@ def _ratio_result(judge: CanaryJudge, v: Verdict, claim: _Claim) -> TestResult:
         confidence=claim.confidence,
         gating=v.gating,
         detail=detail,
+    )
+
+
+def _margin_said(margin: Margin) -> str:
+    """Why a canary-vs-baseline test holds without its own 2× bound."""
+    allowed, base = margin.allowed * 100, margin.baseline_share * 100
+    if margin.covered == "budget":
+        return (
+            f"cannot break {margin.guardrail}: it allows {allowed:.3g}% of requests, the "
+            f"baseline has at most {base:.2g}% ({margin.ratio:.3g}× headroom), and the canary "
+            f"is shown within {margin.guardrail}"
+        )
+    return (
+        f"a canary at {margin.ratio:.3g}× the baseline would have been caught with "
+        f"{POWER:.0%} power by now, and none is"
     )
 
 

@@ -113,7 +113,10 @@ def apply_proposal(
             "guardrails": rails,
         }
     )
-    ruled = plan_release(amended, now, instances, tick_seconds, None, on_metrics_loss)
+    # The agent's stricter guardrails may need more evidence: more time, never more exposure.
+    ruled = plan_release(
+        amended, now, instances, tick_seconds, None, on_metrics_loss, raise_first_step=False
+    )
     first = next((s for s in ruled.steps if s.env == "prod"), None)
     gate = first.index if first and proposal.manual_gate_before_prod else None
     if first and gate is not None and not first.manual_gate:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from bot.domain.config import MetricsLossPolicy
 from bot.domain.plan import EnvTarget, Plan, ReportedStrategy, Step, Trigger, Velocity
 from bot.domain.request import WEEKDAYS, Guardrail, ReleaseRequest, Risk, TimeRange
+from bot.domain.verdict_time import GuardrailTime, minutes_to_verdict
 
 STAGES_BY_RISK: dict[Risk, list[float]] = {
     "low": [10, 50, 100],
@@ -29,6 +30,12 @@ VELOCITY: dict[Risk, Velocity] = {
     "critical": "slow",
 }
 WAVE_THRESHOLD = 25.0  # steps below this percentage stay in the first region
+# The longest a step's bake is lengthened to for its traffic to reach a verdict (a service
+# whose config sets a longer ``bake_minutes`` keeps that), and how far the first step's share
+# may be raised instead, per risk.
+MAX_BAKE_MINUTES: dict[Risk, float] = {"low": 20, "medium": 40, "high": 60, "critical": 90}
+FIRST_STEP_CEILING: dict[Risk, float] = {"low": 20, "medium": 10, "high": 2, "critical": 1}
+RAISED_SHARES = (2.0, 5.0, 10.0, 20.0)
 SHADOW_MIRROR = 100.0
 # The provider must answer: after this many failed reads in a row the release rolls back or
 # pauses, as the service's ``on_metrics_loss`` says.
@@ -42,10 +49,16 @@ def plan_release(
     tick_seconds: float,
     bake_minutes: float | None = None,
     on_metrics_loss: MetricsLossPolicy = "rollback",
+    traffic_rps: float | None = None,
+    raise_first_step: bool = True,
 ) -> Plan:
     """``bake_minutes``: the service's own bake for every step (``bake_minutes`` in its
     config, like an Argo Rollouts pause), replacing the risk's defaults. ``on_metrics_loss``:
-    what the metrics-provider trigger does (the service's ``on_metrics_loss``)."""
+    what the metrics-provider trigger does (the service's ``on_metrics_loss``).
+    ``traffic_rps``: the service's measured traffic, when the line gives no ``traffic=``.
+    ``raise_first_step``: whether a first step too small to reach a verdict may take a larger
+    share (the plan policy plans an agent's amended request without: exposure only grows
+    from the rules' plan where the rules chose it)."""
     cfg = request.deployment_config
     risk = request.release_package.risk
     regions = cfg.regions
@@ -75,6 +88,8 @@ def plan_release(
     ]
     if "prod" in cfg.environments:
         prod = _prod_steps(request, percentages, regions, bake, short_bake, notes)
+        ceiling = max(MAX_BAKE_MINUTES[risk], bake_minutes or 0.0)
+        _fit_to_traffic(request, prod, regions, ceiling, notes, traffic_rps, raise_first_step)
         if risk in ("high", "critical"):
             prod[0]["manual_gate"] = True
             notes.append(f"a human approves before the first prod step (risk is {risk})")
@@ -212,6 +227,113 @@ def _prod_steps(
             description=desc,
         )
     return steps
+
+
+def _fit_to_traffic(
+    request: ReleaseRequest,
+    prod: list[dict[str, object]],
+    regions: list[str],
+    ceiling: float,
+    notes: list[str],
+    measured_rps: float | None,
+    raise_first_step: bool,
+) -> None:
+    """Give each prod step the bake its traffic needs to reach a verdict on every guardrail
+    (``bot.domain.verdict_time``), up to ``ceiling`` minutes; where even that is too short,
+    raise the first step's share within the risk's ``FIRST_STEP_CEILING``, or warn before the
+    release starts. Each step's note says why its bake is long enough."""
+    rps = request.operational_context.traffic_rps
+    rps = measured_rps if rps is None else rps
+    if rps is None or rps <= 0:
+        return
+    rails = request.guardrails.all()
+    risk = request.release_package.risk
+    judged = [s for s in prod if float(str(s["percentage"])) > 0]
+    for i, step in enumerate(judged):
+        pct = float(str(step["percentage"]))
+        where = list(step["regions"])  # type: ignore[call-overload]
+        local = rps * len(where) / max(1, len(regions))
+        traffic = f"{pct:g} % of {local:,.0f} rps" + (
+            f" ({', '.join(where)})" if len(where) < len(regions) else ""
+        )
+        slowest = _slowest(rails, local, pct)
+        bake = float(str(step["bake_minutes"]))
+        need = math.ceil(slowest.minutes) if math.isfinite(slowest.minutes) else math.inf
+        said = f"{traffic} reaches a verdict on {slowest.guardrail} in ~{need:g} min"
+        # The step's own line says it too: the dry run and the thread list the steps.
+        verdict_in = f"a verdict in ~{need:g} min at {local:,.0f} rps"
+        if need <= bake:
+            notes.append(f"{said}: the {bake:g} min bake is long enough")
+            step["description"] = f"{step['description']} ({verdict_in}; bakes {bake:g} min)"
+            continue
+        if need <= ceiling:
+            step["bake_minutes"] = float(need)
+            notes.append(f"{said}: its bake lengthened from {bake:g} to {need:g} min")
+            step["description"] = f"{step['description']} ({verdict_in}; bakes {need:g} min)"
+            continue
+        if (
+            i == 0
+            and raise_first_step
+            and _raise_first(request, step, judged, local, ceiling, risk, notes)
+        ):
+            continue
+        step["bake_minutes"] = ceiling
+        needs = "never" if math.isinf(need) else f"only in ~{need:g} min"
+        step["description"] = (
+            f"{step['description']} (warning: no verdict within its {ceiling:g} min at "
+            f"{local:,.0f} rps)"
+        )
+        notes.append(
+            f"warning: {traffic} reaches a verdict on {slowest.guardrail} {needs}, past the "
+            f"{ceiling:g} min a step may bake: give it more time (bake_minutes in the "
+            "service's config), a larger first step (stages=), or a load test that adds "
+            "traffic; otherwise the step will wait for its approvers"
+        )
+
+
+def _slowest(rails: list[Guardrail], rps: float, pct: float) -> GuardrailTime:
+    times = minutes_to_verdict(rails, rps * pct / 100, rps * (1 - pct / 100))
+    return max(times, key=lambda t: t.minutes, default=GuardrailTime("no guardrail", 0.0))
+
+
+def _raise_first(
+    request: ReleaseRequest,
+    step: dict[str, object],
+    judged: list[dict[str, object]],
+    rps: float,
+    ceiling: float,
+    risk: Risk,
+    notes: list[str],
+) -> bool:
+    """Raise the first step's share to the smallest one the risk allows that reaches a
+    verdict within ``ceiling`` minutes (never past the next step's, nor a share the request
+    set itself)."""
+    if request.deployment_config.stages is not None or step["kind"] != "traffic":
+        return False
+    pct = float(str(step["percentage"]))
+    nxt = float(str(judged[1]["percentage"])) if len(judged) > 1 else 100.0
+    for share in RAISED_SHARES:
+        if not pct < share <= FIRST_STEP_CEILING[risk] or share >= nxt:
+            continue
+        slowest = _slowest(request.guardrails.all(), rps, share)
+        if slowest.minutes <= ceiling:
+            need = max(math.ceil(slowest.minutes), float(str(step["bake_minutes"])))
+            version = request.release_package.version
+            step.update(
+                percentage=share,
+                bake_minutes=float(need),
+                description=f"{share:g} % of traffic to {version} (raised from {pct:g} % for "
+                f"a verdict in ~{math.ceil(slowest.minutes):g} min at {rps:,.0f} rps; bakes "
+                f"{need:g} min)",
+            )
+            notes.append(
+                f"first step raised from {pct:g} % to {share:g} % ({risk} risk allows up to "
+                f"{FIRST_STEP_CEILING[risk]:g} %): {share:g} % of {rps:,.0f} rps reaches a "
+                f"verdict on {slowest.guardrail} in ~{math.ceil(slowest.minutes):g} min, "
+                f"{pct:g} % would not within {ceiling:g} min; it bakes {need:g} min"
+            )
+            return True
+    return False
 
 
 def _reported(strategy: str) -> ReportedStrategy:
