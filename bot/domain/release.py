@@ -868,8 +868,9 @@ class Release(MutableModel):
                 if self.status == "paused"
                 else self.status.replace("_", " ")
             )
+            last = f"; {self.decisions[-1].describe()}" if self.decisions else ""
             raise CommandRejected(
-                f"cannot {verb} {self.id}: no step waits for a decision (it is {why})"
+                f"cannot {verb} {self.id}: no step waits for a decision (it is {why}){last}"
             )
         return self.held
 
