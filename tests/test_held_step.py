@@ -225,3 +225,22 @@ def test_an_override_of_a_high_risk_release_is_the_domain_s_to_record_not_to_pol
     release, now = held_on_the_sla(risk="low")
     release.promote_on_override("dave", "reason", now)
     assert release.decisions[-1].by == "dave"
+
+
+# -- what the thread shows --------------------------------------------------------------------
+
+
+def test_the_card_offers_the_decision_instead_of_resume() -> None:
+    from bot.slack import blocks
+
+    release, now = held_low_traffic()
+    _, card = blocks.status_card(release, now)
+    ids = list(blocks.iter_action_ids(card))
+    assert ids == [blocks.EXTEND, blocks.OVERRIDE, blocks.ROLLBACK]
+    assert "Held for a decision:* not enough evidence to promote" in str(card)
+    text, asked = blocks.decision_request(release)
+    assert text.startswith("✋ Decision needed") and len(asked) <= 50
+    assert "no verdict past its maximum bake" in str(asked)
+    release.extend_bake("bob", 5, "", now)
+    _, card = blocks.status_card(release, now)
+    assert blocks.EXTEND not in list(blocks.iter_action_ids(card))

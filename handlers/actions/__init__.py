@@ -80,13 +80,14 @@ def register(app: App, slack: SlackServices) -> None:
         ack()
         release_id = body["actions"][0]["value"]
         channel = (body.get("channel") or {}).get("id") or ""
-        ts = (body.get("message") or {}).get("ts") or ""
         trigger = body["trigger_id"]
+        hold = blocks.hold_of(body["actions"][0].get("block_id", ""))
+        # Only the decision request gives way to an audit line; the card rebuilds itself.
+        clicked = str((body.get("message") or {}).get("ts") or "")
+        ts = clicked if hold is not None else ""
 
         def say(text: str) -> None:
             respond(text=text, response_type="ephemeral", replace_original=False)
-
-        hold = blocks.hold_of(body["actions"][0].get("block_id", ""))
 
         def open_it() -> None:
             release = slack.services.store.get(release_id)
