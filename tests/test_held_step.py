@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.domain.observations import WindowSample
 from bot.domain.release import (
     EXTEND_LIMIT,
     MAX_EXTENSION_MINUTES,
@@ -18,7 +19,7 @@ from bot.domain.release import (
     CommandRejected,
     Release,
 )
-from bot.domain.observations import WindowSample
+from bot.slack import blocks
 from tests.domain_helpers import (
     ERROR_RATE,
     MINUTE,
@@ -231,7 +232,6 @@ def test_an_override_of_a_high_risk_release_is_the_domain_s_to_record_not_to_pol
 
 
 def test_the_card_offers_the_decision_instead_of_resume() -> None:
-    from bot.slack import blocks
 
     release, now = held_low_traffic()
     _, card = blocks.status_card(release, now)

@@ -30,7 +30,9 @@ from tests.conftest import cli
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)  # outside payments-api's peak hours
 STABLE, NEW = "2.3.1", "2.4.1"
 # Both versions fail 0.9 % of requests (the simulator's 0.3 %, tripled): under a 99.9 % SLA.
-LINE = f'payments-api {NEW} risk={{risk}} ticket=CHG-1 changes="faster checkout" availability>=99.9%'
+LINE = (
+    f'payments-api {NEW} risk={{risk}} ticket=CHG-1 changes="faster checkout" availability>=99.9%'
+)
 
 
 def wired(path: Path) -> Wiring:
