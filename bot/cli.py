@@ -41,10 +41,12 @@ from bot.service import (
     Services,
     approve,
     dry_run,
+    extend_bake,
     find,
     lock_env,
     pause,
     promote_now,
+    promote_on_override,
     reconcile,
     reject,
     report,
@@ -285,7 +287,40 @@ def _answer_approval(services: Services, release: Release, approve_as: str | Non
             click.echo(f"not accepted: {exc}")
 
 
+def _answer_hold(services: Services, release: Release) -> Release:
+    """A step held for its approvers' decision: extend, override, or roll back."""
+    held = release.held
+    assert held is not None
+    rid = release.id
+    if not sys.stdin.isatty():
+        _fail(
+            f"{rid} is held for a decision: {held.reason}. An approver runs "
+            f"`release-bot extend {rid} --minutes N`, `release-bot override {rid} --reason WHY` "
+            f"or `release-bot rollback {rid}`, then `release-bot resume`",
+            EXIT_WAITING,
+        )
+    click.echo(f"\n{rid} is held for a decision: {held.reason}")
+    click.echo("\n".join(f"  {line}" for line in held.evidence))
+    while True:
+        choice = click.prompt("[e]xtend, [o]verride or [r]oll back?", default="r").strip().lower()
+        user = click.prompt(
+            "Your approver name", default=release.approvers[0] if release.approvers else _user()
+        )
+        try:
+            if choice.startswith("e"):
+                minutes = click.prompt("Minutes", type=float, default=30.0)
+                return extend_bake(services, rid, user, minutes, "extended at the terminal")
+            if choice.startswith("o"):
+                reason = click.prompt("Why is it safe to promote?")
+                return promote_on_override(services, rid, user, reason)
+            return rollback(services, rid, user, "rolled back at the terminal after a hold")
+        except CommandRejected as exc:
+            click.echo(f"not accepted: {exc}")
+
+
 def _answer_pause(services: Services, release: Release) -> Release:
+    if release.held is not None:
+        return _answer_hold(services, release)
     if not sys.stdin.isatty():
         _fail(
             f"{release.id} is paused: {release.pause_reason}. Run `release-bot resume-release {release.id}` "
@@ -486,6 +521,11 @@ def _release_command(action: str) -> Any:
                     release = pause(services, release.id, who, kwargs["reason"])
                 case "promote":
                     release = promote_now(services, release.id, who)
+                case "extend":
+                    minutes, why = kwargs["minutes"], kwargs["reason"]
+                    release = extend_bake(services, release.id, who, minutes, why)
+                case "override":
+                    release = promote_on_override(services, release.id, who, kwargs["reason"])
                 case _:
                     release = resume(services, release.id, who)
         except (CommandRejected, ReleaseNotFound) as exc:
@@ -514,6 +554,21 @@ main.command(name="pause", help="Hold a rollout at its current step until resume
 )
 main.command(name="promote", help="End the current step's bake early (an approver).")(
     _release_command("promote")
+)
+main.command(
+    name="extend", help="A step held without a verdict bakes on for MINUTES (an approver)."
+)(
+    click.option("--minutes", type=float, required=True, help="How much longer (1 to 240).")(
+        click.option("--reason", default="", help="Why (recorded).")(_release_command("extend"))
+    )
+)
+main.command(
+    name="override",
+    help="Promote a held step without the judge's verdict; who and why are recorded.",
+)(
+    click.option("--reason", required=True, help="Why it is safe (recorded).")(
+        _release_command("override")
+    )
 )
 
 

@@ -1,8 +1,8 @@
 """The ``/release`` text, parsed into one command (pure: no I/O, no config).
 
 ``parse_command`` reads the first word: a subcommand (``help``, ``status``, ``list``,
-``history``, ``rollback``, ``pause``, ``resume``, ``promote``, ``lock``, ``unlock``,
-``dry-run``, ``issue``, case-insensitive), nothing at all (open the form), or anything else, which is a
+``history``, ``rollback``, ``pause``, ``resume``, ``promote``, ``extend``, ``override``,
+``issue``, ``lock``, ``unlock``, ``dry-run``, case-insensitive), nothing at all (open the form), or anything else, which is a
 release line (``Start``) for ``bot.parsing`` to read. A service named like a subcommand
 (say ``lock``) therefore cannot be released from a one-line ``/release``: use the form, whose
 service field is never read as a subcommand. No such service exists today.
@@ -69,6 +69,23 @@ class Promote:
 
 
 @dataclass(frozen=True)
+class Extend:
+    """A held step bakes on for ``minutes``."""
+
+    release_id: str
+    minutes: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Override:
+    """A held step promoted without the judge's verdict; the reason is recorded."""
+
+    release_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Lock:
     scope: str  # normalised: "prod" or "payments-api/prod"
     reason: str | None = None
@@ -105,6 +122,8 @@ Command = (
     | Pause
     | Resume
     | Promote
+    | Extend
+    | Override
     | Lock
     | Unlock
     | DryRun
@@ -121,6 +140,14 @@ USAGE: dict[str, tuple[str, str]] = {
     "pause": ("/release pause RELEASE_ID [reason…]", "hold a rollout at its current step"),
     "resume": ("/release resume RELEASE_ID", "continue a paused release; the step restarts"),
     "promote": ("/release promote RELEASE_ID", "end the current step's bake early"),
+    "extend": (
+        "/release extend RELEASE_ID MINUTES [reason…]",
+        "a step held without a verdict bakes on (an approver)",
+    ),
+    "override": (
+        "/release override RELEASE_ID reason…",
+        "promote a held step without a verdict; who and why are recorded",
+    ),
     "lock": ("/release lock ENV|SERVICE/ENV [reason…]", "refuse releases reaching it"),
     "unlock": ("/release unlock ENV|SERVICE/ENV", "lift a lock"),
     "dry-run": ("/release dry-run LINE", "plan and check a release line; deploy nothing"),
@@ -133,6 +160,8 @@ _NEEDS = {
     "pause": "a release ID",
     "resume": "a release ID",
     "promote": "a release ID",
+    "extend": "a release ID and minutes",
+    "override": "a release ID and a reason",
     "lock": SCOPE_HELP,
     "unlock": SCOPE_HELP,
     "dry-run": "a release line",
@@ -159,6 +188,15 @@ def _rest(text: str) -> str | None:
     if len(rest) >= 2 and _QUOTES.get(rest[0]) == rest[-1]:
         rest = rest[1:-1].strip()
     return rest or None
+
+
+def _extend(name: str, release_id: str, rest: str | None) -> Extend:
+    minutes, _, reason = (rest or "").partition(" ")
+    try:
+        value = float(minutes.strip().removesuffix("m").removesuffix("min"))
+    except ValueError:
+        raise CommandError(f"`extend` needs minutes, e.g. 30: {usage(name)}") from None
+    return Extend(release_id, value, _rest(reason))
 
 
 def parse_command(text: str) -> Command:
@@ -205,6 +243,12 @@ def parse_command(text: str) -> Command:
             if reason is None:
                 raise CommandError(f"`issue` needs what is wrong after the ID: {usage(name)}")
             return Issue(arg, reason)
+        case "extend":
+            return _extend(name, arg, reason)
+        case "override":
+            if reason is None:
+                raise CommandError(f"`override` needs a reason: {usage(name)}")
+            return Override(arg, reason)
     try:
         scope = parse_scope(arg)
     except ScopeError as exc:
@@ -217,12 +261,14 @@ __all__ = [
     "Command",
     "CommandError",
     "DryRun",
+    "Extend",
     "Help",
     "History",
     "Issue",
     "ListReleases",
     "Lock",
     "OpenModal",
+    "Override",
     "Pause",
     "Promote",
     "Resume",

@@ -24,6 +24,10 @@ ICONS = {
     "metrics_unavailable": "❓",
     "router_unavailable": "🚧",
     "paused": "⏸️",
+    "decision_requested": "✋",
+    "bake_extended": "⏳",
+    "promoted_on_override": "⚠️",
+    "held_step_rolled_back": "⏪",
     "resumed": "▶️",
     "rollback_started": "⏪",
     "rollback_waiting": "⏳",
@@ -76,7 +80,13 @@ def status_lines(release: Release) -> list[str]:
             f"  waiting for approval of {release.pending_approval} from "
             + ", ".join(release.approvers)
         )
-    if release.pause_reason:
+    if release.held is not None:
+        lines.append(f"  held for a decision: {release.held.reason}")
+        lines.append(
+            f"  {', '.join(release.approvers) or 'an approver'}: extend the bake, promote on "
+            "an override (who and why are recorded), or roll back"
+        )
+    elif release.pause_reason:
         lines.append(f"  paused: {release.pause_reason}")
     if release.rollback:
         lines.append(f"  rollback ({release.rollback.triggered_by}): {release.rollback.reason}")

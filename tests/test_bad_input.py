@@ -103,6 +103,8 @@ CONFIG_COMMANDS: list[tuple[str, ...]] = [
     ("pause", "rel-x", "--as", "alice", "--db", "{db}"),
     ("resume-release", "rel-x", "--as", "alice", "--db", "{db}"),
     ("promote", "rel-x", "--as", "alice", "--db", "{db}"),
+    ("extend", "rel-x", "--as", "alice", "--minutes", "30", "--db", "{db}"),
+    ("override", "rel-x", "--as", "alice", "--reason", "why", "--db", "{db}"),
     ("lock", "prod", "--as", "alice", "--db", "{db}"),
     ("unlock", "prod", "--as", "alice", "--db", "{db}"),
     ("locks", "--db", "{db}"),

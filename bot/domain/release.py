@@ -45,6 +45,11 @@ VERIFY_KINDS = ("env_deploy", "green_verify", "dark_launch")
 # The action of an alert on a bound the stable version breaks too: no rollback, a hold.
 STABLE_BREAKS = "rollout held: the stable version breaks it too"
 EXTEND_LIMIT = 3.0  # a step may bake this many times its planned length while evidence accrues
+# A held step's approvers may extend its bake by at most this much at a time, this many times:
+# each extension ends in another look, never in an open-ended wait.
+MAX_EXTENSION_MINUTES = 240.0
+MAX_EXTENSIONS = 3
+HoldCause = Literal["no_verdict", "stable_breaks"]
 
 
 class CommandRejected(Exception):
@@ -99,6 +104,40 @@ class PauseRecord(Model):
     at: datetime
 
 
+class HeldStep(Model):
+    """A step its approvers must decide on: past its maximum bake without a verdict
+    (``no_verdict``), or on a bound the stable version breaks too (``stable_breaks``). The
+    release is paused meanwhile; extend, promote on an override, or roll back answer it."""
+
+    step: int
+    cause: HoldCause
+    reason: str
+    evidence: list[str]  # each test's standing, as the judge said it
+    baked_minutes: float
+    canary_requests: int  # in this step
+    asked_at: datetime
+
+
+class StepDecision(Model):
+    """How a held step was decided, by whom and why (the report says it)."""
+
+    step: int
+    cause: HoldCause
+    outcome: Literal["extended", "promoted_on_override", "rolled_back"]
+    by: str
+    reason: str
+    at: datetime
+    minutes: float | None = None  # an extension's length
+
+    def describe(self) -> str:
+        match self.outcome:
+            case "extended":
+                return f"bake extended by {self.by} by {self.minutes:g} min: {self.reason}"
+            case "promoted_on_override":
+                return f"promoted on override by {self.by}: {self.reason}"
+        return f"rolled back by {self.by}: {self.reason}"
+
+
 class Release(MutableModel):
     """The state machine: what decides the release's next step. What it saw on the way is
     kept apart in ``observed``; the outside world it wants is derived (``bot.domain.rollout``)."""
@@ -131,6 +170,9 @@ class Release(MutableModel):
     alerts: list[AlertRecord] = []
     rollback: RollbackRecord | None = None
     paused: PauseRecord | None = None
+    held: HeldStep | None = None  # a held step waiting for its approvers' decision
+    decisions: list[StepDecision] = []
+    extended_until: datetime | None = None  # the current step's bake, as an extension set it
     locked_scope: str | None = None  # the scope its automatic rollback locked, once
     holding_until: datetime | None = None
     finished_at: datetime | None = None
@@ -365,6 +407,7 @@ class Release(MutableModel):
         record.status, record.started_at = "active", now
         record.requests, self.window_cursor = 0, now
         self.consecutive_metric_errors = 0
+        self.extended_until = None
         self.observed.start_step()
         if step.kind not in VERIFY_KINDS:
             self.canary_judge.start_stage(now, step.bake_minutes)
@@ -385,11 +428,18 @@ class Release(MutableModel):
         return now - record.started_at >= timedelta(minutes=step.bake_minutes)
 
     def _extension_over(self, now: datetime) -> bool:
-        """Whether the current step ran ``EXTEND_LIMIT`` times its bake without promotion."""
+        """Whether the current step ran ``EXTEND_LIMIT`` times its bake (or past the bake its
+        approvers extended it to) without promotion: its maximum bake."""
         step, record = self.current_step, self._record_of_current()
         if step is None or record is None or record.started_at is None:
             return False
+        if self._extended(now):
+            return False
         return now - record.started_at >= timedelta(minutes=step.bake_minutes * EXTEND_LIMIT)
+
+    def _extended(self, now: datetime) -> bool:
+        """Whether the current step bakes on within an extension its approvers granted."""
+        return self.extended_until is not None and now < self.extended_until
 
     def _record_of_current(self) -> StepRecord | None:
         return self.steps[self.step_index] if 0 <= self.step_index < len(self.steps) else None
@@ -578,7 +628,8 @@ class Release(MutableModel):
             # human decides, told both figures.
             for result in held:
                 self._alert(result.guardrail, "critical", now, STABLE_BREAKS, result.detail)
-            self._pause("; ".join(r.detail for r in held), now)
+            if not self._extended(now):  # an extension waits for the stable to recover
+                self._hold("stable_breaks", "; ".join(r.detail for r in held), verdict, now)
             return
         for result in verdict.breached("pause"):
             self._alert(result.guardrail, "critical", now, "rollout paused")
@@ -614,7 +665,7 @@ class Release(MutableModel):
                 if (r.gating or r.guardrail.startswith("kpi:")) and r.state != "holds"
             ]
             why = "; ".join(unproven) or f"the judge still says {verdict.recommendation}"
-            self._pause(f"not enough evidence to promote: {why}", now)
+            self._hold("no_verdict", f"not enough evidence to promote: {why}", verdict, now)
 
     def _judge(self, step_index: int, now: datetime) -> Judgement:
         """The judgement for this tick. The full one (every test's figures, the contract's
@@ -738,6 +789,11 @@ class Release(MutableModel):
     def resume(self, actor: str, now: datetime) -> None:
         if self.status != "paused":
             raise CommandRejected(f"{self.id} is not paused (status: {self.status})")
+        if self.held is not None:
+            raise CommandRejected(
+                f"{self.id} is held for its approvers' decision ({self.held.reason}): "
+                "extend the bake, promote on an override, or roll back"
+            )
         self._record("resumed", actor, now, f"resumed after: {self.pause_reason}")
         self.paused = None
         self.status = "rolling_out"
@@ -768,6 +824,111 @@ class Release(MutableModel):
             recommendation=verdict.recommendation,
             canary_requests=verdict.canary_requests,
         )
+        self._advance(now)
+
+    # -- a held step: its approvers decide --------------------------------------------------
+
+    def _hold(self, cause: HoldCause, reason: str, verdict: Judgement, now: datetime) -> None:
+        """Pause the step and ask its approvers, with the evidence, to decide: extend the
+        bake, promote on a recorded override, or roll back. Never decided by the engine."""
+        step, record = self.current_step, self._record_of_current()
+        assert step is not None and record is not None
+        baked = (now - (record.started_at or now)).total_seconds() / 60
+        self.held = HeldStep(
+            step=step.index,
+            cause=cause,
+            reason=reason,
+            evidence=[r.detail for r in verdict.results],
+            baked_minutes=round(baked, 1),
+            canary_requests=record.requests,
+            asked_at=now,
+        )
+        self.extended_until = None
+        self._pause(reason, now)
+        rate = record.requests / (baked * 60) if baked > 0 else 0.0
+        self._record(
+            "decision_requested",
+            ENGINE,
+            now,
+            f"{step_label(step)} baked {baked:.0f} min over {record.requests:,} canary requests "
+            f"(~{rate:.2g} rps) without a verdict; {', '.join(self.approvers) or 'an approver'}: "
+            f"extend the bake (at most {MAX_EXTENSION_MINUTES:g} min), promote on a recorded "
+            "override, or roll back",
+            step=step.index,
+            cause=cause,
+            baked_minutes=round(baked, 1),
+            canary_requests=record.requests,
+            evidence=self.held.evidence,
+        )
+
+    def _held_step(self, verb: str) -> HeldStep:
+        """The held step a decision answers; refused when none waits."""
+        if self.held is None or self.status != "paused":
+            why = (
+                f"paused ({self.pause_reason}): resume it or roll back"
+                if self.status == "paused"
+                else self.status.replace("_", " ")
+            )
+            last = f"; {self.decisions[-1].describe()}" if self.decisions else ""
+            raise CommandRejected(
+                f"cannot {verb} {self.id}: no step waits for a decision (it is {why}){last}"
+            )
+        return self.held
+
+    def _decide(self, held: HeldStep, decision: StepDecision, action: str, now: datetime) -> None:
+        self.decisions.append(decision)
+        self.held = None
+        self._record(
+            action,
+            decision.by,
+            now,
+            f"{step_label(self.plan.steps[held.step])}: {decision.describe()}",
+            step=held.step,
+            cause=held.cause,
+            reason=decision.reason,
+            minutes=decision.minutes,
+        )
+
+    def extend_bake(self, actor: str, minutes: float, reason: str, now: datetime) -> None:
+        """Judge the held step on for ``minutes`` more (bounded; at most ``MAX_EXTENSIONS``
+        times a step), with the evidence it has; asked again if still without a verdict."""
+        held = self._held_step("extend")
+        if not 0 < minutes <= MAX_EXTENSION_MINUTES:
+            raise CommandRejected(
+                f"extend {self.id} by 1 to {MAX_EXTENSION_MINUTES:g} minutes, not {minutes:g}"
+            )
+        done = sum(1 for d in self.decisions if d.step == held.step and d.outcome == "extended")
+        if done >= MAX_EXTENSIONS:
+            raise CommandRejected(
+                f"{self.id}'s step {held.step + 1} was extended {done} times already: promote "
+                "it on an override or roll it back"
+            )
+        why = reason.strip() or f"extended by {actor}"
+        decision = StepDecision(
+            step=held.step, cause=held.cause, outcome="extended", by=actor, reason=why, at=now,
+            minutes=minutes,
+        )  # fmt: skip
+        self._decide(held, decision, "bake_extended", now)
+        self.status, self.paused = "rolling_out", None
+        self.extended_until = now + timedelta(minutes=minutes)
+        self.window_cursor = now  # the judge saw nothing while paused: no window spans it
+
+    def promote_on_override(self, actor: str, reason: str, now: datetime) -> None:
+        """Promote the held step although the judge reached no verdict: who and why are
+        recorded and audited, and the report says the step was promoted on an override."""
+        held = self._held_step("promote on an override")
+        if not reason.strip():
+            raise CommandRejected(
+                f"an override of {self.id} needs a reason: say why it is safe to promote"
+            )
+        decision = StepDecision(
+            step=held.step, cause=held.cause, outcome="promoted_on_override", by=actor,
+            reason=reason.strip(), at=now,
+        )  # fmt: skip
+        self._decide(held, decision, "promoted_on_override", now)
+        if any(a.step == held.step for a in self.alerts):
+            self.steps[held.step].health = "degraded"  # a bound broke; the judge never said
+        self.status, self.paused = "rolling_out", None
         self._advance(now)
 
     def _not_rolling_out(self, verb: str) -> str:
@@ -844,6 +1005,12 @@ class Release(MutableModel):
             self.blockers = [f"cancelled by {actor}: {reason}"]
             self._finish("failed", now)
             return
+        if (held := self.held) is not None and self.status == "paused":
+            decision = StepDecision(
+                step=held.step, cause=held.cause, outcome="rolled_back", by=actor,
+                reason=reason, at=now,
+            )  # fmt: skip
+            self._decide(held, decision, "held_step_rolled_back", now)
         self._start_rollback("manual", reason, None, actor, now)
 
     def _start_rollback(
@@ -897,4 +1064,15 @@ def shown_in_thread(event: Event) -> bool:
     return not (event.action == "tick_failed" and event.data.get("count", 1) > 1)
 
 
-__all__ = ["ACTIVE", "CommandRejected", "Event", "PauseRecord", "Release", "shown_in_thread"]
+__all__ = [
+    "ACTIVE",
+    "MAX_EXTENSIONS",
+    "MAX_EXTENSION_MINUTES",
+    "CommandRejected",
+    "Event",
+    "HeldStep",
+    "PauseRecord",
+    "Release",
+    "StepDecision",
+    "shown_in_thread",
+]  # fmt: skip

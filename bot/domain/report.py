@@ -71,7 +71,7 @@ from bot.domain.notify import (
 )
 from bot.domain.observations import CheckEvidence, CohortSample, DependencyProbe
 from bot.domain.plan import step_label
-from bot.domain.release import Event, Release
+from bot.domain.release import Event, Release, StepDecision
 from bot.domain.summary import summarise
 
 SUMMARY_WORDS = 200
@@ -117,7 +117,9 @@ def build_report(release: Release, events: Sequence[Event], ctx: ReportContext) 
             # The agent's summary is its own words; the rules' says what nothing measured.
             + (
                 _agent_summary(release)
-                or summarise(release, events) + _unmeasured_note(release, ctx)
+                or summarise(release, events)
+                + _decisions_note(release)
+                + _unmeasured_note(release, ctx)
             ),
             SUMMARY_WORDS,
         ),
@@ -129,7 +131,8 @@ def build_report(release: Release, events: Sequence[Event], ctx: ReportContext) 
                     type=a.type, approver=a.approver, timestamp=iso(a.at), conditions=a.conditions
                 )
                 for a in release.approvals
-            ],
+            ]
+            + _overrides(release),
         ),
         deployment_plan=_plan(release),
         canary_analysis=_canary(release, ctx, events),
@@ -168,6 +171,41 @@ def _unmeasured_note(release: Release, ctx: ReportContext) -> str:
     if logs is not None and not logs.baseline_lines:
         notes.append("Logs had no baseline to compare with: no spike or new error type is told.")
     return (" " + " ".join(notes)) if notes else ""
+
+
+def _decided(release: Release, d: StepDecision) -> str:
+    """ "step 2 (canary 5%) promoted on override by alice: reason", and why it was held."""
+    held = (
+        "the stable version broke a guardrail too"
+        if d.cause == "stable_breaks"
+        else "no verdict past its maximum bake"
+    )
+    return f"{step_label(release.plan.steps[d.step])} {d.describe()} (held: {held})"
+
+
+def _decisions_note(release: Release) -> str:
+    """How each held step was decided, in words: the report says it was not the judge."""
+    notes = [f"{_decided(release, d)}." for d in release.decisions]
+    if release.held is not None:
+        notes.append(
+            f"{step_label(release.plan.steps[release.held.step])} waits for its approvers "
+            f"to decide: {release.held.reason}."
+        )
+    return (" " + " ".join(notes)) if notes else ""
+
+
+def _overrides(release: Release) -> list[Approval]:
+    """A promotion on an override is an approval given without the judge's verdict."""
+    return [
+        Approval(
+            type="manual",
+            approver=d.by,
+            timestamp=iso(d.at),
+            conditions=[_decided(release, d), "the judge reached no verdict: an override"],
+        )
+        for d in release.decisions
+        if d.outcome == "promoted_on_override"
+    ]
 
 
 def _audit_checks(ctx: ReportContext) -> list[Check]:
@@ -867,6 +905,16 @@ def _next_actions(release: Release, ctx: ReportContext) -> list[NextAction]:
                     trigger="metric",
                     scheduled_for=iso(due),
                     owner="release-bot",
+                )
+            ]
+        case "paused" if release.held is not None:
+            return [
+                NextAction(
+                    action="extend the bake, promote on an override, or roll back: "
+                    f"{release.held.reason}",
+                    trigger="manual",
+                    scheduled_for=None,
+                    owner=", ".join(release.approvers),
                 )
             ]
         case "paused":

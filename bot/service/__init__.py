@@ -8,7 +8,8 @@ module         what
 =============  ====================================================================
 services       ``Services``: the ports, and the read-only view the agent gets
 commands       start a release; approve, reject, pause, resume, promote, roll back;
-               report a problem; lock and unlock environments
+               report a problem; decide a held step (extend, promote on an override);
+               lock and unlock environments
 tick           the reconcile tick: each active release one step, then converge
 gates          the quality gates' evidence, read through the ports
 narration      the agent's explanations, summary and "why?" answers, saved
@@ -22,10 +23,12 @@ evidence       files a team's CI uploads: read, checked, stored (all or none)
 
 from bot.service.commands import (
     approve,
+    extend_bake,
     find,
     lock_env,
     pause,
     promote_now,
+    promote_on_override,
     refused,
     reject,
     release_id_for,
@@ -53,11 +56,13 @@ __all__ = [
     "converge",
     "deliver",
     "dry_run",
+    "extend_bake",
     "find",
     "lock_env",
     "narrate",
     "pause",
     "promote_now",
+    "promote_on_override",
     "reconcile",
     "reconcile_and_narrate",
     "reconcile_one",

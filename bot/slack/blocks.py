@@ -8,13 +8,15 @@ action_id, block_id and callback_id they route on, and re-exports the form's lin
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 from bot.domain import access
 from bot.domain.contract import InsufficientContext
 from bot.domain.judgement import TestResult
 from bot.domain.plan import Step
-from bot.domain.release import Release
+from bot.domain.release import MAX_EXTENSION_MINUTES, Release
 from bot.ports.store import StoredEvent
 from bot.presenters import backoff_line, event_text
 from bot.slack.form import (
@@ -46,6 +48,7 @@ from bot.slack.kit import (
     iter_action_ids,
     mrkdwn,
     packed,
+    plain,
     section,
     who,
 )
@@ -59,12 +62,20 @@ PAUSE = "release_pause"
 RESUME = "release_resume"
 PROMOTE = "release_promote"
 OPEN_MODAL = "release_open_modal"
-BUTTON_ACTIONS = (APPROVE, REJECT, ROLLBACK, PAUSE, RESUME, PROMOTE, OPEN_MODAL)
+EXTEND = "release_extend"  # a held step: bake on for ``extension_minutes``
+OVERRIDE = "release_override"  # a held step: the override form asks why
+BUTTON_ACTIONS = (APPROVE, REJECT, ROLLBACK, PAUSE, RESUME, PROMOTE, OPEN_MODAL, EXTEND, OVERRIDE)
+DECISION_BLOCK = "release_decision_actions"  # + "/<hold_key>": the hold the buttons answer
+OVERRIDE_CALLBACK = "release_override_form"
+OVERRIDE_REASON_BLOCK = "override_reason"
+OVERRIDE_REASON_ACTION = "override_reason_input"
 CARD_ACTIONS_BLOCK = "release_card_actions"  # + "/<status>": a fresh id when buttons change
 APPROVAL_BLOCK = "release_approval_actions"  # + "/<gate>": which gate the buttons answer
 FORM_BLOCK = "release_form_actions"
 AUDIT_BLOCK = "release_audit"  # + "/<ms timestamp>"
-ACTION_IDS = frozenset((*BUTTON_ACTIONS, *FIELD_ACTIONS.values(), CHANNEL_ACTION))
+ACTION_IDS = frozenset(
+    (*BUTTON_ACTIONS, *FIELD_ACTIONS.values(), CHANNEL_ACTION, OVERRIDE_REASON_ACTION)
+)
 
 STATUS: dict[str, tuple[str, str]] = {
     "pending_gates": ("🔎", "checking gates"),
@@ -84,7 +95,8 @@ VERDICTS = {
     "extend_analysis": "⏳ keep analysing",
 }
 AUDIT_ICONS = {"approv": "✅", "reject": "⛔", "roll": "⏪", "paus": "⏸️", "resum": "▶️",
-               "promot": "⏩", "cancel": "🛑", "unlock": "🔓", "lock": "🔒"}  # fmt: skip
+               "override": "⚠️", "promot": "⏩", "extend": "⏳", "cancel": "🛑", "unlock": "🔓",
+               "lock": "🔒"}  # fmt: skip
 
 # -- what the release is doing --------------------------------------------------------------
 
@@ -222,7 +234,9 @@ def _people(release: Release) -> str:
 
 def _problems(release: Release) -> list[Block]:
     blocks: list[Block] = []
-    if release.pause_reason:
+    if release.held is not None:
+        blocks.append(section(f"✋ *Held for a decision:* {esc(release.held.reason)}"))
+    elif release.pause_reason:
         blocks.append(section(f"⏸️ *Paused:* {esc(release.pause_reason)}"))
     if rb := release.rollback:
         by = "automatically" if rb.triggered_by == "automated" else f"by {who(rb.actor)}"
@@ -254,8 +268,10 @@ def card_buttons(release: Release) -> list[Block]:
     rid, buttons = release.id, []
     if release.status == "rolling_out":
         buttons += [button("Promote now", PROMOTE, rid, "primary"), button("Pause", PAUSE, rid)]
-    if release.status == "paused":
+    if release.status == "paused" and release.held is None:
         buttons.append(button("Resume", RESUME, rid, "primary"))
+    if release.status == "paused" and release.held is not None:
+        buttons += decision_buttons(release)
     if release.status != "rolling_back":
         deployed = release.step_index >= 0
         label, verb = ("Roll back", "Roll back") if deployed else ("Cancel release", "Cancel it")
@@ -399,6 +415,154 @@ def approval_request(release: Release) -> tuple[str, list[Block]]:
     return fallback(f"✋ Approval needed for {what} of {title}"), fit(blocks)
 
 
+# -- a held step: its approvers decide ----------------------------------------------------------
+
+
+def extension_minutes(release: Release) -> float:
+    """What the Extend button grants: the held step's planned bake again, within the bound."""
+    held = release.held
+    step = release.plan.steps[held.step] if held is not None else release.current_step
+    bake = step.bake_minutes if step is not None else MAX_EXTENSION_MINUTES
+    return float(min(max(bake, 1.0), MAX_EXTENSION_MINUTES))
+
+
+def hold_key(release: Release) -> str | None:
+    """Which hold a decision message answers: the step and when it was asked (a step may be
+    held again after an extension, and an old message must not answer the new hold)."""
+    held = release.held
+    return None if held is None else f"{held.step}/{int(held.asked_at.timestamp())}"
+
+
+def hold_of(block_id: str) -> str | None:
+    prefix = f"{DECISION_BLOCK}/"
+    return block_id[len(prefix) :] if block_id.startswith(prefix) else None
+
+
+def decision_buttons(release: Release) -> list[Block]:
+    """Extend (confirmed), Promote on override… (the form asks why), Roll back (confirmed)."""
+    rid, minutes = release.id, extension_minutes(release)
+    title = _title(release)
+    extend = confirm_dialog(
+        "Extend the bake?",
+        f"{title} keeps its canary share and is judged {minutes:g} min more; if still "
+        "without a verdict, you are asked again.",
+        "Extend",
+    )
+    return [
+        button(f"Extend {minutes:g} min", EXTEND, rid, "primary", extend),
+        button("Promote on override…", OVERRIDE, rid),
+    ]
+
+
+def decision_request(release: Release) -> tuple[str, list[Block]]:
+    """Ask the approvers to decide a held step, with the evidence and the options."""
+    held, title = release.held, _title(release)
+    if held is None or release.status != "paused":
+        text = f"{title} has no step waiting for a decision ({STATUS[release.status][1]})"
+        return fallback(text), [context(esc(text))]
+    step = release.plan.steps[held.step]
+    mentions = ", ".join(who(a) for a in release.approvers) or "an approver"
+    rate = held.canary_requests / (held.baked_minutes * 60) if held.baked_minutes else 0.0
+    cause = (
+        "the stable version breaks a guardrail too"
+        if held.cause == "stable_breaks"
+        else "no verdict past its maximum bake"
+    )
+    lines = [
+        f"✋ {mentions}: *step {held.step + 1}/{len(release.plan.steps)}* "
+        f"({esc(stage_words(step))}, {esc(step.env)}) of *{esc(title)}* is held: {cause}.",
+        f"*Why:* {esc(held.reason)}",
+        f"*Baked:* {held.baked_minutes:g} min (planned {step.bake_minutes:g}) · "
+        f"*traffic seen:* {held.canary_requests:,} canary requests (~{rate:.2g} rps)",
+        "*Options:* extend the bake (judged on with the evidence so far), promote on an "
+        "override (who and why are recorded; the report says so), or roll back.",
+    ]
+    if access.four_eyes_refusal(release.requested_by, "override", release):
+        lines.append(f"_{who(release.requested_by)} requested it and cannot override it._")
+    evidence = [f"• {esc(line)}" for line in held.evidence]
+    rollback = confirm_dialog(
+        "Roll back?",
+        f"All traffic of {title} goes back to {release.previous_version or 'the stable version'}.",
+        "Roll back",
+    )
+    blocks: list[Block] = [
+        section("\n".join(lines)),
+        *packed(["*Evidence*", *evidence], 2, "more tests"),
+        {
+            "type": "actions",
+            "block_id": f"{DECISION_BLOCK}/{hold_key(release)}",
+            "elements": [
+                *decision_buttons(release),
+                button("Roll back", ROLLBACK, release.id, "danger", rollback),
+            ],
+        },
+    ]
+    return fallback(f"✋ Decision needed: {title} step {held.step + 1} is held"), fit(blocks)
+
+
+def override_form(release: Release, channel: str, message_ts: str) -> dict[str, Any]:
+    """The modal behind "Promote on override…": the reason is required and recorded. The
+    release and the clicked message ride in private_metadata (set by the app)."""
+    held = release.held
+    where = f"step {held.step + 1}" if held is not None else "the held step"
+    meta = {
+        "release_id": release.id,
+        "channel": channel,
+        "ts": message_ts,
+        "held": clip(held.reason if held is not None else "", 1500),
+        "hold": hold_key(release),
+    }
+    return {
+        "type": "modal",
+        "callback_id": OVERRIDE_CALLBACK,
+        "title": plain("Promote on override", 24),
+        "submit": plain("Promote", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": json.dumps(meta)[:3000],
+        "blocks": [
+            section(
+                f"Promote {where} of *{esc(_title(release))}* although the judge reached no "
+                "verdict. Your name and reason are recorded in the audit trail and the report."
+            ),
+            {
+                "type": "input",
+                "block_id": OVERRIDE_REASON_BLOCK,
+                "label": plain("Why is it safe to promote?", 2000),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": OVERRIDE_REASON_ACTION,
+                    "multiline": True,
+                    "min_length": 3,
+                    "max_length": 500,
+                },
+            },
+        ],
+    }
+
+
+def override_submission(view: dict[str, Any]) -> tuple[str, str, str, str, str, str]:
+    """(release ID, channel, message ts, the hold's key, why it was held, reason) from a
+    submitted override form."""
+    meta = json.loads(view.get("private_metadata") or "{}")
+    values = view.get("state", {}).get("values", {})
+    reason = (values.get(OVERRIDE_REASON_BLOCK, {}).get(OVERRIDE_REASON_ACTION) or {}).get(
+        "value"
+    ) or ""
+    return (
+        str(meta.get("release_id", "")),
+        str(meta.get("channel", "")),
+        str(meta.get("ts", "")),
+        str(meta.get("hold", "")),
+        str(meta.get("held", "")),
+        reason.strip(),
+    )
+
+
+def held_summary(held: str) -> list[Block]:
+    """What a decided request keeps of itself once its buttons are gone."""
+    return [section(f"✋ *Held for a decision:* {esc(held)}")]
+
+
 def audit_line(verb: str, user_id: str, at: datetime, note: str = "") -> list[Block]:
     """What replaces the buttons after a click, so the thread shows who did what, when."""
     icon = next((i for stem, i in AUDIT_ICONS.items() if stem in verb.lower()), "•")
@@ -428,6 +592,8 @@ def event_reply(release: Release, events: list[StoredEvent]) -> tuple[str, list[
                 for e in asks)
     ):  # fmt: skip
         blocks += approval_request(release)[1]
+    if release.held is not None and any(e.action == "decision_requested" for e in events):
+        blocks += decision_request(release)[1]
     first = event_text(release, events[0]) if events else "no news"
     more = f" (+{len(events) - 1} more)" if len(events) > 1 else ""
     return fallback(f"{_title(release)}: {first}{more}"), fit(blocks)
@@ -473,6 +639,8 @@ _HELP: list[tuple[str, str]] = [
     ("/release pause <id>", "stop at the current step"),
     ("/release resume <id>", "continue a paused release; the step restarts"),
     ("/release promote <id>", "skip the rest of the current step's analysis"),
+    ("/release extend <id> <minutes> [reason]", "a held step bakes on (an approver)"),
+    ("/release override <id> <reason>", "promote a held step without a verdict, recorded"),
     ("/release lock <env> [reason]", "nobody deploys to <env> until it is unlocked"),
     ("/release unlock <env>", "lift a lock"),
     ("/release help", "this message"),
@@ -504,10 +672,13 @@ def help_blocks() -> tuple[str, list[Block]]:
 
 __all__ = [
     "ACTION_IDS", "APPROVAL_BLOCK", "APPROVE", "AUDIT_BLOCK", "BUTTON_ACTIONS",
-    "CARD_ACTIONS_BLOCK", "CHANNEL_ACTION", "CHANNEL_BLOCK", "FIELD_ACTIONS", "FIELD_BLOCKS",
-    "FIELD_KEYS", "FORM_BLOCK",
-    "MODAL_CALLBACK", "OPEN_MODAL", "PAUSE", "PROMOTE", "REJECT", "RESUME", "ROLLBACK",
-    "STATUS", "Block", "approval_request", "audit_line", "context_errors", "event_reply",
-    "field_errors", "gate_of", "help_blocks", "iter_action_ids", "missing_fields",
-    "modal_line", "stage_line", "status_card",
+    "CARD_ACTIONS_BLOCK", "CHANNEL_ACTION", "CHANNEL_BLOCK", "DECISION_BLOCK", "EXTEND",
+    "FIELD_ACTIONS", "FIELD_BLOCKS", "FIELD_KEYS", "FORM_BLOCK",
+    "MODAL_CALLBACK", "OPEN_MODAL", "OVERRIDE", "OVERRIDE_CALLBACK", "PAUSE", "PROMOTE",
+    "REJECT", "RESUME", "ROLLBACK",
+    "STATUS", "Block", "approval_request", "audit_line", "context_errors", "decision_request",
+    "event_reply", "extension_minutes", "field_errors", "gate_of", "held_summary", "help_blocks",
+    "hold_key", "hold_of",
+    "iter_action_ids", "missing_fields", "modal_line", "override_form", "override_submission",
+    "stage_line", "status_card",
 ]  # fmt: skip

@@ -21,10 +21,12 @@ from bot.presenters import status_lines
 from bot.service import (
     Services,
     dry_run,
+    extend_bake,
     find,
     lock_env,
     pause,
     promote_now,
+    promote_on_override,
     report_issue,
     resume,
     rollback,
@@ -130,6 +132,13 @@ def _run(slack: SlackServices, command: cmd.Command, user: str, channel: str, sa
             _act(services, release_id, say, lambda r: resume(services, r, user))
         case cmd.Promote(release_id=release_id):
             _act(services, release_id, say, lambda r: promote_now(services, r, user))
+        case cmd.Extend(release_id=release_id, minutes=minutes, reason=reason):
+            why = reason or f"extended from Slack by {user}"
+            _act(services, release_id, say, lambda r: extend_bake(services, r, user, minutes, why))
+        case cmd.Override(release_id=release_id, reason=because):
+            _act(
+                services, release_id, say, lambda r: promote_on_override(services, r, user, because)
+            )
         case cmd.Issue(release_id=release_id, text=issue):
             reported = report_issue(services, find(services, release_id).id, user, issue)
             say(f"Thanks: your problem with {reported.id} is recorded in its audit trail.")
