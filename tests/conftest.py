@@ -14,6 +14,7 @@ from hypothesis import settings
 from bot.adapters.sqlite.database import Database
 from bot.bootstrap import EMBEDDED_MIGRATIONS
 from bot.domain.contract import contract_json_schema
+from tests.postgres_server import PostgresServer, PostgresUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,3 +74,21 @@ def cli(
 
 def report_of(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL per test process (per xdist worker), stopped at the end; a test
+    that asks for it fails in one line when it cannot start, it is never skipped."""
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the test server."""
+    return postgres_server.create_database()
