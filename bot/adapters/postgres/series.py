@@ -1,0 +1,54 @@
+"""Per-window metric series of each release in PostgreSQL, as the SQLite adapter keeps them."""
+
+from __future__ import annotations
+
+from bot.adapters.postgres.database import PgMigrations, PostgresDatabase
+from bot.adapters.sqlite.series import _p95, _point, _ts
+from bot.domain.observations import WindowSample
+from bot.ports.series import AbstractSeries, SeriesPoint
+
+migrations = PgMigrations("release-bot.series")
+migrations.step(
+    "m001_series",
+    # COLLATE "C": the fixed-width ISO 8601 text sorts in time order, as in SQLite
+    'CREATE TABLE series (release_id TEXT NOT NULL, step INTEGER NOT NULL, "start" TEXT COLLATE'
+    ' "C" NOT NULL, "end" TEXT COLLATE "C" NOT NULL, canary_requests INTEGER NOT NULL,'
+    " canary_errors INTEGER NOT NULL, baseline_requests INTEGER NOT NULL,"
+    " baseline_errors INTEGER NOT NULL, canary_p95_ms DOUBLE PRECISION,"
+    " baseline_p95_ms DOUBLE PRECISION)",
+    "CREATE INDEX series_release_step ON series (release_id, step)",
+    'CREATE UNIQUE INDEX series_release_end ON series (release_id, "end")',
+)
+
+
+class PostgresSeries(AbstractSeries):
+    def __init__(self, database: PostgresDatabase) -> None:
+        self.database = database
+
+    def add(self, release_id: str, step: int, sample: WindowSample) -> None:
+        """Record one judged window; a window already recorded (same end) is left as it is."""
+        row: dict[str, object] = {
+            "release_id": release_id,
+            "step": step,
+            "start": _ts(sample.start),
+            "end": _ts(sample.end),
+            "canary_requests": sample.canary.requests,
+            "canary_errors": sample.canary.errors,
+            "baseline_requests": sample.baseline.requests,
+            "baseline_errors": sample.baseline.errors,
+            "canary_p95_ms": _p95(sample.canary),
+            "baseline_p95_ms": _p95(sample.baseline),
+        }
+        columns = ", ".join(f'"{name}"' for name in row)
+        values = ", ".join(f"%({name})s" for name in row)
+        self.database.execute(
+            f"INSERT INTO series ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING", row
+        )
+
+    def points(self, release_id: str, step: int | None = None) -> list[SeriesPoint]:
+        sql = "SELECT * FROM series WHERE release_id = %s"
+        params: list[object] = [release_id]
+        if step is not None:
+            sql += " AND step = %s"
+            params.append(step)
+        return [_point(r) for r in self.database.rows(sql + ' ORDER BY "start", "end"', params)]
