@@ -23,17 +23,7 @@ from bot.adapters.llm.rules import RulePlanner
 from bot.adapters.llm.settings import read_settings
 from bot.adapters.pagerduty.notify import PagerDutyNotifier, PagerDutySettings
 from bot.adapters.per_service import ServiceMetrics, ServiceRouters
-from bot.adapters.postgres import audit as pg_audit
-from bot.adapters.postgres import checks as pg_checks
-from bot.adapters.postgres import evidence as pg_evidence
-from bot.adapters.postgres import flags as pg_flags
-from bot.adapters.postgres import leases as pg_leases
-from bot.adapters.postgres import locks as pg_locks
-from bot.adapters.postgres import notifications as pg_notifications
-from bot.adapters.postgres import seen as pg_seen
-from bot.adapters.postgres import series as pg_series
-from bot.adapters.postgres import store as pg_store
-from bot.adapters.postgres.database import PostgresDatabase, is_postgres_url
+from bot.adapters.postgres import is_postgres_url
 from bot.adapters.prometheus.metrics import PrometheusMetrics, PrometheusSettings
 from bot.adapters.schema import AdapterSettings
 from bot.adapters.sim import fleet as sim_fleet
@@ -98,6 +88,7 @@ from bot.telemetry import Telemetry
 if TYPE_CHECKING:  # imported when Slack is wired: slack_sdk costs every CLI start a quarter second
     from slack_sdk import WebClient
 
+    from bot.adapters.postgres.database import PgMigrations, PostgresDatabase
     from bot.slack.chat import SlackChat
     from bot.slack.context import SlackServices
 
@@ -118,20 +109,6 @@ EMBEDDED_MIGRATIONS = (
     webhook_router.migrations,
     sqlite_seen.migrations,
     sqlite_notifications.migrations,
-)
-# The store's tables on PostgreSQL (RELEASE_BOT_DB=postgresql://…): the same named steps as
-# their SQLite sets; the simulator, the routers' last state and Slack's threads stay in SQLite.
-POSTGRES_MIGRATIONS = (
-    pg_store.migrations,
-    pg_audit.migrations,  # after the store's: it adds the chain's columns to its events
-    pg_flags.migrations,
-    pg_checks.migrations,
-    pg_evidence.migrations,
-    pg_locks.migrations,
-    pg_leases.migrations,
-    pg_series.migrations,
-    pg_seen.migrations,
-    pg_notifications.migrations,
 )
 # Each port's adapters by the name a service's table gives them, with their settings schema.
 METRICS_PROVIDERS: dict[str, type[AdapterSettings]] = {
@@ -196,12 +173,55 @@ def sqlite_stores(database: Database, audit_key: bytes | None) -> Stores:
     )
 
 
+def postgres_migrations() -> tuple[PgMigrations, ...]:
+    """The store's tables on PostgreSQL (RELEASE_BOT_DB=postgresql://…): the same named steps
+    as their SQLite sets; the simulator, the routers' last state and Slack's threads stay in
+    SQLite. Imported here, when chosen: psycopg costs every other start a quarter second."""
+    from bot.adapters.postgres import (
+        audit,
+        checks,
+        evidence,
+        flags,
+        leases,
+        locks,
+        notifications,
+        seen,
+        series,
+        store,
+    )
+
+    return (
+        store.migrations,
+        audit.migrations,  # after the store's: it adds the chain's columns to its events
+        flags.migrations,
+        checks.migrations,
+        evidence.migrations,
+        locks.migrations,
+        leases.migrations,
+        series.migrations,
+        seen.migrations,
+        notifications.migrations,
+    )
+
+
 def postgres_stores(url: str, audit_key: bytes | None) -> Stores:
     """The store's ports on the PostgreSQL database at ``url``, migrated; StoreUnavailable
     (one line) when it cannot be reached."""
+    from bot.adapters.postgres import audit as pg_audit
+    from bot.adapters.postgres import checks as pg_checks
+    from bot.adapters.postgres import evidence as pg_evidence
+    from bot.adapters.postgres import flags as pg_flags
+    from bot.adapters.postgres import leases as pg_leases
+    from bot.adapters.postgres import locks as pg_locks
+    from bot.adapters.postgres import notifications as pg_notifications
+    from bot.adapters.postgres import seen as pg_seen
+    from bot.adapters.postgres import series as pg_series
+    from bot.adapters.postgres import store as pg_store
+    from bot.adapters.postgres.database import PostgresDatabase
+
     database = PostgresDatabase(url)
     try:
-        database.migrate(*POSTGRES_MIGRATIONS)
+        database.migrate(*postgres_migrations())
     except BaseException:
         database.close()
         raise

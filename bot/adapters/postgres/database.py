@@ -33,10 +33,6 @@ Params = Sequence[Any] | dict[str, Any] | None
 _BUSY = (errors.LockNotAvailable, errors.SerializationFailure, errors.DeadlockDetected)
 
 
-def is_postgres_url(target: str) -> bool:
-    return target.startswith(("postgresql://", "postgres://"))
-
-
 def _safe(url: str) -> str:
     """The URL without its password, for messages."""
     parts = urlsplit(url)
