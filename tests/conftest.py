@@ -12,7 +12,7 @@ import pytest
 from hypothesis import settings
 
 from bot.adapters.sqlite.database import Database
-from bot.bootstrap import EMBEDDED_MIGRATIONS
+from bot.bootstrap import EMBEDDED_MIGRATIONS, Stores, postgres_stores
 from bot.domain.contract import contract_json_schema
 from tests.postgres_server import PostgresServer, PostgresUnavailable
 
@@ -92,3 +92,12 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """A fresh, empty database on the test server."""
     return postgres_server.create_database()
+
+
+def postgres_stores_for(request: pytest.FixtureRequest) -> Stores:
+    """The store's ports on a fresh PostgreSQL database, closed after the test: for a port's
+    fixture parametrized over its adapters."""
+    stores = postgres_stores(request.getfixturevalue("postgres_url"), None)
+    assert stores.shared is not None
+    request.addfinalizer(stores.shared.close)
+    return stores
