@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 
 from bot.adapters.postgres.database import PgMigrations, PostgresDatabase, Row
-from bot.adapters.sqlite.audit import _data, _parsed
+from bot.adapters.sqlite.audit import _parsed, audit_records
 from bot.domain.audit import (
     GENESIS,
     AuditRecord,
@@ -70,23 +70,7 @@ class PostgresAuditTrail(AbstractAuditTrail):
             heads = conn.execute(
                 "SELECT last_id, hash, mac FROM audit_head WHERE id = 1"
             ).fetchall()
-        records = [
-            AuditRecord(
-                id=int(r["id"]),
-                release_id=str(r["release_id"]),
-                at=str(r["at"]),
-                actor=str(r["actor"]),
-                action=str(r["action"]),
-                details=str(r["details"]),
-                data=_data(r["data"]),
-                prev_hash=r["prev_hash"],
-                hash=r["hash"],
-                mac=r["mac"],
-            )
-            for r in rows
-        ]
-        head = ChainHead.model_validate(heads[0]) if heads else None
-        return records, head
+        return audit_records(rows), ChainHead.model_validate(heads[0]) if heads else None
 
     def verify(self, release_id: str | None = None) -> AuditVerdict:
         records, head = self._records()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.adapters.postgres.database import PgMigrations, PostgresDatabase
-from bot.adapters.sqlite.checks import _evidence
+from bot.adapters.sqlite.checks import _artifact, _evidence
 from bot.domain.observations import ArtifactRecord, CheckEvidence, latest_by_name
 from bot.ports.checks import AbstractChecks
 
@@ -26,16 +26,7 @@ class PostgresChecks(AbstractChecks):
 
     def artifact(self, image: str) -> ArtifactRecord | None:
         rows = self.database.rows("SELECT * FROM artifacts WHERE image = %s", [image])
-        if not rows:
-            return None
-        row = rows[0]
-        return ArtifactRecord(
-            image=row["image"],
-            digest=row["digest"],
-            build_id=row["build_id"],
-            signed=bool(row["signed"]),
-            sbom_attached=bool(row["sbom_attached"]),
-        )
+        return _artifact(rows[0]) if rows else None
 
     def record_artifact(self, record: ArtifactRecord) -> None:
         self.database.execute(

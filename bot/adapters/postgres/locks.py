@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.adapters.postgres.database import PgMigrations, PostgresDatabase, append_only
-from bot.adapters.sqlite.locks import _lock, _ts
+from bot.adapters.sqlite.locks import _change, _lock, _ts
 from bot.domain.locks import EnvLock, parse_scope
 from bot.ports.locks import AbstractLocks, AlreadyLocked, LockChange, NotLocked
 
@@ -69,16 +69,7 @@ class PostgresLocks(AbstractLocks):
     def history(self, scope: str | None = None) -> list[LockChange]:
         where, args = ("WHERE scope = %s", [parse_scope(scope)]) if scope else ("", [])
         rows = self.database.rows(f"SELECT * FROM lock_history {where} ORDER BY id", args)
-        return [
-            LockChange(
-                scope=r["scope"],
-                action=r["action"],
-                actor=r["actor"],
-                reason=r["reason"],
-                at=datetime.fromisoformat(r["at"]),
-            )
-            for r in rows
-        ]
+        return [_change(r) for r in rows]
 
     def _history(self, scope: str, action: str, actor: str, reason: str, at: datetime) -> None:
         self.database.execute(

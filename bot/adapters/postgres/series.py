@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.adapters.postgres.database import PgMigrations, PostgresDatabase
-from bot.adapters.sqlite.series import _p95, _point, _ts
+from bot.adapters.sqlite.series import _point, series_row
 from bot.domain.observations import WindowSample
 from bot.ports.series import AbstractSeries, SeriesPoint
 
@@ -27,18 +27,7 @@ class PostgresSeries(AbstractSeries):
 
     def add(self, release_id: str, step: int, sample: WindowSample) -> None:
         """Record one judged window; a window already recorded (same end) is left as it is."""
-        row: dict[str, object] = {
-            "release_id": release_id,
-            "step": step,
-            "start": _ts(sample.start),
-            "end": _ts(sample.end),
-            "canary_requests": sample.canary.requests,
-            "canary_errors": sample.canary.errors,
-            "baseline_requests": sample.baseline.requests,
-            "baseline_errors": sample.baseline.errors,
-            "canary_p95_ms": _p95(sample.canary),
-            "baseline_p95_ms": _p95(sample.baseline),
-        }
+        row = series_row(release_id, step, sample)
         columns = ", ".join(f'"{name}"' for name in row)
         values = ", ".join(f"%({name})s" for name in row)
         self.database.execute(

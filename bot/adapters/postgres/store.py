@@ -21,8 +21,14 @@ from pydantic import ValidationError
 
 from bot.adapters.postgres.audit import append_chained
 from bot.adapters.postgres.database import PgMigrations, PostgresDatabase, append_only
-from bot.adapters.sqlite.store import ONE_ACTIVE_INDEX, SqliteReleaseStore, observed_apart_state
-from bot.domain.release import ACTIVE, Release
+from bot.adapters.sqlite.store import (
+    ONE_ACTIVE_INDEX,
+    SqliteReleaseStore,
+    event_rows,
+    observed_apart_state,
+    release_row,
+)
+from bot.domain.release import Release
 from bot.ports.llm import LlmCall
 from bot.ports.store import (
     AbstractReleaseStore,
@@ -94,7 +100,7 @@ class PostgresReleaseStore(AbstractReleaseStore):
 
     def add(self, release: Release) -> None:
         service = release.request.service
-        row = _row(release)
+        row = release_row(release)
         columns = ", ".join(row)
         values = ", ".join(f"%({name})s" for name in row)
         with self.database.transaction() as conn:
@@ -123,7 +129,7 @@ class PostgresReleaseStore(AbstractReleaseStore):
         """Write the new state and its events; refuse if someone else saved in between."""
         expected = release.revision
         release.revision = expected + 1
-        row = _row(release)
+        row = release_row(release)
         try:
             with self.database.transaction() as conn:
                 try:
@@ -149,24 +155,9 @@ class PostgresReleaseStore(AbstractReleaseStore):
 
     def _append(self, release: Release) -> None:
         events = release.collect_events()
-        if not events:
-            return
-        with self.database.transaction() as conn:
-            append_chained(
-                conn,
-                [
-                    {
-                        "release_id": release.id,
-                        "at": _ts(e.at),
-                        "actor": e.actor,
-                        "action": e.action,
-                        "details": e.details,
-                        "data": json.dumps(e.data, default=str),
-                    }
-                    for e in events
-                ],
-                self.audit_key,
-            )
+        if events:
+            with self.database.transaction() as conn:
+                append_chained(conn, event_rows(release.id, events), self.audit_key)
 
     def active_ids(self) -> list[str]:
         return self._ids("active = 1")
@@ -281,18 +272,3 @@ class PostgresReleaseStore(AbstractReleaseStore):
             " ON CONFLICT (id) DO UPDATE SET now = excluded.now",
             [_ts(now)],
         )
-
-
-def _row(release: Release) -> dict[str, object]:
-    return {
-        "id": release.id,
-        "service": release.request.service,
-        "version": release.version,
-        "status": release.status,
-        "active": int(release.status in ACTIVE),
-        "narrate": int(bool(release.narration and release.narration.due)),
-        "revision": release.revision,
-        "created_at": _ts(release.created_at),
-        "updated_at": _ts(datetime.now(UTC)),
-        "state": release.model_dump_json(),
-    }
