@@ -809,11 +809,14 @@ def serve(env_file: str) -> None:
         settings = load_settings(env_file)
         if config := _config_path():
             settings = settings.model_copy(update={"release_bot_config": config})
-        if problem := _db_path_problem(settings.release_bot_db):
+        db = str(settings.release_bot_db)
+        if not is_postgres_url(db) and (problem := _db_path_problem(Path(db))):
             _fail(problem.replace("--db", "RELEASE_BOT_DB", 1))
         serve_forever(settings, llm_from_env(env_file))
     except (SettingsError, ConfigError, LLMSettingsError, SimulatorConfigError) as exc:
         _fail(str(exc))
+    except StoreUnavailable as exc:
+        _fail(f"RELEASE_BOT_DB: {exc}")
     except sqlite3.DatabaseError as exc:
         _fail(_db_problem(str(settings.release_bot_db), exc).replace("--db", "RELEASE_BOT_DB", 1))
 
