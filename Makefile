@@ -10,8 +10,8 @@ expect = ; code=$$?; [ $$code -eq $(1) ] || { echo "make demo: expected exit $(1
 
 .PHONY: install deps demo demo-live test lint clean bench-judge bench-tick bench-ack bench-llm chaos
 
-# The real servers the live demo and its tests run: Debian's prometheus and haproxy.
-SERVERS := /usr/bin/prometheus /usr/sbin/haproxy
+# The real servers the live demo and its tests run: Debian's prometheus, haproxy and postgresql.
+SERVERS := /usr/bin/prometheus /usr/sbin/haproxy /usr/lib/postgresql
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,11 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 $(SERVERS):
-	@if [ "$$(id -u)" != 0 ]; then echo "$@ is missing: run 'sudo make deps' (Debian: apt-get install prometheus haproxy)"; exit 1; fi
+	@if [ "$$(id -u)" != 0 ]; then echo "$@ is missing: run 'sudo make deps' (Debian: apt-get install prometheus haproxy postgresql)"; exit 1; fi
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus haproxy
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus haproxy postgresql
 	@# the packages start their own services; the demo and the tests run their own copies
-	-service prometheus stop >/dev/null 2>&1; service haproxy stop >/dev/null 2>&1; true
+	-service prometheus stop >/dev/null 2>&1; service haproxy stop >/dev/null 2>&1; service postgresql stop >/dev/null 2>&1; true
 
 deps: $(SERVERS)
 

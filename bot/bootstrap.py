@@ -23,6 +23,7 @@ from bot.adapters.llm.rules import RulePlanner
 from bot.adapters.llm.settings import read_settings
 from bot.adapters.pagerduty.notify import PagerDutyNotifier, PagerDutySettings
 from bot.adapters.per_service import ServiceMetrics, ServiceRouters
+from bot.adapters.postgres import is_postgres_url
 from bot.adapters.prometheus.metrics import PrometheusMetrics, PrometheusSettings
 from bot.adapters.schema import AdapterSettings
 from bot.adapters.sim import fleet as sim_fleet
@@ -62,11 +63,20 @@ from bot.config import DEFAULT_CONFIG, ConfigError, load_config
 from bot.domain.config import AdapterTable, Config, ServiceConfig
 from bot.domain.evidence import is_pem_text
 from bot.domain.notify import THREAD, told_line
+from bot.ports.audit import AbstractAuditTrail
 from bot.ports.chat import AbstractChat
-from bot.ports.leases import holder_id
+from bot.ports.checks import AbstractChecks
+from bot.ports.evidence import AbstractEvidence
+from bot.ports.flags import AbstractFlags
+from bot.ports.leases import AbstractLeases, holder_id
 from bot.ports.llm import AbstractLLM
+from bot.ports.locks import AbstractLocks
 from bot.ports.metrics import AbstractMetrics
+from bot.ports.notifications import AbstractNotificationLog
 from bot.ports.notify import AbstractNotifier, Stakeholders
+from bot.ports.seen import AbstractSeenRequests
+from bot.ports.series import AbstractSeries
+from bot.ports.store import AbstractReleaseStore
 from bot.ports.traffic import AbstractTrafficRouter
 from bot.presenters import agent_line
 from bot.scheduler import Ticker
@@ -78,6 +88,7 @@ from bot.telemetry import Telemetry
 if TYPE_CHECKING:  # imported when Slack is wired: slack_sdk costs every CLI start a quarter second
     from slack_sdk import WebClient
 
+    from bot.adapters.postgres.database import PgMigrations, PostgresDatabase
     from bot.slack.chat import SlackChat
     from bot.slack.context import SlackServices
 
@@ -130,22 +141,125 @@ class SlackOptions:
 
 
 @dataclass(frozen=True)
+class Stores:
+    """The store's ports on one database: the embedded SQLite file, or PostgreSQL."""
+
+    store: AbstractReleaseStore
+    audit: AbstractAuditTrail
+    flags: AbstractFlags
+    checks: AbstractChecks
+    evidence: AbstractEvidence
+    locks: AbstractLocks
+    leases: AbstractLeases
+    series: AbstractSeries
+    seen: AbstractSeenRequests
+    notifications: AbstractNotificationLog
+    shared: PostgresDatabase | None = None  # the PostgreSQL database, when it holds them
+
+
+def sqlite_stores(database: Database, audit_key: bytes | None) -> Stores:
+    """The store's ports on a SQLite database ``bootstrap`` migrated."""
+    return Stores(
+        store=SqliteReleaseStore(database, audit_key),
+        audit=SqliteAuditTrail(database, audit_key),
+        flags=SqliteFlags(database),
+        checks=SqliteChecks(database),
+        evidence=SqliteEvidence(database),
+        locks=SqliteLocks(database),
+        leases=SqliteLeases(database),
+        series=SqliteSeries(database),
+        seen=SqliteSeenRequests(database),
+        notifications=SqliteNotificationLog(database),
+    )
+
+
+def postgres_migrations() -> tuple[PgMigrations, ...]:
+    """The store's tables on PostgreSQL (RELEASE_BOT_DB=postgresql://…): the same named steps
+    as their SQLite sets; the simulator, the routers' last state and Slack's threads stay in
+    SQLite. Imported here, when chosen: psycopg costs every other start a quarter second."""
+    from bot.adapters.postgres import (
+        audit,
+        checks,
+        evidence,
+        flags,
+        leases,
+        locks,
+        notifications,
+        seen,
+        series,
+        store,
+    )
+
+    return (
+        store.migrations,
+        audit.migrations,  # after the store's: it adds the chain's columns to its events
+        flags.migrations,
+        checks.migrations,
+        evidence.migrations,
+        locks.migrations,
+        leases.migrations,
+        series.migrations,
+        seen.migrations,
+        notifications.migrations,
+    )
+
+
+def postgres_stores(url: str, audit_key: bytes | None) -> Stores:
+    """The store's ports on the PostgreSQL database at ``url``, migrated; StoreUnavailable
+    (one line) when it cannot be reached."""
+    from bot.adapters.postgres import audit as pg_audit
+    from bot.adapters.postgres import checks as pg_checks
+    from bot.adapters.postgres import evidence as pg_evidence
+    from bot.adapters.postgres import flags as pg_flags
+    from bot.adapters.postgres import leases as pg_leases
+    from bot.adapters.postgres import locks as pg_locks
+    from bot.adapters.postgres import notifications as pg_notifications
+    from bot.adapters.postgres import seen as pg_seen
+    from bot.adapters.postgres import series as pg_series
+    from bot.adapters.postgres import store as pg_store
+    from bot.adapters.postgres.database import PostgresDatabase
+
+    database = PostgresDatabase(url)
+    try:
+        database.migrate(*postgres_migrations())
+    except BaseException:
+        database.close()
+        raise
+    return Stores(
+        store=pg_store.PostgresReleaseStore(database, audit_key),
+        audit=pg_audit.PostgresAuditTrail(database, audit_key),
+        flags=pg_flags.PostgresFlags(database),
+        checks=pg_checks.PostgresChecks(database),
+        evidence=pg_evidence.PostgresEvidence(database),
+        locks=pg_locks.PostgresLocks(database),
+        leases=pg_leases.PostgresLeases(database),
+        series=pg_series.PostgresSeries(database),
+        seen=pg_seen.PostgresSeenRequests(database),
+        notifications=pg_notifications.PostgresNotificationLog(database),
+        shared=database,
+    )
+
+
+@dataclass(frozen=True)
 class Wiring:
     services: Services
-    database: Database
+    database: Database  # SQLite: everything, or (with PostgreSQL) the simulator, routers, threads
     fleet: SimulatedFleet
     virtual_clock: VirtualClock | None
     ticker: Ticker
     slack: SlackServices | None = None  # the listeners' context, when Slack is the chat
+    shared: PostgresDatabase | None = None  # the store, when RELEASE_BOT_DB is PostgreSQL
 
     def close(self) -> None:
-        """Stop the ticker, finish Slack's pending work, close the database."""
+        """Stop the ticker, finish Slack's pending work, close the databases."""
         try:
             self.ticker.stop()
             if self.slack is not None:
                 self.slack.close()
         finally:
             self.database.close()
+            if self.shared is not None:
+                self.shared.close()
 
 
 def llm_from_env(env_file: str | Path | None = ".env") -> AbstractLLM:
@@ -326,22 +440,29 @@ def bootstrap(
     it says ``simulator``), the rule planner, and the terminal as the chat (``chat``
     replaces it; ``slack`` puts Slack there). ``llm``: the agent's model (``llm_from_env``);
     none means the rules do every agent step. ``audit_key``: signs the audit chain; none reads
-    ``RELEASE_BOT_AUDIT_KEY`` (unset: hashes only)."""
+    ``RELEASE_BOT_AUDIT_KEY`` (unset: hashes only). ``db_path`` a ``postgresql://`` URL: the
+    store's ports on PostgreSQL, the rest in a SQLite database of this process's own."""
     key = audit_key if audit_key is not None else audit_key_from_env()
     config = load_config(config_path)
     targets = read_targets(config, config_path or DEFAULT_CONFIG)  # before anything opens
     profiles = load_profiles()
-    database = Database(db_path)
+    on_postgres = is_postgres_url(str(db_path))
+    stores = postgres_stores(str(db_path), key) if on_postgres else None
+    database = Database(":memory:" if on_postgres else db_path)
     try:
-        return _wire(database, config, targets, profiles, virtual_clock, clock_start, seed, chat,
-                     slack, tick_seconds, llm, key)  # fmt: skip
+        database.migrate(*EMBEDDED_MIGRATIONS)
+        return _wire(database, stores or sqlite_stores(database, key), config, targets, profiles,
+                     virtual_clock, clock_start, seed, chat, slack, tick_seconds, llm)  # fmt: skip
     except BaseException:
         database.close()
+        if stores is not None and stores.shared is not None:
+            stores.shared.close()
         raise
 
 
 def _wire(
     database: Database,
+    stores: Stores,
     config: Config,
     targets: dict[str, Targets],
     profiles: Profiles,
@@ -352,20 +473,13 @@ def _wire(
     slack: SlackOptions | None,
     tick_seconds: float,
     llm: AbstractLLM | None,
-    audit_key: bytes | None,
 ) -> Wiring:
-    database.migrate(*EMBEDDED_MIGRATIONS)
-    store = SqliteReleaseStore(database, audit_key)
+    store, flags, checks, series = stores.store, stores.flags, stores.checks, stores.series
     clock = VirtualClock(store, clock_start) if virtual_clock else RealClock()
-    flags = SqliteFlags(database)
-    checks = SqliteChecks(database)
-    series = SqliteSeries(database)
     fleet = SimulatedFleet(database, profiles, flags, seed=seed)
     metrics, traffic = _adapters(config, targets, database, fleet)
     slack_parts = (
-        _slack_parts(
-            slack, database, store, series, lambda release_id: _report(services, release_id)
-        )
+        _slack_parts(slack, database, stores, lambda release_id: _report(services, release_id))
         if slack is not None
         else None
     )  # the chat reports through ``services``, which it is a part of: bound once built
@@ -377,7 +491,7 @@ def _wire(
         traffic=traffic,
         flags=flags,
         checks=checks,
-        evidence=SqliteEvidence(database),
+        evidence=stores.evidence,
         chat=slack_parts.chat if slack_parts else chat or TerminalChat(),
         planner=RulePlanner(
             tick_seconds,
@@ -388,16 +502,16 @@ def _wire(
             },
             {name: config.for_service(name).on_metrics_loss for name in config.services},
         ),
-        locks=SqliteLocks(database),
+        locks=stores.locks,
         series=series,
         llm=llm or NoLLM(),
         tick_seconds=tick_seconds,
         ci=SimulatedCI(checks, fleet),
-        leases=SqliteLeases(database),
+        leases=stores.leases,
         process_id=holder_id(),
-        audit=SqliteAuditTrail(database, audit_key),
+        audit=stores.audit,
         stakeholders=_stakeholders(config, targets, slack_parts.client if slack_parts else None),
-        notification_log=SqliteNotificationLog(database),
+        notification_log=stores.notifications,
     )
     virtual = clock if isinstance(clock, VirtualClock) else None
     return Wiring(
@@ -407,6 +521,7 @@ def _wire(
         virtual_clock=virtual,
         ticker=Ticker(services, virtual, Telemetry(), services.leases),
         slack=slack_parts.context(services) if slack_parts else None,
+        shared=stores.shared,
     )
 
 
@@ -431,8 +546,7 @@ class _SlackParts:
 def _slack_parts(
     options: SlackOptions,
     database: Database,
-    store: SqliteReleaseStore,
-    series: SqliteSeries,
+    stores: Stores,
     report_for: Callable[[str], tuple[str, str]],
 ) -> _SlackParts:
     """Slack as the chat: its threads table, the Web API client, the App Home that follows
@@ -447,22 +561,21 @@ def _slack_parts(
     background = background_pool()
     home = HomeTabs(
         lambda user, view: client.views_publish(user_id=user, view=view),
-        lambda: current_home(store),
+        lambda: current_home(stores.store),
         options.home_interval,
         submit=background.submit,
     )
     chat = slack_chat.SlackChat(
         client,
         threads,
-        series,
+        stores.series,
         report_for,
         default_channel=options.default_channel,
         post_interval=options.post_interval,
         observers=[lambda _release: home.changed()],
     )
-    seen = SqliteSeenRequests(database)
     return _SlackParts(
         chat,
         client,
-        lambda services: SlackServices(services, chat, threads, home, background, seen),
+        lambda services: SlackServices(services, chat, threads, home, background, stores.seen),
     )

@@ -16,6 +16,7 @@ import click
 from pydantic import BaseModel
 
 from bot.adapters.llm.settings import LLMSettingsError
+from bot.adapters.postgres import is_postgres_url
 from bot.adapters.sim.faults import FaultSpecError, parse_fault
 from bot.adapters.sim.profiles import SimulatorConfigError
 from bot.analyze import (
@@ -35,7 +36,7 @@ from bot.domain.evidence import digest_of
 from bot.domain.release import CommandRejected, Release
 from bot.evidence import EvidenceError
 from bot.parsing import ParseError, named_service, parse_release
-from bot.ports.store import DatabaseBusy, ReleaseNotFound
+from bot.ports.store import DatabaseBusy, ReleaseNotFound, StoreUnavailable
 from bot.presenters import analysis_line, status_lines
 from bot.service import (
     Services,
@@ -108,11 +109,11 @@ def _load_config() -> Config:
 def _wire(db: str, **kwargs: Any) -> Wiring:
     """Bootstrap on ``db`` with data/services.toml, or the file ``--config`` or
     ``$RELEASE_BOT_CONFIG`` names (as ``serve`` reads it)."""
-    if problem := _db_path_problem(Path(db)):
+    if not is_postgres_url(db) and (problem := _db_path_problem(Path(db))):
         _fail(problem)
     try:
         return bootstrap(db, llm=llm_from_env(), config_path=_config_path(), **kwargs)
-    except (ConfigError, LLMSettingsError, SimulatorConfigError) as exc:
+    except (ConfigError, LLMSettingsError, SimulatorConfigError, StoreUnavailable) as exc:
         _fail(str(exc))
     except sqlite3.DatabaseError as exc:  # opened, but not a database, or not writable
         _fail(_db_problem(db, exc))
@@ -160,7 +161,8 @@ _db_only = click.option(
     default=str(DEFAULT_DB),
     show_default=True,
     envvar="RELEASE_BOT_DB",
-    help="SQLite file holding releases, the audit trail and the simulator.",
+    help="SQLite file holding releases, the audit trail and the simulator, or a "
+    "postgresql:// URL for the store (the simulator then stays in this process).",
 )
 
 
@@ -482,7 +484,7 @@ def resume_all(db: str, approve_as: str | None, speed: float | None, json_out: s
     `run` does, with the worst outcome when it finishes several."""
     if speed is not None and not (math.isfinite(speed) and speed > 0):
         _fail("--speed is virtual seconds per real second and must be positive, e.g. --speed 60")
-    if not Path(db).exists():
+    if not is_postgres_url(db) and not Path(db).exists():
         _fail(f"no database at {db}; pass --db PATH of the run to resume")
     _check_json_out(json_out)
     wiring = _wire(db)
@@ -878,11 +880,14 @@ def serve(env_file: str) -> None:
         settings = load_settings(env_file)
         if config := _config_path():
             settings = settings.model_copy(update={"release_bot_config": config})
-        if problem := _db_path_problem(settings.release_bot_db):
+        db = str(settings.release_bot_db)
+        if not is_postgres_url(db) and (problem := _db_path_problem(Path(db))):
             _fail(problem.replace("--db", "RELEASE_BOT_DB", 1))
         serve_forever(settings, llm_from_env(env_file))
     except (SettingsError, ConfigError, LLMSettingsError, SimulatorConfigError) as exc:
         _fail(str(exc))
+    except StoreUnavailable as exc:
+        _fail(f"RELEASE_BOT_DB: {exc}")
     except sqlite3.DatabaseError as exc:
         _fail(_db_problem(str(settings.release_bot_db), exc).replace("--db", "RELEASE_BOT_DB", 1))
 
@@ -908,7 +913,7 @@ def _audit_scope(services: Services, release_id: str | None) -> str | None:
 def audit_verify(release_id: str | None, db: str) -> None:
     """Check every event's hash and link (and HMAC with RELEASE_BOT_AUDIT_KEY); print OK with
     the count, or the first broken link, and exit 1."""
-    if not Path(db).is_file():
+    if not is_postgres_url(db) and not Path(db).is_file():
         _fail(f"no database at {db}; pass --db PATH")
     services = _wire(db).services
     assert services.audit is not None
@@ -927,7 +932,7 @@ def audit_verify(release_id: str | None, db: str) -> None:
 @db_option
 def audit_export(release_id: str | None, out: str | None, db: str) -> None:
     """Write the events as JSON Lines, one a line with its hashes, in chain order."""
-    if not Path(db).is_file():
+    if not is_postgres_url(db) and not Path(db).is_file():
         _fail(f"no database at {db}; pass --db PATH")
     services = _wire(db).services
     assert services.audit is not None

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
         default=None, description="an app-level token (xapp-…) with connections:write: Socket Mode"
     )
     slack_api_url: str = Field(default=SLACK_API_URL, description="the Web API's base URL")
-    release_bot_db: Path = Path("data/release-bot.db")
+    release_bot_db: Path | str = Path("data/release-bot.db")  # a file, or a postgresql:// URL
     release_bot_config: Path | None = None
     release_bot_channel: str | None = Field(
         default=None, description="channel ID for releases started outside Slack (the CLI)"

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import settings
 
 from bot.adapters.sqlite.database import Database
-from bot.bootstrap import EMBEDDED_MIGRATIONS
+from bot.bootstrap import EMBEDDED_MIGRATIONS, Stores, postgres_stores
 from bot.domain.contract import contract_json_schema
+from tests.postgres_server import PostgresServer, PostgresUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,3 +74,30 @@ def cli(
 
 def report_of(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL per test process (per xdist worker), stopped at the end; a test
+    that asks for it fails in one line when it cannot start, it is never skipped."""
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the test server."""
+    return postgres_server.create_database()
+
+
+def postgres_stores_for(request: pytest.FixtureRequest) -> Stores:
+    """The store's ports on a fresh PostgreSQL database, closed after the test: for a port's
+    fixture parametrized over its adapters."""
+    stores = postgres_stores(request.getfixturevalue("postgres_url"), None)
+    assert stores.shared is not None
+    request.addfinalizer(stores.shared.close)
+    return stores

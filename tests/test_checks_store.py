@@ -7,7 +7,7 @@ from bot.adapters.sqlite.checks import SqliteChecks
 from bot.adapters.sqlite.database import Database
 from bot.domain.observations import ArtifactRecord, CheckEvidence
 from bot.ports.checks import AbstractChecks
-from tests.conftest import migrated_db
+from tests.conftest import migrated_db, postgres_stores_for
 from tests.fakes import FakeChecks
 
 T0 = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
@@ -20,8 +20,10 @@ def evidence(name: str, status: str, at: datetime, details: str = "x") -> CheckE
     )
 
 
-@pytest.fixture(params=["sqlite", "fake"])
+@pytest.fixture(params=["sqlite", "postgres", "fake"])
 def checks(request: pytest.FixtureRequest) -> AbstractChecks:
+    if request.param == "postgres":
+        return postgres_stores_for(request).checks
     return SqliteChecks(migrated_db()) if request.param == "sqlite" else FakeChecks()
 
 

@@ -7,7 +7,7 @@ from bot.adapters.sqlite.database import Database
 from bot.adapters.sqlite.flags import SqliteFlags
 from bot.domain.flags import FlagState
 from bot.ports.flags import AbstractFlags
-from tests.conftest import migrated_db
+from tests.conftest import migrated_db, postgres_stores_for
 from tests.fakes import FakeFlags
 
 FLAG = FlagState(
@@ -23,8 +23,10 @@ FLAG = FlagState(
 )
 
 
-@pytest.fixture(params=["sqlite", "fake"])
+@pytest.fixture(params=["sqlite", "postgres", "fake"])
 def flags(request: pytest.FixtureRequest) -> AbstractFlags:
+    if request.param == "postgres":
+        return postgres_stores_for(request).flags
     return SqliteFlags(migrated_db()) if request.param == "sqlite" else FakeFlags()
 
 

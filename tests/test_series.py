@@ -7,8 +7,8 @@ from bot.adapters.sqlite import series as sqlite_series
 from bot.adapters.sqlite.database import Database
 from bot.adapters.sqlite.series import SqliteSeries
 from bot.domain.observations import CohortSample, WindowSample
-from bot.ports.series import SeriesPoint
-from tests.conftest import migrated_db
+from bot.ports.series import AbstractSeries, SeriesPoint
+from tests.conftest import migrated_db, postgres_stores_for
 
 T0 = datetime(2025, 3, 4, 14, 0, tzinfo=UTC)
 TEN_S = timedelta(seconds=10)
@@ -25,12 +25,14 @@ def window(i: int, canary: CohortSample, baseline: CohortSample) -> WindowSample
     return WindowSample(start=start, end=start + TEN_S, baseline=baseline, canary=canary)
 
 
-@pytest.fixture
-def series() -> SqliteSeries:
+@pytest.fixture(params=["sqlite", "postgres"])
+def series(request: pytest.FixtureRequest) -> AbstractSeries:
+    if request.param == "postgres":
+        return postgres_stores_for(request).series
     return SqliteSeries(migrated_db())
 
 
-def test_add_then_points_round_trips_counts_times_and_p95(series: SqliteSeries) -> None:
+def test_add_then_points_round_trips_counts_times_and_p95(series: AbstractSeries) -> None:
     series.add("r1", 2, window(0, canary=cohort(40, 3), baseline=cohort(800, 4)))
     [point] = series.points("r1")
     assert replace(point, canary_p95_ms=None, baseline_p95_ms=None) == SeriesPoint(
@@ -49,13 +51,13 @@ def test_add_then_points_round_trips_counts_times_and_p95(series: SqliteSeries) 
     assert point.start.utcoffset() == timedelta(0)
 
 
-def test_points_are_in_time_order_whatever_the_insert_order(series: SqliteSeries) -> None:
+def test_points_are_in_time_order_whatever_the_insert_order(series: AbstractSeries) -> None:
     for i in (3, 0, 2, 1):
         series.add("r1", 0, window(i, cohort(10), cohort(100)))
     assert [p.start for p in series.points("r1")] == [T0 + i * TEN_S for i in range(4)]
 
 
-def test_a_window_recorded_twice_is_kept_once(series: SqliteSeries) -> None:
+def test_a_window_recorded_twice_is_kept_once(series: AbstractSeries) -> None:
     sample = window(0, cohort(10, 1), cohort(100))
     series.add("r1", 0, sample)
     series.add("r1", 0, sample)  # the tick redone after a crash
@@ -64,7 +66,7 @@ def test_a_window_recorded_twice_is_kept_once(series: SqliteSeries) -> None:
     assert len(series.points("r2")) == 1
 
 
-def test_same_instant_in_another_zone_is_the_same_window(series: SqliteSeries) -> None:
+def test_same_instant_in_another_zone_is_the_same_window(series: AbstractSeries) -> None:
     sample = window(0, cohort(10), cohort(100))
     paris = timezone(timedelta(hours=1))
     moved = {"start": sample.start.astimezone(paris), "end": sample.end.astimezone(paris)}
@@ -73,7 +75,7 @@ def test_same_instant_in_another_zone_is_the_same_window(series: SqliteSeries) -
     assert [p.start for p in series.points("r1")] == [T0]
 
 
-def test_p95_is_none_for_a_cohort_without_requests(series: SqliteSeries) -> None:
+def test_p95_is_none_for_a_cohort_without_requests(series: AbstractSeries) -> None:
     series.add("r1", 0, window(0, canary=cohort(0), baseline=cohort(100)))
     empty_buckets = CohortSample(requests=0, errors=0, latency_buckets={"0.1": 0, "+Inf": 0})
     series.add("r1", 0, window(1, canary=cohort(50), baseline=empty_buckets))
@@ -88,7 +90,7 @@ def test_p95_is_none_for_a_cohort_without_requests(series: SqliteSeries) -> None
     assert second.baseline_p95_ms is None
 
 
-def test_points_filter_by_step_and_release(series: SqliteSeries) -> None:
+def test_points_filter_by_step_and_release(series: AbstractSeries) -> None:
     for i in range(6):
         series.add("r1", i // 2, window(i, cohort(10), cohort(100)))
     series.add("r2", 1, window(9, cohort(10), cohort(100)))

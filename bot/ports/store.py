@@ -33,6 +33,11 @@ class DatabaseBusy(Exception):
     """Another process held the database's write lock for longer than the busy timeout."""
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be opened (a bad address, a server that does not answer); the
+    message names it and what to do, in one line."""
+
+
 class StoredEvent(Event):
     """An event of the audit trail as stored: with its id (the outbox's key) and release."""
 

@@ -101,6 +101,25 @@ def _data(text: object) -> Any:
         return text
 
 
+def audit_records(rows: list[dict[str, Any]]) -> list[AuditRecord]:
+    """The stored events as the chain's records (the PostgreSQL trail reads the same rows)."""
+    return [
+        AuditRecord(
+            id=int(r["id"]),
+            release_id=str(r["release_id"]),
+            at=str(r["at"]),
+            actor=str(r["actor"]),
+            action=str(r["action"]),
+            details=str(r["details"]),
+            data=_data(r["data"]),
+            prev_hash=r["prev_hash"],
+            hash=r["hash"],
+            mac=r["mac"],
+        )
+        for r in rows
+    ]
+
+
 class SqliteAuditTrail(AbstractAuditTrail):
     def __init__(self, database: Database, key: bytes | None) -> None:
         self.database = database
@@ -111,23 +130,7 @@ class SqliteAuditTrail(AbstractAuditTrail):
         with self.database.lock, db.atomic():  # the events and their head as of one moment
             rows = list(db.query("SELECT * FROM events ORDER BY id"))
             heads = list(db.query("SELECT last_id, hash, mac FROM audit_head WHERE id = 1"))
-        records = [
-            AuditRecord(
-                id=int(r["id"]),
-                release_id=str(r["release_id"]),
-                at=str(r["at"]),
-                actor=str(r["actor"]),
-                action=str(r["action"]),
-                details=str(r["details"]),
-                data=_data(r["data"]),
-                prev_hash=r["prev_hash"],
-                hash=r["hash"],
-                mac=r["mac"],
-            )
-            for r in rows
-        ]
-        head = ChainHead.model_validate(heads[0]) if heads else None
-        return records, head
+        return audit_records(rows), ChainHead.model_validate(heads[0]) if heads else None
 
     def verify(self, release_id: str | None = None) -> AuditVerdict:
         records, head = self._records()

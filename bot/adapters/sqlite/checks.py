@@ -54,16 +54,7 @@ class SqliteChecks(AbstractChecks):
     def artifact(self, image: str) -> ArtifactRecord | None:
         with self.database.lock:
             rows = list(self.database.db.query("SELECT * FROM artifacts WHERE image = ?", [image]))
-        if not rows:
-            return None
-        row = rows[0]
-        return ArtifactRecord(
-            image=row["image"],
-            digest=row["digest"],
-            build_id=row["build_id"],
-            signed=bool(row["signed"]),
-            sbom_attached=bool(row["sbom_attached"]),
-        )
+        return _artifact(rows[0]) if rows else None
 
     def record_artifact(self, record: ArtifactRecord) -> None:
         with self.database.lock, self.database.db.atomic():
@@ -105,6 +96,16 @@ class SqliteChecks(AbstractChecks):
                     evidence.recorded_at.isoformat(),
                 ],
             )
+
+
+def _artifact(row: dict[str, Any]) -> ArtifactRecord:
+    return ArtifactRecord(
+        image=row["image"],
+        digest=row["digest"],
+        build_id=row["build_id"],
+        signed=bool(row["signed"]),
+        sbom_attached=bool(row["sbom_attached"]),
+    )
 
 
 def _evidence(row: dict[str, Any]) -> CheckEvidence:

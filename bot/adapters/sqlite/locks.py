@@ -64,6 +64,16 @@ def _lock(row: dict[str, Any]) -> EnvLock:
     )
 
 
+def _change(row: dict[str, Any]) -> LockChange:
+    return LockChange(
+        scope=row["scope"],
+        action=row["action"],
+        actor=row["actor"],
+        reason=row["reason"],
+        at=datetime.fromisoformat(row["at"]),
+    )
+
+
 class SqliteLocks(AbstractLocks):
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -117,16 +127,7 @@ class SqliteLocks(AbstractLocks):
         where, args = ("WHERE scope = ?", [parse_scope(scope)]) if scope else ("", [])
         with self.database.lock:
             rows = list(self.db.query(f"SELECT * FROM lock_history {where} ORDER BY id", args))
-        return [
-            LockChange(
-                scope=r["scope"],
-                action=r["action"],
-                actor=r["actor"],
-                reason=r["reason"],
-                at=datetime.fromisoformat(r["at"]),
-            )
-            for r in rows
-        ]
+        return [_change(r) for r in rows]
 
     def _history(self, scope: str, action: str, actor: str, reason: str, at: datetime) -> None:
         self.db.execute(

@@ -74,6 +74,22 @@ def _point(row: dict[str, Any]) -> SeriesPoint:
     )
 
 
+def series_row(release_id: str, step: int, sample: WindowSample) -> dict[str, object]:
+    """One judged window's row (the PostgreSQL series writes the same)."""
+    return {
+        "release_id": release_id,
+        "step": step,
+        "start": _ts(sample.start),
+        "end": _ts(sample.end),
+        "canary_requests": sample.canary.requests,
+        "canary_errors": sample.canary.errors,
+        "baseline_requests": sample.baseline.requests,
+        "baseline_errors": sample.baseline.errors,
+        "canary_p95_ms": _p95(sample.canary),
+        "baseline_p95_ms": _p95(sample.baseline),
+    }
+
+
 class SqliteSeries(AbstractSeries):
     """The ``series`` table in the shared database."""
 
@@ -82,18 +98,7 @@ class SqliteSeries(AbstractSeries):
 
     def add(self, release_id: str, step: int, sample: WindowSample) -> None:
         """Record one judged window; a window already recorded (same end) is left as it is."""
-        row: dict[str, object] = {
-            "release_id": release_id,
-            "step": step,
-            "start": _ts(sample.start),
-            "end": _ts(sample.end),
-            "canary_requests": sample.canary.requests,
-            "canary_errors": sample.canary.errors,
-            "baseline_requests": sample.baseline.requests,
-            "baseline_errors": sample.baseline.errors,
-            "canary_p95_ms": _p95(sample.canary),
-            "baseline_p95_ms": _p95(sample.baseline),
-        }
+        row = series_row(release_id, step, sample)
         columns = ", ".join(f'"{name}"' for name in row)
         marks = ", ".join("?" for _ in row)
         with self.database.lock, self.database.db.atomic():

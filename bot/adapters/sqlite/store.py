@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlite_utils
 from pydantic import ValidationError
@@ -20,7 +21,7 @@ from sqlite_utils import Migrations
 
 from bot.adapters.sqlite.audit import append_chained
 from bot.adapters.sqlite.database import Database
-from bot.domain.release import ACTIVE, Release
+from bot.domain.release import ACTIVE, Event, Release
 from bot.ports.llm import LlmCall
 from bot.ports.store import (
     AbstractReleaseStore,
@@ -186,6 +187,37 @@ def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+def release_row(release: Release) -> dict[str, object]:
+    """A release's row (the PostgreSQL store writes the same)."""
+    return {
+        "id": release.id,
+        "service": release.request.service,
+        "version": release.version,
+        "status": release.status,
+        "active": int(release.status in ACTIVE),
+        "narrate": int(bool(release.narration and release.narration.due)),
+        "revision": release.revision,
+        "created_at": _ts(release.created_at),
+        "updated_at": _ts(datetime.now(UTC)),
+        "state": release.model_dump_json(),
+    }
+
+
+def event_rows(release_id: str, events: list[Event]) -> list[dict[str, Any]]:
+    """New events as the stored columns the chain hashes."""
+    return [
+        {
+            "release_id": release_id,
+            "at": _ts(e.at),
+            "actor": e.actor,
+            "action": e.action,
+            "details": e.details,
+            "data": json.dumps(e.data, default=str),
+        }
+        for e in events
+    ]
+
+
 class SqliteReleaseStore(AbstractReleaseStore):
     def __init__(self, database: Database, audit_key: bytes | None = None) -> None:
         self.database = database
@@ -252,38 +284,13 @@ class SqliteReleaseStore(AbstractReleaseStore):
             self._append(release)
 
     def _row(self, release: Release) -> dict[str, object]:
-        return {
-            "id": release.id,
-            "service": release.request.service,
-            "version": release.version,
-            "status": release.status,
-            "active": int(release.status in ACTIVE),
-            "narrate": int(bool(release.narration and release.narration.due)),
-            "revision": release.revision,
-            "created_at": _ts(release.created_at),
-            "updated_at": _ts(datetime.now(UTC)),
-            "state": release.model_dump_json(),
-        }
+        return release_row(release)
 
     def _append(self, release: Release) -> None:
         events = release.collect_events()
         if events:
             # Each event linked to the one before it (inside this unit of work's transaction).
-            append_chained(
-                self.db,
-                [
-                    {
-                        "release_id": release.id,
-                        "at": _ts(e.at),
-                        "actor": e.actor,
-                        "action": e.action,
-                        "details": e.details,
-                        "data": json.dumps(e.data, default=str),
-                    }
-                    for e in events
-                ],
-                self.audit_key,
-            )
+            append_chained(self.db, event_rows(release.id, events), self.audit_key)
 
     def active_ids(self) -> list[str]:
         return [

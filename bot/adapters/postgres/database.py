@@ -1,0 +1,175 @@
+"""One PostgreSQL database shared by every release-bot process: a psycopg 3 connection pool,
+units of work as on SQLite, and the migrations each adapter module lists.
+
+A unit of work is one transaction on one pooled connection, held by the thread that opened
+it; a unit opened inside it joins it (a savepoint, as on SQLite). Reads outside a unit run on
+any pooled connection, each statement on its own. Waiting on another transaction's row lock
+past ``busy_timeout`` (``lock_timeout``), a serialization failure or a deadlock is the same
+one-line ``DatabaseBusy`` as SQLite's locked file.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import errors
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from bot.ports.store import DatabaseBusy, StoreUnavailable
+
+BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's transaction to end
+CONNECT_TIMEOUT = 10  # seconds to reach the server at start-up
+POOL_SIZE = 8  # the Slack listeners, the background queue and the tick, side by side
+Row = dict[str, Any]
+Params = Sequence[Any] | dict[str, Any] | None
+
+_BUSY = (errors.LockNotAvailable, errors.SerializationFailure, errors.DeadlockDetected)
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+@dataclass
+class PgMigrations:
+    """An adapter module's named schema steps, in order, as its SQLite ``Migrations`` lists
+    them (same names): each step's statements run once, in one transaction with its record
+    in ``_migrations`` (the set, the name, when)."""
+
+    name: str
+    steps: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+
+    def step(self, name: str, *statements: str) -> None:
+        self.steps.append((name, statements))
+
+
+class PostgresDatabase:
+    def __init__(
+        self, url: str, busy_timeout: float = BUSY_TIMEOUT, pool_size: int = POOL_SIZE
+    ) -> None:
+        self.url = url
+        self.where = _safe(url)
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        try:  # one direct connection first: its error says why far better than the pool's
+            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT).close()
+        except (psycopg.Error, ValueError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise StoreUnavailable(
+                f"cannot open the PostgreSQL database {self.where}: {reason}; check the URL "
+                "(postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE) and that the server runs"
+            ) from exc
+        millis = int(busy_timeout * 1000)
+        self.pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
+            url,
+            connection_class=psycopg.Connection[Row],
+            min_size=1,
+            max_size=pool_size,
+            timeout=busy_timeout,
+            open=True,
+            kwargs={
+                "autocommit": True,  # a unit of work opens its own transaction
+                "row_factory": dict_row,
+                "options": f"-c lock_timeout={millis} -c timezone=UTC",
+                "connect_timeout": CONNECT_TIMEOUT,
+            },
+        )
+
+    @contextmanager
+    def _errors(self) -> Generator[None, None, None]:
+        try:
+            yield
+        except (*_BUSY, PoolTimeout) as exc:
+            raise DatabaseBusy(
+                f"the PostgreSQL database {self.where} stayed locked by another release-bot "
+                f"process for {self.busy_timeout:g}s ({type(exc).__name__}); try again when its "
+                "work has finished"
+            ) from exc
+
+    @contextmanager
+    def transaction(self, snapshot: bool = False) -> Iterator[psycopg.Connection[Row]]:
+        """One unit of work: a transaction on a pooled connection held by this thread (a
+        savepoint when a unit of work is already open on this thread). ``snapshot``: every
+        read of a new transaction sees the database as of one moment (REPEATABLE READ)."""
+        current: psycopg.Connection[Row] | None = getattr(self._local, "conn", None)
+        if current is not None:
+            with current.transaction():
+                yield current
+            return
+        with self._errors(), self.pool.connection() as conn:
+            self._local.conn = conn
+            try:
+                with conn.transaction():
+                    if snapshot:
+                        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    yield conn
+            finally:
+                self._local.conn = None
+
+    def rows(self, sql: str, params: Params = None) -> list[Row]:
+        """The rows of one query: in this thread's unit of work, or on its own."""
+        current: psycopg.Connection[Row] | None = getattr(self._local, "conn", None)
+        if current is not None:
+            return current.execute(sql, params).fetchall()
+        with self._errors(), self.pool.connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: Params = None) -> int:
+        """Run one statement (in this thread's unit of work, or as its own); rows changed."""
+        with self.transaction() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def migrate(self, *migrations: PgMigrations) -> None:
+        """Apply the pending steps of each set, in order; safe from several processes at once:
+        an advisory lock makes them take turns, and what is pending is read under it."""
+        with self.transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('release-bot migrations'))")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations (migration_set TEXT NOT NULL, "
+                "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), "
+                "PRIMARY KEY (migration_set, name))"
+            )
+            applied = {
+                (r["migration_set"], r["name"])
+                for r in conn.execute("SELECT migration_set, name FROM _migrations").fetchall()
+            }
+            for each in migrations:
+                for name, statements in each.steps:
+                    if (each.name, name) in applied:
+                        continue
+                    for statement in statements:
+                        conn.execute(statement.encode())  # DDL: no parameters
+                    conn.execute(
+                        "INSERT INTO _migrations (migration_set, name) VALUES (%s, %s)",
+                        [each.name, name],
+                    )
+
+    def applied(self) -> list[tuple[str, str]]:
+        return [
+            (r["migration_set"], r["name"])
+            for r in self.rows("SELECT migration_set, name FROM _migrations ORDER BY applied_at")
+        ]
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def append_only(table: str, what: str) -> tuple[str, ...]:
+    """The statements that make ``table`` refuse UPDATE and DELETE, as SQLite's triggers do."""
+    return (
+        f"CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN RAISE EXCEPTION '{what} is append-only'; END $$",
+        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()",
+    )

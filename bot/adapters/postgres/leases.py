@@ -1,0 +1,43 @@
+"""Leases on PostgreSQL: a row per lease, taken or renewed by one conditional upsert (the
+SQLite adapter runs the same statement); whichever transaction commits first holds it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.adapters.postgres.database import PgMigrations, PostgresDatabase
+from bot.ports.leases import AbstractLeases, Lease
+
+migrations = PgMigrations("release-bot.leases")
+migrations.step(
+    "create_leases",
+    "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,"
+    " expires_at TIMESTAMPTZ NOT NULL)",
+)
+
+
+class PostgresLeases(AbstractLeases):
+    def __init__(self, database: PostgresDatabase) -> None:
+        self.database = database
+
+    def acquire(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
+        with self.database.transaction() as conn:
+            taken = conn.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (%(name)s, %(holder)s,"
+                " %(until)s) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " expires_at = excluded.expires_at"
+                " WHERE leases.expires_at < %(now)s OR leases.holder = excluded.holder"
+                " RETURNING holder",
+                {"name": name, "holder": holder, "until": until, "now": now},
+            ).fetchall()
+        return bool(taken)
+
+    def release(self, name: str, holder: str) -> None:
+        self.database.execute("DELETE FROM leases WHERE name = %s AND holder = %s", [name, holder])
+
+    def current(self, name: str) -> Lease | None:
+        rows = self.database.rows("SELECT holder, expires_at FROM leases WHERE name = %s", [name])
+        if not rows:
+            return None
+        expires: datetime = rows[0]["expires_at"]
+        return Lease(name=name, holder=rows[0]["holder"], expires_at=expires.astimezone(UTC))
