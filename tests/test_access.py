@@ -58,6 +58,12 @@ RELEASE_CASES: list[tuple[Action, str, str, str, str | None]] = [
     ("pause", "dave", "high", "dave", ALLOWED),
     ("pause", "bob", "medium", "dave", ALLOWED),
     ("pause", "mallory", "medium", "dave", "mallory cannot pause rel-1"),
+    ("extend", "alice", "high", "alice", ALLOWED),  # more time is no more exposure
+    ("extend", "dave", "medium", "dave", "dave cannot extend shop"),
+    ("override", "bob", "high", "alice", ALLOWED),
+    ("override", "alice", "medium", "alice", ALLOWED),
+    ("override", "dave", "medium", "dave", "dave cannot promote on an override shop"),
+    ("override", "alice", "high", "alice", "cannot also promote on an override it"),
 ]  # fmt: skip
 
 

@@ -11,9 +11,9 @@ action                                 who may
 start                                  anyone, in one of the service's ``allowed_channels``
                                        when that list is set (``channel=None``, the CLI,
                                        is not a chat channel and is not restricted)
-approve, reject, promote, resume       the release's approvers; approve and promote are
-                                       also refused to the requester of a high or
-                                       critical risk release (four eyes)
+approve, reject, promote, resume,      the release's approvers; approve, promote and
+extend, override (a held step)         override are also refused to the requester of a
+                                       high or critical risk release (four eyes)
 rollback, pause                        the release's approvers, or its requester
 lock, unlock ``service/env``           the service's approvers for ``env``, or a
                                        ``lock_admins`` member
@@ -36,7 +36,17 @@ from bot.domain.release import Release
 from bot.domain.request import ENV_ORDER, EnvName
 
 Action = Literal[
-    "start", "approve", "reject", "promote", "resume", "rollback", "pause", "lock", "unlock"
+    "start",
+    "approve",
+    "reject",
+    "promote",
+    "resume",
+    "rollback",
+    "pause",
+    "extend",
+    "override",
+    "lock",
+    "unlock",
 ]
 CONFIG_FILE = DEFAULT_SOURCE  # the config's own ``source`` names the file actually read
 
@@ -102,7 +112,12 @@ def check(
             return approver_refusal(user, action, release, config.source) or four_eyes_refusal(
                 user, action, release
             )
-        case "reject" | "resume":
+        case "override":  # promote a held step without the judge's verdict
+            verb = "promote on an override"
+            return approver_refusal(user, verb, release, config.source) or four_eyes_refusal(
+                user, verb, release
+            )
+        case "reject" | "resume" | "extend":
             return approver_refusal(user, action, release, config.source)
         case "rollback" | "pause":
             if user == release.requested_by or user in release.approvers:

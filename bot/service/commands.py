@@ -210,52 +210,26 @@ def report_issue(services: Services, release_id: str, user: str, text: str) -> R
     return _change(services, release_id, lambda r, now: r.report_issue(user, text, now))
 
 
-def _decision(
-    services: Services, release_id: str, user: str, verb: str, four_eyes: bool, change: Change
-) -> Release:
-    """A decision on a held step: only the release's approvers may take it, and an override
-    is refused to the requester of a high or critical risk release, as an approval is."""
-    refusal: list[str] = []
-
-    def decide(release: Release, now: datetime) -> None:
-        source = services.config.source
-        why = access.approver_refusal(user, verb, release, source) or (
-            access.four_eyes_refusal(user, verb, release) if four_eyes else None
-        )
-        if why is None:
-            change(release, now)
-        else:
-            refusal.append(why)
-            release.record_refused(user, verb, why, now)
-
-    release = _change(services, release_id, decide)
-    if refusal:
-        raise CommandRejected(refusal[0])
-    return release
-
-
 def extend_bake(
     services: Services, release_id: str, user: str, minutes: float, reason: str = ""
 ) -> Release:
     """A held step bakes on for ``minutes`` (bounded by the domain), judged as before."""
-    return _decision(
+    return _command(
         services,
         release_id,
-        user,
         "extend",
-        False,
+        user,
         lambda r, now: r.extend_bake(user, minutes, reason, now),
     )
 
 
 def promote_on_override(services: Services, release_id: str, user: str, reason: str) -> Release:
     """Promote a held step without the judge's verdict: who and why are recorded."""
-    return _decision(
+    return _command(
         services,
         release_id,
+        "override",
         user,
-        "promote on an override",
-        True,
         lambda r, now: r.promote_on_override(user, reason, now),
     )
 

@@ -8,9 +8,10 @@ import http.client
 import json
 import re
 import socket
-import ssl
 from collections.abc import Mapping
 from urllib.parse import urlsplit
+
+from bot.adapters.http.connection import connect
 
 MAX_ANSWER_BYTES = 64 * 1024
 
@@ -47,15 +48,7 @@ def send_json(
 ) -> object:
     """``post_json`` with another method (GET sends no body: ``body`` None)."""
     split = urlsplit(url)
-    host, port = split.hostname or "", split.port
-    path = (split.path or "/") + (f"?{split.query}" if split.query else "")
-    conn: http.client.HTTPConnection
-    if split.scheme == "https":
-        conn = http.client.HTTPSConnection(
-            host, port, timeout=timeout, context=ssl.create_default_context()
-        )
-    else:
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn, path = connect(url, timeout)
     data = json.dumps(body).encode() if body is not None else None
     all_headers = {"Content-Type": "application/json", "Accept": "application/json", **headers}
     try:
@@ -65,7 +58,7 @@ def send_json(
     except TimeoutError:
         raise PostFailed(f"{split.netloc} did not answer within {timeout:g} s") from None
     except socket.gaierror:
-        raise PostFailed(f"cannot resolve {host}") from None
+        raise PostFailed(f"cannot resolve {split.hostname}") from None
     except ConnectionRefusedError:
         raise PostFailed(f"{split.netloc} refused the connection") from None
     except (OSError, http.client.HTTPException) as exc:

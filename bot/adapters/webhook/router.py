@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import sqlite_utils
 from pydantic import Field, field_validator
 
+from bot.adapters.http.connection import connect
 from bot.adapters.schema import AdapterSettings
 from bot.adapters.sqlite.database import Database
 from bot.adapters.webhook.signing import (
@@ -428,17 +429,7 @@ class WebhookRouter(AbstractTrafficRouter):
     def _post(self, body: bytes, headers: dict[str, str]) -> _Answer:
         # http.client rather than urllib: no proxy from the environment, no redirects followed
         # (a 3xx fails and names itself), the timeout applies to connect and to each read.
-        split = urlsplit(self.settings.url)
-        host, port = split.hostname or "", split.port
-        timeout = self.settings.timeout_seconds
-        conn: http.client.HTTPConnection
-        if split.scheme == "https":
-            conn = http.client.HTTPSConnection(
-                host, port, timeout=timeout, context=ssl.create_default_context()
-            )
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        path = (split.path or "/") + (f"?{split.query}" if split.query else "")
+        conn, path = connect(self.settings.url, self.settings.timeout_seconds)
         try:
             conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
