@@ -501,6 +501,11 @@ def _wire(
                 if (bake := config.for_service(name).bake_minutes) is not None
             },
             {name: config.for_service(name).on_metrics_loss for name in config.services},
+            {
+                name: longest
+                for name in config.services
+                if (longest := config.for_service(name).max_bake_minutes) is not None
+            },
         ),
         locks=stores.locks,
         series=series,

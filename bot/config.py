@@ -111,7 +111,19 @@ def config_problems(config: Config) -> list[str]:
             problem = _parse_problem(config, name)
             if problem and problem.replace(f"services.{name}.", "defaults.") != defaults_parse:
                 problems.append(problem)
+    for place, table in [("defaults", config.defaults), *_merged(config)]:
+        bake, longest = table.bake_minutes, table.max_bake_minutes
+        if bake is not None and longest is not None and longest < bake:
+            problems.append(
+                f"{place}.max_bake_minutes: {longest:g} is shorter than bake_minutes "
+                f"({bake:g}); raise max_bake_minutes or lower bake_minutes"
+            )
     return list(dict.fromkeys(problems))
+
+
+def _merged(config: Config) -> list[tuple[str, ServiceConfig]]:
+    """Each service's effective table, for the checks that compare two of its fields."""
+    return [(f"services.{name}", config.for_service(name)) for name in sorted(config.services)]
 
 
 _PARSED_FIELDS = {"guardrails", "flags", "peak_hours", "maintenance_windows", "artifact"}

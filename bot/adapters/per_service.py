@@ -19,7 +19,7 @@ from bot.domain.observations import (
     WindowSample,
 )
 from bot.domain.request import Strategy
-from bot.ports.metrics import AbstractMetrics, MetricsUnavailable
+from bot.ports.metrics import TRAFFIC_MINUTES, AbstractMetrics, MetricsUnavailable
 from bot.ports.traffic import AbstractTrafficRouter, RouterUnavailable
 
 
@@ -54,6 +54,11 @@ class ServiceMetrics(AbstractMetrics):
         self, service: str, environments: Sequence[str], regions: Sequence[str]
     ) -> str | None:
         return self._for(service).layout_refusal(service, environments, regions)
+
+    def recent_traffic(
+        self, service: str, regions: Sequence[str], now: datetime, minutes: float = TRAFFIC_MINUTES
+    ) -> float | None:
+        return self._for(service).recent_traffic(service, regions, now, minutes)
 
     def probe(self, service: str) -> list[str]:
         """No provider: nothing answers (the monitoring gate says so)."""

@@ -31,6 +31,7 @@ from bot.domain.plan import Plan
 from bot.domain.release import ENGINE, Event, Release
 from bot.domain.request import ReleaseRequest
 from bot.domain.summary import summarise
+from bot.domain.verdict_time import MeasuredTraffic
 from bot.parsing import ParseError, parse_release
 from bot.ports.llm import AgentRun, LlmCall, ToolError
 
@@ -115,10 +116,11 @@ def plan(
     now: datetime,
     instances: int,
     spent: list[LlmCall],
+    measured: MeasuredTraffic | None = None,
 ) -> Planned:
     """The rules' plan, or the agent's when it is valid (at least as careful as the rules).
-    The agent's calls are appended to ``spent``."""
-    rule_plan = agent.planner.plan(request, now, instances)
+    The agent's calls are appended to ``spent``; ``measured``: the service's traffic."""
+    rule_plan = agent.planner.plan(request, now, instances, measured)
     if not agent.llm.enabled:
         return Planned(request, rule_plan)
     ctx = Context(agent, request, rule_plan=rule_plan)

@@ -126,6 +126,10 @@ class ServiceConfig(Model):
     # Minutes every step bakes, replacing the risk's defaults (prod 5/10/15/30, pre-prod
     # 3/5/10/15), e.g. 0.5 for a service that serves enough traffic to judge in 30 s.
     bake_minutes: float | None = Field(default=None, gt=0)
+    # The longest a prod step bakes while its traffic gathers evidence (the planner's ceiling;
+    # unset: 20 / 40 / 60 / 90 min for low / medium / high / critical risk); a step still
+    # without a verdict asks its approvers at 3× its bake, never later than this.
+    max_bake_minutes: float | None = Field(default=None, gt=0, le=24 * 60)
     key_transactions: list[str] = []
     # The key transactions checked over HTTP against the new version after each environment
     # step, for a service on a real provider (the simulator draws its own).

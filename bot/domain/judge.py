@@ -65,6 +65,18 @@ QUANTILES = {"latency_p50": 0.50, "latency_p95": 0.95, "latency_p99": 0.99}
 RATE_METRICS = ("error_rate", "success_rate", "availability")
 # Shares of the false-rollback budget, renormalised over the kinds a release has.
 ALPHA_SHARES = {"errors": 0.70, "slow": 0.10, "kpis": 0.10, "absolute": 0.10}
+# A step still without a verdict this many times its planned bake (never past the service's
+# maximum) is past its maximum bake: its approvers decide (``CanaryJudge.past_maximum_bake``).
+MAXIMUM_BAKE_FACTOR = 3.0
+
+
+def maximum_bake(planned_minutes: float, service_maximum: float | None) -> float:
+    """The one rule for a step's maximum bake: ``MAXIMUM_BAKE_FACTOR`` times its planned
+    bake, at most the service's maximum (``max_bake_minutes``), never less than the bake."""
+    limit = MAXIMUM_BAKE_FACTOR * planned_minutes
+    if service_maximum is not None:
+        limit = min(limit, service_maximum)
+    return max(planned_minutes, limit)
 
 
 class JudgeSettings(Model):
@@ -592,15 +604,16 @@ class CanaryJudge(Evidence):
             return "promote"
         return "extend_analysis"
 
-    def outcome(self, now: datetime, maximum_bake_minutes: float) -> Outcome:
-        """``decide``, with ``no_verdict`` once the stage has run ``maximum_bake_minutes``
-        without promotion or rollback."""
-        recommendation = self.decide(now)
+    def past_maximum_bake(self, now: datetime, service_maximum: float | None) -> bool:
+        """Whether the stage has run its maximum bake (``maximum_bake`` of its planned bake,
+        the soak time) without promotion or rollback."""
         started = self.stage_started
-        if (
-            recommendation == "extend_analysis"
-            and started is not None
-            and now - started >= timedelta(minutes=maximum_bake_minutes)
-        ):
+        limit = maximum_bake(self.soak_minutes, service_maximum)
+        return started is not None and now - started >= timedelta(minutes=limit)
+
+    def outcome(self, now: datetime, service_maximum: float | None) -> Outcome:
+        """``decide``, with ``no_verdict`` once the stage is past its maximum bake."""
+        recommendation = self.decide(now)
+        if recommendation == "extend_analysis" and self.past_maximum_bake(now, service_maximum):
             return "no_verdict"
         return recommendation

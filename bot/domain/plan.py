@@ -72,6 +72,9 @@ class Plan(Model):
     instances: int
     notes: list[str]
     extra_checks: list[ExtraCheck] = []  # gated like the brief's, before anything deploys
+    # The longest a step may bake (the service's ``max_bake_minutes``, else the risk's); a
+    # step without a verdict stops at ``bot.domain.judge.maximum_bake`` of its own bake.
+    max_bake_minutes: float | None = None
 
     def prod_steps(self) -> list[Step]:
         return [s for s in self.steps if s.env == "prod"]

@@ -11,9 +11,10 @@ import math
 from datetime import datetime, timedelta
 
 from bot.domain.config import MetricsLossPolicy
+from bot.domain.judge import MAXIMUM_BAKE_FACTOR
 from bot.domain.plan import EnvTarget, Plan, ReportedStrategy, Step, Trigger, Velocity
 from bot.domain.request import WEEKDAYS, Guardrail, ReleaseRequest, Risk, TimeRange
-from bot.domain.verdict_time import GuardrailTime, minutes_to_verdict
+from bot.domain.verdict_time import GuardrailTime, MeasuredTraffic, minutes_to_verdict
 
 STAGES_BY_RISK: dict[Risk, list[float]] = {
     "low": [10, 50, 100],
@@ -30,9 +31,9 @@ VELOCITY: dict[Risk, Velocity] = {
     "critical": "slow",
 }
 WAVE_THRESHOLD = 25.0  # steps below this percentage stay in the first region
-# The longest a step's bake is lengthened to for its traffic to reach a verdict (a service
-# whose config sets a longer ``bake_minutes`` keeps that), and how far the first step's share
-# may be raised instead, per risk.
+# The longest a step's bake is lengthened to for its traffic to reach a verdict, per risk,
+# unless the service's config sets ``max_bake_minutes`` (a longer ``bake_minutes`` is kept);
+# and how far the first step's share may be raised instead.
 MAX_BAKE_MINUTES: dict[Risk, float] = {"low": 20, "medium": 40, "high": 60, "critical": 90}
 FIRST_STEP_CEILING: dict[Risk, float] = {"low": 20, "medium": 10, "high": 2, "critical": 1}
 RAISED_SHARES = (2.0, 5.0, 10.0, 20.0)
@@ -49,13 +50,15 @@ def plan_release(
     tick_seconds: float,
     bake_minutes: float | None = None,
     on_metrics_loss: MetricsLossPolicy = "rollback",
-    traffic_rps: float | None = None,
+    measured: MeasuredTraffic | None = None,
     raise_first_step: bool = True,
+    max_bake_minutes: float | None = None,
 ) -> Plan:
     """``bake_minutes``: the service's own bake for every step (``bake_minutes`` in its
     config, like an Argo Rollouts pause), replacing the risk's defaults. ``on_metrics_loss``:
     what the metrics-provider trigger does (the service's ``on_metrics_loss``).
-    ``traffic_rps``: the service's measured traffic, when the line gives no ``traffic=``.
+    ``measured``: the service's measured traffic, used when the line gives no ``traffic=``.
+    ``max_bake_minutes``: the service's maximum bake (its config's), else the risk's.
     ``raise_first_step``: whether a first step too small to reach a verdict may take a larger
     share (the plan policy plans an agent's amended request without: exposure only grows
     from the rules' plan where the rules chose it)."""
@@ -86,10 +89,14 @@ def plan_release(
         for env in cfg.environments
         if env != "prod"
     ]
+    ceiling = max(max_bake_minutes or MAX_BAKE_MINUTES[risk], bake_minutes or 0.0)
     if "prod" in cfg.environments:
         prod = _prod_steps(request, percentages, regions, bake, short_bake, notes)
-        ceiling = max(MAX_BAKE_MINUTES[risk], bake_minutes or 0.0)
-        _fit_to_traffic(request, prod, regions, ceiling, notes, traffic_rps, raise_first_step)
+        _fit_to_traffic(request, prod, regions, ceiling, notes, measured, raise_first_step)
+        notes.append(
+            f"a prod step with no verdict after {MAXIMUM_BAKE_FACTOR:g}× its bake (at most "
+            f"{ceiling:g} min) asks its approvers: extend, promote on override, or roll back"
+        )
         if risk in ("high", "critical"):
             prod[0]["manual_gate"] = True
             notes.append(f"a human approves before the first prod step (risk is {risk})")
@@ -123,6 +130,7 @@ def plan_release(
         hold_in_peak_hours=hold,
         instances=instances,
         notes=notes,
+        max_bake_minutes=ceiling if "prod" in cfg.environments else None,
     )
 
 
@@ -235,16 +243,26 @@ def _fit_to_traffic(
     regions: list[str],
     ceiling: float,
     notes: list[str],
-    measured_rps: float | None,
+    measured: MeasuredTraffic | None,
     raise_first_step: bool,
 ) -> None:
     """Give each prod step the bake its traffic needs to reach a verdict on every guardrail
     (``bot.domain.verdict_time``), up to ``ceiling`` minutes; where even that is too short,
     raise the first step's share within the risk's ``FIRST_STEP_CEILING``, or warn before the
-    release starts. Each step's note says why its bake is long enough."""
+    release starts. Each step's note says why its bake is long enough, and the plan says where
+    its traffic figure came from."""
     rps = request.operational_context.traffic_rps
-    rps = measured_rps if rps is None else rps
+    if rps is not None:
+        notes.append(f"traffic: {rps:,.0f} rps, from the line's traffic=")
+    elif measured is not None:
+        rps = measured.rps
+        notes.append(f"traffic: measured {rps:,.0f} rps over the last {measured.minutes:g} min")
     if rps is None or rps <= 0:
+        bakes = ", ".join(f"{float(str(s['bake_minutes'])):g}" for s in prod)
+        notes.append(
+            "no traffic figure (none measured, no traffic= on the line): assumed the "
+            f"planned bakes ({bakes} min) reach a verdict; the judge waits for evidence"
+        )
         return
     rails = request.guardrails.all()
     risk = request.release_package.risk

@@ -44,7 +44,6 @@ AGENT = "release-bot agent"
 VERIFY_KINDS = ("env_deploy", "green_verify", "dark_launch")
 # The action of an alert on a bound the stable version breaks too: no rollback, a hold.
 STABLE_BREAKS = "rollout held: the stable version breaks it too"
-EXTEND_LIMIT = 3.0  # a step may bake this many times its planned length while evidence accrues
 # A held step's approvers may extend its bake by at most this much at a time, this many times:
 # each extension ends in another look, never in an open-ended wait.
 MAX_EXTENSION_MINUTES = 240.0
@@ -428,14 +427,14 @@ class Release(MutableModel):
         return now - record.started_at >= timedelta(minutes=step.bake_minutes)
 
     def _extension_over(self, now: datetime) -> bool:
-        """Whether the current step ran ``EXTEND_LIMIT`` times its bake (or past the bake its
-        approvers extended it to) without promotion: its maximum bake."""
+        """Whether the current step is past its maximum bake (``CanaryJudge.past_maximum_bake``,
+        the plan's rule) without promotion, or past the bake its approvers extended it to."""
         step, record = self.current_step, self._record_of_current()
         if step is None or record is None or record.started_at is None:
             return False
         if self._extended(now):
             return False
-        return now - record.started_at >= timedelta(minutes=step.bake_minutes * EXTEND_LIMIT)
+        return self.canary_judge.past_maximum_bake(now, self.plan.max_bake_minutes)
 
     def _extended(self, now: datetime) -> bool:
         """Whether the current step bakes on within an extension its approvers granted."""

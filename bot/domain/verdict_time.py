@@ -28,6 +28,14 @@ class GuardrailTime:
     minutes: float  # math.inf: no verdict at this traffic, however long
 
 
+@dataclass(frozen=True, slots=True)
+class MeasuredTraffic:
+    """The service's traffic as its metrics provider measured it just before planning."""
+
+    rps: float  # requests per second, all regions
+    minutes: float  # over the last this many minutes
+
+
 def minutes_to_verdict(
     guardrails: list[Guardrail],
     canary_rps: float,

@@ -15,6 +15,9 @@ from bot.domain.observations import (
     WindowSample,
 )
 
+# How far back a plan's measured traffic looks.
+TRAFFIC_MINUTES = 10.0
+
 
 class MetricsUnavailable(Exception):
     """The metrics provider did not answer or returned no data for the window."""
@@ -43,6 +46,14 @@ class AbstractMetrics(abc.ABC):
         """Seconds a window must last for this provider to measure it (a scraped counter
         needs two samples in it); the tick waits that long before asking."""
         return 0.0
+
+    def recent_traffic(
+        self, service: str, regions: Sequence[str], now: datetime, minutes: float = TRAFFIC_MINUTES
+    ) -> float | None:
+        """Requests per second the service served in production in ``regions`` over the last
+        ``minutes`` up to ``now`` (both versions); None: this provider cannot say. Raises
+        MetricsUnavailable."""
+        return None
 
     @abc.abstractmethod
     def probe(self, service: str) -> list[str]:

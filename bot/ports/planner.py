@@ -7,8 +7,16 @@ from datetime import datetime
 
 from bot.domain.plan import Plan
 from bot.domain.request import ReleaseRequest
+from bot.domain.verdict_time import MeasuredTraffic
 
 
 class AbstractPlanner(abc.ABC):
     @abc.abstractmethod
-    def plan(self, request: ReleaseRequest, now: datetime, instances: int) -> Plan: ...
+    def plan(
+        self,
+        request: ReleaseRequest,
+        now: datetime,
+        instances: int,
+        measured: MeasuredTraffic | None = None,
+    ) -> Plan:
+        """``measured``: the service's traffic, for a line without ``traffic=``."""

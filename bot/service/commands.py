@@ -15,9 +15,11 @@ from bot.domain.locks import EnvLock, ScopeError, lock_refusal, parse_scope, sco
 from bot.domain.plan import Plan
 from bot.domain.release import CommandRejected, Release
 from bot.domain.request import ReleaseRequest
+from bot.domain.verdict_time import MeasuredTraffic
 from bot.parsing import named_service
 from bot.ports.llm import LlmCall
 from bot.ports.locks import LockError
+from bot.ports.metrics import TRAFFIC_MINUTES, MetricsUnavailable
 from bot.ports.store import AlreadyActive, ReleaseNotFound
 from bot.service.outbox import deliver
 from bot.service.services import Services
@@ -93,8 +95,24 @@ def plan_release(
     """The plan (the agent's when valid, else the rules'), and the release's effective
     approvers (for its highest environment)."""
     svc = services.config.for_service(request.service)
-    planned = flows.plan(services.agent(), request, now, svc.instances, spent)
+    measured = measured_traffic(services, request, now)
+    planned = flows.plan(services.agent(), request, now, svc.instances, spent, measured)
     return planned, svc.approvers_for(e.name for e in planned.plan.environments)
+
+
+def measured_traffic(
+    services: Services, request: ReleaseRequest, now: datetime
+) -> MeasuredTraffic | None:
+    """The service's recent production traffic, for a line without ``traffic=``; None when
+    the line gives it or the provider cannot say (the plan says it had no figure)."""
+    if request.operational_context.traffic_rps is not None:
+        return None
+    regions = request.deployment_config.regions
+    try:
+        rps = services.metrics.recent_traffic(request.service, regions, now, TRAFFIC_MINUTES)
+    except MetricsUnavailable:
+        return None
+    return None if rps is None else MeasuredTraffic(rps=rps, minutes=TRAFFIC_MINUTES)
 
 
 def refuse_unreleasable(

@@ -41,7 +41,7 @@ from bot.domain.observations import (
     WindowSample,
 )
 from bot.domain.request import DependencyHealth
-from bot.ports.metrics import AbstractMetrics, MetricsUnavailable
+from bot.ports.metrics import TRAFFIC_MINUTES, AbstractMetrics, MetricsUnavailable
 from bot.ports.traffic import RouterUnavailable
 
 SELECTOR_PLACEHOLDERS: tuple[str, ...] = (
@@ -488,6 +488,28 @@ class PrometheusMetrics(AbstractMetrics):
         if not math.isfinite(value):
             raise self.client.fail(query, f"value is {value:g}, not a KPI")
         return value
+
+    # -- traffic, for the plan ------------------------------------------------------------
+
+    def recent_traffic(
+        self, service: str, regions: Sequence[str], now: datetime, minutes: float = TRAFFIC_MINUTES
+    ) -> float | None:
+        """The ``requests`` query over the last ``minutes`` in production, for both cohorts
+        of each region, divided by the seconds: a rate. A query that reads the same series
+        for two regions (no region matcher) counts once."""
+        window = promql_duration(timedelta(minutes=minutes))
+        queries: dict[str, None] = {}
+        for region in regions or [""]:
+            target = Target(service=service, env=PROBE_ENV, region=region)
+            state = self._state(target)
+            cohorts: tuple[Cohort, ...] = (
+                ("baseline", "canary") if state.new_version else ("baseline",)
+            )
+            for cohort in cohorts:
+                values = self._variables(target, state, cohort, window)
+                queries[Template(self.settings.requests).substitute(values)] = None
+        total = sum(self.client.count(query, now) for query in queries)
+        return total / (minutes * 60)
 
     # -- pre-flight probe -----------------------------------------------------------------
 

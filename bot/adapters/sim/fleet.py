@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from statistics import NormalDist
 from typing import Literal
@@ -42,7 +43,7 @@ from bot.domain.observations import (
 )
 from bot.domain.request import DependencyHealth
 from bot.ports.flags import AbstractFlags
-from bot.ports.metrics import AbstractMetrics, MetricsUnavailable
+from bot.ports.metrics import TRAFFIC_MINUTES, AbstractMetrics, MetricsUnavailable
 from bot.ports.traffic import AbstractTrafficRouter
 
 # Prometheus client default histogram buckets, in seconds.
@@ -98,6 +99,19 @@ def m001_sim_tables(db: sqlite_utils.Database) -> None:
             version TEXT NOT NULL,
             spec TEXT NOT NULL,  -- canonical fault spec, e.g. errors:3x@25
             PRIMARY KEY (service, version, spec)
+        )
+        """
+    )
+
+
+@migrations()
+def m002_sim_load(db: sqlite_utils.Database) -> None:
+    # The load a run's line asks for (traffic=): it replaces the profile's rps, flat.
+    db.execute(
+        """
+        CREATE TABLE sim_load (
+            service TEXT PRIMARY KEY,
+            rps REAL NOT NULL  -- per region
         )
         """
     )
@@ -174,7 +188,37 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         self.seed = seed
 
     def profile(self, service: str) -> Profile:
-        return self.profiles.for_service(service)
+        """The service's profile, driving the load ``set_load`` gave it, if any."""
+        profile = self.profiles.for_service(service)
+        with self.database.lock:
+            row = self.database.db.execute(
+                "SELECT rps FROM sim_load WHERE service = ?", [service]
+            ).fetchone()
+        if row is None:
+            return profile
+        return profile.model_copy(update={"rps": float(row[0]), "diurnal_amplitude": 0.0})
+
+    def set_load(self, service: str, rps_per_region: float) -> None:
+        """Drive ``rps_per_region`` in each region of ``service``, flat (a line's
+        ``traffic=``, split over its regions), so the plan's estimate and the run agree."""
+        with self.database.lock, self.database.db.atomic():
+            self.database.db.execute(
+                "INSERT OR REPLACE INTO sim_load (service, rps) VALUES (?, ?)",
+                [service, rps_per_region],
+            )
+
+    def recent_traffic(
+        self, service: str, regions: Sequence[str], now: datetime, minutes: float = TRAFFIC_MINUTES
+    ) -> float | None:
+        """Requests drawn for each region over the last ``minutes``, per second."""
+        profile = self.profile(service)
+        start = now - timedelta(minutes=minutes)
+        total = 0
+        for region in regions or ["-"]:
+            rng = _rng(self.seed, service, region, "traffic", _utc(start).isoformat(),
+                       _utc(now).isoformat())  # fmt: skip
+            total += int(rng.poisson(expected_requests(profile, start, now)))
+        return total / (minutes * 60)
 
     # -- faults ---------------------------------------------------------------------------
 
