@@ -1,13 +1,15 @@
 """release-bot's judge behind the benchmark's judge protocol: the engine's code, unchanged.
 
 Each window becomes the engine's ``WindowSample``; the judge decides after every window.
-The stage's soak time is ``SOAK_MINUTES``, the length of a short canary bake.
+The stage soaks the bake the bot's planner gives the scenario's canary step
+(``bench.plan``), as the engine does: it promotes no earlier than that.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from bench.plan import soak_minutes
 from bench.scenarios import WINDOW_SECONDS, Cohort, Decision, Scenario, Window
 from bot.adapters.sim.fleet import BUCKET_LABELS
 from bot.domain.judge import CanaryJudge
@@ -15,7 +17,6 @@ from bot.domain.observations import CohortSample, WindowSample
 from bot.domain.planner import trigger_for
 from bot.parsing import parse_guardrail
 
-SOAK_MINUTES = 5.0
 START = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 
@@ -34,7 +35,7 @@ class ReleaseBotJudge:
         triggers = [trigger_for(g, "medium") for g in guardrails]
         self.kpi = next((g.kpi for g in guardrails if g.kpi), "kpi")
         self.judge = CanaryJudge.create(guardrails, triggers)
-        self.judge.start_stage(START, SOAK_MINUTES)
+        self.judge.start_stage(START, soak_minutes(scenario))
 
     def observe(self, window: Window) -> Decision | None:
         end = START + timedelta(seconds=window.end_seconds)

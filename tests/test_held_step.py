@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.domain.judge import MAXIMUM_BAKE_FACTOR, maximum_bake
 from bot.domain.observations import WindowSample
 from bot.domain.release import (
-    EXTEND_LIMIT,
     MAX_EXTENSION_MINUTES,
     MAX_EXTENSIONS,
     CommandRejected,
@@ -55,16 +55,33 @@ def until_step(release: Release, now: datetime, index: int) -> datetime:
     return run(release, now, stop=lambda r: r.step_index >= index)
 
 
-def held_low_traffic() -> tuple[Release, datetime]:
+def held_low_traffic(max_bake: float | None = None) -> tuple[Release, datetime]:
     """A medium-risk canary whose first prod step gets three requests a minute, ticked past
-    its maximum bake (``EXTEND_LIMIT`` times its bake)."""
+    its maximum bake (``maximum_bake``: 3× its bake, at most the plan's maximum)."""
     release = started_release(make_request(risk="medium"))
+    if max_bake is not None:
+        release.plan = release.plan.model_copy(update={"max_bake_minutes": max_bake})
     now = until_step(release, T0, 1)
     bake = release.plan.steps[1].bake_minutes
-    for _ in range(int(bake * EXTEND_LIMIT)):
+    for _ in range(int(maximum_bake(bake, release.plan.max_bake_minutes))):
         now += MINUTE
         tick(release, now, trickle)
     return release, now
+
+
+def test_one_rule_for_the_maximum_bake_the_plan_the_judge_and_the_held_step_agree() -> None:
+    assert maximum_bake(10, None) == 10 * MAXIMUM_BAKE_FACTOR
+    assert maximum_bake(10, 25) == 25  # the service's maximum caps it
+    assert maximum_bake(30, 20) == 30  # never shorter than the bake itself
+    release, now = held_low_traffic(max_bake=25)
+    held = release.held
+    assert held is not None and held.cause == "no_verdict"
+    assert held.baked_minutes == pytest.approx(25, abs=1)
+    # not a minute earlier: the judge says the same
+    assert release.canary_judge.past_maximum_bake(now, 25)
+    started = release.steps[1].started_at
+    assert started is not None
+    assert not release.canary_judge.past_maximum_bake(started + 24 * MINUTE, 25)
 
 
 def held_on_the_sla(risk: str = "low") -> tuple[Release, datetime]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from pathlib import Path
 
 from bot.domain.judge import CanaryJudge, JudgeSettings
 from bot.domain.judgement import judgement
@@ -13,7 +12,6 @@ from bot.domain.observations import CohortSample
 from bot.domain.planner import trigger_for
 from bot.domain.power import events_to_bound, events_to_detect, requests_to_hold
 from bot.domain.request import Guardrail
-from tests.conftest import ROOT, cli, report_of
 from tests.domain_helpers import ERROR_RATE, T0, buckets, rail, window
 
 MINUTE = timedelta(minutes=1)
@@ -90,42 +88,3 @@ def test_past_its_maximum_bake_without_a_verdict_the_judge_names_it() -> None:
 
 def test_settings_keep_their_defaults() -> None:
     assert JudgeSettings().promote_bound == 2.0
-
-
-# -- the issue's release, end to end on the simulator ----------------------------------------
-
-ORDERS = """
-[services.orders-api]
-owner = "@orders"
-artifact = "ghcr.io/acme/orders-api:{version}"
-approvers = ["alice"]
-regions = ["us-east-1"]
-metrics = { provider = "simulator" }
-traffic = { router = "simulator" }
-ci = "simulator"
-"""
-ISSUE_LINE = (
-    'orders-api 2.0.0 risk=high error_rate<1% p95<400ms traffic=2000rps ticket=CHG-9 changes="x"'
-)
-
-
-def test_the_issues_high_risk_healthy_release_completes_on_its_own(tmp_path: Path) -> None:
-    # A service on the simulator's default profile (200 rps, 0.2 % errors, p95 ~116 ms): the
-    # first prod step at 1 % used to pause after 45 min, "not yet shown that the canary is
-    # below 2× the baseline" on requests slower than 250 ms.
-    config = tmp_path / "services.toml"
-    config.write_text((ROOT / "data" / "services.toml").read_text() + ORDERS)
-    out = tmp_path / "r.json"
-    proc = cli(
-        "run", ISSUE_LINE, "--config", str(config), "--approve-as", "alice",
-        "--db", str(tmp_path / "r.db"), "--clock-start", "2026-11-24T14:00:00Z",
-        "--json-out", str(out),
-    )  # fmt: skip
-    assert "Traceback" not in proc.stderr
-    assert "paused" not in proc.stdout, proc.stdout[-2000:]
-    assert report_of(out)["status"] == "completed"
-    assert proc.returncode == 0
-    # the plan says, per prod step, why its bake is long enough at the line's traffic
-    planned = next(line for line in proc.stdout.splitlines() if "plan created" in line)
-    assert "1 % of 2,000 rps reaches a verdict on " in planned
-    assert planned.count("bake is long enough") == 6

@@ -31,6 +31,8 @@ from bot.adapters.prometheus.metrics import (
 )
 from bot.domain.config import DependencyConfig, ServiceConfig, SmokeCheck
 from bot.domain.observations import CohortSample, Target, TrafficState
+from bot.domain.verdict_time import MeasuredTraffic
+from bot.parsing import parse_guardrail
 from bot.ports.metrics import MetricsUnavailable
 from bot.ports.traffic import RouterUnavailable
 from demo.servers import Prometheus, ScrapeTarget, free_port, installed, scrape_config
@@ -262,6 +264,28 @@ def test_window_finds_the_known_counts_of_each_cohort(fleet: Fleet) -> None:
     # extrapolation (it scales an instance's numerator and denominator alike).
     assert base.kpis == {"conversion": pytest.approx(0.25, rel=1e-9)}
     assert canary.kpis == {"conversion": pytest.approx(0.1, rel=1e-9)}
+
+
+def test_recent_traffic_reads_both_cohorts_with_the_window_queries(fleet: Fleet) -> None:
+    minutes = (fleet.end - fleet.start).total_seconds() / 60
+    provider = metrics(fleet.url)
+    sample = provider.recent_traffic(SERVICE, ["eu-west"], fleet.end, minutes)
+    assert sample is not None
+    assert_count(sample.requests, 110 + 39, fleet)
+    assert_count(sample.errors, 10 + 9, fleet)
+    assert sample.latency_buckets["+Inf"] == sample.requests
+    # Regions the selectors do not tell apart read the same series: counted once.
+    assert provider.recent_traffic(SERVICE, ["eu-west", "us-east"], fleet.end, minutes) == sample
+    # Before a release only the stable version serves.
+    stable = metrics(fleet.url, STABLE_ONLY).recent_traffic(
+        SERVICE, ["eu-west"], fleet.end, minutes
+    )
+    assert stable is not None
+    assert_count(stable.requests, 110, fleet)
+    # The plan's figure: a rate, and an upper estimate of the share of errors.
+    measured = MeasuredTraffic.of(sample, minutes, [parse_guardrail("error_rate<1%")])
+    assert measured.rps == pytest.approx(sample.requests / (minutes * 60))
+    assert measured.shares["error_rate"] > sample.errors / sample.requests
 
 
 def test_buckets_are_summed_across_instances_and_named_as_the_domain_does(fleet: Fleet) -> None:

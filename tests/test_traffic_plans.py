@@ -81,7 +81,9 @@ def test_when_no_plan_can_decide_it_says_so_with_the_options() -> None:
 def test_without_traffic_the_plan_is_the_risks() -> None:
     plan = _plan(_request(None))
     assert all(s.bake_minutes == BAKE_MINUTES["high"] for s in plan.prod_steps())
-    assert not [n for n in plan.notes if "verdict" in n]
+    [said] = [n for n in plan.notes if "traffic" in n]
+    assert said.startswith("no traffic figure (none measured, no traffic= on the line)")
+    assert "assumed the planned bakes (15, 15, 15, 15, 15, 15 min)" in said
 
 
 def test_an_agents_plan_gets_the_same_check_and_more_time_never_more_exposure() -> None:

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from bot.domain.observations import (
+    CohortSample,
     DependencyProbe,
     LogSummary,
     Target,
@@ -57,7 +58,7 @@ class ServiceMetrics(AbstractMetrics):
 
     def recent_traffic(
         self, service: str, regions: Sequence[str], now: datetime, minutes: float = TRAFFIC_MINUTES
-    ) -> float | None:
+    ) -> CohortSample | None:
         return self._for(service).recent_traffic(service, regions, now, minutes)
 
     def probe(self, service: str) -> list[str]:

@@ -187,7 +187,8 @@ def bad_share(guardrail: Guardrail) -> float | None:
     return None
 
 
-def _bad_requests(guardrail: Guardrail, cohort: CohortSample) -> tuple[float, float]:
+def bad_requests(guardrail: Guardrail, cohort: CohortSample) -> tuple[float, float]:
+    """(requests the guardrail counts as bad, requests) in ``cohort``."""
     if guardrail.metric in QUANTILES:
         slow, total = slower_than(cohort.latency_buckets, guardrail.value)
         return slow, float(total)
@@ -298,10 +299,10 @@ class CanaryJudge(Evidence):
         self._observe_slow(canary, baseline)
         for g in self.guardrails:
             if g.name in self.rates:
-                bad, total = _bad_requests(g, canary)
+                bad, total = bad_requests(g, canary)
                 self.rates[g.name].add(bad, total)
                 self.rates_stage[g.name].add(bad, total)
-                self._observe_stable(g.name, bad, total, *_bad_requests(g, baseline))
+                self._observe_stable(g.name, bad, total, *bad_requests(g, baseline))
             elif g.name in self.kpi_blocks:
                 self._observe_kpi(g, canary, baseline)
 

@@ -252,11 +252,18 @@ def _fit_to_traffic(
     release starts. Each step's note says why its bake is long enough, and the plan says where
     its traffic figure came from."""
     rps = request.operational_context.traffic_rps
+    rails = request.guardrails.all()
+    shares = measured.shares if measured is not None else {}
     if rps is not None:
         notes.append(f"traffic: {rps:,.0f} rps, from the line's traffic=")
     elif measured is not None:
         rps = measured.rps
         notes.append(f"traffic: measured {rps:,.0f} rps over the last {measured.minutes:g} min")
+    if measured is not None and shares:
+        notes.append(
+            f"the stable version's bad requests over the last {measured.minutes:g} min (upper "
+            f"estimates): {measured.describe_shares(rails)}"
+        )
     if rps is None or rps <= 0:
         bakes = ", ".join(f"{float(str(s['bake_minutes'])):g}" for s in prod)
         notes.append(
@@ -264,7 +271,6 @@ def _fit_to_traffic(
             f"planned bakes ({bakes} min) reach a verdict; the judge waits for evidence"
         )
         return
-    rails = request.guardrails.all()
     risk = request.release_package.risk
     judged = [s for s in prod if float(str(s["percentage"])) > 0]
     for i, step in enumerate(judged):
@@ -274,7 +280,7 @@ def _fit_to_traffic(
         traffic = f"{pct:g} % of {local:,.0f} rps" + (
             f" ({', '.join(where)})" if len(where) < len(regions) else ""
         )
-        slowest = _slowest(rails, local, pct)
+        slowest = _slowest(rails, local, pct, shares)
         bake = float(str(step["bake_minutes"]))
         need = math.ceil(slowest.minutes) if math.isfinite(slowest.minutes) else math.inf
         said = f"{traffic} reaches a verdict on {slowest.guardrail} in ~{need:g} min"
@@ -292,7 +298,7 @@ def _fit_to_traffic(
         if (
             i == 0
             and raise_first_step
-            and _raise_first(request, step, judged, local, ceiling, risk, notes)
+            and _raise_first(request, step, judged, local, ceiling, risk, notes, shares)
         ):
             continue
         step["bake_minutes"] = ceiling
@@ -309,8 +315,12 @@ def _fit_to_traffic(
         )
 
 
-def _slowest(rails: list[Guardrail], rps: float, pct: float) -> GuardrailTime:
-    times = minutes_to_verdict(rails, rps * pct / 100, rps * (1 - pct / 100))
+def _slowest(
+    rails: list[Guardrail], rps: float, pct: float, shares: dict[str, float]
+) -> GuardrailTime:
+    times = minutes_to_verdict(
+        rails, rps * pct / 100, rps * (1 - pct / 100), baseline_shares=shares
+    )
     return max(times, key=lambda t: t.minutes, default=GuardrailTime("no guardrail", 0.0))
 
 
@@ -322,6 +332,7 @@ def _raise_first(
     ceiling: float,
     risk: Risk,
     notes: list[str],
+    shares: dict[str, float],
 ) -> bool:
     """Raise the first step's share to the smallest one the risk allows that reaches a
     verdict within ``ceiling`` minutes (never past the next step's, nor a share the request
@@ -333,7 +344,7 @@ def _raise_first(
     for share in RAISED_SHARES:
         if not pct < share <= FIRST_STEP_CEILING[risk] or share >= nxt:
             continue
-        slowest = _slowest(request.guardrails.all(), rps, share)
+        slowest = _slowest(request.guardrails.all(), rps, share, shares)
         if slowest.minutes <= ceiling:
             need = max(math.ceil(slowest.minutes), float(str(step["bake_minutes"])))
             version = request.release_package.version

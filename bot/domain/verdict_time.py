@@ -12,9 +12,10 @@ the baseline's own figures are rarely known: unless they are given, a service is
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from bot.domain.judge import RATE_METRICS, JudgeSettings, bad_share
+from bot.domain.judge import RATE_METRICS, JudgeSettings, bad_requests, bad_share
+from bot.domain.observations import CohortSample
 from bot.domain.power import PLAN_POWER, events_to_bound, requests_to_hold
 from bot.domain.request import Guardrail
 
@@ -30,10 +31,34 @@ class GuardrailTime:
 
 @dataclass(frozen=True, slots=True)
 class MeasuredTraffic:
-    """The service's traffic as its metrics provider measured it just before planning."""
+    """The service's production traffic as its metrics provider measured it just before
+    planning: its rate, and per absolute guardrail the share of requests it counts as bad
+    (an upper estimate: a handful of events says little)."""
 
-    rps: float  # requests per second, all regions
+    rps: float  # requests per second, all the release's regions
     minutes: float  # over the last this many minutes
+    shares: dict[str, float] = field(default_factory=dict)  # guardrail name -> bad share
+
+    @classmethod
+    def of(
+        cls, sample: CohortSample, minutes: float, guardrails: list[Guardrail]
+    ) -> MeasuredTraffic:
+        shares: dict[str, float] = {}
+        for g in guardrails:
+            if bad_share(g) is None:
+                continue
+            bad, total = bad_requests(g, sample)
+            if total > 0:
+                shares[g.name] = min(1.0, (bad + 2 * math.sqrt(bad + 1) + 2) / total)
+        return cls(rps=sample.requests / (minutes * 60), minutes=minutes, shares=shares)
+
+    def describe_shares(self, guardrails: list[Guardrail]) -> str:
+        """``error_rate<1% 0.31%, p95<300ms 0.9%``: each measured share, as a plan says it."""
+        return ", ".join(
+            f"{g.describe()} {100 * self.shares[g.name]:.2g}%"
+            for g in guardrails
+            if g.name in self.shares
+        )
 
 
 def minutes_to_verdict(

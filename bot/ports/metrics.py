@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bot.domain.observations import (
+    CohortSample,
     DependencyProbe,
     LogSummary,
     Target,
@@ -49,10 +50,10 @@ class AbstractMetrics(abc.ABC):
 
     def recent_traffic(
         self, service: str, regions: Sequence[str], now: datetime, minutes: float = TRAFFIC_MINUTES
-    ) -> float | None:
-        """Requests per second the service served in production in ``regions`` over the last
-        ``minutes`` up to ``now`` (both versions); None: this provider cannot say. Raises
-        MetricsUnavailable."""
+    ) -> CohortSample | None:
+        """What the service served in production in ``regions`` over the last ``minutes`` up
+        to ``now``, both versions summed (its rate and its bad requests, for the plan);
+        None: this provider cannot say. Raises MetricsUnavailable."""
         return None
 
     @abc.abstractmethod

@@ -103,16 +103,16 @@ def plan_release(
 def measured_traffic(
     services: Services, request: ReleaseRequest, now: datetime
 ) -> MeasuredTraffic | None:
-    """The service's recent production traffic, for a line without ``traffic=``; None when
-    the line gives it or the provider cannot say (the plan says it had no figure)."""
-    if request.operational_context.traffic_rps is not None:
-        return None
+    """The service's recent production traffic and its bad requests, for the plan; None
+    when the provider cannot say (the plan then says it had no figure)."""
     regions = request.deployment_config.regions
     try:
-        rps = services.metrics.recent_traffic(request.service, regions, now, TRAFFIC_MINUTES)
+        sample = services.metrics.recent_traffic(request.service, regions, now, TRAFFIC_MINUTES)
     except MetricsUnavailable:
         return None
-    return None if rps is None else MeasuredTraffic(rps=rps, minutes=TRAFFIC_MINUTES)
+    if sample is None or sample.requests <= 0:
+        return None
+    return MeasuredTraffic.of(sample, TRAFFIC_MINUTES, request.guardrails.all())
 
 
 def refuse_unreleasable(

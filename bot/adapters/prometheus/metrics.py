@@ -30,6 +30,7 @@ from bot.adapters.http import probes
 from bot.adapters.prometheus.client import PrometheusClient, PrometheusUnreachable
 from bot.adapters.schema import AdapterSettings, clashes
 from bot.domain.config import DependencyConfig, ServiceConfig
+from bot.domain.judge import Totals
 from bot.domain.observations import (
     CohortSample,
     DependencyProbe,
@@ -493,23 +494,24 @@ class PrometheusMetrics(AbstractMetrics):
 
     def recent_traffic(
         self, service: str, regions: Sequence[str], now: datetime, minutes: float = TRAFFIC_MINUTES
-    ) -> float | None:
-        """The ``requests`` query over the last ``minutes`` in production, for both cohorts
-        of each region, divided by the seconds: a rate. A query that reads the same series
-        for two regions (no region matcher) counts once."""
+    ) -> CohortSample | None:
+        """Both cohorts of each region over the last ``minutes`` in production, read with the
+        window queries (requests, errors, latency buckets) and summed. A cohort whose queries
+        are another's (no region matcher) counts once."""
         window = promql_duration(timedelta(minutes=minutes))
-        queries: dict[str, None] = {}
+        seen: set[str] = set()
+        totals = Totals()
         for region in regions or [""]:
             target = Target(service=service, env=PROBE_ENV, region=region)
             state = self._state(target)
-            cohorts: tuple[Cohort, ...] = (
-                ("baseline", "canary") if state.new_version else ("baseline",)
-            )
+            cohorts: list[Cohort] = ["baseline", "canary"] if state.new_version else ["baseline"]
             for cohort in cohorts:
                 values = self._variables(target, state, cohort, window)
-                queries[Template(self.settings.requests).substitute(values)] = None
-        total = sum(self.client.count(query, now) for query in queries)
-        return total / (minutes * 60)
+                if (query := Template(self.settings.requests).substitute(values)) in seen:
+                    continue
+                seen.add(query)
+                totals.add(self._measure(values, now))
+        return totals.sample()
 
     # -- pre-flight probe -----------------------------------------------------------------
 

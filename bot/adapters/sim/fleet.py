@@ -31,6 +31,7 @@ from bot.adapters.schema import AdapterSettings
 from bot.adapters.sim.faults import NO_EFFECTS, Effects, Fault, FaultSpecError, effects, parse_fault
 from bot.adapters.sim.profiles import Profile, Profiles
 from bot.adapters.sqlite.database import Database
+from bot.domain.judge import Totals
 from bot.domain.observations import (
     CohortSample,
     DependencyProbe,
@@ -209,16 +210,17 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
 
     def recent_traffic(
         self, service: str, regions: Sequence[str], now: datetime, minutes: float = TRAFFIC_MINUTES
-    ) -> float | None:
-        """Requests drawn for each region over the last ``minutes``, per second."""
-        profile = self.profile(service)
+    ) -> CohortSample | None:
+        """Both cohorts of each region's production over the last ``minutes``, as the
+        windows draw them, summed."""
         start = now - timedelta(minutes=minutes)
-        total = 0
+        totals = Totals()
         for region in regions or ["-"]:
-            rng = _rng(self.seed, service, region, "traffic", _utc(start).isoformat(),
-                       _utc(now).isoformat())  # fmt: skip
-            total += int(rng.poisson(expected_requests(profile, start, now)))
-        return total / (minutes * 60)
+            target = Target(service=service, env="prod", region=region)
+            for sample in self._samples(target, self._situation(target, self.state(target)),
+                                        start, now):  # fmt: skip
+                totals.add(sample)
+        return totals.sample()
 
     # -- faults ---------------------------------------------------------------------------
 
