@@ -345,7 +345,9 @@ def test_an_injection_in_the_changes_changes_nothing(fake: FakeAnthropic) -> Non
     release = started(wiring, HOSTILE)
 
     assert release.status == "awaiting_approval" and release.approvals == []
-    assert release.plan.risk == "high" and prod_stages(release) == [1, 5, 10, 25, 50, 100]
+    # The rules' high-risk plan, whose 1 % first step is raised to 2 % to reach a verdict at
+    # payments-api's measured traffic (issue 17).
+    assert release.plan.risk == "high" and prod_stages(release) == [2, 5, 10, 25, 50, 100]
     assert release.plan.steps[[s.env for s in release.plan.steps].index("prod")].manual_gate
     # the hostile text reached the model quoted, unable to close its tag
     prompt = last_user_text(fake.bodies()[0])
