@@ -197,8 +197,9 @@ def test_an_invented_number_is_refused_by_name_and_a_real_one_passes() -> None:
     ok = "shop 1.2.0 rolled back at 25 %: the canary's error rate reached {} %."
     assert refusal("rolled_back", ok.format("5")) is None
     assert refusal("rolled_back", ok.format("5.00")) is None  # the same number, written longer
-    reason = refusal("rolled_back", ok.format("40"))
-    assert reason == "summary: 40 is not in the facts; use the numbers the facts give"
+    # (40 is in the facts: the plan says a step without a verdict asks at most 40 min in)
+    reason = refusal("rolled_back", ok.format("43"))
+    assert reason == "summary: 43 is not in the facts; use the numbers the facts give"
     assert "7.3 is not in the facts" in (refusal("rolled_back", ok.format("7.3")) or "")
     assert refusal("rolled_back", "Rolled back after 50,000 canary requests at 5 %.") is None
     assert "14:29 is not" in (refusal("rolled_back", "Rolled back at 14:29 UTC.") or "")
