@@ -123,7 +123,7 @@ def plan(
     rule_plan = agent.planner.plan(request, now, instances, measured)
     if not agent.llm.enabled:
         return Planned(request, rule_plan)
-    ctx = Context(agent, request, rule_plan=rule_plan)
+    ctx = Context(agent, request, rule_plan=rule_plan, measured=measured)
     run = agent.llm.run(plan_task(ctx, now, instances, agent.tick_seconds))
     spent += run.calls
     narration = Narration(model=agent.llm.model)

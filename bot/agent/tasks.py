@@ -50,7 +50,9 @@ def plan_task(ctx: Context, now: datetime, instances: int, tick_seconds: float) 
         try:
             proposal = parse_proposal(fields)
             on_loss = ctx.agent.config.for_service(request.service).on_metrics_loss
-            amended, plan = apply_proposal(request, proposal, now, instances, tick_seconds, on_loss)
+            amended, plan = apply_proposal(
+                request, proposal, now, instances, tick_seconds, on_loss, ctx.measured
+            )
         except ProposalRejected as exc:
             reasons.append(f"rejected: {exc}")
         if reasons:
