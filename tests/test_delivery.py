@@ -227,3 +227,57 @@ def _pid_of_finished_child() -> int:
     child = subprocess.Popen(["true"])
     child.wait()
     return child.pid
+
+
+def posts(fake: FakeSlack, channel: str) -> Counter[tuple[str, str]]:
+    """How many messages Slack holds for each post the bot named in its metadata."""
+    named = (m.get("metadata", {}).get("event_payload", {}) for m in fake.messages(channel))
+    return Counter((p["release_id"], p["post"]) for p in named if p)
+
+
+def test_a_card_posted_but_not_recorded_is_not_posted_again(
+    wiring: Wiring, fake: FakeSlack
+) -> None:
+    """Slack applied the card but the process never recorded it (killed, or the answer lost):
+    the next attempt finds it in the channel and opens the thread there."""
+    fake.lose_next_answer("chat.postMessage")
+    release = started(wiring, PAYMENTS, OK, "alice")
+    ticks(wiring, 30)
+
+    assert len(cards(fake, OK)) == 1
+    card = cards(fake, OK)[0]
+    assert {m.get("thread_ts") for m in fake.messages(OK) if m["ts"] != card["ts"]} == {card["ts"]}
+    assert [n for n in posts(fake, OK).values() if n > 1] == []
+    assert undelivered(wiring, release.id) == 0
+    assert "edited" in card  # the adopted card is brought up to date
+
+
+def test_a_reply_posted_but_not_recorded_is_not_posted_again(
+    wiring: Wiring, fake: FakeSlack
+) -> None:
+    release = started(wiring, PAYMENTS, OK, "alice")
+    ticks(wiring, 3)
+    fake.lose_next_answer("chat.postMessage")
+    ticks(wiring, 60)
+
+    said = replies(fake, OK)
+    assert {text: n for text, n in Counter(said).items() if n > 1} == {}
+    assert [n for n in posts(fake, OK).values() if n > 1] == []
+    assert len(cards(fake, OK)) == 1
+    assert undelivered(wiring, release.id) == 0
+
+
+def test_without_the_history_scope_a_lost_card_is_posted_again(
+    wiring: Wiring, fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A workspace that has not reinstalled the app cannot read the channel back: one warning,
+    and the card is posted (a possible double is better than a lost message)."""
+    fake.lose_next_answer("chat.postMessage")
+    fake.fail_next("conversations.history", times=1, status=200, error="missing_scope")
+    release = started(wiring, PAYMENTS, OK, "alice")
+    ticks(wiring, 30)
+
+    assert len(cards(fake, OK)) == 2
+    assert undelivered(wiring, release.id) == 0
+    warned = [r.getMessage() for r in caplog.records if "missing_scope" in r.getMessage()]
+    assert len(warned) == 1 and "channels:history" in warned[0]
