@@ -325,6 +325,11 @@ class FakeSlack(LoopbackServer):
             self._losses.setdefault(method, deque()).append(loss)
         return loss.applied
 
+    def keep_answers(self) -> None:
+        """Forget the answers still to be lost (lose_next_answer) that no call reached."""
+        with self._cond:
+            self._losses.clear()
+
     def refuse_channel(self, channel: str, error: str = "channel_not_found") -> None:
         """Answer every `chat.*` call to `channel` with `error` until `accept_channel`, as
         Slack does for a channel deleted or the bot was removed from. Calls are recorded."""

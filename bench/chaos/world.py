@@ -140,13 +140,14 @@ class World:
         self.finish(proc)
         return proc
 
-    def start_node(self, name: str = "node") -> Proc:
+    def start_node(self, name: str = "node", *extra: str) -> Proc:
         """The app process (bench/chaos/node.py); returns once it listens."""
         proc = self.spawn(
             name,
             "--db", str(self.db),
             "--config", str(self.config),
             "--slack-url", self.fake.url,
+            *extra,
             module="bench.chaos.node",
         )  # fmt: skip
         stdout = proc.popen.stdout
@@ -165,6 +166,13 @@ class World:
             proc.popen.send_signal(signal.SIGKILL)
             proc.killed = True
         self.finish(proc)
+
+    def ended(self, proc: Proc) -> bool:
+        """Whether ``proc`` exited (a process that SIGKILLed itself counts as killed)."""
+        if proc.popen.poll() is None:
+            return False
+        proc.killed = proc.killed or proc.popen.returncode == -signal.SIGKILL
+        return True
 
     def stop(self, proc: Proc) -> None:
         """SIGTERM, as a deploy stops a process: it finishes its tick and its work first."""

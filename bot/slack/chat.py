@@ -269,7 +269,7 @@ class SlackChat(AbstractChat):
                 text=text,
                 blocks=blocks,
                 thread_ts=thread.thread_ts,
-                metadata=post_metadata(release.id, reply_post(last)),
+                metadata=post_metadata(release.id, reply_post(last), first_event=fresh[0].id),
             )
             self.threads.update(release.id, replied_through=last)
         self.refresh_card(release, thread, now)
@@ -319,13 +319,14 @@ class SlackChat(AbstractChat):
         self, channel: str, release_id: str, post: str, thread_ts: str | None = None
     ) -> str | None:
         """The ts of the message Slack holds for ``post`` of ``release_id``, if any."""
-        wanted = {"release_id": release_id, "post": post}
         try:
             for message in self._read_back(channel, thread_ts):
                 metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
                 if (
                     metadata.get("event_type") == POST_EVENT_TYPE
-                    and metadata.get("event_payload") == wanted
+                    and payload.get("release_id") == release_id
+                    and payload.get("post") == post
                 ):
                     return str(message["ts"])
         except SlackApiError as exc:
@@ -416,12 +417,11 @@ class SlackChat(AbstractChat):
         self.threads.update(release.id, report_uploaded=1)
 
 
-def post_metadata(release_id: str, post: str) -> dict[str, Any]:
-    """The message metadata that names a post: what a later attempt looks for in Slack."""
-    return {
-        "event_type": POST_EVENT_TYPE,
-        "event_payload": {"release_id": release_id, "post": post},
-    }
+def post_metadata(release_id: str, post: str, **more: object) -> dict[str, Any]:
+    """The message metadata that names a post: what a later attempt looks for in Slack (a
+    reply also says its first event: the events it shows are ``first_event`` to its post's)."""
+    payload = {"release_id": release_id, "post": post, **more}
+    return {"event_type": POST_EVENT_TYPE, "event_payload": payload}
 
 
 def reply_post(last_event_id: int) -> str:
