@@ -24,6 +24,7 @@ from bot.ports.chat import AbstractChat
 from bot.ports.leases import this_host
 from bot.ports.store import StoredEvent
 from bot.service import approve, deliver, pause, reconcile, start_release
+from bot.slack.chat import web_client
 from tests.fake_slack import FakeSlack
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)  # outside payments-api's peak hours
@@ -281,3 +282,18 @@ def test_without_the_history_scope_a_lost_card_is_posted_again(
     assert undelivered(wiring, release.id) == 0
     warned = [r.getMessage() for r in caplog.records if "missing_scope" in r.getMessage()]
     assert len(warned) == 1 and "channels:history" in warned[0]
+
+
+def test_the_client_retries_a_lost_update_but_never_a_lost_post(fake: FakeSlack) -> None:
+    """slack_sdk retries a call whose connection dropped: harmless for an update, a double for
+    a post Slack applied before the answer was lost (the intent and the read-back decide)."""
+    client = web_client("xoxb-test", fake.url)
+    ts = client.chat_postMessage(channel=OK, text="card")["ts"]
+    fake.lose_next_answer("chat.update")
+    assert client.chat_update(channel=OK, ts=ts, text="card, updated")["ok"]
+    assert fake.count("chat.update") == 2
+
+    fake.lose_next_answer("chat.postMessage")
+    with pytest.raises(OSError):
+        client.chat_postMessage(channel=OK, text="reply", thread_ts=ts)
+    assert replies(fake, OK) == ["reply"]
