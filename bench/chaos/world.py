@@ -168,11 +168,7 @@ class World:
         self.finish(proc)
 
     def ended(self, proc: Proc) -> bool:
-        """Whether ``proc`` exited (a process that SIGKILLed itself counts as killed)."""
-        if proc.popen.poll() is None:
-            return False
-        proc.killed = proc.killed or proc.popen.returncode == -signal.SIGKILL
-        return True
+        return proc.popen.poll() is not None
 
     def stop(self, proc: Proc) -> None:
         """SIGTERM, as a deploy stops a process: it finishes its tick and its work first."""
@@ -182,6 +178,8 @@ class World:
 
     def finish(self, proc: Proc) -> None:
         out, err = proc.popen.communicate(timeout=HANG_GUARD)
+        # a process that SIGKILLed itself (node.py --kill-after-apply) was killed too
+        proc.killed = proc.killed or proc.popen.returncode == -signal.SIGKILL
         proc.stdout += out or ""
         proc.stderr += err or ""
 
