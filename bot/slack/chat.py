@@ -55,9 +55,13 @@ RATE_LIMIT_RETRIES = 3
 POST_EVENT_TYPE = "release_bot_post"  # the message metadata that names each post
 CARD = "card"
 READ_BACK_PAGES = 5  # of 200 messages: how far back a card or reply is looked for
-# Read-back errors that mean "cannot look here": the post goes out, a possible double being
-# better than a lost message. Any other error raises, and the outbox retries later.
-UNREADABLE = ("missing_scope", "channel_not_found", "not_in_channel")
+# Read-back errors that mean "cannot look here", with their fix: the post goes out, a possible
+# double being better than a lost message. Any other error raises; the outbox retries later.
+UNREADABLE = {
+    "missing_scope": "reinstall the app to grant it channels:history and groups:history",
+    "channel_not_found": "give the channel by its ID (C…), not its name",
+    "not_in_channel": "invite the bot to the channel",
+}
 # Methods that add a message: a connection error may come after Slack applied them, so they are
 # never retried blindly (the intent and the read-back decide).
 POSTING_METHODS = ("chat.postMessage", "files.completeUploadExternal")
@@ -334,12 +338,13 @@ class SlackChat(AbstractChat):
             if error not in UNREADABLE:
                 raise
             log.warning(
-                "cannot read %s back from Slack to post %s's %s once (%s: reinstall the app "
-                "with the channels:history and groups:history scopes); posting it again",
+                "cannot read %s back to see whether %s's %s is already there (%s: %s); "
+                "posting it, so it may appear twice",
                 channel,
                 release_id,
                 post,
                 error,
+                UNREADABLE[error],
             )
         return None
 
