@@ -22,6 +22,9 @@ from typing import Any
 
 TARGET = "bot.cli:main"  # what ``python -m bot`` runs
 PROG_NAME = "python -m bot"  # the name click shows in usage lines for ``python -m bot``
+# What a release run imports on its way, beyond the CLI itself: imported once here too. None
+# keeps state a child could share (the simulator seeds its own numpy generators).
+WARM = ("numpy.random", "numpy.ma", "_strptime", "apscheduler.triggers.interval", "tzdata")
 
 
 def _target(spec: str) -> Any:
@@ -70,6 +73,8 @@ def _answer(value: int) -> None:
 def serve() -> None:
     """Answer requests until stdin closes; returns in the parent only."""
     _target(TARGET)  # the import every child would otherwise pay for
+    for module in WARM:
+        importlib.import_module(module)
     buffer = bytearray()
     while (line := _read_line(buffer)) is not None:
         request = json.loads(line)
