@@ -314,8 +314,8 @@ def test_lock_dry_run_pause_and_promote_from_the_command_line(tmp_path: Path) ->
     again = cli("unlock", "prod", "--as", "bob", "--db", db)
     assert again.returncode == 1 and "prod is not locked" in again.stderr
 
-    crashed = cli(
-        "run", LINE, "--approve-as", "alice", "--db", db, "--crash-after-ticks", "150",
+    crashed = cli(  # mid-rollout of the low-risk plan
+        "run", LOW_RISK, "--approve-as", "alice", "--db", db, "--crash-after-ticks", "60",
     )  # fmt: skip
     assert crashed.returncode == 137
     with sqlite3.connect(db) as conn:
