@@ -10,6 +10,7 @@ interpreter instead, to compare.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -41,9 +42,13 @@ class _Zygote:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()  # it ends by itself when its stdin closes
+    def stop(self, kill: bool = False) -> None:
+        """Close its stdin (it ends by itself then), or kill it; wait for it either way."""
+        if kill:
+            self.process.kill()
+        for pipe in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                pipe.close() if pipe else None
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -78,9 +83,22 @@ _zygote: _Zygote | None = None
 
 def _zygote_for(env: dict[str, str]) -> _Zygote:
     global _zygote
-    if _zygote is None or _zygote.alive() is False:
+    if _zygote is not None and not _zygote.alive():
+        _discard(None)
+    if _zygote is None:
         _zygote = _Zygote(env)
     return _zygote
+
+
+def _discard(pid: int | None) -> None:
+    """Kill the zygote and its running child; the next command starts a new one."""
+    global _zygote
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if _zygote is not None:
+        _zygote.stop(kill=True)
+        _zygote = None
 
 
 def stop_zygote() -> None:
@@ -118,15 +136,21 @@ def forked(
         out.touch()
         err.touch()
         zygote = _zygote_for(bare_env())
-        zygote.send({
-            "args": args, "env": env, "cwd": str(cwd), "stdout": str(out), "stderr": str(err),
-            "argv0": str(ROOT / "bot" / "__main__.py"), "target": target,
-        })  # fmt: skip
-        pid = zygote.read_int(None)
+        pid = None
+        try:
+            zygote.send({
+                "args": args, "env": env, "cwd": str(cwd), "stdout": str(out),
+                "stderr": str(err), "argv0": str(ROOT / "bot" / "__main__.py"), "target": target,
+            })  # fmt: skip
+            pid = zygote.read_int(None)
+            status = zygote.read_int(time.monotonic() + timeout)
+        except BaseException:  # interrupted, or the zygote died: its answers are out of step
+            _discard(pid)
+            raise
         assert pid is not None
-        status = zygote.read_int(time.monotonic() + timeout)
         if status is None:  # as subprocess.run does on a timeout: kill, then tell
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may have just ended
+                os.kill(pid, signal.SIGKILL)
             zygote.read_int(None)
             raise subprocess.TimeoutExpired(
                 command, timeout, output=_text(out.read_bytes()), stderr=_text(err.read_bytes())

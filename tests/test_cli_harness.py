@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import cli_runner
 from tests.cli_runner import ROOT, cli, forked
 
 HERE = "tests.test_cli_harness"
@@ -119,3 +120,13 @@ def test_the_real_command_answers_as_from_a_fresh_process(tmp_path: Path) -> Non
     )  # fmt: skip
     usage = cli("run")
     assert usage.returncode == 2 and usage.stderr.startswith("Usage: python -m bot run")
+
+
+def test_a_dead_zygote_is_replaced_by_the_next_command() -> None:
+    assert cli("--version").returncode == 0
+    zygote = cli_runner._zygote
+    assert zygote is not None
+    zygote.process.kill()
+    zygote.process.wait()
+    assert cli("--version").returncode == 0
+    assert cli_runner._zygote is not zygote
