@@ -77,6 +77,14 @@ class _Zygote:
         return int(line)
 
 
+# A fresh ``python -m bot`` as another user: it imports the app while root (the user may not
+# read the checkout), then drops root's ids as the zygote's child does.
+_FRESH_AS = (
+    "import os, pwd, sys, encodings.ascii, bot.cli; a = pwd.getpwnam(sys.argv.pop(1)); "
+    "os.setgroups([]); os.setgid(a.pw_gid); os.setuid(a.pw_uid); "
+    "bot.cli.main(prog_name='python -m bot')"
+)
+
 _lock = threading.Lock()  # one command at a time per zygote: it waits for each child
 _zygote: _Zygote | None = None
 
@@ -126,10 +134,16 @@ def _text(data: bytes) -> str:
 
 
 def forked(
-    args: list[str], *, env: dict[str, str], cwd: Path, timeout: float, target: str | None = None
+    args: list[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    timeout: float,
+    user: str | None = None,
+    target: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``args`` in a child of the zygote; ``target`` ("module:function") replaces the CLI
-    (the harness's own tests use it)."""
+    """Run ``args`` in a child of the zygote, as ``user`` when given (root only);
+    ``target`` ("module:function") replaces the CLI (the harness's own tests use it)."""
     command = [sys.executable, "-m", "bot", *args]
     with tempfile.TemporaryDirectory(prefix="cli-") as tmp, _lock:
         out, err = Path(tmp, "stdout"), Path(tmp, "stderr")
@@ -141,6 +155,7 @@ def forked(
             zygote.send({
                 "args": args, "env": env, "cwd": str(cwd), "stdout": str(out),
                 "stderr": str(err), "argv0": str(ROOT / "bot" / "__main__.py"), "target": target,
+                "user": user,
             })  # fmt: skip
             pid = zygote.read_int(None)
             status = zygote.read_int(time.monotonic() + timeout)
@@ -167,16 +182,20 @@ def cli(
     timeout: float = 120,
     env: dict[str, str] | None = None,
     cwd: Path = ROOT,
+    user: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real command in a child process, with a bare environment (plus ``env``)."""
+    """Run the real command in a child process, with a bare environment (plus ``env``), as
+    ``user`` (with no supplementary groups) when given: root only."""
     environment = bare_env(env)
     if FRESH:
+        command = [sys.executable, "-c", _FRESH_AS, user, *args] if user else [
+            sys.executable, "-m", "bot", *args
+        ]  # fmt: skip
         proc = subprocess.run(
-            [sys.executable, "-m", "bot", *args],
-            cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
+            command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
+        )
     else:
-        proc = forked(list(args), env=environment, cwd=cwd, timeout=timeout)
+        proc = forked(list(args), env=environment, cwd=cwd, timeout=timeout, user=user)
     if check:
         proc.check_returncode()
     return proc

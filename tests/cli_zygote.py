@@ -3,7 +3,7 @@
 A fresh ``python -m bot`` spends most of a short command importing the app; the tests run
 hundreds of them. Started by tests/cli_runner.py (one per pytest process), it reads one JSON
 request per line on fd 0 and, for each, forks a child that becomes the command: its own argv,
-environment, working directory, stdin and stdout/stderr files. It answers with two lines on
+environment, working directory, stdin and stdout/stderr files, and user when asked. It answers with two lines on
 fd 1, the child's pid as soon as it runs (so a timeout can kill it) and then its wait status.
 It ends when its stdin closes (the pytest process is gone).
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import pwd
 import sys
 from typing import Any
 
@@ -24,7 +25,10 @@ TARGET = "bot.cli:main"  # what ``python -m bot`` runs
 PROG_NAME = "python -m bot"  # the name click shows in usage lines for ``python -m bot``
 # What a release run imports on its way, beyond the CLI itself: imported once here too. None
 # keeps state a child could share (the simulator seeds its own numpy generators).
-WARM = ("numpy.random", "numpy.ma", "_strptime", "apscheduler.triggers.interval", "tzdata")
+WARM = (
+    "numpy.random", "numpy.ma", "_strptime", "apscheduler.triggers.interval", "tzdata",
+    "encodings.ascii",
+)  # fmt: skip
 
 
 def _target(spec: str) -> Any:
@@ -46,8 +50,13 @@ def _become(request: dict[str, Any]) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    target = _target(request.get("target") or TARGET)  # while the files are ours to read
+    if request.get("user"):  # as ``subprocess.run(user=..., group=..., extra_groups=[])``
+        account = pwd.getpwnam(request["user"])
+        os.setgroups([])
+        os.setgid(account.pw_gid)
+        os.setuid(account.pw_uid)
     sys.argv = [request["argv0"], *request["args"]]
-    target = _target(request.get("target") or TARGET)
     if request.get("target"):
         target()
     else:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -21,9 +22,11 @@ ENV = {"PATH": os.environ.get("PATH", ""), "HARNESS": "yes"}
 
 
 def probe(
-    name: str, *args: str, cwd: Path = ROOT, timeout: float = 60
+    name: str, *args: str, cwd: Path = ROOT, timeout: float = 60, user: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return forked(list(args), env=ENV, cwd=cwd, timeout=timeout, target=f"{HERE}:{name}")
+    """Runs ``name``, a function of this module, in a forked child in place of the CLI."""
+    target = f"{HERE}:{name}"
+    return forked(list(args), env=ENV, cwd=cwd, timeout=timeout, user=user, target=target)
 
 
 # The probes below run in the forked child, in place of the CLI.
@@ -57,6 +60,10 @@ def finish_in_a_thread() -> None:
         print("the thread finished")
 
     threading.Thread(target=later).start()  # not a daemon: the interpreter waits for it
+
+
+def show_ids() -> None:
+    print(os.getuid(), os.geteuid(), os.getgid(), os.getgroups())
 
 
 def sleep_long() -> None:
@@ -96,6 +103,14 @@ def test_os_exit_keeps_its_code_and_drops_unflushed_output() -> None:
 def test_the_child_waits_for_its_threads_before_it_exits() -> None:
     proc = probe("finish_in_a_thread")
     assert (proc.returncode, proc.stdout) == (0, "the thread finished\n")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can run a command as another user")
+def test_a_command_run_as_another_user_has_none_of_roots_ids() -> None:
+    nobody = pwd.getpwnam("nobody")
+    proc = probe("show_ids", user="nobody")
+    assert proc.stdout == f"{nobody.pw_uid} {nobody.pw_uid} {nobody.pw_gid} []\n", proc.stderr
+    assert os.geteuid() == 0
 
 
 def test_a_timeout_kills_the_child_and_the_next_command_still_runs() -> None:
