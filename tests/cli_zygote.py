@@ -14,6 +14,7 @@ a process of its own; ``os._exit`` and signals end it as they would end that pro
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -84,6 +85,9 @@ def serve() -> None:
     _target(TARGET)  # the import every child would otherwise pay for
     for module in WARM:
         importlib.import_module(module)
+    # What is imported lives as long as the process: out of the collector's sight, a child's
+    # collections do not touch (and so copy) the pages it shares with us.
+    gc.freeze()
     buffer = bytearray()
     while (line := _read_line(buffer)) is not None:
         request = json.loads(line)
