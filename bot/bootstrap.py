@@ -559,7 +559,7 @@ def _slack_parts(
     client = slack_chat.web_client(options.token, options.api_url)
     threads = slack_chat.SlackThreads(database)
     if stores.shared is not None:  # on PostgreSQL: the replicas share the threads
-        from bot.adapters.postgres import threads as pg_threads
+        from bot.slack import pg_threads
 
         stores.shared.migrate(pg_threads.migrations)
         threads = pg_threads.PostgresSlackThreads(stores.shared)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.adapters.postgres.threads import PostgresSlackThreads, migrations
 from bot.adapters.sqlite.database import Database
 from bot.slack import chat
 from bot.slack.chat import SlackThreads
+from bot.slack.pg_threads import PostgresSlackThreads, migrations
 from tests.conftest import postgres_stores_for
 
 
