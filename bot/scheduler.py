@@ -125,10 +125,10 @@ class Ticker:
         # Every claim of the tick judges leases at the tick's start: what this tick claimed
         # (held until after it) is never claimed again in it, however long it runs.
         began = self.now()
-        until = began + timedelta(seconds=CLAIM_SHARE * self.interval)
+        share = timedelta(seconds=CLAIM_SHARE * self.interval)
 
         def claim(limit: int) -> list[str]:
-            return leases.claim_releases(self.holder, began, until, limit)
+            return leases.claim_releases(self.holder, began, self.now() + share, limit)
 
         return reconcile_claimed(self.services, claim)
 
