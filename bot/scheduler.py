@@ -13,9 +13,9 @@ wherever the ticker runs. Two ways to run it:
   in the caller's thread.
 
 Several processes (replicas) may run on one database. Each tick every one of them claims
-the releases it moves, a batch at a time (``reconcile_claimed``: a lease per release for a
-little under one tick interval, so each release moves once a tick, by one replica, and a
-killed replica's releases are claimed by the others on the next tick). The duties that must
+the releases it moves, a batch at a time (``reconcile_claimed``: a lease per release, until
+its next tick or for a little under one tick interval, so each release moves once a tick, by
+one replica, and a killed replica's releases are claimed by the others on the next tick). The duties that must
 be single (moving the virtual clock, delivering the outbox, narrating) are the leader's: the
 holder of the ``ticker`` lease, taken or renewed before each tick for ``LEASE_TICKS`` ticks of
 real time (the wall clock, never the virtual one). The followers read the virtual time the
@@ -122,8 +122,10 @@ class Ticker:
         if leases is None:
             return reconcile(self.services)
 
-        # Every claim of the tick judges leases at the tick's start: what this tick claimed
-        # (held until after it) is never claimed again in it, however long it runs.
+        # Last tick's claims go first: a process ticking faster than its interval (by hand,
+        # ``run``) moves every release each time. Every claim of the tick judges leases at
+        # the tick's start: what this tick claimed is never claimed again in it.
+        leases.release_claims(self.holder)
         began = self.now()
         share = timedelta(seconds=CLAIM_SHARE * self.interval)
 

@@ -39,6 +39,10 @@ class AbstractLeases(abc.ABC):
         its lease still running) is left out, so two concurrent claims never share one."""
 
     @abc.abstractmethod
+    def release_claims(self, holder: str) -> None:
+        """Give up the releases ``holder`` claimed (a new tick of its own: it claims afresh)."""
+
+    @abc.abstractmethod
     def release_held(self, holder: str) -> None:
         """Give up every lease ``holder`` holds (a replica stopping: the others take its
         releases and its lead on their next tick, without waiting them out)."""

@@ -60,6 +60,11 @@ class PostgresLeases(AbstractLeases):
     def release(self, name: str, holder: str) -> None:
         self.database.execute("DELETE FROM leases WHERE name = %s AND holder = %s", [name, holder])
 
+    def release_claims(self, holder: str) -> None:
+        self.database.execute(
+            "DELETE FROM leases WHERE holder = %s AND name LIKE %s", [holder, RELEASE_PREFIX + "%"]
+        )
+
     def release_held(self, holder: str) -> None:
         self.database.execute("DELETE FROM leases WHERE holder = %s", [holder])
 

@@ -74,6 +74,13 @@ class SqliteLeases(AbstractLeases):
         with self.database.transaction() as db:
             db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", [name, holder])
 
+    def release_claims(self, holder: str) -> None:
+        with self.database.transaction() as db:
+            db.execute(
+                "DELETE FROM leases WHERE holder = ? AND name LIKE ?",
+                [holder, RELEASE_PREFIX + "%"],
+            )
+
     def release_held(self, holder: str) -> None:
         with self.database.transaction() as db:
             db.execute("DELETE FROM leases WHERE holder = ?", [holder])
