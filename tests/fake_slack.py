@@ -3,7 +3,8 @@
 Slack is unreachable from tests, and patching `WebClient` would hide how slack_sdk really
 encodes requests. `FakeSlack` is an `http.server` on 127.0.0.1 that a real
 `WebClient(base_url=fake.url)` talks to: it records every call with its decoded arguments,
-answers with the shapes documented by Slack, and can inject rate limits and errors.
+answers with the shapes documented by Slack, and can inject rate limits and errors, and lose
+the answer to a call it applied (as when the caller dies before reading it).
 Modelled on slackapi/bolt-python's tests/mock_web_api_server.
 
     with FakeSlack() as fake:
@@ -19,7 +20,7 @@ import mimetypes
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
@@ -41,7 +42,7 @@ SOCKET_URL = "wss://wss-primary.slack.com/link/?ticket=fake-ticket&app_id=A0APP"
 JSON_FIELDS = frozenset({"blocks", "attachments", "view", "files", "metadata", "unfurls"})
 #: Methods an app-level (xapp-) token may call; everything else needs a bot token.
 APP_TOKEN_METHODS = frozenset({"apps.connections.open", "auth.test"})
-SCOPES = "chat:write,commands,files:write,users:read,channels:read"
+SCOPES = "chat:write,commands,files:write,users:read,channels:read,channels:history,groups:history"
 
 Payload = dict[str, Any]
 Answer = Payload | Callable[["Call"], Payload]
@@ -63,6 +64,14 @@ class _Reply:
     status: int
     body: bytes
     headers: dict[str, str]
+    lost: _Loss | None = None  # applied, but the connection is closed without an answer
+
+
+@dataclass(frozen=True)
+class _Loss:
+    after: int  # calls of the method still answered before the one lost
+    hold: float  # seconds the connection is kept open, unanswered, before it is closed
+    applied: threading.Event
 
 
 @dataclass(frozen=True)
@@ -178,6 +187,11 @@ class _Handler(BaseHTTPRequestHandler):
             reply = _json_reply(
                 {"ok": False, "error": "fake_slack_error", "detail": repr(exc)}, 500
             )
+        if reply.lost is not None:
+            reply.lost.applied.set()
+            self.server.fake.holding.wait(reply.lost.hold)
+            self.close_connection = True
+            return
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -210,6 +224,7 @@ class FakeSlack(LoopbackServer):
         self.socket_url = socket_url
         self.strict = strict
         self._cond = threading.Condition(threading.RLock())
+        self.holding = threading.Event()  # set: answers held back by lose_next_answer end
         super().__init__()
         self._users: dict[str, Payload] = {}
         self._channels: dict[str, Payload] = {}
@@ -230,6 +245,8 @@ class FakeSlack(LoopbackServer):
             "views.publish": self._views_publish,
             "users.info": self._users_info,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
         }
@@ -245,6 +262,7 @@ class FakeSlack(LoopbackServer):
         self._uploads: dict[str, bytes] = {}
         self._seq = 0
         self._refused_channels: dict[str, str] = {}
+        self._losses: dict[str, deque[_Loss]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -294,6 +312,24 @@ class FakeSlack(LoopbackServer):
             queue = self._faults.setdefault(method, deque())
             queue.extend(_Fault(status, retry_after, error) for _ in range(times))
 
+    def lose_next_answer(self, method: str, after: int = 0, hold: float = 0.0) -> threading.Event:
+        """Apply the call of `method` that comes after `after` more, then close the connection
+        without answering, as Slack seen from a process that died (or whose network failed)
+        after the call reached Slack. With `hold`, the connection stays open, unanswered, for
+        that many seconds first (until `reset`): time to SIGKILL the caller mid-call. Returns
+        an event set once the call was applied."""
+        if after < 0:
+            raise ValueError("after must be at least 0")
+        loss = _Loss(after, hold, threading.Event())
+        with self._cond:
+            self._losses.setdefault(method, deque()).append(loss)
+        return loss.applied
+
+    def keep_answers(self) -> None:
+        """Forget the answers still to be lost (lose_next_answer) that no call reached."""
+        with self._cond:
+            self._losses.clear()
+
     def refuse_channel(self, channel: str, error: str = "channel_not_found") -> None:
         """Answer every `chat.*` call to `channel` with `error` until `accept_channel`, as
         Slack does for a channel deleted or the bot was removed from. Calls are recorded."""
@@ -318,7 +354,9 @@ class FakeSlack(LoopbackServer):
         Users and channels added with add_user/add_channel are kept.
         """
         with self._cond:
+            self.holding.set()  # answers still held back are dropped now
             self._clear()
+            self.holding = threading.Event()
 
     # -- inspection --------------------------------------------------------------------------
 
@@ -428,7 +466,17 @@ class FakeSlack(LoopbackServer):
         refused = self._refused_channels.get(str(params.get("channel", "")))
         if refused is not None and method.startswith("chat."):
             return _json_reply({"ok": False, "error": refused}, headers=scopes)
-        return _json_reply(self._answer(call), headers=scopes)
+        reply = _json_reply(self._answer(call), headers=scopes)
+        return replace(reply, lost=self._take_loss(method))
+
+    def _take_loss(self, method: str) -> _Loss | None:
+        queue = self._losses.get(method)
+        if not queue:
+            return None
+        if queue[0].after > 0:
+            queue[0] = replace(queue[0], after=queue[0].after - 1)
+            return None
+        return queue.popleft()
 
     def _auth_error(self, method: str, token: Any) -> str | None:
         if not isinstance(token, str) or not token.startswith(("xoxb-", "xapp-")):
@@ -677,6 +725,49 @@ class FakeSlack(LoopbackServer):
                 return {"ok": False, "error": "channel_not_found"}
             channel = self._channel(channel_id, channel_id.lower(), False)
         return {"ok": True, "channel": channel}
+
+    def _listed(self, message: Payload, call: Call) -> Payload:
+        """A message as conversations.history/replies list it: metadata only when asked."""
+        shown = dict(message)
+        if str(call.params.get("include_all_metadata", "")).lower() not in ("1", "true"):
+            shown.pop("metadata", None)
+        return shown
+
+    def _page(self, messages: list[Payload], call: Call) -> Payload:
+        """One page of `messages` (`limit`, `cursor` an offset), as Slack pages them."""
+        start = int(str(call.params.get("cursor") or 0))
+        limit = int(str(call.params.get("limit") or 100))
+        page = messages[start : start + limit]
+        more = start + limit < len(messages)
+        return {
+            "ok": True,
+            "messages": [self._listed(m, call) for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
+
+    def _conversations_history(self, call: Call) -> Payload:
+        """The channel's top-level messages, newest first (thread replies are not listed)."""
+        channel = str(call.params.get("channel", ""))
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        found = [
+            m
+            for (c, ts), m in self._messages.items()
+            if c == channel and m.get("thread_ts", ts) == ts
+        ]
+        return self._page(sorted(found, key=lambda m: float(m["ts"]), reverse=True), call)
+
+    def _conversations_replies(self, call: Call) -> Payload:
+        """A thread: its parent first, then its replies, oldest first."""
+        channel, ts = str(call.params.get("channel", "")), str(call.params.get("ts", ""))
+        parent = self._messages.get((channel, ts))
+        if parent is None:
+            return {"ok": False, "error": "thread_not_found"}
+        replies = [
+            m for (c, t), m in self._messages.items() if c == channel and m.get("thread_ts") == ts
+        ]
+        return self._page([parent, *sorted(replies, key=lambda m: float(m["ts"]))], call)
 
     def _files_get_upload_url(self, call: Call) -> Payload:
         p = call.params

@@ -82,3 +82,29 @@ def test_each_kind_of_damage_is_counted(tmp_path: Path) -> None:
     assert "1 events never delivered" in notes
     assert "'rel-a completed' posted 2 times" in notes
     assert (outcome.lost, outcome.doubled) == (4, 2) and not outcome.survived
+
+
+def test_a_post_named_twice_is_counted_even_when_its_text_changed(tmp_path: Path) -> None:
+    """A card posted again, and a reply posted again with more events (other text): the
+    metadata the bot puts on each post tells."""
+    with FakeSlack() as fake:
+        world = _world(tmp_path, fake)
+        client = WebClient(token="xoxb-test", base_url=fake.url)
+        card = str(client.chat_postMessage(channel=CHANNEL, text="card")["ts"])
+
+        def named(text: str, post: str, thread_ts: str | None = None, **more: int) -> None:
+            payload = {"release_id": "rel-a", "post": post, **more}
+            extra = {"thread_ts": thread_ts} if thread_ts else {}
+            metadata = {"event_type": "release_bot_post", "event_payload": payload}
+            client.chat_postMessage(channel=CHANNEL, text=text, metadata=metadata, **extra)
+
+        named("card", "card")
+        named("card", "card")
+        named("events 1 to 3", "reply:3", card, first_event=1)
+        named("events 1 to 5", "reply:5", card, first_event=1)
+        named("event 6", "reply:6", card, first_event=6)
+        check(world, {"rel-a", "rel-b"}, slack=True)
+    notes = "\n".join(world.outcome.notes)
+    assert "rel-a: its status card is in Slack 2 times" in notes
+    assert "rel-a: events 1-3 are in two replies" in notes
+    assert "event 6" not in notes and "6-" not in notes

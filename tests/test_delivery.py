@@ -24,6 +24,7 @@ from bot.ports.chat import AbstractChat
 from bot.ports.leases import this_host
 from bot.ports.store import StoredEvent
 from bot.service import approve, deliver, pause, reconcile, start_release
+from bot.slack.chat import web_client
 from tests.fake_slack import FakeSlack
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)  # outside payments-api's peak hours
@@ -227,3 +228,72 @@ def _pid_of_finished_child() -> int:
     child = subprocess.Popen(["true"])
     child.wait()
     return child.pid
+
+
+def posts(fake: FakeSlack, channel: str) -> Counter[tuple[str, str]]:
+    """How many messages Slack holds for each post the bot named in its metadata."""
+    named = (m.get("metadata", {}).get("event_payload", {}) for m in fake.messages(channel))
+    return Counter((p["release_id"], p["post"]) for p in named if p)
+
+
+def test_a_card_posted_but_not_recorded_is_not_posted_again(
+    wiring: Wiring, fake: FakeSlack
+) -> None:
+    """Slack applied the card but the process never recorded it (killed, or the answer lost):
+    the next attempt finds it in the channel and opens the thread there."""
+    fake.lose_next_answer("chat.postMessage")
+    release = started(wiring, PAYMENTS, OK, "alice")
+    ticks(wiring, 30)
+
+    assert len(cards(fake, OK)) == 1
+    card = cards(fake, OK)[0]
+    assert {m.get("thread_ts") for m in fake.messages(OK) if m["ts"] != card["ts"]} == {card["ts"]}
+    assert [n for n in posts(fake, OK).values() if n > 1] == []
+    assert undelivered(wiring, release.id) == 0
+    assert "edited" in card  # the adopted card is brought up to date
+
+
+def test_a_reply_posted_but_not_recorded_is_not_posted_again(
+    wiring: Wiring, fake: FakeSlack
+) -> None:
+    release = started(wiring, PAYMENTS, OK, "alice")
+    ticks(wiring, 3)
+    fake.lose_next_answer("chat.postMessage")
+    ticks(wiring, 60)
+
+    said = replies(fake, OK)
+    assert {text: n for text, n in Counter(said).items() if n > 1} == {}
+    assert [n for n in posts(fake, OK).values() if n > 1] == []
+    assert len(cards(fake, OK)) == 1
+    assert undelivered(wiring, release.id) == 0
+
+
+def test_without_the_history_scope_a_lost_card_is_posted_again(
+    wiring: Wiring, fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A workspace that has not reinstalled the app cannot read the channel back: one warning,
+    and the card is posted (a possible double is better than a lost message)."""
+    fake.lose_next_answer("chat.postMessage")
+    fake.fail_next("conversations.history", times=1, status=200, error="missing_scope")
+    release = started(wiring, PAYMENTS, OK, "alice")
+    ticks(wiring, 30)
+
+    assert len(cards(fake, OK)) == 2
+    assert undelivered(wiring, release.id) == 0
+    warned = [r.getMessage() for r in caplog.records if "missing_scope" in r.getMessage()]
+    assert len(warned) == 1 and "channels:history" in warned[0]
+
+
+def test_the_client_retries_a_lost_update_but_never_a_lost_post(fake: FakeSlack) -> None:
+    """slack_sdk retries a call whose connection dropped: harmless for an update, a double for
+    a post Slack applied before the answer was lost (the intent and the read-back decide)."""
+    client = web_client("xoxb-test", fake.url)
+    ts = client.chat_postMessage(channel=OK, text="card")["ts"]
+    fake.lose_next_answer("chat.update")
+    assert client.chat_update(channel=OK, ts=ts, text="card, updated")["ok"]
+    assert fake.count("chat.update") == 2
+
+    fake.lose_next_answer("chat.postMessage")
+    with pytest.raises(OSError):
+        client.chat_postMessage(channel=OK, text="reply", thread_ts=ts)
+    assert replies(fake, OK) == ["reply"]

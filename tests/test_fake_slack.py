@@ -303,3 +303,45 @@ def test_bodies_have_slack_shapes() -> None:
     assert (
         signed_headers(url_verification_body("abc"), SECRET)["Content-Type"] == "application/json"
     )
+
+
+def test_history_and_replies_list_metadata_only_when_asked(
+    fake: FakeSlack, client: WebClient
+) -> None:
+    named = {"event_type": "release_bot_post", "event_payload": {"post": "card"}}
+    card = client.chat_postMessage(channel="C1", text="card", metadata=named)["ts"]
+    replies = [
+        client.chat_postMessage(channel="C1", text=f"reply {n}", thread_ts=card)["ts"]
+        for n in range(3)
+    ]
+    later = client.chat_postMessage(channel="C1", text="later")["ts"]
+
+    history = client.conversations_history(channel="C1")["messages"]
+    assert [m["ts"] for m in history] == [later, card]  # newest first, no replies
+    assert all("metadata" not in m for m in history)
+    with_metadata = client.conversations_history(channel="C1", include_all_metadata=True)
+    assert with_metadata["messages"][1]["metadata"] == named
+
+    first = client.conversations_replies(channel="C1", ts=card, limit=2)
+    assert [m["ts"] for m in first["messages"]] == [card, replies[0]]
+    cursor = first["response_metadata"]["next_cursor"]
+    rest = client.conversations_replies(channel="C1", ts=card, limit=2, cursor=cursor)
+    assert [m["ts"] for m in rest["messages"]] == replies[1:]
+    assert rest["response_metadata"]["next_cursor"] == ""
+    with pytest.raises(SlackApiError, match="thread_not_found"):
+        client.conversations_replies(channel="C1", ts="1.000000")
+
+
+def test_a_lost_answer_is_applied_but_never_answered(fake: FakeSlack) -> None:
+    client = WebClient(token="xoxb-test", base_url=fake.url, retry_handlers=[])
+    client.chat_postMessage(channel="C1", text="answered")
+    applied = fake.lose_next_answer("chat.postMessage", after=1)
+    client.chat_postMessage(channel="C1", text="answered too")
+    assert not applied.is_set()
+
+    with pytest.raises(OSError, match="without response"):
+        client.chat_postMessage(channel="C1", text="lost")
+
+    assert applied.is_set()
+    assert [m["text"] for m in fake.messages("C1")] == ["answered", "answered too", "lost"]
+    assert client.chat_postMessage(channel="C1", text="answered again")["ok"]

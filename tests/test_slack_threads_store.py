@@ -28,12 +28,16 @@ def threads(request: pytest.FixtureRequest) -> SlackThreads:
 def test_a_thread_is_found_by_release_and_by_place_and_keeps_its_progress(
     threads: SlackThreads,
 ) -> None:
-    assert threads.get("rel-1") is None
+    assert threads.get("rel-1") is None and threads.opening("rel-1") is None
+    threads.open("rel-1", "C1")  # the intent, before the post
+    assert threads.opening("rel-1") == "C1"
     added = threads.add("rel-1", "C1", "111.1", "hash-a")
+    assert threads.opening("rel-1") is None
     assert threads.get("rel-1") == added
     threads.update("rel-1", card_hash="hash-b", report_uploaded=True, replied_through=7)
+    threads.update("rel-1", replying_through=9)
     found = threads.find("C1", "111.1")
     assert found is not None and found.release_id == "rel-1"
     assert (found.card_hash, found.report_uploaded, found.replied_through) == ("hash-b", True, 7)
-    assert found.charted_through == 0
+    assert (found.charted_through, found.replying_through) == (0, 9)
     assert threads.find("C1", "222.2") is None

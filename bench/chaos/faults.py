@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 from bench.chaos.invariants import check
 from bench.chaos.node import SIGNING_SECRET
-from bench.chaos.world import ALICE, SERVICES, Proc, World, release_line, wait_until
+from bench.chaos.world import (
+    ALICE,
+    HANG_GUARD,
+    SERVICES,
+    Proc,
+    World,
+    release_line,
+    wait_until,
+)
 from tests.slack_signing import signed_headers
 
 FIRST, SECOND = SERVICES
@@ -58,6 +66,35 @@ def kill_node(world: World, rng: random.Random) -> None:
     _approve_when_asked(world)
     time.sleep(rng.uniform(0.0, 1.5))
     world.kill(node)
+    _converge_after(world)
+
+
+def kill_posting(world: World, rng: random.Random) -> None:
+    """The app SIGKILLed while Slack holds the answer to one of its posts (a card or a thread
+    reply, the Nth): Slack applied it, the process never recorded it. The next process must
+    not post it again."""
+    applied = world.fake.lose_next_answer(
+        "chat.postMessage", after=rng.randrange(0, 4), hold=HANG_GUARD
+    )
+    node = world.start_node("node-1")
+    _start_on_slack(world, node, FIRST, _version(rng))
+    wait_until(lambda: applied.is_set() or _approve_when_asked(world), "a post held")
+    world.kill(node)
+    world.fake.keep_answers()  # the release ended with fewer posts: the next process's are kept
+    _converge_after(world)
+
+
+def kill_traffic(world: World, rng: random.Random) -> None:
+    """The app SIGKILLs itself the moment its Nth router change took effect, before the tick
+    recorded anything after it; a new process converges the router and the release."""
+    node = world.start_node("node-1", "--kill-after-apply", str(rng.randint(1, 4)))
+    _start_on_slack(world, node, FIRST, _version(rng))
+    wait_until(lambda: world.ended(node) or _approve_when_asked(world), "the router changed")
+    world.stop(node)  # done already, or the release ended with fewer changes
+    _converge_after(world)
+
+
+def _converge_after(world: World) -> None:
     again = world.start_node("node-2")
     world.converge_node(again)
     world.stop(again)
@@ -71,10 +108,13 @@ def _start_on_slack(world: World, node: Proc, service: str, version: str) -> Non
     wait_until(lambda: any(r["service"] == service for r in world.releases()), f"{service} stored")
 
 
-def _approve_when_asked(world: World) -> None:
-    for release in world.active():
+def _approve_when_asked(world: World) -> bool:
+    """Approve what waits for it; True once no release is active (nothing more will come)."""
+    active = world.active()
+    for release in active:
         if release["status"] == "awaiting_approval":
             world.cli("approve", "approve", release["id"], "--as", ALICE)
+    return not active
 
 
 # -- two processes ----------------------------------------------------------------------------
@@ -212,6 +252,12 @@ def duplicates(world: World, rng: random.Random) -> None:
 FAULTS: tuple[Fault, ...] = (
     Fault("sigkill-run", "SIGKILL of `release-bot run` mid-release", kill_run),
     Fault("sigkill-app", "SIGKILL of the app mid-release (tick, router, post)", kill_node),
+    Fault(
+        "sigkill-post",
+        "SIGKILL of the app after Slack took a post, before its record",
+        kill_posting,
+    ),
+    Fault("sigkill-traffic", "SIGKILL of the app right after a router change", kill_traffic),
     Fault("second-process", "a second app and a CLI on the same database", second_process),
     Fault("slack-outage", "Slack refuses calls (update, post, upload)", slack_outage),
     Fault("llm-outage", "the model's API answers only errors", llm_outage, llm_outage=True),

@@ -85,11 +85,40 @@ def _traffic_matches(world: World) -> None:
             world.outcome.lose(f"{release_id} is {status} but the router serves {serving}")
 
 
+def _each_post_once(world: World) -> None:
+    """What the bot names in each message's metadata: one card per release, and no event in
+    two of its replies (a reply posted again after a kill may carry more events than the
+    first, so its text differs: the ranges of events tell)."""
+    cards: Counter[str] = Counter()
+    shown: dict[str, list[tuple[int, int]]] = {}
+    for message in world.fake.messages(CHANNEL):
+        payload = (message.get("metadata") or {}).get("event_payload") or {}
+        release_id, post = str(payload.get("release_id")), str(payload.get("post", ""))
+        if post == "card":
+            cards[release_id] += 1
+        elif post.startswith("reply:"):
+            last = int(post.removeprefix("reply:"))
+            shown.setdefault(release_id, []).append((int(payload.get("first_event", last)), last))
+    for release_id, times in sorted(cards.items()):
+        if times > 1:
+            world.outcome.double(f"{release_id}: its status card is in Slack {times} times")
+    for release_id, spans in sorted(shown.items()):
+        spans.sort()
+        reached = spans[0][1]
+        for first, last in spans[1:]:
+            if first <= reached:
+                world.outcome.double(
+                    f"{release_id}: events {first}-{min(reached, last)} are in two replies"
+                )
+            reached = max(reached, last)
+
+
 def _delivered_once(world: World) -> None:
     """Every event delivered; one status card per release; no thread reply posted twice."""
     undelivered = world.undelivered()
     if undelivered:
         world.outcome.lose(f"{undelivered} events never delivered")
+    _each_post_once(world)
     threads = world.rows("SELECT release_id, thread_ts FROM slack_threads")
     cards = world.fake.messages(CHANNEL, thread_ts="")
     if len(cards) > len(threads):

@@ -140,13 +140,14 @@ class World:
         self.finish(proc)
         return proc
 
-    def start_node(self, name: str = "node") -> Proc:
+    def start_node(self, name: str = "node", *extra: str) -> Proc:
         """The app process (bench/chaos/node.py); returns once it listens."""
         proc = self.spawn(
             name,
             "--db", str(self.db),
             "--config", str(self.config),
             "--slack-url", self.fake.url,
+            *extra,
             module="bench.chaos.node",
         )  # fmt: skip
         stdout = proc.popen.stdout
@@ -166,6 +167,9 @@ class World:
             proc.killed = True
         self.finish(proc)
 
+    def ended(self, proc: Proc) -> bool:
+        return proc.popen.poll() is not None
+
     def stop(self, proc: Proc) -> None:
         """SIGTERM, as a deploy stops a process: it finishes its tick and its work first."""
         if proc.popen.poll() is None:
@@ -174,6 +178,8 @@ class World:
 
     def finish(self, proc: Proc) -> None:
         out, err = proc.popen.communicate(timeout=HANG_GUARD)
+        # a process that SIGKILLed itself (node.py --kill-after-apply) was killed too
+        proc.killed = proc.killed or proc.popen.returncode == -signal.SIGKILL
         proc.stdout += out or ""
         proc.stderr += err or ""
 

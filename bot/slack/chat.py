@@ -8,6 +8,11 @@ after its ``Retry-After`` by slack_sdk's ``RateLimitErrorRetryHandler`` (see ``w
 
 At each stage's end and on rollback a chart of the stage goes into the thread; when the
 release ends, the contract JSON is uploaded beside a short human summary.
+
+A card or reply is posted at most once even when the process dies (or the answer is lost)
+after Slack accepted it but before it was recorded: the intent to post is recorded first, each
+post carries message metadata naming it, and a later attempt that finds an intent without its
+record reads the channel or thread back and adopts the message Slack already holds.
 """
 
 from __future__ import annotations
@@ -17,13 +22,21 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlite_utils
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from sqlite_utils import Migrations
 
 from bot.adapters.sqlite.database import Database
@@ -39,6 +52,19 @@ log = logging.getLogger(__name__)
 migrations = Migrations("release-bot.slack")
 CHART_ACTIONS = ("step_completed", "rollback_started")
 RATE_LIMIT_RETRIES = 3
+POST_EVENT_TYPE = "release_bot_post"  # the message metadata that names each post
+CARD = "card"
+READ_BACK_PAGES = 5  # of 200 messages: how far back a card or reply is looked for
+# Read-back errors that mean "cannot look here", with their fix: the post goes out, a possible
+# double being better than a lost message. Any other error raises; the outbox retries later.
+UNREADABLE = {
+    "missing_scope": "reinstall the app to grant it channels:history and groups:history",
+    "channel_not_found": "give the channel by its ID (C…), not its name",
+    "not_in_channel": "invite the bot to the channel",
+}
+# Methods that add a message: a connection error may come after Slack applied them, so they are
+# never retried blindly (the intent and the read-back decide).
+POSTING_METHODS = ("chat.postMessage", "files.completeUploadExternal")
 
 
 @migrations()
@@ -64,12 +90,38 @@ def add_progress(db: sqlite_utils.Database) -> None:
     db.table("slack_threads").add_column("charted_through", int, not_null_default=0)
 
 
+@migrations()
+def add_posting_intents(db: sqlite_utils.Database) -> None:
+    # Recorded before a post and cleared with its record: an intent left behind means Slack
+    # may hold a post this database does not know of (a SIGKILL, a lost answer).
+    db.table("slack_cards_opening").create({"release_id": str, "channel": str}, pk="release_id")
+    db.table("slack_threads").add_column("replying_through", int, not_null_default=0)
+
+
 def web_client(token: str, base_url: str) -> WebClient:
     """The Web API client: the token goes on the client (Bolt ignores ``token=`` once a
     ``client=`` is given), and rate-limited calls are retried after ``Retry-After``."""
-    client = WebClient(token=token, base_url=base_url, timeout=10)
+    client = WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=[])
+    client.retry_handlers.append(IdempotentConnectionRetry())
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
     return client
+
+
+class IdempotentConnectionRetry(ConnectionErrorRetryHandler):
+    """slack_sdk's default retry after a connection error, except for a call that posts:
+    its answer may have been lost after Slack applied it, and a retry would post it twice."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if request.url.rstrip("/").endswith(POSTING_METHODS):
+            return False
+        return super()._can_retry(state=state, request=request, response=response, error=error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +132,7 @@ class Thread:
     card_hash: str
     report_uploaded: bool
     replied_through: int = 0  # the last event id whose reply is in the thread
+    replying_through: int = 0  # the last event id of the reply being posted
     charted_through: int = 0  # the last event id whose charts are in the thread
 
 
@@ -101,9 +154,24 @@ class SlackThreads:
         rows = list(self.table.rows_where("channel = ? AND thread_ts = ?", [channel, thread_ts]))
         return thread_from_row(rows[0]) if rows else None
 
+    def opening(self, release_id: str) -> str | None:
+        """The channel of a card an earlier attempt set out to post, if it was not recorded."""
+        table = self.database.db.table("slack_cards_opening")
+        rows = list(table.rows_where("release_id = ?", [release_id]))
+        return str(rows[0]["channel"]) if rows else None
+
+    def open(self, release_id: str, channel: str) -> None:
+        """Record the intent to post ``release_id``'s card, before posting it."""
+        with self.database.transaction() as db:
+            db.table("slack_cards_opening").insert(
+                {"release_id": release_id, "channel": channel}, replace=True
+            )
+
     def add(self, release_id: str, channel: str, thread_ts: str, card_hash: str) -> Thread:
+        """Record the card posted (or found in Slack), and clear its intent, in one write."""
         thread = Thread(release_id, channel, thread_ts, card_hash, report_uploaded=False)
-        with self.database.lock:
+        with self.database.transaction() as db:
+            db.table("slack_cards_opening").delete_where("release_id = ?", [release_id])
             self.table.insert(
                 {
                     "release_id": release_id,
@@ -130,6 +198,7 @@ def thread_from_row(row: Mapping[str, object]) -> Thread:
         report_uploaded=bool(row["report_uploaded"]),
         replied_through=int(str(row.get("replied_through") or 0)),
         charted_through=int(str(row.get("charted_through") or 0)),
+        replying_through=int(str(row.get("replying_through") or 0)),
     )
 
 
@@ -191,13 +260,22 @@ class SlackChat(AbstractChat):
         thread = self.threads.get(release.id) or self._open_thread(release, channel, now)
         # The outbox retries a batch until all of it went through: each part is recorded
         # as done when done, so a retry after a failed card update posts no reply twice.
-        if fresh := [e for e in events if e.id > thread.replied_through]:
+        fresh = [e for e in events if e.id > thread.replied_through]
+        if fresh and self._reply_went_through(release, thread):
+            fresh = [e for e in fresh if e.id > thread.replying_through]
+        if fresh:
             text, blocks = event_reply(release, fresh)
+            last = fresh[-1].id
+            self.threads.update(release.id, replying_through=last)
             self.pacer.wait(thread.channel)
             self.client.chat_postMessage(
-                channel=thread.channel, text=text, blocks=blocks, thread_ts=thread.thread_ts
+                channel=thread.channel,
+                text=text,
+                blocks=blocks,
+                thread_ts=thread.thread_ts,
+                metadata=post_metadata(release.id, reply_post(last), first_event=fresh[0].id),
             )
-            self.threads.update(release.id, replied_through=fresh[-1].id)
+            self.threads.update(release.id, replied_through=last)
         self.refresh_card(release, thread, now)
         if uncharted := [e for e in events if e.id > thread.charted_through]:
             for step in self._chart_steps(release, uncharted):
@@ -211,12 +289,79 @@ class SlackChat(AbstractChat):
     # -- the card ----------------------------------------------------------------------------
 
     def _open_thread(self, release: Release, channel: str, now: datetime) -> Thread:
+        intended = self.threads.opening(release.id)
+        if intended is not None:
+            ts = self._posted_before(intended, release.id, CARD)
+            if ts is not None:  # an empty hash: the next refresh brings the card up to date
+                log.info("%s's card was posted before its record; adopted %s", release.id, ts)
+                return self.threads.add(release.id, intended, ts, card_hash="")
         text, blocks = status_card(release, now)
+        self.threads.open(release.id, channel)
         self.pacer.wait(channel)
-        answer = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+        answer = self.client.chat_postMessage(
+            channel=channel, text=text, blocks=blocks, metadata=post_metadata(release.id, CARD)
+        )
         return self.threads.add(
             release.id, str(answer["channel"]), str(answer["ts"]), _digest(blocks)
         )
+
+    # -- reading back what an earlier attempt may have posted ---------------------------------
+
+    def _reply_went_through(self, release: Release, thread: Thread) -> bool:
+        """Whether the reply an earlier attempt set out to post is in the thread (recorded as
+        posted if so)."""
+        if thread.replying_through <= thread.replied_through:
+            return False
+        post = reply_post(thread.replying_through)
+        if self._posted_before(thread.channel, release.id, post, thread.thread_ts) is None:
+            return False
+        log.info("%s's %s was posted before its record; not posted again", release.id, post)
+        self.threads.update(release.id, replied_through=thread.replying_through)
+        return True
+
+    def _posted_before(
+        self, channel: str, release_id: str, post: str, thread_ts: str | None = None
+    ) -> str | None:
+        """The ts of the message Slack holds for ``post`` of ``release_id``, if any."""
+        try:
+            for message in self._read_back(channel, thread_ts):
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if (
+                    metadata.get("event_type") == POST_EVENT_TYPE
+                    and payload.get("release_id") == release_id
+                    and payload.get("post") == post
+                ):
+                    return str(message["ts"])
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error not in UNREADABLE:
+                raise
+            log.warning(
+                "cannot read %s back to see whether %s's %s is already there (%s: %s); "
+                "posting it, so it may appear twice",
+                channel,
+                release_id,
+                post,
+                error,
+                UNREADABLE[error],
+            )
+        return None
+
+    def _read_back(self, channel: str, thread_ts: str | None) -> Iterator[dict[str, Any]]:
+        """The channel's latest messages (the thread's replies with ``thread_ts``), with
+        their metadata, a few pages at most."""
+        args: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": 200}
+        for _ in range(READ_BACK_PAGES):
+            if thread_ts is None:
+                page = self.client.conversations_history(**args)
+            else:
+                page = self.client.conversations_replies(ts=thread_ts, **args)
+            yield from page.get("messages") or []
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
+            args["cursor"] = cursor
 
     def refresh_card(self, release: Release, thread: Thread, now: datetime) -> None:
         """Update the status card when what it shows changed (saves the update's quota)."""
@@ -275,6 +420,17 @@ class SlackChat(AbstractChat):
             initial_comment=summary,
         )
         self.threads.update(release.id, report_uploaded=1)
+
+
+def post_metadata(release_id: str, post: str, **more: object) -> dict[str, Any]:
+    """The message metadata that names a post: what a later attempt looks for in Slack (a
+    reply also says its first event: the events it shows are ``first_event`` to its post's)."""
+    payload = {"release_id": release_id, "post": post, **more}
+    return {"event_type": POST_EVENT_TYPE, "event_payload": payload}
+
+
+def reply_post(last_event_id: int) -> str:
+    return f"reply:{last_event_id}"
 
 
 def _digest(blocks: object) -> str:

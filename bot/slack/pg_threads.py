@@ -15,7 +15,14 @@ migrations.step(
     " charted_through INTEGER NOT NULL DEFAULT 0)",
     "CREATE UNIQUE INDEX idx_slack_threads_channel_ts ON slack_threads (channel, thread_ts)",
 )
-COLUMNS = frozenset({"card_hash", "report_uploaded", "replied_through", "charted_through"})
+migrations.step(
+    "add_posting_intents",
+    "CREATE TABLE slack_cards_opening (release_id TEXT PRIMARY KEY, channel TEXT)",
+    "ALTER TABLE slack_threads ADD COLUMN replying_through INTEGER NOT NULL DEFAULT 0",
+)
+COLUMNS = frozenset(
+    {"card_hash", "report_uploaded", "replied_through", "replying_through", "charted_through"}
+)
 
 
 class PostgresSlackThreads(SlackThreads):
@@ -33,15 +40,30 @@ class PostgresSlackThreads(SlackThreads):
         )
         return thread_from_row(rows[0]) if rows else None
 
-    def add(self, release_id: str, channel: str, thread_ts: str, card_hash: str) -> Thread:
-        self.shared.execute(
-            "INSERT INTO slack_threads (release_id, channel, thread_ts, card_hash,"
-            " report_uploaded) VALUES (%s, %s, %s, %s, 0) ON CONFLICT (release_id) DO UPDATE"
-            " SET channel = excluded.channel, thread_ts = excluded.thread_ts,"
-            " card_hash = excluded.card_hash, report_uploaded = 0, replied_through = 0,"
-            " charted_through = 0",
-            [release_id, channel, thread_ts, card_hash],
+    def opening(self, release_id: str) -> str | None:
+        rows = self.shared.rows(
+            "SELECT channel FROM slack_cards_opening WHERE release_id = %s", [release_id]
         )
+        return str(rows[0]["channel"]) if rows else None
+
+    def open(self, release_id: str, channel: str) -> None:
+        self.shared.execute(
+            "INSERT INTO slack_cards_opening (release_id, channel) VALUES (%s, %s)"
+            " ON CONFLICT (release_id) DO UPDATE SET channel = excluded.channel",
+            [release_id, channel],
+        )
+
+    def add(self, release_id: str, channel: str, thread_ts: str, card_hash: str) -> Thread:
+        with self.shared.transaction() as conn:  # the record and the intent cleared at once
+            conn.execute("DELETE FROM slack_cards_opening WHERE release_id = %s", [release_id])
+            conn.execute(
+                "INSERT INTO slack_threads (release_id, channel, thread_ts, card_hash,"
+                " report_uploaded) VALUES (%s, %s, %s, %s, 0) ON CONFLICT (release_id) DO UPDATE"
+                " SET channel = excluded.channel, thread_ts = excluded.thread_ts,"
+                " card_hash = excluded.card_hash, report_uploaded = 0, replied_through = 0,"
+                " replying_through = 0, charted_through = 0",
+                [release_id, channel, thread_ts, card_hash],
+            )
         return Thread(release_id, channel, thread_ts, card_hash, report_uploaded=False)
 
     def update(self, release_id: str, **values: object) -> None:
