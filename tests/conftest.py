@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,13 +12,18 @@ from hypothesis import settings
 from bot.adapters.sqlite.database import Database
 from bot.bootstrap import EMBEDDED_MIGRATIONS, Stores, postgres_stores
 from bot.domain.contract import contract_json_schema
+from tests.cli_runner import ROOT as ROOT  # re-exported: tests import them from here
+from tests.cli_runner import cli as cli
+from tests.cli_runner import stop_zygote
 from tests.postgres_server import PostgresServer, PostgresUnavailable
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # Properties are checked, never timed: a busy machine must not fail a test.
 settings.register_profile("release-bot", deadline=None)
 settings.load_profile("release-bot")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stop_zygote()
 
 
 @pytest.fixture(autouse=True)
@@ -49,27 +52,6 @@ def fresh_db() -> Iterator[Database]:
 @pytest.fixture(scope="session")
 def contract_schema() -> dict[str, Any]:
     return contract_json_schema()
-
-
-def cli(
-    *args: str, check: bool = False, timeout: float = 120, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the real command in a child process, with a bare environment (plus ``env``)."""
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "USER": "tester",
-        **(env or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=check,
-    )
 
 
 def report_of(path: Path) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,21 +211,11 @@ def test_db_that_is_not_a_sqlite_database(tmp_path: Path, content: bytes) -> Non
 
 
 # Root writes through file modes: the child drops to nobody once Python and the CLI are loaded.
-_AS_NOBODY = (
-    "import os, sys, encodings.ascii, bot.bootstrap, bot.cli; os.setgroups([]); "
-    "os.setgid(65534); os.setuid(65534); sys.argv = ['release-bot', *sys.argv[1:]]; "
-    "bot.cli.main()"
-)
-
-
 def cli_unprivileged(*args: str) -> subprocess.CompletedProcess[str]:
+    """As a user without root's right to read and write anything (nobody, when root)."""
     if os.geteuid() != 0:
         return cli(*args)
-    return subprocess.run(
-        [sys.executable, "-c", _AS_NOBODY, *args],
-        cwd=ROOT, env={"PATH": os.environ.get("PATH", ""), "HOME": "/tmp", "USER": "tester"},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    return cli(*args, env={"HOME": "/tmp"}, user="nobody")
 
 
 @pytest.fixture

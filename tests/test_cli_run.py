@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,8 @@ from tests.conftest import ROOT, cli, report_of
 
 START = "2026-11-24T14:00:00Z"  # outside payments-api's peak hours
 LINE = 'payments-api 2.4.1 risk=medium ticket=CHG-1 changes="faster checkout; fix refund rounding"'
+# Fewer and shorter stages, for the tests where only the way to completion matters.
+LOW_RISK = LINE.replace("risk=medium", "risk=low")
 
 
 def run(tmp_path: Path, line: str, *extra: str, name: str = "r") -> tuple[dict[str, Any], str]:
@@ -34,12 +38,36 @@ def run(tmp_path: Path, line: str, *extra: str, name: str = "r") -> tuple[dict[s
     return report, proc.stdout
 
 
+@dataclass(frozen=True)
+class Healthy:
+    report: dict[str, Any]
+    thread: str
+    db: Path
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory: pytest.TempPathFactory) -> Healthy:
+    """One healthy release of LINE for the module: the tests that only read it share it."""
+    where = tmp_path_factory.mktemp("healthy")
+    report, thread = run(where, LINE, name="healthy")
+    return Healthy(report, thread, where / "healthy.db")
+
+
+def copy_of(db: Path, tmp_path: Path) -> Path:
+    """A test's own copy of a shared database (the run has ended: everything is in the file)."""
+    copy = tmp_path / db.name
+    for suffix in ("", "-wal"):
+        if Path(f"{db}{suffix}").exists():
+            shutil.copyfile(f"{db}{suffix}", f"{copy}{suffix}")
+    return copy
+
+
 def actions(report: dict[str, Any]) -> list[str]:
     return [e["action"] for e in report["compliance"]["audit_trail"]]
 
 
-def test_a_healthy_release_completes(tmp_path: Path, contract_schema: dict[str, Any]) -> None:
-    report, thread = run(tmp_path, LINE)
+def test_a_healthy_release_completes(healthy: Healthy, contract_schema: dict[str, Any]) -> None:
+    report, thread = healthy.report, healthy.thread
     jsonschema.validate(report, contract_schema)
     assert report["status"] == "completed"
     assert report["progressive_rollout"]["current_percentage"] == 100
@@ -102,7 +130,7 @@ def test_a_failing_critical_gate_stops_with_nothing_deployed(
 
 
 def test_a_degraded_dependency_only_warns(tmp_path: Path) -> None:
-    report, _ = run(tmp_path, LINE + " deps=ledger:degraded")
+    report, _ = run(tmp_path, LOW_RISK + " deps=ledger:degraded")
     checks = {c["check"]: c["status"] for c in report["pre_deployment"]["checks"]}
     assert checks["dependency_health"] == "warning"
     assert report["status"] == "completed"
@@ -111,22 +139,23 @@ def test_a_degraded_dependency_only_warns(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "kinds"),
     [
-        ("strategy=blue_green", ["green verify", "blue-green switch"]),
-        ("strategy=rolling", ["of instances"]),
-        ("strategy=feature_flag flags=new_checkout", ["dark launch", "flag 5%"]),
-        ("strategy=shadow", ["shadow 100% mirrored"]),
+        (f"{LOW_RISK} strategy=blue_green", ["green verify", "blue-green switch"]),
+        (f"{LOW_RISK} strategy=rolling", ["of instances"]),
+        (f"{LINE} strategy=feature_flag flags=new_checkout", ["dark launch", "flag 5%"]),
+        (f"{LOW_RISK} strategy=shadow", ["shadow 100% mirrored"]),
     ],
+    ids=["blue_green", "rolling", "feature_flag", "shadow"],
 )
 def test_every_strategy_completes_doing_its_own_thing(
     tmp_path: Path, contract_schema: dict[str, Any], line: str, kinds: list[str]
 ) -> None:
-    report, thread = run(tmp_path, f"{LINE} {line}")
+    report, thread = run(tmp_path, line)
     jsonschema.validate(report, contract_schema)
     assert report["status"] == "completed", report["summary"]
     for kind in kinds:
         assert kind in thread
     expected = {"blue_green": "blue_green", "rolling": "rolling", "feature_flag": "feature_flag"}
-    strategy = line.split()[0].split("=")[1]
+    strategy = line.split("strategy=")[1].split()[0]
     assert report["deployment_plan"]["strategy"] == expected.get(strategy, "canary")
 
 
@@ -182,9 +211,9 @@ def _steps_once(report: dict[str, Any]) -> None:
 
 
 def test_a_hard_kill_mid_release_then_resume_finishes_it(
-    tmp_path: Path, contract_schema: dict[str, Any]
+    tmp_path: Path, contract_schema: dict[str, Any], healthy: Healthy
 ) -> None:
-    reference, _ = run(tmp_path, LINE, name="reference")
+    reference = healthy.report
     db = tmp_path / "crash.db"
     proc = cli(
         "run", LINE, "--approve-as", "alice", "--db", str(db), "--clock-start", START,
@@ -241,9 +270,9 @@ def test_sigkill_at_any_moment_loses_nothing(tmp_path: Path, kill_after: float) 
     assert events > 20
 
 
-def test_report_list_status_and_history_read_the_database(tmp_path: Path) -> None:
-    report, _ = run(tmp_path, LINE, name="h")
-    db = str(tmp_path / "h.db")
+def test_report_list_status_and_history_read_the_database(tmp_path: Path, healthy: Healthy) -> None:
+    report = healthy.report
+    db = str(copy_of(healthy.db, tmp_path))
     again = cli("report", report["release_id"], "--db", db)
     assert json.loads(again.stdout)["release_id"] == report["release_id"]
     assert report["release_id"] in cli("list", "--db", db).stdout
@@ -253,11 +282,11 @@ def test_report_list_status_and_history_read_the_database(tmp_path: Path) -> Non
     assert missing.returncode == 1 and "no release" in missing.stderr
 
 
-def test_the_audit_trail_is_append_only(tmp_path: Path) -> None:
-    run(tmp_path, LINE, name="a")
-    with sqlite3.connect(tmp_path / "a.db") as conn, pytest.raises(sqlite3.IntegrityError):
+def test_the_audit_trail_is_append_only(tmp_path: Path, healthy: Healthy) -> None:
+    db = copy_of(healthy.db, tmp_path)
+    with sqlite3.connect(db) as conn, pytest.raises(sqlite3.IntegrityError):
         conn.execute("UPDATE events SET details = 'tampered'")
-    with sqlite3.connect(tmp_path / "a.db") as conn, pytest.raises(sqlite3.IntegrityError):
+    with sqlite3.connect(db) as conn, pytest.raises(sqlite3.IntegrityError):
         conn.execute("DELETE FROM events")
 
 
@@ -285,8 +314,8 @@ def test_lock_dry_run_pause_and_promote_from_the_command_line(tmp_path: Path) ->
     again = cli("unlock", "prod", "--as", "bob", "--db", db)
     assert again.returncode == 1 and "prod is not locked" in again.stderr
 
-    crashed = cli(
-        "run", LINE, "--approve-as", "alice", "--db", db, "--crash-after-ticks", "150",
+    crashed = cli(  # mid-rollout of the low-risk plan
+        "run", LOW_RISK, "--approve-as", "alice", "--db", db, "--crash-after-ticks", "60",
     )  # fmt: skip
     assert crashed.returncode == 137
     with sqlite3.connect(db) as conn:

@@ -6,6 +6,7 @@ import math
 import random
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -65,12 +66,13 @@ def test_aggregate_sums_counts_and_weights_kpis_by_requests() -> None:
 
 def _ratio_run(theta: float, seed: int, windows: int = 360) -> float:
     """The largest log e-value against "θ ≤ 1" over a run: 10 rps canary, 190 baseline."""
-    rng = random.Random(seed)
+    # A window's errors are binomial: drawn at once, not request by request (the same law).
+    rng = np.random.default_rng(seed)
+    canary = rng.binomial(100, 0.005 * theta, windows)
+    baseline = rng.binomial(1900, 0.005, windows)
     evidence = RatioEvidence(worse_than=1.0, within=2.0)
     best = 0.0
-    for _ in range(windows):
-        canary_errors = sum(rng.random() < 0.005 * theta for _ in range(100))
-        baseline_errors = sum(rng.random() < 0.005 for _ in range(1900))
+    for canary_errors, baseline_errors in zip(canary.tolist(), baseline.tolist(), strict=True):
         evidence.add(canary_errors, 100, baseline_errors, 1900)
         best = max(best, evidence.log_e_worse())
     return best

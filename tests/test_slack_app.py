@@ -84,7 +84,12 @@ def start(app: RunningApp, fake: FakeSlack, line: str = LINE, user: str = DAVE) 
     status, _, _ = app.command(line, user)
     assert status == 200  # acked; how fast is bench-ack's to measure, not a test's
     wait_until(lambda: fake.messages(CHANNEL, thread_ts=""), what="the release's card")
-    return card(fake)
+    top = card(fake)
+    # The card is on Slack before the bot has recorded its ts as the release's thread; a
+    # mention in the thread before then is answered as one outside any release's thread.
+    threads = app.wired.slack.threads
+    wait_until(lambda: threads.find(CHANNEL, top["ts"]), what="the release's thread recorded")
+    return top
 
 
 def ephemeral(fake: FakeSlack, name: str) -> str:
