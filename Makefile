@@ -8,7 +8,7 @@ RELEASE_BOT ?= $(BIN)/release-bot
 # After a demo release: its exit code must be $(1), the outcome $(2); anything else stops make.
 expect = ; code=$$?; [ $$code -eq $(1) ] || { echo "make demo: expected exit $(1) ($(2)), got $$code" >&2; exit 1; }
 
-.PHONY: install deps demo demo-live test lint clean bench-judge bench-tick bench-ack bench-llm chaos
+.PHONY: install deps demo demo-live test lint clean bench-judge bench-tick bench-ack bench-llm bench-replicas chaos
 
 # The real servers the live demo and its tests run: Debian's prometheus, haproxy and postgresql.
 SERVERS := /usr/bin/prometheus /usr/sbin/haproxy /usr/lib/postgresql
@@ -75,6 +75,11 @@ bench-ack: install
 # LLM calls and tokens for one typical canary (fake Messages API); the prefix is cacheable.
 bench-llm: install
 	$(BIN)/python -m bench.llm_bench
+
+# 3 replicas on one PostgreSQL and one fake Slack against one SQLite process, N active
+# releases (N=, default 1,000): a round's time, moves per second, Slack calls, failover.
+bench-replicas: install
+	$(BIN)/python -m bench.replicas_bench $(if $(N),--releases $(N))
 
 # Faults injected into real processes on one SQLite file, 20 rounds each (ROUNDS=, SEED=):
 # SIGKILL, a second process, Slack/LLM/metrics outages, replays, duplicate commands.

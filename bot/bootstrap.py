@@ -563,6 +563,11 @@ def _slack_parts(
     database.migrate(slack_chat.migrations)
     client = slack_chat.web_client(options.token, options.api_url)
     threads = slack_chat.SlackThreads(database)
+    if stores.shared is not None:  # on PostgreSQL: the replicas share the threads
+        from bot.slack import pg_threads
+
+        stores.shared.migrate(pg_threads.migrations)
+        threads = pg_threads.PostgresSlackThreads(stores.shared)
     background = background_pool()
     home = HomeTabs(
         lambda user, view: client.views_publish(user_id=user, view=view),

@@ -12,11 +12,15 @@ wherever the ticker runs. Two ways to run it:
   ``speed`` virtual seconds per real second (None: as fast as it can). A failure is raised
   in the caller's thread.
 
-Several processes may run on one database: before each tick the ticker takes or renews the
-``ticker`` lease for ``LEASE_TICKS`` ticks of real time (the wall clock, never the virtual
-one). Only the holder reconciles, delivers and narrates; the others stand by, skip their
-ticks and say so in ``healthy``, and take over once the holder stops (``stop`` gives the
-lease up) or its lease runs out.
+Several processes (replicas) may run on one database. Each tick every one of them claims
+the releases it moves, a batch at a time (``reconcile_claimed``: a lease per release, until
+its next tick or for a little under one tick interval, so each release moves once a tick, by
+one replica, and a killed replica's releases are claimed by the others on the next tick). The duties that must
+be single (moving the virtual clock, delivering the outbox, narrating) are the leader's: the
+holder of the ``ticker`` lease, taken or renewed before each tick for ``LEASE_TICKS`` ticks of
+real time (the wall clock, never the virtual one). The followers read the virtual time the
+leader set, and one takes the lease over once the leader stops (``stop`` gives it up) or its
+lease runs out. Without leases (one process) the tick moves every release and does it all.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.ports.clock import AbstractVirtualClock
 from bot.ports.leases import AbstractLeases, holder_id, take
-from bot.service import Services, narrate, reconcile
+from bot.service import Services, deliver, narrate, reconcile, reconcile_claimed
 from bot.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,7 @@ FASTEST_INTERVAL = 0.0005  # seconds between jobs when running as fast as possib
 STALE_TICKS = 6  # ``healthy`` fails when the tick has not run for this many intervals
 LEASE = "ticker"
 LEASE_TICKS = 3  # the lease outlives a few ticks: one slow tick does not hand it over
+CLAIM_SHARE = 0.9  # of a tick interval, a claimed release's lease: free again by the next tick
 STANDBY_WAIT = 0.05  # real seconds ``run_until`` waits between a standby's turns
 
 
@@ -65,6 +70,7 @@ class Ticker:
         self.now = now
         self.holder = holder_id()
         self.holding = leases is None
+        self.interval = services.tick_seconds  # real seconds between ticks
         self.last_ok: float | None = None
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1), "agent": ThreadPoolExecutor(1)}
@@ -81,22 +87,26 @@ class Ticker:
         return self.holding
 
     def release_lease(self) -> None:
-        if self.leases is not None and self.holding:
-            self.leases.release(LEASE, self.holder)
+        """Give up the lead and the releases claimed: the others take them at once."""
+        if self.leases is not None:
+            self.leases.release_held(self.holder)
             self.holding = False
 
     def tick(self) -> list[str]:
-        """Move the virtual clock one tick (when there is one), then reconcile every active
-        release; raises what the reconcile raises. Returns the releases it looked at: none
-        when another process holds the lease (that one ticks)."""
-        if not self.take_lease():
-            self.last_ok = time.time()  # standing by is healthy
-            return []
+        """One tick: the leader moves the virtual clock (when there is one) and delivers the
+        outbox; every replica moves the releases it claims. Raises what the reconcile
+        raises. Returns the releases this process moved."""
+        leading = self.take_lease()
         began = time.perf_counter()
         try:
             if self.virtual_clock is not None:
-                self.virtual_clock.advance(self.services.tick_seconds)
-            ids = reconcile(self.services)
+                if leading:
+                    self.virtual_clock.advance(self.services.tick_seconds)
+                else:
+                    self.virtual_clock.catch_up()
+            ids = self._move()
+            if leading and self.leases is not None:
+                deliver(self.services)
         except Exception:
             self.telemetry.tick_errors.inc()
             raise
@@ -106,6 +116,23 @@ class Ticker:
         self.last_ok = time.time()
         self.telemetry.last_tick.set(self.last_ok)
         return ids
+
+    def _move(self) -> list[str]:
+        leases = self.leases
+        if leases is None:
+            return reconcile(self.services)
+
+        # Last tick's claims go first: a process ticking faster than its interval (by hand,
+        # ``run``) moves every release each time. Every claim of the tick judges leases at
+        # the tick's start: what this tick claimed is never claimed again in it.
+        leases.release_claims(self.holder)
+        began = self.now()
+        share = timedelta(seconds=CLAIM_SHARE * self.interval)
+
+        def claim(limit: int) -> list[str]:
+            return leases.claim_releases(self.holder, began, self.now() + share, limit)
+
+        return reconcile_claimed(self.services, claim)
 
     def narrate(self) -> int:
         if not self.holding:
@@ -134,7 +161,7 @@ class Ticker:
         self.scheduler.start(paused=paused)
 
     def stop(self) -> None:
-        """Stop the jobs, then give the lease up: another process takes over at once."""
+        """Stop the jobs, then give the leases up: another process takes over at once."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.release_lease()
@@ -158,15 +185,15 @@ class Ticker:
         return ok, {
             "status": "ok" if ok else "degraded",
             "scheduler": "running" if self.scheduler.running else "stopped",
-            "ticking": "this process" if self.holding else self._standby(),
+            "leading": self.holding,
+            "leader": "this process" if self.holding else self._leader(),
             "last_tick_seconds_ago": None if age is None else round(age, 1),
             "active_releases": len(self.services.store.active_ids()),
         }
 
-    def _standby(self) -> str:
+    def _leader(self) -> str | None:
         lease = self.leases.current(LEASE) if self.leases is not None else None
-        held_by = f" ({lease.holder} holds the lease)" if lease is not None else ""
-        return "standby: another process ticks" + held_by
+        return lease.holder if lease is not None else None
 
     # -- in turn, until done (run, resume) ------------------------------------------------------
 
@@ -180,6 +207,7 @@ class Ticker:
         # Jobs skipped while the previous one runs are the point of "as fast as it can".
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
         interval = self.services.tick_seconds / speed if speed else FASTEST_INTERVAL
+        self.interval = interval
         finished = threading.Event()
         failure: list[BaseException] = []
         ticks = [0]  # of this run
@@ -188,8 +216,8 @@ class Ticker:
             try:
                 self.tick()
                 if not self.holding:
-                    # Another process ticks (and so moves this run's release); check on
-                    # it now and then, ready to take over when it goes.
+                    # Another process leads (and moves the virtual clock): tick at its
+                    # pace, ready to take over when it goes.
                     time.sleep(STANDBY_WAIT)
                 self.narrate()
                 ticks[0] += 1

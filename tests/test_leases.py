@@ -1,5 +1,6 @@
-"""The ticker's lease: of several processes on one database, only the holder ticks, delivers
-and narrates; the others stand by and take over when it stops or its lease runs out."""
+"""The ticker's leases: of several processes on one database, each moves the releases it
+claims (each once a tick); only the leader moves the virtual clock, delivers and narrates, and
+a follower takes the lead when it stops or its lease runs out."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,7 +35,7 @@ class WallClock:
         return self.at
 
 
-def process(path: Path, wall: WallClock) -> tuple[Wiring, Ticker, io.StringIO]:
+def process(path: Path, wall: Callable[[], datetime]) -> tuple[Wiring, Ticker, io.StringIO]:
     """One process on the database at ``path``: its wiring and its ticker on ``wall``."""
     out = io.StringIO()
     wiring = bootstrap(path, clock_start=START, chat=TerminalChat(out))
@@ -78,22 +80,22 @@ def test_two_processes_ticking_in_turn_move_each_release_once_and_deliver_once(
     for _ in range(6):
         assert one_ticker.tick() == [started.id]
         revisions.append(store.get(started.id).revision)
-        assert two_ticker.tick() == []  # standing by
+        assert two_ticker.tick() == []  # claimed this tick by one
         assert store.get(started.id).revision == revisions[-1]
-        wall.at += timedelta(seconds=1)
-    assert revisions == sorted(set(revisions))  # one move per round, by the holder only
-    assert two_out.getvalue() == ""  # nothing delivered by the standby
+        wall.at += timedelta(seconds=one.services.tick_seconds)
+    assert revisions == sorted(set(revisions))  # one move per round, by one replica only
+    assert two_out.getvalue() == ""  # nothing delivered by the follower
     assert len(one_out.getvalue()) > len(first_output)
     assert store.undelivered() == []
     _, facts = two_ticker.healthy()
-    assert str(facts["ticking"]).startswith(f"standby: another process ticks ({one_ticker.holder}")
-    assert one_ticker.healthy()[1]["ticking"] == "this process"
+    assert (facts["leading"], facts["leader"]) == (False, one_ticker.holder)
+    assert one_ticker.healthy()[1]["leading"] is True
     assert two_ticker.narrate() == 0
     one.close()
     two.close()
 
 
-def test_the_standby_takes_over_when_the_holder_stops_or_its_lease_runs_out(
+def test_followers_move_releases_and_take_the_lead_when_the_leader_stops_or_its_lease_runs_out(
     tmp_path: Path,
 ) -> None:
     wall = WallClock()
@@ -107,36 +109,39 @@ def test_the_standby_takes_over_when_the_holder_stops_or_its_lease_runs_out(
     assert one_ticker.tick() == [started.id]
     assert two_ticker.tick() == [] and three_ticker.tick() == []
 
-    one_ticker.stop()  # gives the lease up: the next standby to tick takes over at once
+    one_ticker.stop()  # gives its leases up: the next to tick leads and moves at once
     assert two_ticker.tick() == [started.id]
-    assert three_ticker.tick() == []
+    assert two_ticker.holding and three_ticker.tick() == []
 
-    # two dies without a word: its lease runs out after a few ticks of real time
+    # two dies without a word: its release is claimed again on the next tick, by a
+    # follower; the lead passes once its lease runs out
     lease = SqliteLeases(three.database).current(LEASE)
     assert lease is not None and lease.holder == two_ticker.holder
     wall.at = lease.expires_at - timedelta(milliseconds=1)
-    assert three_ticker.tick() == []
-    wall.at = lease.expires_at + timedelta(milliseconds=1)
     before = store.get(started.id).revision
     assert three_ticker.tick() == [started.id]
-    assert store.get(started.id).revision > before
-    # virtual time goes on from where the holders left it, never back
+    assert not three_ticker.holding and store.get(started.id).revision > before
+    wall.at = lease.expires_at + timedelta(milliseconds=1)
+    assert three_ticker.tick() == [started.id] and three_ticker.holding
+    # virtual time goes on from where the leaders left it, never back
     assert three.virtual_clock is not None and two.virtual_clock is not None
     assert three.virtual_clock.now() == two.virtual_clock.now() + timedelta(seconds=10)
     for each in (one, two, three):
         each.close()
 
 
-def test_run_until_beside_a_holder_finishes_its_release_and_takes_over(tmp_path: Path) -> None:
-    """``release-bot run`` beside a running worker: the worker's ticks move its release;
-    when the worker goes, the run ticks itself to the end."""
-    wall = WallClock()
+def test_run_until_beside_a_leader_finishes_its_release_and_takes_over(tmp_path: Path) -> None:
+    """``release-bot run`` beside a running worker: the worker leads; when it goes, the run
+    leads and ticks itself to the end."""
     path = tmp_path / "bot.db"
-    (worker, worker_ticker, _), (run, run_ticker, _) = process(path, wall), process(path, wall)
+    (worker, worker_ticker, _), (run, run_ticker, _) = (
+        process(path, lambda: datetime.now(UTC)),
+        process(path, lambda: datetime.now(UTC)),
+    )
     started = start_release(run.services, LINE, "dave")
     assert isinstance(started, Release)
     approve(run.services, started.id, "alice")
-    assert worker_ticker.tick() == [started.id]  # the worker holds the lease
+    assert worker_ticker.tick() == [started.id]  # the worker leads
     store = run.services.store
 
     def done() -> bool:
@@ -192,3 +197,22 @@ def test_a_holder_in_another_pid_namespace_of_this_host_name_is_never_taken_as_g
     assert not holder_gone(f"{socket.gethostname()}/4026000000:{pid}:0000")
     if this_host() != socket.gethostname():  # a PID namespace was read
         assert not holder_gone(f"{socket.gethostname()}:{pid}:0000")
+
+
+def test_one_process_ticking_faster_than_its_interval_moves_its_releases_every_tick(
+    tmp_path: Path,
+) -> None:
+    """A claim lasts until the claimer's next tick: ticks by hand (tests) or ``run`` at full
+    speed are not held back to one move per interval of real time."""
+    wall = WallClock()
+    wiring, ticker, _ = process(tmp_path / "bot.db", wall)
+    started = start_release(wiring.services, LINE, "dave")
+    assert isinstance(started, Release)
+    approve(wiring.services, started.id, "alice")
+    store = wiring.services.store
+    revisions = []
+    for _ in range(3):
+        assert ticker.tick() == [started.id]
+        revisions.append(store.get(started.id).revision)
+    assert revisions == sorted(set(revisions))
+    wiring.close()

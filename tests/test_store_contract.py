@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -313,6 +313,40 @@ def test_of_two_processes_taking_one_lease_one_holds_it(backend: Backend) -> Non
     assert sorted(results, key=str) == [False, True]
     held = one.leases.current("ticker")
     assert held is not None and held.holder == ("a" if results[0] else "b")
+
+
+def test_a_claimed_release_is_not_claimed_again_until_its_lease_runs_out(stores: Stores) -> None:
+    for i in range(3):
+        stores.store.add(release(f"rel-{i}", f"svc-{i}"))
+    leases, until = stores.leases, T0 + timedelta(seconds=9)
+    assert leases.claim_releases("a", T0, until, 2) == ["rel-0", "rel-1"]
+    assert leases.claim_releases("b", T0, until, 2) == ["rel-2"]
+    assert leases.claim_releases("a", T0, until, 2) == []  # a's own too: moved this tick
+    ended = stores.store.get("rel-1")
+    ended.status = "failed"
+    stores.store.save(ended)  # an ended release is never claimed
+    later = until + timedelta(seconds=1)
+    assert leases.claim_releases("b", later, later + timedelta(seconds=9), 5) == ["rel-0", "rel-2"]
+
+
+def test_replicas_claiming_at_once_share_the_releases_without_overlap(backend: Backend) -> None:
+    first = backend.open()
+    for i in range(30):
+        first.store.add(release(f"rel-{i:02}", f"svc-{i}"))
+    replicas = [first, backend.open(), backend.open()]
+    until = T0 + timedelta(seconds=9)
+
+    def claim_all(stores: Stores, holder: str) -> list[str]:
+        claimed: list[str] = []
+        while batch := stores.leases.claim_releases(holder, T0, until, 4):
+            claimed += batch
+        return claimed
+
+    results = side_by_side(
+        *(lambda s=s, h=h: claim_all(s, h) for h, s in zip("abc", replicas, strict=True))
+    )
+    claimed = [rid for each in results for rid in cast(list[str], each)]
+    assert sorted(claimed) == [f"rel-{i:02}" for i in range(30)]  # each once, none left out
 
 
 def test_the_first_process_to_see_a_request_wins_until_it_is_forgotten(backend: Backend) -> None:

@@ -26,10 +26,13 @@ class VirtualClock(AbstractVirtualClock):
     def now(self) -> datetime:
         return self._now
 
-    def advance(self, seconds: float) -> datetime:
+    def catch_up(self) -> datetime:
         # Another process on the database may have moved the time since (it held the lease).
         saved = self.store.load_clock()
         self._now = max(self._now, saved) if saved is not None else self._now
-        self._now += timedelta(seconds=seconds)
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        self._now = self.catch_up() + timedelta(seconds=seconds)
         self.store.save_clock(self._now)
         return self._now

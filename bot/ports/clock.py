@@ -17,3 +17,7 @@ class AbstractVirtualClock(AbstractClock):
 
     @abc.abstractmethod
     def advance(self, seconds: float) -> datetime: ...
+
+    @abc.abstractmethod
+    def catch_up(self) -> datetime:
+        """Read the time another process (the leader) moved it to; never moves it back."""

@@ -1,5 +1,7 @@
-"""Leases: which process does the work only one may do at a time (the reconcile tick and the
-chat's delivery), when several run on one database."""
+"""Leases: which process does the work only one may do at a time (moving the virtual clock,
+the chat's delivery, narration: the leader's), and which replica moves which release now (a
+lease per release, ``release:<id>``, claimed a batch at a time), when several run on one
+database."""
 
 from __future__ import annotations
 
@@ -30,8 +32,27 @@ class AbstractLeases(abc.ABC):
         """Give ``name`` up if ``holder`` holds it (another holder's lease is left alone)."""
 
     @abc.abstractmethod
+    def claim_releases(self, holder: str, now: datetime, until: datetime, limit: int) -> list[str]:
+        """Take up to ``limit`` active releases whose lease (``release:<id>``) is free or
+        expired at ``now``, for ``holder`` until ``until``, in one transaction; the ids
+        taken. A release another replica holds (or that ``holder`` itself moved this tick,
+        its lease still running) is left out, so two concurrent claims never share one."""
+
+    @abc.abstractmethod
+    def release_claims(self, holder: str) -> None:
+        """Give up the releases ``holder`` claimed (a new tick of its own: it claims afresh)."""
+
+    @abc.abstractmethod
+    def release_held(self, holder: str) -> None:
+        """Give up every lease ``holder`` holds (a replica stopping: the others take its
+        releases and its lead on their next tick, without waiting them out)."""
+
+    @abc.abstractmethod
     def current(self, name: str) -> Lease | None:
         """Who holds ``name`` and until when (an expired lease included); None if nobody."""
+
+
+RELEASE_PREFIX = "release:"  # a release's lease: ``release:<id>``
 
 
 def this_host() -> str:
@@ -77,4 +98,12 @@ def take(leases: AbstractLeases, name: str, holder: str, now: datetime, until: d
     return leases.acquire(name, holder, current.expires_at + timedelta(microseconds=1), until)
 
 
-__all__ = ["AbstractLeases", "Lease", "holder_gone", "holder_id", "take", "this_host"]
+__all__ = [
+    "RELEASE_PREFIX",
+    "AbstractLeases",
+    "Lease",
+    "holder_gone",
+    "holder_id",
+    "take",
+    "this_host",
+]

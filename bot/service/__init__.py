@@ -44,7 +44,13 @@ from bot.service.narration import answer_why, narrate, reconcile_and_narrate
 from bot.service.outbox import deliver
 from bot.service.report import report
 from bot.service.services import Services
-from bot.service.tick import SYNTHETIC_MIN_SUCCESS, converge, reconcile, reconcile_one
+from bot.service.tick import (
+    SYNTHETIC_MIN_SUCCESS,
+    converge,
+    reconcile,
+    reconcile_claimed,
+    reconcile_one,
+)
 
 __all__ = [
     "SYNTHETIC_MIN_SUCCESS",
@@ -65,6 +71,7 @@ __all__ = [
     "promote_on_override",
     "reconcile",
     "reconcile_and_narrate",
+    "reconcile_claimed",
     "reconcile_one",
     "refused",
     "reject",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 # Synthetic runs are few (a couple of hundred): 95 % keeps a healthy 0.3 % error rate from
 # failing by chance, while a broken path (most runs failing) still fails.
 SYNTHETIC_MIN_SUCCESS = 0.95
+# Releases a replica claims at once: small, so the replicas share a tick's work evenly and a
+# killed one leaves few releases waiting for their leases to run out.
+CLAIM_BATCH = 25
 
 
 def reconcile(services: Services) -> list[str]:
@@ -46,6 +50,18 @@ def reconcile(services: Services) -> list[str]:
         _reconcile_isolated(services, release_id)
     deliver(services)
     return ids
+
+
+def reconcile_claimed(services: Services, claim: Callable[[int], list[str]]) -> list[str]:
+    """Move the releases ``claim`` hands this replica, a batch at a time, until it hands no
+    more (the other replicas claimed the rest, or all were moved this tick); each on its
+    own, as ``reconcile`` does. Delivering is left to the leader."""
+    moved: list[str] = []
+    while batch := claim(CLAIM_BATCH):
+        for release_id in batch:
+            _reconcile_isolated(services, release_id)
+        moved += batch
+    return moved
 
 
 def _reconcile_isolated(services: Services, release_id: str) -> None:

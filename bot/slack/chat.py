@@ -22,7 +22,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -148,11 +148,11 @@ class SlackThreads:
 
     def get(self, release_id: str) -> Thread | None:
         rows = list(self.table.rows_where("release_id = ?", [release_id]))
-        return _thread(rows[0]) if rows else None
+        return thread_from_row(rows[0]) if rows else None
 
     def find(self, channel: str, thread_ts: str) -> Thread | None:
         rows = list(self.table.rows_where("channel = ? AND thread_ts = ?", [channel, thread_ts]))
-        return _thread(rows[0]) if rows else None
+        return thread_from_row(rows[0]) if rows else None
 
     def opening(self, release_id: str) -> str | None:
         """The channel of a card an earlier attempt set out to post, if it was not recorded."""
@@ -189,7 +189,7 @@ class SlackThreads:
             self.table.update(release_id, values)
 
 
-def _thread(row: dict[str, object]) -> Thread:
+def thread_from_row(row: Mapping[str, object]) -> Thread:
     return Thread(
         release_id=str(row["release_id"]),
         channel=str(row["channel"]),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.adapters.postgres.database import PgMigrations, PostgresDatabase
-from bot.ports.leases import AbstractLeases, Lease
+from bot.ports.leases import RELEASE_PREFIX, AbstractLeases, Lease
 
 migrations = PgMigrations("release-bot.leases")
 migrations.step(
@@ -32,8 +32,41 @@ class PostgresLeases(AbstractLeases):
             ).fetchall()
         return bool(taken)
 
+    def claim_releases(self, holder: str, now: datetime, until: datetime, limit: int) -> list[str]:
+        # SKIP LOCKED: concurrent claims take disjoint batches without waiting on each
+        # other; the conditional upsert stays the judge (a candidate read before another
+        # claim committed is refused there).
+        with self.database.transaction() as conn:
+            taken = conn.execute(
+                "WITH candidates AS (SELECT id FROM releases r WHERE active = 1 AND NOT EXISTS"
+                " (SELECT 1 FROM leases l WHERE l.name = %(prefix)s || r.id"
+                " AND l.expires_at >= %(now)s) ORDER BY id LIMIT %(limit)s"
+                " FOR UPDATE SKIP LOCKED)"
+                " INSERT INTO leases (name, holder, expires_at)"
+                " SELECT %(prefix)s || id, %(holder)s, %(until)s FROM candidates"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " expires_at = excluded.expires_at WHERE leases.expires_at < %(now)s"
+                " RETURNING name",
+                {
+                    "prefix": RELEASE_PREFIX,
+                    "holder": holder,
+                    "now": now,
+                    "until": until,
+                    "limit": limit,
+                },
+            ).fetchall()
+        return sorted(row["name"].removeprefix(RELEASE_PREFIX) for row in taken)
+
     def release(self, name: str, holder: str) -> None:
         self.database.execute("DELETE FROM leases WHERE name = %s AND holder = %s", [name, holder])
+
+    def release_claims(self, holder: str) -> None:
+        self.database.execute(
+            "DELETE FROM leases WHERE holder = %s AND name LIKE %s", [holder, RELEASE_PREFIX + "%"]
+        )
+
+    def release_held(self, holder: str) -> None:
+        self.database.execute("DELETE FROM leases WHERE holder = %s", [holder])
 
     def current(self, name: str) -> Lease | None:
         rows = self.database.rows("SELECT holder, expires_at FROM leases WHERE name = %s", [name])

@@ -10,7 +10,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from bot.adapters.sqlite.database import Database
-from bot.ports.leases import AbstractLeases, Lease
+from bot.ports.leases import RELEASE_PREFIX, AbstractLeases, Lease
 
 migrations = Migrations("release-bot.leases")
 
@@ -48,9 +48,42 @@ class SqliteLeases(AbstractLeases):
             ).fetchall()
         return bool(taken)
 
+    def claim_releases(self, holder: str, now: datetime, until: datetime, limit: int) -> list[str]:
+        # One writer at a time (BEGIN IMMEDIATE): the read and the upsert see the same leases.
+        with self.database.transaction() as db:
+            taken = db.execute(
+                "WITH candidates AS (SELECT id FROM releases r WHERE active = 1 AND NOT EXISTS "
+                "(SELECT 1 FROM leases l WHERE l.name = :prefix || r.id "
+                "AND l.expires_at >= :now) ORDER BY id LIMIT :limit) "
+                "INSERT INTO leases (name, holder, expires_at) "
+                "SELECT :prefix || id, :holder, :until FROM candidates WHERE true "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                "expires_at = excluded.expires_at WHERE leases.expires_at < :now "
+                "RETURNING name",
+                {
+                    "prefix": RELEASE_PREFIX,
+                    "holder": holder,
+                    "now": _ts(now),
+                    "until": _ts(until),
+                    "limit": limit,
+                },
+            ).fetchall()
+        return sorted(row[0].removeprefix(RELEASE_PREFIX) for row in taken)
+
     def release(self, name: str, holder: str) -> None:
         with self.database.transaction() as db:
             db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", [name, holder])
+
+    def release_claims(self, holder: str) -> None:
+        with self.database.transaction() as db:
+            db.execute(
+                "DELETE FROM leases WHERE holder = ? AND name LIKE ?",
+                [holder, RELEASE_PREFIX + "%"],
+            )
+
+    def release_held(self, holder: str) -> None:
+        with self.database.transaction() as db:
+            db.execute("DELETE FROM leases WHERE holder = ?", [holder])
 
     def current(self, name: str) -> Lease | None:
         rows = list(self.database.db.table("leases").rows_where("name = ?", [name]))
