@@ -13,12 +13,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from bench.chaos.node import CLOCK_START, SIGNING_SECRET
+from bench.chaos.node import CLOCK_START, SIGNING_SECRET, serve_until_stopped
 from bot.serve.wiring import wire
 from bot.settings import Settings
 from bot.stopping import StopSignals
-
-log = logging.getLogger("bench.replicas_node")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,21 +52,8 @@ def main(argv: list[str] | None = None) -> None:
         target, _, spec = fault.partition("=")
         service, _, version = target.partition("@")
         wired.wiring.fleet.inject(service, version, [spec])
-    wired.server.start_http()
-    print(f"port {wired.server.port}", flush=True)
-    ticker = wired.wiring.ticker
-    ticker.interval = args.pace
-    while not stop.wait(args.pace):
-        try:
-            ticker.tick()
-        except Exception:  # as the scheduler's job: logged, the next tick retries
-            log.exception("reconcile tick failed")
-        try:
-            ticker.narrate()
-        except Exception:
-            log.exception("narration failed")
-    wired.server.stop()
-    wired.wiring.close()
+    wired.wiring.ticker.interval = args.pace
+    serve_until_stopped(wired, stop, args.pace)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from bot.bootstrap import llm_from_env
 from bot.domain.observations import Target, TrafficState
 from bot.domain.request import Strategy
 from bot.ports.traffic import AbstractTrafficRouter
-from bot.serve.wiring import wire
+from bot.serve.wiring import SlackWiring, wire
 from bot.settings import Settings
 from bot.stopping import StopSignals
 
@@ -109,11 +109,19 @@ def main(argv: list[str] | None = None) -> None:
     wired = wire(settings, virtual_clock=True, clock_start=CLOCK_START, llm=llm_from_env(None))
     if args.kill_after_apply:
         kill_after_apply(wired.wiring.services.traffic, args.kill_after_apply)
+    ticks = serve_until_stopped(wired, stop, args.pace)
+    print(f"ticks {ticks}", flush=True)
+    sys.exit(0)
+
+
+def serve_until_stopped(wired: SlackWiring, stop: StopSignals, pace: float) -> int:
+    """Serve HTTP (``port N`` printed once it listens) and tick every ``pace`` real seconds
+    until SIGTERM, as ``serve``'s scheduler does; then stop and close. Returns the ticks."""
     wired.server.start_http()
     print(f"port {wired.server.port}", flush=True)
     ticker = wired.wiring.ticker
     ticks = 0
-    while not stop.wait(args.pace):
+    while not stop.wait(pace):
         ticks += 1
         try:
             ticker.tick()
@@ -125,8 +133,7 @@ def main(argv: list[str] | None = None) -> None:
             log.exception("narration failed")
     wired.server.stop()
     wired.wiring.close()
-    print(f"ticks {ticks}", flush=True)
-    sys.exit(0)
+    return ticks
 
 
 if __name__ == "__main__":
