@@ -125,8 +125,8 @@ class Ticker:
         # Last tick's claims go first: a process ticking faster than its interval (by hand,
         # ``run``) moves every release each time. Every claim of the tick judges leases at
         # the tick's start: what this tick claimed is never claimed again in it.
-        leases.release_claims(self.holder)
         began = self.now()
+        leases.release_claims(self.holder, began)
         share = timedelta(seconds=CLAIM_SHARE * self.interval)
 
         def claim(limit: int) -> list[str]:

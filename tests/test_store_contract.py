@@ -329,6 +329,23 @@ def test_a_claimed_release_is_not_claimed_again_until_its_lease_runs_out(stores:
     assert leases.claim_releases("b", later, later + timedelta(seconds=9), 5) == ["rel-0", "rel-2"]
 
 
+def test_a_new_tick_gives_up_its_claims_and_drops_those_run_out(stores: Stores) -> None:
+    for i in range(3):
+        stores.store.add(release(f"rel-{i}", f"svc-{i}"))
+    leases, until = stores.leases, T0 + timedelta(seconds=9)
+    assert leases.claim_releases("dead", T0, until, 1) == ["rel-0"]  # then killed
+    assert leases.claim_releases("a", T0, until, 1) == ["rel-1"]
+    assert leases.claim_releases("b", T0, until, 1) == ["rel-2"]
+    ended = stores.store.get("rel-0")
+    ended.status = "failed"
+    stores.store.save(ended)  # never claimed again: only the cleanup removes its claim
+    later = until + timedelta(seconds=1)
+    leases.release_claims("a", T0)  # a's own go; b's and the dead one's still count
+    assert [leases.current(f"release:rel-{i}") is None for i in range(3)] == [False, True, False]
+    leases.release_claims("a", later)  # now the dead replica's and b's have run out
+    assert all(leases.current(f"release:rel-{i}") is None for i in range(3))
+
+
 def test_replicas_claiming_at_once_share_the_releases_without_overlap(backend: Backend) -> None:
     first = backend.open()
     for i in range(30):

@@ -39,8 +39,10 @@ class AbstractLeases(abc.ABC):
         its lease still running) is left out, so two concurrent claims never share one."""
 
     @abc.abstractmethod
-    def release_claims(self, holder: str) -> None:
-        """Give up the releases ``holder`` claimed (a new tick of its own: it claims afresh)."""
+    def release_claims(self, holder: str, now: datetime) -> None:
+        """Give up the releases ``holder`` claimed (a new tick of its own: it claims afresh),
+        and drop every release claim run out at ``now`` (a killed replica's, or one of a
+        release that ended meanwhile): the table holds only the claims that still count."""
 
     @abc.abstractmethod
     def release_held(self, holder: str) -> None:

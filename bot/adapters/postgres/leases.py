@@ -60,9 +60,10 @@ class PostgresLeases(AbstractLeases):
     def release(self, name: str, holder: str) -> None:
         self.database.execute("DELETE FROM leases WHERE name = %s AND holder = %s", [name, holder])
 
-    def release_claims(self, holder: str) -> None:
+    def release_claims(self, holder: str, now: datetime) -> None:
         self.database.execute(
-            "DELETE FROM leases WHERE holder = %s AND name LIKE %s", [holder, RELEASE_PREFIX + "%"]
+            "DELETE FROM leases WHERE name LIKE %s AND (holder = %s OR expires_at < %s)",
+            [RELEASE_PREFIX + "%", holder, now],
         )
 
     def release_held(self, holder: str) -> None:

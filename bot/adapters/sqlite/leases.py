@@ -74,11 +74,11 @@ class SqliteLeases(AbstractLeases):
         with self.database.transaction() as db:
             db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", [name, holder])
 
-    def release_claims(self, holder: str) -> None:
+    def release_claims(self, holder: str, now: datetime) -> None:
         with self.database.transaction() as db:
             db.execute(
-                "DELETE FROM leases WHERE holder = ? AND name LIKE ?",
-                [holder, RELEASE_PREFIX + "%"],
+                "DELETE FROM leases WHERE name LIKE ? AND (holder = ? OR expires_at < ?)",
+                [RELEASE_PREFIX + "%", holder, _ts(now)],
             )
 
     def release_held(self, holder: str) -> None:
