@@ -562,7 +562,7 @@ def _slack_parts(
 
     database.migrate(slack_chat.migrations)
     client = slack_chat.web_client(options.token, options.api_url)
-    threads = slack_chat.SlackThreads(database)
+    threads: slack_chat.AbstractSlackThreads = slack_chat.SqliteSlackThreads(database)
     if stores.shared is not None:  # on PostgreSQL: the replicas share the threads
         from bot.slack import pg_threads
 

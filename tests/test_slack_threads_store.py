@@ -7,13 +7,13 @@ import pytest
 
 from bot.adapters.sqlite.database import Database
 from bot.slack import chat
-from bot.slack.chat import SlackThreads
+from bot.slack.chat import AbstractSlackThreads, SqliteSlackThreads
 from bot.slack.pg_threads import PostgresSlackThreads, migrations
 from tests.conftest import postgres_stores_for
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def threads(request: pytest.FixtureRequest) -> SlackThreads:
+def threads(request: pytest.FixtureRequest) -> AbstractSlackThreads:
     if request.param == "postgres":
         shared = postgres_stores_for(request).shared
         assert shared is not None
@@ -22,11 +22,11 @@ def threads(request: pytest.FixtureRequest) -> SlackThreads:
     database = Database(":memory:")
     database.migrate(chat.migrations)
     request.addfinalizer(database.close)
-    return SlackThreads(database)
+    return SqliteSlackThreads(database)
 
 
 def test_a_thread_is_found_by_release_and_by_place_and_keeps_its_progress(
-    threads: SlackThreads,
+    threads: AbstractSlackThreads,
 ) -> None:
     assert threads.get("rel-1") is None and threads.opening("rel-1") is None
     threads.open("rel-1", "C1")  # the intent, before the post

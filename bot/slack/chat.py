@@ -17,6 +17,7 @@ record reads the channel or thread back and adopts the message Slack already hol
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 import logging
@@ -136,8 +137,40 @@ class Thread:
     charted_through: int = 0  # the last event id whose charts are in the thread
 
 
-class SlackThreads:
-    """Where each release's thread is: (channel, ts), and what the card last showed."""
+class AbstractSlackThreads(abc.ABC):
+    """Where each release's thread is: (channel, ts), what the card last showed, and what an
+    earlier attempt set out to post (the posting intents)."""
+
+    @abc.abstractmethod
+    def get(self, release_id: str) -> Thread | None: ...
+
+    @abc.abstractmethod
+    def find(self, channel: str, thread_ts: str) -> Thread | None: ...
+
+    @abc.abstractmethod
+    def opening(self, release_id: str) -> str | None:
+        """The channel of a card an earlier attempt set out to post, if it was not recorded."""
+
+    @abc.abstractmethod
+    def open(self, release_id: str, channel: str) -> None:
+        """Record the intent to post ``release_id``'s card, before posting it."""
+
+    @abc.abstractmethod
+    def add(self, release_id: str, channel: str, thread_ts: str, card_hash: str) -> Thread:
+        """Record the card posted (or found in Slack), and clear its intent, in one write."""
+
+    @abc.abstractmethod
+    def update(self, release_id: str, **values: object) -> None:
+        """Set some of the thread's progress columns (``THREAD_COLUMNS``)."""
+
+
+THREAD_COLUMNS = frozenset(
+    {"card_hash", "report_uploaded", "replied_through", "replying_through", "charted_through"}
+)
+
+
+class SqliteSlackThreads(AbstractSlackThreads):
+    """The threads in the SQLite database, beside the releases."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -155,20 +188,17 @@ class SlackThreads:
         return thread_from_row(rows[0]) if rows else None
 
     def opening(self, release_id: str) -> str | None:
-        """The channel of a card an earlier attempt set out to post, if it was not recorded."""
         table = self.database.db.table("slack_cards_opening")
         rows = list(table.rows_where("release_id = ?", [release_id]))
         return str(rows[0]["channel"]) if rows else None
 
     def open(self, release_id: str, channel: str) -> None:
-        """Record the intent to post ``release_id``'s card, before posting it."""
         with self.database.transaction() as db:
             db.table("slack_cards_opening").insert(
                 {"release_id": release_id, "channel": channel}, replace=True
             )
 
     def add(self, release_id: str, channel: str, thread_ts: str, card_hash: str) -> Thread:
-        """Record the card posted (or found in Slack), and clear its intent, in one write."""
         thread = Thread(release_id, channel, thread_ts, card_hash, report_uploaded=False)
         with self.database.transaction() as db:
             db.table("slack_cards_opening").delete_where("release_id = ?", [release_id])
@@ -185,6 +215,8 @@ class SlackThreads:
         return thread
 
     def update(self, release_id: str, **values: object) -> None:
+        if unknown := set(values) - THREAD_COLUMNS:
+            raise ValueError(f"no thread column {sorted(unknown)}")
         with self.database.lock:
             self.table.update(release_id, values)
 
@@ -228,7 +260,7 @@ class SlackChat(AbstractChat):
     def __init__(
         self,
         client: WebClient,
-        threads: SlackThreads,
+        threads: AbstractSlackThreads,
         series: AbstractSeries,
         report_for: ReportFor,
         default_channel: str | None = None,

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from bot.ports.seen import AbstractSeenRequests
 from bot.service import Services
-from bot.slack.chat import SlackChat, SlackThreads
+from bot.slack.chat import AbstractSlackThreads, SlackChat
 from bot.slack.home import HomeTabs
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def background_pool() -> ThreadPoolExecutor:
 class SlackServices:
     services: Services
     chat: SlackChat
-    threads: SlackThreads
+    threads: AbstractSlackThreads
     home: HomeTabs
     background: ThreadPoolExecutor
     seen: AbstractSeenRequests  # requests already acted on (handlers/replay.py)

@@ -5,7 +5,7 @@ opened instead of opening a second."""
 from __future__ import annotations
 
 from bot.adapters.postgres.database import PgMigrations, PostgresDatabase
-from bot.slack.chat import SlackThreads, Thread, thread_from_row
+from bot.slack.chat import THREAD_COLUMNS, AbstractSlackThreads, Thread, thread_from_row
 
 migrations = PgMigrations("release-bot.slack-threads")
 migrations.step(
@@ -20,12 +20,9 @@ migrations.step(
     "CREATE TABLE slack_cards_opening (release_id TEXT PRIMARY KEY, channel TEXT)",
     "ALTER TABLE slack_threads ADD COLUMN replying_through INTEGER NOT NULL DEFAULT 0",
 )
-COLUMNS = frozenset(
-    {"card_hash", "report_uploaded", "replied_through", "replying_through", "charted_through"}
-)
 
 
-class PostgresSlackThreads(SlackThreads):
+class PostgresSlackThreads(AbstractSlackThreads):
     def __init__(self, database: PostgresDatabase) -> None:
         self.shared = database
 
@@ -67,7 +64,7 @@ class PostgresSlackThreads(SlackThreads):
         return Thread(release_id, channel, thread_ts, card_hash, report_uploaded=False)
 
     def update(self, release_id: str, **values: object) -> None:
-        if unknown := set(values) - COLUMNS:
+        if unknown := set(values) - THREAD_COLUMNS:
             raise ValueError(f"no thread column {sorted(unknown)}")
         assignments = ", ".join(f"{name} = %({name})s" for name in values)
         self.shared.execute(
