@@ -458,3 +458,14 @@ def test_the_same_history_hashes_the_same_on_both_stores(
         chains.append([(r.id, r.prev_hash, r.hash, r.mac) for r in stores.audit.export()])
         backend.close()
     assert chains[0] == chains[1] and len(chains[0]) > 2
+
+
+def test_a_revision_is_read_without_the_state(stores: Stores) -> None:
+    stores.store.add(release("rel-r", "svc-r"))
+    first = stores.store.revision("rel-r")
+    assert first == stores.store.get("rel-r").revision
+    moved = stores.store.get("rel-r")
+    stores.store.save(moved)
+    assert stores.store.revision("rel-r") == first + 1 == moved.revision
+    with pytest.raises(ReleaseNotFound):
+        stores.store.revision("rel-none")

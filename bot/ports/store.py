@@ -71,6 +71,11 @@ class AbstractReleaseStore(abc.ABC):
     def get(self, release_id: str) -> Release:
         """Raises ReleaseNotFound."""
 
+    def revision(self, release_id: str) -> int:
+        """The stored release's revision, without reading its state (the tick's check that
+        nothing saved it since it did). Raises ReleaseNotFound."""
+        return self.get(release_id).revision
+
     @abc.abstractmethod
     def save(self, release: Release) -> None:
         """Write the new state and its events; StaleRelease if someone saved in between,

@@ -132,10 +132,12 @@ def reconcile_one(services: Services, release_id: str) -> Release:
 
 def converge_saved(services: Services, release: Release) -> None:
     """Converge a release just saved, as the store has it now (a command may have changed it
-    since). A router that fails now changes nothing saved: the next tick's converge tries
-    again and records the failure on the release."""
+    since: then it is read again). A router that fails now changes nothing saved: the next
+    tick's converge tries again and records the failure on the release."""
+    store = services.store
+    saved = release if store.revision(release.id) == release.revision else store.get(release.id)
     with contextlib.suppress(RouterUnavailable):
-        converge(services, services.store.get(release.id))
+        converge(services, saved)
 
 
 @dataclass(frozen=True, slots=True)

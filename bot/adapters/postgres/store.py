@@ -125,6 +125,12 @@ class PostgresReleaseStore(AbstractReleaseStore):
         except ValidationError:  # a state copied from an older SQLite file
             return Release.model_validate(observed_apart_state(json.loads(rows[0]["state"])))
 
+    def revision(self, release_id: str) -> int:
+        rows = self.database.rows("SELECT revision FROM releases WHERE id = %s", [release_id])
+        if not rows:
+            raise ReleaseNotFound(f"no release {release_id!r}; `release-bot list` shows them")
+        return int(rows[0]["revision"])
+
     def save(self, release: Release) -> None:
         """Write the new state and its events; refuse if someone else saved in between."""
         expected = release.revision

@@ -177,6 +177,9 @@ class _Situation:
     canary: Effects
 
 
+_DrawKey = tuple[datetime, datetime, _Situation]
+
+
 class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
     """A deterministic fleet in SQLite: router state, injected faults and metric windows."""
 
@@ -187,6 +190,9 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         self.profiles = profiles
         self.flags = flags
         self.seed = seed
+        # The last draw per target: window, logs and traces of one observation read the same
+        # requests, drawn once (the draw is a pure function of the key, so reuse is exact).
+        self._drawn: dict[tuple[str, str, str], tuple[_DrawKey, tuple[CohortSample, ...]]] = {}
 
     def profile(self, service: str) -> Profile:
         """The service's profile, driving the load ``set_load`` gave it, if any."""
@@ -415,6 +421,18 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         return CohortSample(requests=requests, errors=errors, latency_buckets=buckets, kpis=kpis)
 
     def _samples(
+        self, target: Target, sit: _Situation, start: datetime, end: datetime
+    ) -> tuple[CohortSample, CohortSample]:
+        where, key = (target.service, target.env, target.region), (start, end, sit)
+        drawn = self._drawn.get(where)
+        if drawn is not None and drawn[0] == key:
+            baseline, canary = drawn[1]
+            return baseline, canary
+        baseline, canary = self._draw(target, sit, start, end)
+        self._drawn[where] = (key, (baseline, canary))
+        return baseline, canary
+
+    def _draw(
         self, target: Target, sit: _Situation, start: datetime, end: datetime
     ) -> tuple[CohortSample, CohortSample]:
         total = expected_requests(sit.profile, start, end)

@@ -259,6 +259,12 @@ class SqliteReleaseStore(AbstractReleaseStore):
         except ValidationError:  # written by a process of the version before observed_apart
             return Release.model_validate(observed_apart_state(json.loads(rows[0]["state"])))
 
+    def revision(self, release_id: str) -> int:
+        row = self.db.execute("SELECT revision FROM releases WHERE id = ?", [release_id]).fetchone()
+        if row is None:
+            raise ReleaseNotFound(f"no release {release_id!r}; `release-bot list` shows them")
+        return int(row[0])
+
     def save(self, release: Release) -> None:
         """Write the new state and its events; refuse if someone else saved in between."""
         with self.unit_of_work():
