@@ -251,13 +251,15 @@ class SqliteReleaseStore(AbstractReleaseStore):
             self._append(release)
 
     def get(self, release_id: str) -> Release:
-        rows = list(self.db.table("releases").rows_where("id = ?", [release_id]))
-        if not rows:
+        # A plain SELECT: the tick reads every active release, and sqlite-utils' rows_where
+        # builds its query and a dict of every column on each call.
+        row = self.db.execute("SELECT state FROM releases WHERE id = ?", [release_id]).fetchone()
+        if row is None:
             raise ReleaseNotFound(f"no release {release_id!r}; `release-bot list` shows them")
         try:
-            return Release.model_validate_json(rows[0]["state"])
+            return Release.model_validate_json(row[0])
         except ValidationError:  # written by a process of the version before observed_apart
-            return Release.model_validate(observed_apart_state(json.loads(rows[0]["state"])))
+            return Release.model_validate(observed_apart_state(json.loads(row[0])))
 
     def revision(self, release_id: str) -> int:
         row = self.db.execute("SELECT revision FROM releases WHERE id = ?", [release_id]).fetchone()
@@ -299,10 +301,8 @@ class SqliteReleaseStore(AbstractReleaseStore):
             append_chained(self.db, event_rows(release.id, events), self.audit_key)
 
     def active_ids(self) -> list[str]:
-        return [
-            r["id"]
-            for r in self.db.table("releases").rows_where("active = 1", order_by="created_at")
-        ]
+        rows = self.db.execute("SELECT id FROM releases WHERE active = 1 ORDER BY created_at")
+        return [r[0] for r in rows.fetchall()]
 
     def narration_due_ids(self) -> list[str]:
         return [
