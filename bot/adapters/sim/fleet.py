@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -50,6 +51,10 @@ from bot.ports.traffic import AbstractTrafficRouter
 # Prometheus client default histogram buckets, in seconds.
 BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BUCKET_LABELS: tuple[str, ...] = (*(f"{b:g}" for b in BUCKETS), "+Inf")
+_BUCKET_INDEX = np.arange(len(BUCKETS) + 1)
+# Bucket edges in ms, the +Inf bucket's traces placed at 10 s.
+_EDGES_MS = np.array([0.0, *(b * 1000 for b in BUCKETS), BUCKETS[-1] * 1000])
+_WIDTHS_MS = np.diff(_EDGES_MS)
 LOG_LINES_PER_REQUEST = 3
 SYNTHETIC_RUNS = 200  # runs per key transaction: one failure moves the rate by 0.5 %
 _HEALTH_ORDER: tuple[DependencyHealth, ...] = ("healthy", "degraded", "unhealthy")
@@ -125,10 +130,36 @@ def _utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+_local = threading.local()
+
+
 def _rng(*parts: object) -> np.random.Generator:
-    """A generator seeded from a stable hash of ``parts`` (``hash()`` is salted per process)."""
-    key = "|".join(str(p) for p in parts).encode()
-    return np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:16], "big"))
+    """This thread's generator, seeded from a stable hash of ``parts`` (``hash()`` is salted
+    per process); draw from it before the next call.
+
+    A new seeded generator costs ~10 µs (numpy's SeedSequence), and a tick over 1,000
+    releases seeds thousands: setting one PCG64's 128-bit state and stream from the hash
+    costs ~1 µs. One generator per thread: Slack listeners and the tick draw side by side."""
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=32).digest()
+    rng: np.random.Generator | None = getattr(_local, "rng", None)
+    if rng is None:
+        rng = _local.rng = np.random.Generator(np.random.PCG64())
+    rng.bit_generator.state = {
+        "bit_generator": "PCG64",
+        "state": {"state": int.from_bytes(digest[:16]), "inc": int.from_bytes(digest[16:]) | 1},
+        "has_uint32": 0,
+        "uinteger": 0,
+    }
+    return rng
+
+
+def _where(target: Target) -> tuple[str, str, str]:
+    return target.service, target.env, target.region
+
+
+def _instant(dt: datetime) -> float:
+    """A window bound as seeds name it: UTC seconds (cheaper than isoformat, as exact)."""
+    return _utc(dt).timestamp()
 
 
 def expected_requests(profile: Profile, start: datetime, end: datetime) -> float:
@@ -143,12 +174,13 @@ def expected_requests(profile: Profile, start: datetime, end: datetime) -> float
 
 
 @lru_cache(maxsize=1024)
-def _bucket_probabilities(median_ms: float, sigma: float) -> tuple[float, ...]:
-    """Probability of each bucket (the last is (10 s, +Inf)) under the lognormal latency."""
+def _bucket_probabilities(median_ms: float, sigma: float) -> np.ndarray:
+    """Probability of each bucket (the last is (10 s, +Inf)) under the lognormal latency
+    (an array: numpy would convert a tuple on every draw)."""
     normal = NormalDist()
     cdf = [normal.cdf((math.log(b * 1000) - math.log(median_ms)) / sigma) for b in BUCKETS]
     edges = [0.0, *cdf, 1.0]
-    return tuple(max(hi - lo, 0.0) for lo, hi in itertools.pairwise(edges))
+    return np.array([max(hi - lo, 0.0) for lo, hi in itertools.pairwise(edges)])
 
 
 def _split(total: int, weights: dict[str, float]) -> dict[str, int]:
@@ -382,25 +414,10 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
             canary = effects(self.faults(service, state.new_version), exposure)
         return _Situation(state, profile, exposure, baseline_share, canary_share, baseline, canary)
 
+    @staticmethod
     def _cohort(
-        self,
-        target: Target,
-        cohort: str,
-        profile: Profile,
-        expected: float,
-        fx: Effects,
-        start: datetime,
-        end: datetime,
+        rng: np.random.Generator, profile: Profile, expected: float, fx: Effects
     ) -> CohortSample:
-        rng = _rng(
-            self.seed,
-            target.service,
-            target.env,
-            target.region,
-            cohort,
-            _utc(start).isoformat(),
-            _utc(end).isoformat(),
-        )
         requests = int(rng.poisson(expected)) if expected > 0 else 0
         if requests == 0:
             return CohortSample(
@@ -410,8 +427,9 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         probs = _bucket_probabilities(
             profile.latency_median_ms * fx.latency_factor, profile.latency_sigma
         )
-        cumulative = np.cumsum(rng.multinomial(requests, probs))
-        buckets = {label: int(n) for label, n in zip(BUCKET_LABELS, cumulative, strict=True)}
+        # Twelve counts: plain Python sums them faster than numpy would.
+        cumulative = itertools.accumulate(rng.multinomial(requests, probs).tolist())
+        buckets = dict(zip(BUCKET_LABELS, cumulative, strict=True))
         kpis: dict[str, float] = {}
         sessions = round(requests / profile.requests_per_session)
         if sessions > 0:
@@ -423,7 +441,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
     def _samples(
         self, target: Target, sit: _Situation, start: datetime, end: datetime
     ) -> tuple[CohortSample, CohortSample]:
-        where, key = (target.service, target.env, target.region), (start, end, sit)
+        where, key = _where(target), (start, end, sit)
         drawn = self._drawn.get(where)
         if drawn is not None and drawn[0] == key:
             baseline, canary = drawn[1]
@@ -436,12 +454,11 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         self, target: Target, sit: _Situation, start: datetime, end: datetime
     ) -> tuple[CohortSample, CohortSample]:
         total = expected_requests(sit.profile, start, end)
-        baseline = self._cohort(
-            target, "baseline", sit.profile, total * sit.baseline_share, sit.baseline, start, end
-        )
-        canary = self._cohort(
-            target, "canary", sit.profile, total * sit.canary_share, sit.canary, start, end
-        )
+        # One generator for the window, the baseline drawn first: its numbers do not depend
+        # on how much traffic the canary takes (a mirror leaves the users' cohort as it was).
+        rng = _rng(self.seed, *_where(target), "window", _instant(start), _instant(end))
+        baseline = self._cohort(rng, sit.profile, total * sit.baseline_share, sit.baseline)
+        canary = self._cohort(rng, sit.profile, total * sit.canary_share, sit.canary)
         return baseline, canary
 
     def window(self, target: Target, start: datetime, end: datetime) -> WindowSample:
@@ -528,7 +545,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         return counts
 
     def traces(self, target: Target, start: datetime, end: datetime) -> TraceSummary | None:
-        """Spans sampled from the requests simulated in (start, end] (the same draws as
+        """Traces sampled from the requests simulated in (start, end] (the same draws as
         ``window``): the new version's, or the stable one's when nothing new serves. None when
         no request was served, so no span was traced."""
         sit = self._situation(target, self.state(target))
@@ -538,43 +555,14 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
             return None
         names = sorted({*sit.profile.dependencies, *self._dep_fault_names(target.service)})
         health = self._dependency_health(target.service, names)
-        spans = self._spans(target, sample, sit.profile, fx, start, end)
+        rng = _rng(self.seed, *_where(target), "traces", _instant(start), _instant(end))
+        components = [f"{target.service} handler", *sit.profile.dependencies]
+        critical_ms, bottlenecks = _sampled_traces(rng, sample, fx.latency_factor, components)
         return TraceSummary(
-            critical_path_ms=round(float(np.quantile(spans.sum(axis=1), TRACE_QUANTILE)), 1),
+            critical_path_ms=round(critical_ms, 1),
             dependency_failures=[name for name, h in health.items() if h != "healthy"],
-            bottlenecks=_bottlenecks(
-                spans, [f"{target.service} handler", *sit.profile.dependencies]
-            ),
+            bottlenecks=bottlenecks,
         )
-
-    def _spans(
-        self,
-        target: Target,
-        sample: CohortSample,
-        profile: Profile,
-        fx: Effects,
-        start: datetime,
-        end: datetime,
-    ) -> np.ndarray:
-        """Traces of requests the window served, one row each, one column per component (the
-        handler, then each dependency). Each trace's duration is one of the window's requests,
-        drawn from its latency histogram (the judge's) and placed evenly within its bucket, as
-        ``histogram_quantile`` reads it; it is split among the components, and a latency
-        fault's extra time is the new code's, so it lands on the handler."""
-        rng = _rng(self.seed, target.service, target.env, target.region, "traces",
-                   _utc(start).isoformat(), _utc(end).isoformat())  # fmt: skip
-        cumulative = [sample.latency_buckets[label] for label in BUCKET_LABELS]
-        counts = np.diff([0, *cumulative])
-        n = min(sample.requests, TRACE_SPANS)
-        bucket = rng.choice(len(counts), size=n, p=counts / counts.sum())
-        edges_ms = np.array([0.0, *(b * 1000 for b in BUCKETS), BUCKETS[-1] * 1000])
-        totals = rng.uniform(edges_ms[bucket], edges_ms[bucket + 1])
-        deps = len(profile.dependencies)
-        weights = [HANDLER_SHARE] + [(1 - HANDLER_SHARE) / deps] * deps if deps else [1.0]
-        usual = totals / fx.latency_factor
-        spans = rng.dirichlet(np.array(weights) * SPLIT_CONCENTRATION, n) * usual[:, None]
-        spans[:, 0] += totals - usual
-        return spans
 
     def _dep_fault_names(self, service: str) -> list[str]:
         return [f.name for f in self._service_faults(service) if f.kind == "dep" and f.name]
@@ -591,15 +579,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         mu = math.log(sit.profile.latency_median_ms * fx.latency_factor)
         results = []
         for name in transactions:
-            rng = _rng(
-                self.seed,
-                target.service,
-                target.env,
-                target.region,
-                "synthetic",
-                name,
-                _utc(at).isoformat(),
-            )
+            rng = _rng(self.seed, *_where(target), "synthetic", name, _instant(at))
             failures = int(rng.binomial(SYNTHETIC_RUNS, p_error))
             latency = float(rng.lognormal(mu, sit.profile.latency_sigma, SYNTHETIC_RUNS).mean())
             results.append(
@@ -612,18 +592,49 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         return results
 
 
-def _bottlenecks(spans: np.ndarray, components: list[str]) -> list[str]:
-    """The component that dominates the slowest traces (those at or above the critical path),
-    named with its share of their time; none when no one component takes most of it."""
+def _sampled_traces(
+    rng: np.random.Generator, sample: CohortSample, latency_factor: float, components: list[str]
+) -> tuple[float, list[str]]:
+    """Up to ``TRACE_SPANS`` traces of requests the window served: their critical path (the
+    p95 of their durations, numpy's linear quantile) and the component that dominates the
+    slowest of them (those at or above the critical path), named with its share of their time;
+    none when no one component takes most of it.
+
+    Each trace's duration is one of the window's requests, drawn from its latency histogram
+    (the judge's) and placed evenly within its bucket, as ``histogram_quantile`` reads it; it
+    is split among the components (the handler, then each dependency), and a latency fault's
+    extra time is the new code's, so it lands on the handler. Only the slowest traces' split
+    is drawn: the others' durations are all the critical path needs."""
+    cumulative = [0, *(sample.latency_buckets[label] for label in BUCKET_LABELS)]
+    counts = [hi - lo for lo, hi in itertools.pairwise(cumulative)]
+    n = min(sample.requests, TRACE_SPANS)
+    per_bucket = rng.multinomial(n, np.array(counts) / cumulative[-1]).tolist()
+    position = TRACE_QUANTILE * (n - 1)
+    lo = int(position)
+    hi, frac = min(lo + 1, n - 1), position - lo
+    # Only the traces from the bucket holding the quantile up are placed within their
+    # buckets: the faster ones' durations cannot move the critical path or the slowest.
+    first, below = 0, 0
+    while below + per_bucket[first] <= lo:
+        below += per_bucket[first]
+        first += 1
+    bucket = np.repeat(_BUCKET_INDEX[first:], per_bucket[first:])
+    totals = np.sort(_EDGES_MS[bucket] + _WIDTHS_MS[bucket] * rng.random(n - below))
+    lo, hi = lo - below, hi - below
+    critical = float(totals[lo] + (totals[hi] - totals[lo]) * frac)
     if len(components) < 2:
-        return []  # one component: nothing to single out
-    totals = spans.sum(axis=1)
-    slow = spans[totals >= np.quantile(totals, TRACE_QUANTILE)]
-    shares = slow.sum(axis=0) / slow.sum()
+        return critical, []  # one component: nothing to single out
+    slow = totals[hi if frac else lo :]  # sorted: those at or above the critical path
+    deps = len(components) - 1
+    weights = np.array([HANDLER_SHARE, *[(1 - HANDLER_SHARE) / deps] * deps])
+    usual = slow / latency_factor
+    spans = rng.dirichlet(weights * SPLIT_CONCENTRATION, len(slow)) * usual[:, None]
+    spans[:, 0] += slow - usual
+    shares = spans.sum(axis=0) / slow.sum()
     top = int(np.argmax(shares))
     if shares[top] <= BOTTLENECK_SHARE:
-        return []
-    return [f"{components[top]}: {shares[top]:.0%} of the slowest 5% of traces"]
+        return critical, []
+    return critical, [f"{components[top]}: {shares[top]:.0%} of the slowest 5% of traces"]
 
 
 __all__ = [
