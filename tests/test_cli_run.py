@@ -137,19 +137,22 @@ def test_a_degraded_dependency_only_warns(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("line", "kinds"),
+    ("line", "kinds", "extra"),
     [
-        (f"{LOW_RISK} strategy=blue_green", ["green verify", "blue-green switch"]),
-        (f"{LOW_RISK} strategy=rolling", ["of instances"]),
-        (f"{LINE} strategy=feature_flag flags=new_checkout", ["dark launch", "flag 5%"]),
-        (f"{LOW_RISK} strategy=shadow", ["shadow 100% mirrored"]),
+        (f"{LOW_RISK} strategy=blue_green", ["green verify", "blue-green switch"], []),
+        (f"{LOW_RISK} strategy=rolling", ["of instances"], []),
+        (f"{LINE} strategy=feature_flag flags=new_checkout", ["dark launch", "flag 5%"], []),
+        # Seed 0's shadow step opens on a 4-sigma minute (canary 0.378 % errors vs 0.224 %,
+        # both cohorts at the profile's 0.3 %): one of the judge's ~0.2 % false rollbacks of a
+        # healthy stage. This test is about the strategies, so its run draws other numbers.
+        (f"{LOW_RISK} strategy=shadow", ["shadow 100% mirrored"], ["--seed", "1"]),
     ],
     ids=["blue_green", "rolling", "feature_flag", "shadow"],
 )
 def test_every_strategy_completes_doing_its_own_thing(
-    tmp_path: Path, contract_schema: dict[str, Any], line: str, kinds: list[str]
+    tmp_path: Path, contract_schema: dict[str, Any], line: str, kinds: list[str], extra: list[str]
 ) -> None:
-    report, thread = run(tmp_path, line)
+    report, thread = run(tmp_path, line, *extra)
     jsonschema.validate(report, contract_schema)
     assert report["status"] == "completed", report["summary"]
     for kind in kinds:
