@@ -1,4 +1,5 @@
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -86,6 +87,33 @@ def test_same_window_twice_gives_identical_numbers(
     assert fleet.window(PAY, T0 + MINUTE, T0 + 6 * MINUTE) != first
     other_seed = SimulatedFleet(database, load_profiles(), flags, seed=1)
     assert other_seed.window(PAY, T0, T0 + 5 * MINUTE) != first
+
+
+def test_draws_do_not_depend_on_the_order_or_the_thread_they_are_asked_in(
+    database: Database, flags: SqliteFlags
+) -> None:
+    # One generator per thread is reseeded for every window: what came before must not show.
+    fleet = SimulatedFleet(database, load_profiles(), flags)
+    fleet.inject("payments-api", NEW, ["latency:1.5x@25"])
+    fleet.apply(PAY, canary(25))
+
+    def observe(f: SimulatedFleet) -> tuple[object, ...]:
+        return (
+            f.window(PAY, T0, T0 + MINUTE),
+            f.logs(PAY, T0, T0 + MINUTE),
+            f.traces(PAY, T0, T0 + MINUTE),
+        )
+
+    first = observe(fleet)
+    other = SimulatedFleet(database, load_profiles(), flags)
+    traces = other.traces(PAY, T0, T0 + MINUTE)  # traces first, then other draws between
+    other.window(PAY, T0 - MINUTE, T0)
+    other.synthetic(PAY, ["checkout"], T0)
+    window, logs = other.window(PAY, T0, T0 + MINUTE), other.logs(PAY, T0, T0 + MINUTE)
+    assert (window, logs, traces) == first
+    with ThreadPoolExecutor(2) as pool:
+        fleets = [SimulatedFleet(database, load_profiles(), flags) for _ in range(4)]
+        assert list(pool.map(observe, fleets)) == [first] * 4
 
 
 def test_window_counts_cover_only_the_window(fleet: SimulatedFleet) -> None:
