@@ -581,24 +581,29 @@ def _slack_parts(
     report_for: Callable[[str], tuple[str, str]],
 ) -> _SlackParts:
     """Slack as the chat: its threads table, the Web API client, the App Home that follows
-    every delivered batch, and the pool for the work the listeners do after their ack."""
+    every delivered batch (its users in the database), and the pool for the work the
+    listeners do after their ack."""
     from bot.slack import chat as slack_chat
+    from bot.slack import home as slack_home
     from bot.slack.context import SlackServices, background_pool
     from bot.slack.home import HomeTabs, current_home
 
-    database.migrate(slack_chat.migrations)
+    database.migrate(slack_chat.migrations, slack_home.migrations)
     client = slack_chat.web_client(options.token, options.api_url)
     threads: slack_chat.AbstractSlackThreads = slack_chat.SqliteSlackThreads(database)
-    if stores.shared is not None:  # on PostgreSQL: the replicas share the threads
-        from bot.slack import pg_threads
+    users: slack_home.AbstractHomeUsers = slack_home.SqliteHomeUsers(database)
+    if stores.shared is not None:  # on PostgreSQL: the replicas share threads and users
+        from bot.slack import pg_home, pg_threads
 
-        stores.shared.migrate(pg_threads.migrations)
+        stores.shared.migrate(pg_threads.migrations, pg_home.migrations)
         threads = pg_threads.PostgresSlackThreads(stores.shared)
+        users = pg_home.PostgresHomeUsers(stores.shared)
     background = background_pool()
     home = HomeTabs(
         lambda user, view: client.views_publish(user_id=user, view=view),
         lambda: current_home(stores.store),
         options.home_interval,
+        users=users,
         submit=background.submit,
     )
     chat = slack_chat.SlackChat(

@@ -7,6 +7,7 @@ first. Asking anyway is a bug, and says so."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 
 from bot.domain.observations import (
@@ -47,6 +48,10 @@ class ServiceMetrics(AbstractMetrics):
 
     def windows(self, targets: list[Target], start: datetime, end: datetime) -> list[WindowSample]:
         return self._for(_one_service(targets)).windows(targets, start, end)
+
+    def reading(self, service: str) -> AbstractContextManager[None]:
+        provider = self.providers.get(service)  # none: its calls say so, one by one
+        return nullcontext() if provider is None else provider.reading(service)
 
     def shortest_window(self, service: str) -> float:
         return self._for(service).shortest_window(service)

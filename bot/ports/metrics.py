@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 
 from bot.domain.observations import (
@@ -35,6 +36,12 @@ class AbstractMetrics(abc.ABC):
         """The window of every target of a wave, in order; a provider that can reads them
         side by side. Raises MetricsUnavailable."""
         return [self.window(target, start, end) for target in targets]
+
+    def reading(self, service: str) -> AbstractContextManager[None]:
+        """The calls made inside as one observation of ``service``: a provider that keeps
+        state in a database (the simulated fleet) reads it once for them all, and again
+        after. Nothing for the others."""
+        return nullcontext()
 
     def layout_refusal(
         self, service: str, environments: Sequence[str], regions: Sequence[str]

@@ -179,9 +179,12 @@ def _observe(services: Services, release: Release, now: datetime) -> _Judged | N
             release.request.service
         ):
             return None  # too short to measure yet: the window grows until the next tick
-        samples = services.metrics.windows(targets, start, now)  # the regions side by side
-        logs = [g for t in targets if (g := services.metrics.logs(t, start, now)) is not None]
-        traces = [r for t in targets if (r := services.metrics.traces(t, start, now)) is not None]
+        with services.metrics.reading(release.request.service):  # one observation
+            samples = services.metrics.windows(targets, start, now)  # the regions side by side
+            logs = [g for t in targets if (g := services.metrics.logs(t, start, now)) is not None]
+            traces = [
+                r for t in targets if (r := services.metrics.traces(t, start, now)) is not None
+            ]
     except MetricsUnavailable as exc:
         release.record_metrics_error(str(exc) or "no data", now)  # as its plan's trigger says
         return None

@@ -19,7 +19,8 @@ import hashlib
 import itertools
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -154,13 +155,8 @@ def _reads_state(
 
     @functools.wraps(method)
     def reading(self: SimulatedFleet, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        if self._reading.snapshots is not None:
-            return method(self, *args, **kwargs)  # inside another call: its reads
-        self._reading.snapshots = {}
-        try:
+        with self._scope():
             return method(self, *args, **kwargs)
-        finally:
-            self._reading.snapshots = None
 
     return reading
 
@@ -190,6 +186,21 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         self._drawn: dict[tuple[str, str, str], tuple[_DrawKey, tuple[CohortSample, ...]]] = {}
 
     # -- the stored state ------------------------------------------------------------------
+
+    def reading(self, service: str) -> AbstractContextManager[None]:
+        """One observation (window, logs, traces of a wave): the state read once for all."""
+        return self._scope()
+
+    @contextmanager
+    def _scope(self) -> Iterator[None]:
+        if self._reading.snapshots is not None:
+            yield  # inside another call or observation: its reads
+            return
+        self._reading.snapshots = {}
+        try:
+            yield
+        finally:
+            self._reading.snapshots = None
 
     def _snapshot(self, service: str) -> FleetState:
         """The service's stored state: read once per call (see ``_reads_state``)."""
