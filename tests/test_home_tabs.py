@@ -127,3 +127,31 @@ def test_who_opened_the_home_survives_a_restart_and_is_every_replicas(
     assert second.users == ["U1"]
     second.changed()
     assert seen.published == [("U1", 1)]
+
+
+def test_a_burst_of_changes_reads_who_opened_the_home_once_per_flush(
+    users: AbstractHomeUsers,
+) -> None:
+    class Counted(AbstractHomeUsers):
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def opened(self, user: str, at: float, keep: int) -> None:
+            users.opened(user, at, keep)
+
+        def users(self, since: float) -> list[str]:
+            self.reads += 1
+            return users.users(since)
+
+        def forget(self, user: str) -> None:
+            users.forget(user)
+
+    now = [0.0]
+    seen, counted = Recorder(), Counted()
+    tabs = HomeTabs(seen.publish, seen.view, interval=10, users=counted, clock=lambda: now[0])
+    tabs.opened("U1")
+    for version in range(1, 51):  # a busy tick's batches, within the interval
+        seen.version = version
+        tabs.changed()
+    assert counted.reads == 1 and tabs.pending  # the first change read them; a flush waits
+    tabs.close()

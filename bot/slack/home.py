@@ -130,6 +130,7 @@ class HomeTabs:
         self._due: set[str] = set()
         self._timer: threading.Timer | None = None
         self._scheduled = False  # a flush is waiting on the timer or in the pool
+        self._stale = False  # a release moved since who opened the tab was last read
         self._closed = False
 
     @property
@@ -153,14 +154,16 @@ class HomeTabs:
         self._publish([user])
 
     def changed(self) -> None:
-        """A release moved: every remembered tab is due; cheap, never blocks on Slack."""
-        if self._closed:
-            return
-        users = self.users  # read before the lock: the database may wait on another thread
+        """A release moved: every remembered tab is due; cheap, never blocks on Slack. Who
+        opened it is read from the database once per flush, not once per change."""
         with self._lock:
-            for user in set(self._published) - set(users):
-                self._published.pop(user)  # forgotten: stale, or bounded out
-            self._due.update(users)
+            if self._closed:
+                return
+            self._stale = True
+            if self._scheduled:
+                return  # the pending flush reads who is due
+        self._refresh()
+        with self._lock:
             now_due = self._schedule(self.clock())
         if now_due:
             self._hand_over()
@@ -172,6 +175,19 @@ class HomeTabs:
                 self._timer.cancel()
 
     # -- internals ------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """After a change, every user who opened the tab is due; read outside the lock (the
+        database may wait on another thread)."""
+        with self._lock:
+            if not self._stale:
+                return
+            self._stale = False
+        users = self.users
+        with self._lock:
+            for user in set(self._published) - set(users):
+                self._published.pop(user)  # forgotten: stale, or bounded out
+            self._due.update(users)
 
     def _forget(self, user: str) -> None:
         self.stored.forget(user)
@@ -213,7 +229,9 @@ class HomeTabs:
 
     def _flush(self) -> None:
         with self._lock:
-            self._scheduled = False
+            self._scheduled = False  # a change from here on schedules its own flush
+        self._refresh()
+        with self._lock:
             now = self.clock()
             ready = [u for u in self._due if self._ready_at(u) <= now]
             self._due.difference_update(ready)  # before the view is built: it includes them

@@ -2,9 +2,10 @@
 
 ``SimulatedFleet`` is both the traffic router and the metrics provider. It keeps each target's
 traffic state and the injected faults in the store's database (``AbstractFleetState``: SQLite,
-or PostgreSQL shared by the replicas), reads a service's whole state once per call, and draws every window's counts from the
-service's profile (``data/simulator.toml``) with numpy: requests ~ Poisson, errors ~ Binomial,
-latencies as a multinomial over Prometheus buckets, KPIs as Binomial conversions per session.
+or PostgreSQL shared by the replicas), reads a service's whole state once per call (or per
+observation, ``reading``), and draws every window's counts from the service's profile
+(``data/simulator.toml``) with numpy: requests ~ Poisson, errors ~ Binomial, latencies as a
+multinomial over Prometheus buckets, KPIs as Binomial conversions per session.
 Numbers are seeded from the window itself, so asking twice for a window gives the same answer
 (the engine relies on it to resume after a crash).
 
@@ -154,11 +155,11 @@ def _reads_state(
     weight, a user injecting a fault) between two calls."""
 
     @functools.wraps(method)
-    def reading(self: SimulatedFleet, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    def in_scope(self: SimulatedFleet, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         with self._scope():
             return method(self, *args, **kwargs)
 
-    return reading
+    return in_scope
 
 
 class _Reading(threading.local):
