@@ -31,7 +31,7 @@ from bot.domain.plan import Plan
 from bot.domain.release import ENGINE, Event, Release
 from bot.domain.request import ReleaseRequest
 from bot.domain.summary import summarise
-from bot.domain.verdict_time import MeasuredTraffic
+from bot.domain.verdict_time import Measurement
 from bot.parsing import ParseError, parse_release
 from bot.ports.llm import AgentRun, LlmCall, ToolError
 
@@ -116,7 +116,7 @@ def plan(
     now: datetime,
     instances: int,
     spent: list[LlmCall],
-    measured: MeasuredTraffic | None = None,
+    measured: Measurement | None = None,
 ) -> Planned:
     """The rules' plan, or the agent's when it is valid (at least as careful as the rules).
     The agent's calls are appended to ``spent``; ``measured``: the service's traffic."""

@@ -22,7 +22,7 @@ from bot.domain.guardrails import ParseError, parse_guardrail
 from bot.domain.plan import EXTRA_CHECK_LABELS, ExtraCheck, Plan, Step
 from bot.domain.planner import STAGES_BY_RISK, plan_release
 from bot.domain.request import RISKS, Guardrail, Guardrails, ReleaseRequest, Risk
-from bot.domain.verdict_time import MeasuredTraffic
+from bot.domain.verdict_time import Measurement
 
 RISK_ORDER: dict[str, int] = {r: i for i, r in enumerate(RISKS)}
 ACTION_STRENGTH: dict[str, int] = {"alert": 0, "pause": 1, "auto_rollback": 2}
@@ -82,7 +82,7 @@ def apply_proposal(
     instances: int,
     tick_seconds: float,
     on_metrics_loss: MetricsLossPolicy = "rollback",
-    measured: MeasuredTraffic | None = None,
+    measured: Measurement | None = None,
 ) -> tuple[ReleaseRequest, Plan]:
     """The request as the proposal amends it, planned by the rules, then lengthened, gated and
     held as proposed; raises ``ProposalRejected`` with every reason it is not acceptable.

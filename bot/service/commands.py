@@ -15,7 +15,7 @@ from bot.domain.locks import EnvLock, ScopeError, lock_refusal, parse_scope, sco
 from bot.domain.plan import Plan
 from bot.domain.release import CommandRejected, Release
 from bot.domain.request import ReleaseRequest
-from bot.domain.verdict_time import MeasuredTraffic
+from bot.domain.verdict_time import MeasuredTraffic, Measurement
 from bot.parsing import named_service
 from bot.ports.llm import LlmCall
 from bot.ports.locks import LockError
@@ -102,17 +102,18 @@ def plan_release(
 
 def measured_traffic(
     services: Services, request: ReleaseRequest, now: datetime
-) -> MeasuredTraffic | None:
-    """The service's recent production traffic and its bad requests, for the plan; None
-    when the provider cannot say (the plan then says it had no figure)."""
+) -> Measurement | None:
+    """The service's recent production traffic and its bad requests, for the plan; why not
+    when the provider's data covers too little; None when the provider cannot say (the plan
+    says it had no figure either way)."""
     regions = request.deployment_config.regions
     try:
-        sample = services.metrics.recent_traffic(request.service, regions, now, TRAFFIC_MINUTES)
+        recent = services.metrics.recent_traffic(request.service, regions, now, TRAFFIC_MINUTES)
     except MetricsUnavailable:
         return None
-    if sample is None or sample.requests <= 0:
+    if recent is None:
         return None
-    return MeasuredTraffic.of(sample, TRAFFIC_MINUTES, request.guardrails.all())
+    return MeasuredTraffic.of(recent, request.guardrails.all())
 
 
 def refuse_unreleasable(
