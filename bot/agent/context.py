@@ -58,3 +58,6 @@ class Context:
     release: Release | None = None
     rule_plan: Plan | None = None
     measured: Measurement | None = None  # the service's traffic the rules planned with
+    # The service's own bake and maximum bake (its config's), which the rules planned with.
+    bake_minutes: float | None = None
+    max_bake_minutes: float | None = None

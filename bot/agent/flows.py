@@ -110,6 +110,25 @@ def read_request(
     return parsed, note
 
 
+def plan_context(
+    agent: AgentContext,
+    request: ReleaseRequest,
+    rule_plan: Plan | None = None,
+    measured: Measurement | None = None,
+) -> Context:
+    """What the plan task is given: the rules' plan and what it was made from (the measured
+    traffic, the service's bake and maximum bake), so the agent's plan is fitted alike."""
+    svc = agent.config.for_service(request.service)
+    return Context(
+        agent,
+        request,
+        rule_plan=rule_plan,
+        measured=measured,
+        bake_minutes=svc.bake_minutes,
+        max_bake_minutes=svc.max_bake_minutes,
+    )
+
+
 def plan(
     agent: AgentContext,
     request: ReleaseRequest,
@@ -123,7 +142,7 @@ def plan(
     rule_plan = agent.planner.plan(request, now, instances, measured)
     if not agent.llm.enabled:
         return Planned(request, rule_plan)
-    ctx = Context(agent, request, rule_plan=rule_plan, measured=measured)
+    ctx = plan_context(agent, request, rule_plan, measured)
     run = agent.llm.run(plan_task(ctx, now, instances, agent.tick_seconds))
     spent += run.calls
     narration = Narration(model=agent.llm.model)

@@ -83,11 +83,14 @@ def apply_proposal(
     tick_seconds: float,
     on_metrics_loss: MetricsLossPolicy = "rollback",
     measured: Measurement | None = None,
+    bake_minutes: float | None = None,
+    max_bake_minutes: float | None = None,
 ) -> tuple[ReleaseRequest, Plan]:
     """The request as the proposal amends it, planned by the rules, then lengthened, gated and
     held as proposed; raises ``ProposalRejected`` with every reason it is not acceptable.
     ``on_metrics_loss``: the service's, which both plans' metrics-provider trigger follows;
-    ``measured``: the service's traffic, which both plans are fitted to.
+    ``measured``: the service's traffic, which both plans are fitted to; ``bake_minutes``,
+    ``max_bake_minutes``: the service's own (its config's), which both plans start from.
 
     Invalid parts are reported and left out, so the other reasons are real loosenings rather
     than echoes of a typo.
@@ -118,8 +121,9 @@ def apply_proposal(
     )
     # The agent's stricter guardrails may need more evidence: more time, never more exposure.
     ruled = plan_release(
-        amended, now, instances, tick_seconds, None, on_metrics_loss, measured, False
-    )
+        amended, now, instances, tick_seconds, bake_minutes, on_metrics_loss, measured, False,
+        max_bake_minutes,
+    )  # fmt: skip
     first = next((s for s in ruled.steps if s.env == "prod"), None)
     gate = first.index if first and proposal.manual_gate_before_prod else None
     if first and gate is not None and not first.manual_gate:
@@ -142,7 +146,10 @@ def apply_proposal(
             "extra_checks": extra,
         }
     )
-    rule_plan = plan_release(request, now, instances, tick_seconds, None, on_metrics_loss, measured)
+    rule_plan = plan_release(
+        request, now, instances, tick_seconds, bake_minutes, on_metrics_loss, measured,
+        max_bake_minutes=max_bake_minutes,
+    )  # fmt: skip
     reasons += less_careful(request, rule_plan, amended, plan)
     # Also against the rules for the amended request: a raised risk brings its duties (a hold).
     reasons += [r for r in less_careful(amended, ruled, amended, plan) if r not in reasons]

@@ -57,6 +57,12 @@ class AbstractMetrics(abc.ABC):
         provider cannot say. Raises MetricsUnavailable."""
         return None
 
+    def set_load(self, service: str, rps_per_region: float) -> None:
+        """Serve ``rps_per_region`` in each of the service's regions from now on where this
+        provider simulates the fleet (a line's ``traffic=``, so the plan's figure and the run
+        agree); a provider that measures a real fleet cannot, and does nothing."""
+        return None
+
     @abc.abstractmethod
     def probe(self, service: str) -> list[str]:
         """Names of the metrics that answer for the service (requests, errors, latency, kpis)."""

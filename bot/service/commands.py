@@ -71,6 +71,11 @@ def _new_release(
     refusals = start_refusals(services, planned.request, planned.plan)
     if refusals:
         raise CommandRejected(refusals[0])
+    if (rps := planned.request.operational_context.traffic_rps) is not None:
+        # A simulated fleet serves the line's traffic=, split over its regions, as planned
+        # (only now: a refused line must not change the load under a running release).
+        regions = max(1, len(planned.request.deployment_config.regions))
+        services.metrics.set_load(request.service, rps / regions)
     release = Release.create(
         release_id_for(request, now), planned.request, planned.plan, approvers, requested_by, now
     )
