@@ -169,6 +169,10 @@ def test_a_lines_traffic_is_served_by_the_simulated_fleet(app: RunningApp, fake:
     assert fleet.profile("shop").rps == 2000  # one region
     recent = fleet.recent_traffic("shop", ["us-east-1"], app.services.clock.now())
     assert recent is not None and recent.rps == pytest.approx(2000, rel=0.05)
+    # A line refused while that release runs leaves its load alone.
+    app.command('shop 1.3.0 risk=low ticket=CHG-2 changes="x" traffic=50rps', name="again")
+    assert "active release" in ephemeral(fake, "again")
+    assert fleet.profile("shop").rps == 2000
 
 
 def test_an_unauthorized_approval_is_refused_and_audited(app: RunningApp, fake: FakeSlack) -> None:

@@ -67,15 +67,17 @@ def _new_release(
     if why := access.check("start", requested_by, request.service, channel, services.config):
         raise CommandRejected(why)
     now = services.clock.now()
+    rps = request.operational_context.traffic_rps
+    if rps is not None and active_refusal(services, request.service) is None:
+        # A simulated fleet serves the line's traffic=, split over its regions, in the
+        # history the plan measures too; never under a running release (the line is refused).
+        services.metrics.set_load(
+            request.service, rps / max(1, len(request.deployment_config.regions))
+        )
     planned, approvers = plan_release(services, request, now, spent)
     refusals = start_refusals(services, planned.request, planned.plan)
     if refusals:
         raise CommandRejected(refusals[0])
-    if (rps := planned.request.operational_context.traffic_rps) is not None:
-        # A simulated fleet serves the line's traffic=, split over its regions, as planned
-        # (only now: a refused line must not change the load under a running release).
-        regions = max(1, len(planned.request.deployment_config.regions))
-        services.metrics.set_load(request.service, rps / regions)
     release = Release.create(
         release_id_for(request, now), planned.request, planned.plan, approvers, requested_by, now
     )
