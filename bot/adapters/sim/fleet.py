@@ -31,7 +31,6 @@ from bot.adapters.schema import AdapterSettings
 from bot.adapters.sim.faults import NO_EFFECTS, Effects, Fault, FaultSpecError, effects, parse_fault
 from bot.adapters.sim.profiles import Profile, Profiles
 from bot.adapters.sqlite.database import Database
-from bot.domain.judge import Totals
 from bot.domain.observations import (
     CohortSample,
     DependencyProbe,
@@ -43,6 +42,7 @@ from bot.domain.observations import (
     WindowSample,
 )
 from bot.domain.request import DependencyHealth
+from bot.domain.verdict_time import RecentTraffic
 from bot.ports.flags import AbstractFlags
 from bot.ports.metrics import TRAFFIC_MINUTES, AbstractMetrics, MetricsUnavailable
 from bot.ports.traffic import AbstractTrafficRouter
@@ -216,17 +216,18 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
 
     def recent_traffic(
         self, service: str, regions: Sequence[str], now: datetime, minutes: float = TRAFFIC_MINUTES
-    ) -> CohortSample | None:
+    ) -> RecentTraffic | None:
         """Both cohorts of each region's production over the last ``minutes``, as the
-        windows draw them, summed."""
+        windows draw them. The simulated fleet has always served: its data covers the whole
+        look-back."""
         start = now - timedelta(minutes=minutes)
-        totals = Totals()
+        parts = []
         for region in regions or ["-"]:
             target = Target(service=service, env="prod", region=region)
             for sample in self._samples(target, self._situation(target, self.state(target)),
                                         start, now):  # fmt: skip
-                totals.add(sample)
-        return totals.sample()
+                parts.append(RecentTraffic.over(sample, sample.requests, minutes * 60, minutes))
+        return RecentTraffic.total(parts)
 
     # -- faults ---------------------------------------------------------------------------
 
