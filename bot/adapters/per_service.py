@@ -11,7 +11,6 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 
 from bot.domain.observations import (
-    CohortSample,
     DependencyProbe,
     LogSummary,
     Target,
@@ -21,6 +20,7 @@ from bot.domain.observations import (
     WindowSample,
 )
 from bot.domain.request import Strategy
+from bot.domain.verdict_time import RecentTraffic
 from bot.ports.metrics import TRAFFIC_MINUTES, AbstractMetrics, MetricsUnavailable
 from bot.ports.traffic import AbstractTrafficRouter, RouterUnavailable
 
@@ -63,8 +63,11 @@ class ServiceMetrics(AbstractMetrics):
 
     def recent_traffic(
         self, service: str, regions: Sequence[str], now: datetime, minutes: float = TRAFFIC_MINUTES
-    ) -> CohortSample | None:
+    ) -> RecentTraffic | None:
         return self._for(service).recent_traffic(service, regions, now, minutes)
+
+    def set_load(self, service: str, rps_per_region: float) -> None:
+        self._for(service).set_load(service, rps_per_region)
 
     def probe(self, service: str) -> list[str]:
         """No provider: nothing answers (the monitoring gate says so)."""

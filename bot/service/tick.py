@@ -24,7 +24,7 @@ from bot.domain.observations import Target, WindowSample
 from bot.domain.observed import VerificationResult
 from bot.domain.release import ENGINE, Release
 from bot.domain.request import EnvName
-from bot.domain.rollout import desired_flags, desired_traffic
+from bot.domain.rollout import RolloutKey, desired_flags, desired_traffic, rollout_key
 from bot.ports.metrics import MetricsUnavailable
 from bot.ports.store import StaleRelease
 from bot.ports.traffic import RouterUnavailable
@@ -52,15 +52,19 @@ def reconcile(services: Services) -> list[str]:
     return ids
 
 
-def reconcile_claimed(services: Services, claim: Callable[[int], list[str]]) -> list[str]:
+def reconcile_claimed(
+    services: Services, claim: Callable[[int], list[str]], still_ours: Callable[[str], bool]
+) -> list[str]:
     """Move the releases ``claim`` hands this replica, a batch at a time, until it hands no
     more (the other replicas claimed the rest, or all were moved this tick); each on its
-    own, as ``reconcile`` does. Delivering is left to the leader."""
+    own, as ``reconcile`` does, once ``still_ours`` says its claim holds (a slow batch may
+    outlast it, and another replica then moves it). Delivering is left to the leader."""
     moved: list[str] = []
     while batch := claim(CLAIM_BATCH):
         for release_id in batch:
-            _reconcile_isolated(services, release_id)
-        moved += batch
+            if still_ours(release_id):
+                _reconcile_isolated(services, release_id)
+                moved.append(release_id)
     return moved
 
 
@@ -106,6 +110,7 @@ def reconcile_one(services: Services, release_id: str) -> Release:
     if not release.is_active or release.backing_off(now):
         return release
     judged: _Judged | None = None
+    converged: RolloutKey | None = rollout_key(release)
     try:
         converge(services, release)  # re-apply after a crash between save and apply
         judged = _step(services, release, now)
@@ -126,7 +131,9 @@ def reconcile_one(services: Services, release_id: str) -> Release:
             "%s was saved by a command during the tick; the next tick redoes its step", release_id
         )
         release = store.get(release_id)
-    converge_saved(services, release)
+        converged = None
+    if rollout_key(release) != converged:  # else the converge above applied it already
+        converge_saved(services, release)
     return release
 
 

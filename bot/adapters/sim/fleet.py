@@ -35,7 +35,6 @@ from bot.adapters.sim.faults import NO_EFFECTS, Effects, Fault, FaultSpecError, 
 from bot.adapters.sim.profiles import Profile, Profiles
 from bot.adapters.sqlite.database import Database
 from bot.adapters.sqlite.fleet_state import SqliteFleetState
-from bot.domain.judge import Totals
 from bot.domain.observations import (
     CohortSample,
     DependencyProbe,
@@ -47,6 +46,7 @@ from bot.domain.observations import (
     WindowSample,
 )
 from bot.domain.request import DependencyHealth
+from bot.domain.verdict_time import RecentTraffic
 from bot.ports.flags import AbstractFlags
 from bot.ports.fleet_state import AbstractFleetState, FleetState
 from bot.ports.metrics import TRAFFIC_MINUTES, AbstractMetrics, MetricsUnavailable
@@ -235,17 +235,18 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
     @_reads_state
     def recent_traffic(
         self, service: str, regions: Sequence[str], now: datetime, minutes: float = TRAFFIC_MINUTES
-    ) -> CohortSample | None:
+    ) -> RecentTraffic | None:
         """Both cohorts of each region's production over the last ``minutes``, as the
-        windows draw them, summed."""
+        windows draw them. The simulated fleet has always served: its data covers the whole
+        look-back."""
         start = now - timedelta(minutes=minutes)
-        totals = Totals()
+        parts = []
         for region in regions or ["-"]:
             target = Target(service=service, env="prod", region=region)
             for sample in self._samples(target, self._situation(target, self.state(target)),
                                         start, now):  # fmt: skip
-                totals.add(sample)
-        return totals.sample()
+                parts.append(RecentTraffic.over(sample, sample.requests, minutes * 60, minutes))
+        return RecentTraffic.total(parts)
 
     # -- faults ---------------------------------------------------------------------------
 
