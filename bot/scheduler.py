@@ -38,7 +38,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.ports.clock import AbstractVirtualClock
 from bot.ports.leases import RELEASE_PREFIX, AbstractLeases, holder_id, take
-from bot.service import Services, deliver, narrate, reconcile, reconcile_claimed
+from bot.service import (
+    Services,
+    converge_ended,
+    deliver,
+    narrate,
+    reconcile,
+    reconcile_claimed,
+)
 from bot.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -72,6 +79,7 @@ class Ticker:
         self.now = now
         self.holder = holder_id()
         self.holding = leases is None
+        self.recovered = False  # converge_ended ran since this process took the lead
         self.interval = services.tick_seconds  # real seconds between ticks
         self.last_ok: float | None = None
         self.scheduler = BackgroundScheduler(
@@ -106,6 +114,9 @@ class Ticker:
                     self.virtual_clock.advance(self.services.tick_seconds)
                 else:
                     self.virtual_clock.catch_up()
+            if leading and not self.recovered:  # what a killed leader left unconverged
+                converge_ended(self.services)
+            self.recovered = leading
             ids = self._move()
             if leading and self.leases is not None:
                 deliver(self.services)

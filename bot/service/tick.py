@@ -1,7 +1,9 @@
 """The reconcile tick: every active release moves one step, each saved in its own transaction.
 
 Safe to run any number of times: a crash between saving and applying is repaired by the next
-tick (``converge`` re-applies the persisted state to the router and the flags).
+tick (``converge`` re-applies the persisted state to the router and the flags), and, for the
+save that ended a release (no tick moves it again), by the process that takes the lead next
+(``converge_ended``).
 
 The network (the router, metrics, smoke checks, the gates' evidence) is asked outside the
 write transaction, so a slow webhook or Prometheus never holds the database's write lock
@@ -145,6 +147,33 @@ def converge_saved(services: Services, release: Release) -> None:
     saved = release if store.revision(release.id) == release.revision else store.get(release.id)
     with contextlib.suppress(RouterUnavailable):
         converge(services, saved)
+
+
+def converge_ended(services: Services) -> list[str]:
+    """Finish the router changes of each service's last release if it has ended but the router
+    still sends traffic to its new version: a process killed between the save that ended it
+    and its converge leaves the router where the release's last step set it. Run by a process
+    taking the lead; returns the releases converged. A router changed since to serve another
+    version is left alone, and one that does not answer is logged (the next leader retries)."""
+    converged: list[str] = []
+    for service in services.config.services:
+        rows = services.store.listing(service=service, limit=1)
+        if not rows or (release := services.store.get(str(rows[0]["id"]))).is_active:
+            continue
+        try:
+            changes = {
+                target: desired
+                for target, desired in desired_traffic(release).items()
+                if (now := services.traffic.state(target)).new_version == release.version
+                and now != desired
+            }
+            if changes:
+                services.traffic.apply_all(changes)
+                converged.append(release.id)
+                log.info("%s ended before its router change; converged now", release.id)
+        except RouterUnavailable as exc:
+            log.warning("%s's router was not converged after its end: %s", release.id, exc)
+    return converged
 
 
 @dataclass(frozen=True, slots=True)
