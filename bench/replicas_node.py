@@ -1,8 +1,8 @@
 """One replica for the replica test and bench: the real Slack app (``bot.serve.wiring.wire``)
 on a shared PostgreSQL store and a virtual clock, ticking every ``--pace`` real seconds, as
 ``serve`` does every ``RELEASE_BOT_TICK_SECONDS``. Prints ``port N`` once it listens; stops on
-SIGTERM. ``--fault SERVICE@VERSION=SPEC`` injects a simulator fault: the simulated fleet is
-each process's own (in memory beside a PostgreSQL store), so every replica is given the same.
+SIGTERM. The simulated fleet is in the shared database: a fault injected once (``fleet.inject``
+through any process on it) acts on every replica.
 
     python -m bench.replicas_node --db postgresql://… --config services.toml --slack-url URL
 """
@@ -27,7 +27,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channel", default="C0REPLICAS")
     parser.add_argument("--tick-seconds", type=float, default=10.0)
     parser.add_argument("--pace", type=float, default=0.05, help="real seconds between ticks")
-    parser.add_argument("--fault", action="append", default=[], help="SERVICE@VERSION=SPEC")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -48,10 +47,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     stop = StopSignals()
     wired = wire(settings, virtual_clock=True, clock_start=CLOCK_START)
-    for fault in args.fault:
-        target, _, spec = fault.partition("=")
-        service, _, version = target.partition("@")
-        wired.wiring.fleet.inject(service, version, [spec])
     wired.wiring.ticker.interval = args.pace
     serve_until_stopped(wired, stop, args.pace)
 

@@ -26,7 +26,6 @@ from bot.adapters.per_service import ServiceMetrics, ServiceRouters
 from bot.adapters.postgres import is_postgres_url
 from bot.adapters.prometheus.metrics import PrometheusMetrics, PrometheusSettings
 from bot.adapters.schema import AdapterSettings
-from bot.adapters.sim import fleet as sim_fleet
 from bot.adapters.sim.ci import SimulatedCI
 from bot.adapters.sim.fleet import (
     SimulatedFleet,
@@ -38,6 +37,7 @@ from bot.adapters.sqlite import audit as sqlite_audit
 from bot.adapters.sqlite import checks as sqlite_checks
 from bot.adapters.sqlite import evidence as sqlite_evidence
 from bot.adapters.sqlite import flags as sqlite_flags
+from bot.adapters.sqlite import fleet_state as sqlite_fleet_state
 from bot.adapters.sqlite import leases as sqlite_leases
 from bot.adapters.sqlite import locks as sqlite_locks
 from bot.adapters.sqlite import notifications as sqlite_notifications
@@ -49,12 +49,14 @@ from bot.adapters.sqlite.checks import SqliteChecks
 from bot.adapters.sqlite.database import Database
 from bot.adapters.sqlite.evidence import SqliteEvidence
 from bot.adapters.sqlite.flags import SqliteFlags
+from bot.adapters.sqlite.fleet_state import SqliteFleetState
 from bot.adapters.sqlite.leases import SqliteLeases
 from bot.adapters.sqlite.locks import SqliteLocks
 from bot.adapters.sqlite.notifications import SqliteNotificationLog
 from bot.adapters.sqlite.seen import SqliteSeenRequests
 from bot.adapters.sqlite.series import SqliteSeries
 from bot.adapters.sqlite.store import SqliteReleaseStore
+from bot.adapters.sqlite.target_rows import SqliteTargetRows
 from bot.adapters.statuspage.notify import StatuspageNotifier, StatuspageSettings
 from bot.adapters.terminal import TerminalChat
 from bot.adapters.webhook import router as webhook_router
@@ -68,6 +70,7 @@ from bot.ports.chat import AbstractChat
 from bot.ports.checks import AbstractChecks
 from bot.ports.evidence import AbstractEvidence
 from bot.ports.flags import AbstractFlags
+from bot.ports.fleet_state import AbstractFleetState
 from bot.ports.leases import AbstractLeases, holder_id
 from bot.ports.llm import AbstractLLM
 from bot.ports.locks import AbstractLocks
@@ -77,6 +80,7 @@ from bot.ports.notify import AbstractNotifier, Stakeholders
 from bot.ports.seen import AbstractSeenRequests
 from bot.ports.series import AbstractSeries
 from bot.ports.store import AbstractReleaseStore
+from bot.ports.target_rows import AbstractTargetRows
 from bot.ports.traffic import AbstractTrafficRouter
 from bot.presenters import agent_line
 from bot.scheduler import Ticker
@@ -104,7 +108,7 @@ EMBEDDED_MIGRATIONS = (
     sqlite_locks.migrations,
     sqlite_leases.migrations,
     sqlite_series.migrations,
-    sim_fleet.migrations,
+    sqlite_fleet_state.migrations,
     haproxy_router.migrations,
     webhook_router.migrations,
     sqlite_seen.migrations,
@@ -142,7 +146,8 @@ class SlackOptions:
 
 @dataclass(frozen=True)
 class Stores:
-    """The store's ports on one database: the embedded SQLite file, or PostgreSQL."""
+    """The store's ports on one database: the embedded SQLite file, or PostgreSQL; with the
+    simulated fleet's state and what the HAProxy and webhook routers applied per target."""
 
     store: AbstractReleaseStore
     audit: AbstractAuditTrail
@@ -154,6 +159,9 @@ class Stores:
     series: AbstractSeries
     seen: AbstractSeenRequests
     notifications: AbstractNotificationLog
+    fleet: AbstractFleetState
+    haproxy_targets: AbstractTargetRows
+    webhook_state: AbstractTargetRows
     shared: PostgresDatabase | None = None  # the PostgreSQL database, when it holds them
 
 
@@ -170,24 +178,30 @@ def sqlite_stores(database: Database, audit_key: bytes | None) -> Stores:
         series=SqliteSeries(database),
         seen=SqliteSeenRequests(database),
         notifications=SqliteNotificationLog(database),
+        fleet=SqliteFleetState(database),
+        haproxy_targets=SqliteTargetRows(database, "haproxy_targets", haproxy_router.COLUMNS),
+        webhook_state=SqliteTargetRows(database, "webhook_state", webhook_router.COLUMNS),
     )
 
 
 def postgres_migrations() -> tuple[PgMigrations, ...]:
     """The store's tables on PostgreSQL (RELEASE_BOT_DB=postgresql://…): the same named steps
-    as their SQLite sets; the simulator, the routers' last state and Slack's threads stay in
-    SQLite. Imported here, when chosen: psycopg costs every other start a quarter second."""
+    as their SQLite sets, the simulator's and the routers' included (Slack's threads and App
+    Home users when Slack is wired). Imported here, when chosen: psycopg costs every other
+    start a quarter second."""
     from bot.adapters.postgres import (
         audit,
         checks,
         evidence,
         flags,
+        fleet_state,
         leases,
         locks,
         notifications,
         seen,
         series,
         store,
+        target_rows,
     )
 
     return (
@@ -199,6 +213,9 @@ def postgres_migrations() -> tuple[PgMigrations, ...]:
         locks.migrations,
         leases.migrations,
         series.migrations,
+        fleet_state.migrations,
+        target_rows.haproxy_migrations,
+        target_rows.webhook_migrations,
         seen.migrations,
         notifications.migrations,
     )
@@ -211,12 +228,14 @@ def postgres_stores(url: str, audit_key: bytes | None) -> Stores:
     from bot.adapters.postgres import checks as pg_checks
     from bot.adapters.postgres import evidence as pg_evidence
     from bot.adapters.postgres import flags as pg_flags
+    from bot.adapters.postgres import fleet_state as pg_fleet_state
     from bot.adapters.postgres import leases as pg_leases
     from bot.adapters.postgres import locks as pg_locks
     from bot.adapters.postgres import notifications as pg_notifications
     from bot.adapters.postgres import seen as pg_seen
     from bot.adapters.postgres import series as pg_series
     from bot.adapters.postgres import store as pg_store
+    from bot.adapters.postgres import target_rows as pg_target_rows
     from bot.adapters.postgres.database import PostgresDatabase
 
     database = PostgresDatabase(url)
@@ -236,6 +255,13 @@ def postgres_stores(url: str, audit_key: bytes | None) -> Stores:
         series=pg_series.PostgresSeries(database),
         seen=pg_seen.PostgresSeenRequests(database),
         notifications=pg_notifications.PostgresNotificationLog(database),
+        fleet=pg_fleet_state.PostgresFleetState(database),
+        haproxy_targets=pg_target_rows.PostgresTargetRows(
+            database, "haproxy_targets", haproxy_router.COLUMNS
+        ),
+        webhook_state=pg_target_rows.PostgresTargetRows(
+            database, "webhook_state", webhook_router.COLUMNS
+        ),
         shared=database,
     )
 
@@ -243,7 +269,7 @@ def postgres_stores(url: str, audit_key: bytes | None) -> Stores:
 @dataclass(frozen=True)
 class Wiring:
     services: Services
-    database: Database  # SQLite: everything, or (with PostgreSQL) the simulator, routers, threads
+    database: Database  # SQLite: everything; with PostgreSQL, an unused one in memory
     fleet: SimulatedFleet
     virtual_clock: VirtualClock | None
     ticker: Ticker
@@ -396,7 +422,7 @@ def _stakeholders(
 
 
 def _adapters(
-    config: Config, chosen: dict[str, Targets], database: Database, fleet: SimulatedFleet
+    config: Config, chosen: dict[str, Targets], stores: Stores, fleet: SimulatedFleet
 ) -> tuple[ServiceMetrics, ServiceRouters]:
     """The per-service metrics providers and routers; the simulated fleet only where the
     config names it."""
@@ -406,9 +432,9 @@ def _adapters(
             case SimulatorRouterSettings():
                 routers[service] = fleet
             case HAProxySettings() as haproxy:
-                routers[service] = HAProxyRouter(service, haproxy, database)
+                routers[service] = HAProxyRouter(service, haproxy, stores.haproxy_targets)
             case WebhookSettings() as webhook:
-                routers[service] = WebhookRouter(service, webhook, database)
+                routers[service] = WebhookRouter(service, webhook, stores.webhook_state)
     router = ServiceRouters(routers, config.source)
     providers: dict[str, AbstractMetrics] = {}
     for service, targets in chosen.items():
@@ -441,7 +467,7 @@ def bootstrap(
     replaces it; ``slack`` puts Slack there). ``llm``: the agent's model (``llm_from_env``);
     none means the rules do every agent step. ``audit_key``: signs the audit chain; none reads
     ``RELEASE_BOT_AUDIT_KEY`` (unset: hashes only). ``db_path`` a ``postgresql://`` URL: the
-    store's ports on PostgreSQL, the rest in a SQLite database of this process's own."""
+    store's ports on PostgreSQL, the simulated fleet's and the routers' state included."""
     key = audit_key if audit_key is not None else audit_key_from_env()
     config = load_config(config_path)
     targets = read_targets(config, config_path or DEFAULT_CONFIG)  # before anything opens
@@ -476,8 +502,8 @@ def _wire(
 ) -> Wiring:
     store, flags, checks, series = stores.store, stores.flags, stores.checks, stores.series
     clock = VirtualClock(store, clock_start) if virtual_clock else RealClock()
-    fleet = SimulatedFleet(database, profiles, flags, seed=seed)
-    metrics, traffic = _adapters(config, targets, database, fleet)
+    fleet = SimulatedFleet(stores.fleet, profiles, flags, seed=seed)
+    metrics, traffic = _adapters(config, targets, stores, fleet)
     slack_parts = (
         _slack_parts(slack, database, stores, lambda release_id: _report(services, release_id))
         if slack is not None
@@ -555,24 +581,29 @@ def _slack_parts(
     report_for: Callable[[str], tuple[str, str]],
 ) -> _SlackParts:
     """Slack as the chat: its threads table, the Web API client, the App Home that follows
-    every delivered batch, and the pool for the work the listeners do after their ack."""
+    every delivered batch (its users in the database), and the pool for the work the
+    listeners do after their ack."""
     from bot.slack import chat as slack_chat
+    from bot.slack import home as slack_home
     from bot.slack.context import SlackServices, background_pool
     from bot.slack.home import HomeTabs, current_home
 
-    database.migrate(slack_chat.migrations)
+    database.migrate(slack_chat.migrations, slack_home.migrations)
     client = slack_chat.web_client(options.token, options.api_url)
     threads: slack_chat.AbstractSlackThreads = slack_chat.SqliteSlackThreads(database)
-    if stores.shared is not None:  # on PostgreSQL: the replicas share the threads
-        from bot.slack import pg_threads
+    users: slack_home.AbstractHomeUsers = slack_home.SqliteHomeUsers(database)
+    if stores.shared is not None:  # on PostgreSQL: the replicas share threads and users
+        from bot.slack import pg_home, pg_threads
 
-        stores.shared.migrate(pg_threads.migrations)
+        stores.shared.migrate(pg_threads.migrations, pg_home.migrations)
         threads = pg_threads.PostgresSlackThreads(stores.shared)
+        users = pg_home.PostgresHomeUsers(stores.shared)
     background = background_pool()
     home = HomeTabs(
         lambda user, view: client.views_publish(user_id=user, view=view),
         lambda: current_home(stores.store),
         options.home_interval,
+        users=users,
         submit=background.submit,
     )
     chat = slack_chat.SlackChat(

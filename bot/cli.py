@@ -463,9 +463,6 @@ def run(
         sys.exit(EXIT_INSUFFICIENT)
     if faults:
         wiring.fleet.inject(parsed.service, parsed.release_package.version, list(faults))
-    if (rps := parsed.operational_context.traffic_rps) is not None:
-        # The fleet drives the line's traffic=, split over its regions, as the plan assumes.
-        wiring.fleet.set_load(parsed.service, rps / max(1, len(parsed.deployment_config.regions)))
     try:
         started = start_release(services, line, requested_by or _user())
     except CommandRejected as exc:

@@ -15,7 +15,9 @@ wherever the ticker runs. Two ways to run it:
 Several processes (replicas) may run on one database. Each tick every one of them claims
 the releases it moves, a batch at a time (``reconcile_claimed``: a lease per release, until
 its next tick or for a little under one tick interval, so each release moves once a tick, by
-one replica, and a killed replica's releases are claimed by the others on the next tick). The duties that must
+one replica, and a killed replica's releases are claimed by the others on the next tick; a
+batch slower than its claims renews each one before moving it, and leaves one another replica
+took meanwhile). The duties that must
 be single (moving the virtual clock, delivering the outbox, narrating) are the leader's: the
 holder of the ``ticker`` lease, taken or renewed before each tick for ``LEASE_TICKS`` ticks of
 real time (the wall clock, never the virtual one). The followers read the virtual time the
@@ -35,8 +37,15 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.ports.clock import AbstractVirtualClock
-from bot.ports.leases import AbstractLeases, holder_id, take
-from bot.service import Services, deliver, narrate, reconcile, reconcile_claimed
+from bot.ports.leases import RELEASE_PREFIX, AbstractLeases, holder_id, take
+from bot.service import (
+    Services,
+    converge_ended,
+    deliver,
+    narrate,
+    reconcile,
+    reconcile_claimed,
+)
 from bot.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -70,6 +79,7 @@ class Ticker:
         self.now = now
         self.holder = holder_id()
         self.holding = leases is None
+        self.recovered = False  # converge_ended ran since this process took the lead
         self.interval = services.tick_seconds  # real seconds between ticks
         self.last_ok: float | None = None
         self.scheduler = BackgroundScheduler(
@@ -104,6 +114,9 @@ class Ticker:
                     self.virtual_clock.advance(self.services.tick_seconds)
                 else:
                     self.virtual_clock.catch_up()
+            if leading and not self.recovered:  # what a killed leader left unconverged
+                converge_ended(self.services)
+            self.recovered = leading
             ids = self._move()
             if leading and self.leases is not None:
                 deliver(self.services)
@@ -128,11 +141,22 @@ class Ticker:
         began = self.now()
         leases.release_claims(self.holder, began)
         share = timedelta(seconds=CLAIM_SHARE * self.interval)
+        claimed_at = began
 
         def claim(limit: int) -> list[str]:
-            return leases.claim_releases(self.holder, began, self.now() + share, limit)
+            nonlocal claimed_at
+            claimed_at = self.now()
+            return leases.claim_releases(self.holder, began, claimed_at + share, limit)
 
-        return reconcile_claimed(self.services, claim)
+        def still_ours(release_id: str) -> bool:
+            # Renewed once the batch has used half its lease: a release whose claim ran out
+            # meanwhile and was claimed by another replica is left to it (never moved twice).
+            now = self.now()
+            if now - claimed_at < share / 2:
+                return True
+            return leases.acquire(RELEASE_PREFIX + release_id, self.holder, now, now + share)
+
+        return reconcile_claimed(self.services, claim, still_ours)
 
     def narrate(self) -> int:
         if not self.holding:

@@ -35,6 +35,7 @@ from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import Wiring, bootstrap
 from bot.domain.contract import contract_json_schema
 from bot.domain.release import Release
+from bot.domain.verdict_time import MIN_COVERED_SECONDS
 from bot.ports.series import SeriesPoint
 from bot.service import approve, report, start_release
 from demo import ci, servers
@@ -48,6 +49,9 @@ WAITING = ("awaiting_approval", "paused")
 # one at 10 % of traffic: 30 canary requests a second for 30 s and its extensions.
 RATE = 300.0
 BAKE_MINUTES = 0.5
+# Prometheus starts with the demo: the planner needs a minute of its data to measure the
+# users' rate (MIN_COVERED_SECONDS), and loses up to a few seconds to its first scrapes.
+HISTORY_SECONDS = MIN_COVERED_SECONDS + 6
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,22 @@ def query(prometheus_url: str, promql: str, at: datetime | None = None) -> list[
     return result
 
 
+def wait_for_history(prometheus_url: str, seconds: float) -> None:
+    """Until Prometheus holds ``seconds`` of the stable version's requests (scraped every
+    second): the planner measures the traffic over what the data covers, and under a minute
+    of it has no figure to plan on."""
+    series = f'http_requests_total{{service="{SERVICE}",version="{STABLE}"}}'
+    promql = f"min(count_over_time({series}[10m]))"
+    deadline = time.monotonic() + seconds + 30
+    while time.monotonic() < deadline:
+        held = query(prometheus_url, promql)
+        value = held[0]["value"] if held else None
+        if isinstance(value, list) and float(value[1]) >= seconds:
+            return
+        time.sleep(1.0)
+    raise servers.ServerError(f"Prometheus did not hold {seconds:g} s of {SERVICE} {STABLE}")
+
+
 def wait_for_scrapes(prometheus_url: str, seconds: float = 30.0) -> None:
     """Until Prometheus has seen the stable version serve requests (the gates ask it)."""
     promql = f'sum(increase(http_requests_total{{service="{SERVICE}",version="{STABLE}"}}[5s]))'
@@ -193,9 +213,11 @@ def running(
     rate: float = RATE,
     bake_minutes: float = BAKE_MINUTES,
     workdir: Path | None = None,
+    history_seconds: float = HISTORY_SECONDS,
 ) -> Iterator[Outcome]:
     """Run ``scenario`` to its end; the servers are still up inside the ``with`` block (to
-    ask Prometheus again) and stopped when it ends, whatever happened."""
+    ask Prometheus again) and stopped when it ends, whatever happened. ``history_seconds``:
+    how long the users are served before the release (0: no figure to plan on)."""
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="live-")))
@@ -220,11 +242,13 @@ def running(
         stack.callback(wiring.close)
         digest = ci.build_and_upload(wiring.services, SERVICE, scenario.version, workdir, private)
         print(f"$ # CI uploaded tests, a scan, an SBOM and a signature for {digest}", file=out)
-        # The load is known: Prometheus, started a minute ago, holds too little of the
-        # planner's 10-minute look-back to measure it (a minute of 300 rps reads as 30).
+        if history_seconds > 0:
+            print(f"$ # users served for {history_seconds:g} s, as Prometheus saw", file=out)
+            wait_for_history(prometheus_url, history_seconds)
+        # No traffic= on the line: the planner measures the users' rate on Prometheus.
         line = (
             f"{SERVICE} {scenario.version} risk=low ticket=CHG-{scenario.name.upper()} "
-            f'traffic={rate:g}rps changes="{scenario.changes}"'
+            f'changes="{scenario.changes}"'
         )
         print(f"$ /release {line}", file=out, flush=True)
         started = start_release(wiring.services, line, APPROVER)

@@ -72,6 +72,7 @@ class _Loss:
     after: int  # calls of the method still answered before the one lost
     hold: float  # seconds the connection is kept open, unanswered, before it is closed
     applied: threading.Event
+    channel: str | None = None  # only calls to this channel count (``channel``/``channel_id``)
 
 
 @dataclass(frozen=True)
@@ -312,15 +313,18 @@ class FakeSlack(LoopbackServer):
             queue = self._faults.setdefault(method, deque())
             queue.extend(_Fault(status, retry_after, error) for _ in range(times))
 
-    def lose_next_answer(self, method: str, after: int = 0, hold: float = 0.0) -> threading.Event:
+    def lose_next_answer(
+        self, method: str, after: int = 0, hold: float = 0.0, channel: str | None = None
+    ) -> threading.Event:
         """Apply the call of `method` that comes after `after` more, then close the connection
         without answering, as Slack seen from a process that died (or whose network failed)
         after the call reached Slack. With `hold`, the connection stays open, unanswered, for
-        that many seconds first (until `reset`): time to SIGKILL the caller mid-call. Returns
-        an event set once the call was applied."""
+        that many seconds first (until `reset`): time to SIGKILL the caller mid-call. With
+        `channel`, only calls to that channel count. Returns an event set once the call was
+        applied."""
         if after < 0:
             raise ValueError("after must be at least 0")
-        loss = _Loss(after, hold, threading.Event())
+        loss = _Loss(after, hold, threading.Event(), channel)
         with self._cond:
             self._losses.setdefault(method, deque()).append(loss)
         return loss.applied
@@ -467,11 +471,14 @@ class FakeSlack(LoopbackServer):
         if refused is not None and method.startswith("chat."):
             return _json_reply({"ok": False, "error": refused}, headers=scopes)
         reply = _json_reply(self._answer(call), headers=scopes)
-        return replace(reply, lost=self._take_loss(method))
+        return replace(reply, lost=self._take_loss(method, params))
 
-    def _take_loss(self, method: str) -> _Loss | None:
+    def _take_loss(self, method: str, params: dict[str, Any]) -> _Loss | None:
         queue = self._losses.get(method)
         if not queue:
+            return None
+        channel = params.get("channel", params.get("channel_id"))
+        if queue[0].channel is not None and queue[0].channel != channel:
             return None
         if queue[0].after > 0:
             queue[0] = replace(queue[0], after=queue[0].after - 1)
@@ -778,8 +785,11 @@ class FakeSlack(LoopbackServer):
         return {"ok": True, "upload_url": f"{self.root}/upload/{file_id}", "file_id": file_id}
 
     def _files_complete_upload(self, call: Call) -> Payload:
-        """Only files whose bytes arrived can be completed, as on Slack."""
-        entries = call.params.get("files")
+        """Only files whose bytes arrived can be completed, as on Slack. Given a
+        ``channel_id`` (and a ``thread_ts``), the files are shared there as Slack does: one
+        ``file_share`` message carrying them, its text the ``initial_comment``."""
+        p = call.params
+        entries = p.get("files")
         if not isinstance(entries, list) or not entries:
             return {"ok": False, "error": "invalid_arguments"}
         files: list[Payload] = []
@@ -788,6 +798,23 @@ class FakeSlack(LoopbackServer):
             if file_id not in self._uploads:
                 return {"ok": False, "error": "file_not_found"}
             files.append(self._file_object(cast(Payload, entry)))
+        channel = p.get("channel_id")
+        if channel:
+            ts = self._next_ts()
+            message: Payload = {
+                "type": "message",
+                "subtype": "file_share",
+                "user": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "text": p.get("initial_comment", ""),
+                "files": files,
+                "upload": True,
+                "display_as_bot": False,
+                "ts": ts,
+            }
+            if p.get("thread_ts"):
+                message["thread_ts"] = p["thread_ts"]
+            self._messages[(str(channel), ts)] = message
         return {"ok": True, "files": files}
 
     def _file_object(self, entry: Payload) -> Payload:

@@ -23,6 +23,7 @@ import pytest
 from bot.adapters.llm.anthropic import AnthropicLLM
 from bot.adapters.llm.none import NoLLM
 from bot.adapters.terminal import TerminalChat
+from bot.agent import flows
 from bot.bootstrap import Wiring, bootstrap, llm_from_env
 from bot.config import DEFAULT_CONFIG
 from bot.domain.contract import InsufficientContext
@@ -38,6 +39,7 @@ from bot.service import (
     rollback,
     start_release,
 )
+from tests.domain_helpers import make_request
 from tests.fake_anthropic import (
     FakeAnthropic,
     delayed,
@@ -166,6 +168,31 @@ def test_the_agent_plans_through_parallel_tool_calls(fake: FakeAnthropic) -> Non
     assert all(r["request_id"] for r in rows)
     assert release.narration.usage.calls == 2
     assert release.narration.usage.input_tokens == sum(int(r["input_tokens"]) for r in rows)
+
+
+def test_the_agents_plan_keeps_the_services_bake_and_maximum_bake(
+    fake: FakeAnthropic, tmp_path: Path
+) -> None:
+    # The service's config sets its bakes; the agent plans from the same, as the rules do.
+    config = tmp_path / "services.toml"
+    config.write_text(
+        DEFAULT_CONFIG.read_text().replace(
+            'artifact = "ghcr.io/acme/payments-api:{version}"',
+            'artifact = "ghcr.io/acme/payments-api:{version}"\nbake_minutes = 7\n'
+            "max_bake_minutes = 25",
+        )
+    )
+    wiring = wired(fake, config_path=config)
+    ctx = flows.plan_context(
+        wiring.services.agent(), make_request().model_copy(update={"service": "payments-api"})
+    )
+    assert (ctx.bake_minutes, ctx.max_bake_minutes) == (7, 25)
+    fake.reply(message(tool_use("propose_plan", {**CAREFUL, "bake_minutes": None})))
+    release = started(wiring)
+    assert release.narration is not None and release.narration.planner == "agent"
+    assert release.plan.max_bake_minutes == 25
+    assert "every step bakes 7 min, as the service's config says" in release.plan.notes
+    assert all(s.bake_minutes <= 25 for s in release.plan.prod_steps())
 
 
 def test_a_less_careful_plan_goes_back_with_the_reason_then_the_rules_take_over(

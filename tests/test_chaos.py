@@ -108,3 +108,27 @@ def test_a_post_named_twice_is_counted_even_when_its_text_changed(tmp_path: Path
     assert "rel-a: its status card is in Slack 2 times" in notes
     assert "rel-a: events 1-3 are in two replies" in notes
     assert "event 6" not in notes and "6-" not in notes
+
+
+def test_a_file_shared_twice_in_a_thread_is_counted(tmp_path: Path) -> None:
+    """An upload made again after a kill: the same file name twice in one thread (another
+    release's file of another name is not a double)."""
+    with FakeSlack() as fake:
+        world = _world(tmp_path, fake)
+        client = WebClient(token="xoxb-test", base_url=fake.url)
+        threads = {
+            r["release_id"]: r["thread_ts"] for r in world.rows("SELECT * FROM slack_threads")
+        }
+        for release, name in (
+            ("rel-a", "rel-a.json"),
+            ("rel-a", "rel-a.json"),
+            ("rel-b", "rel-b.json"),
+            ("rel-a", "rel-a-step0-4.png"),
+        ):
+            client.files_upload_v2(
+                channel=CHANNEL, thread_ts=threads[release], content=b"{}", filename=name
+            )
+        check(world, {"rel-a", "rel-b"}, slack=True)
+    notes = "\n".join(world.outcome.notes)
+    assert world.outcome.doubled == 1, notes
+    assert "rel-a: file rel-a.json is in its thread 2 times" in notes

@@ -1,6 +1,8 @@
 """Messages exactly once: each release's thread is delivered on its own (a channel Slack
 refuses waits with backoff, the others are delivered), a reply is posted once even when the
-card update after it fails, and a command that was applied is not an error when Slack fails.
+card update after it fails, a post, an upload or an incident notice that Slack applied but the
+process never recorded is not made again, and a command that was applied is not an error when
+Slack fails.
 
 The real bootstrap with Slack as the chat: the real slack_sdk client against the local fake
 (``tests/fake_slack.py``), whose messages are counted."""
@@ -23,7 +25,8 @@ from bot.domain.release import Release
 from bot.ports.chat import AbstractChat
 from bot.ports.leases import this_host
 from bot.ports.store import StoredEvent
-from bot.service import approve, deliver, pause, reconcile, start_release
+from bot.service import approve, deliver, pause, reconcile, reject, rollback, start_release
+from bot.service.notifications import deliveries
 from bot.slack.chat import web_client
 from tests.fake_slack import FakeSlack
 
@@ -41,8 +44,15 @@ def fake() -> Iterator[FakeSlack]:
 
 @pytest.fixture
 def wiring(fake: FakeSlack) -> Iterator[Wiring]:
-    wired = bootstrap(
-        ":memory:",
+    wired = on_slack(":memory:", fake)
+    yield wired
+    wired.close()
+
+
+def on_slack(db: str | Path, fake: FakeSlack) -> Wiring:
+    """The real bootstrap with the fake as Slack (a file ``db`` outlives a process)."""
+    return bootstrap(
+        db,
         clock_start=START,
         slack=SlackOptions(
             token="xoxb-test",
@@ -52,8 +62,6 @@ def wiring(fake: FakeSlack) -> Iterator[Wiring]:
             home_interval=60.0,
         ),
     )
-    yield wired
-    wired.close()
 
 
 def started(wiring: Wiring, line: str, channel: str, approver: str) -> Release:
@@ -72,8 +80,8 @@ def ticks(wiring: Wiring, n: int) -> None:
 
 
 def replies(fake: FakeSlack, channel: str) -> list[str]:
-    """The thread replies in ``channel`` (every message but the cards)."""
-    return [m["text"] for m in fake.messages(channel) if m.get("thread_ts")]
+    """The thread replies in ``channel`` (every message but the cards and the files)."""
+    return [m["text"] for m in fake.messages(channel) if m.get("thread_ts") and "files" not in m]
 
 
 def cards(fake: FakeSlack, channel: str) -> list[dict[str, object]]:
@@ -297,3 +305,73 @@ def test_the_client_retries_a_lost_update_but_never_a_lost_post(fake: FakeSlack)
     with pytest.raises(OSError):
         client.chat_postMessage(channel=OK, text="reply", thread_ts=ts)
     assert replies(fake, OK) == ["reply"]
+
+
+def shared(fake: FakeSlack, channel: str) -> Counter[str]:
+    """How many times the channel shares each file, by name (Slack's file_share messages)."""
+    return Counter(f["name"] for m in fake.messages(channel) for f in m.get("files") or [])
+
+
+def test_a_chart_uploaded_but_not_recorded_is_not_uploaded_again(
+    wiring: Wiring, fake: FakeSlack
+) -> None:
+    """Slack shared the chart into the thread but its answer was lost (as for a process
+    killed in the call): the next attempt finds the file in the thread instead of uploading it."""
+    release = started(wiring, PAYMENTS, OK, "alice")
+    applied = fake.lose_next_answer("files.completeUploadExternal")
+    ticks(wiring, 60)
+
+    assert applied.is_set()
+    files = shared(fake, OK)
+    assert files and {name: n for name, n in files.items() if n > 1} == {}
+    assert fake.count("files.completeUploadExternal") == len(files)
+    assert undelivered(wiring, release.id) == 0
+    assert [n for n in posts(fake, OK).values() if n > 1] == []
+
+
+def test_a_report_uploaded_before_a_restart_is_not_uploaded_again(
+    tmp_path: Path, fake: FakeSlack
+) -> None:
+    """The process that uploaded the final report died before recording it; the one started
+    after it on the same database finds the report in the thread."""
+    first = on_slack(tmp_path / "bot.db", fake)
+    release = start_release(first.services, PAYMENTS, "dave", channel=OK)
+    assert isinstance(release, Release) and release.status == "awaiting_approval"
+    applied = fake.lose_next_answer("files.completeUploadExternal")
+    reject(first.services, release.id, "alice", "not this week")
+    assert applied.is_set()
+    first.close()
+
+    again = on_slack(tmp_path / "bot.db", fake)
+    ticks(again, 40)  # past the outbox's backoff
+    assert shared(fake, OK) == {f"{release.id}.json": 1}
+    assert undelivered(again, release.id) == 0
+    assert again.services.store.delivery_failures() == {}
+    again.close()
+
+
+INCIDENTS = "#payments-incidents"  # payments-api's incident channel in data/services.toml
+
+
+def test_an_incident_notice_posted_before_a_restart_is_not_posted_again(
+    tmp_path: Path, fake: FakeSlack
+) -> None:
+    """The rollback's notice reached the incident channel but the answer never came back and
+    the process stopped; the next one reads the channel back and records the notice there."""
+    first = on_slack(tmp_path / "bot.db", fake)
+    release = started(first, PAYMENTS, OK, "alice")
+    ticks(first, 3)
+    applied = fake.lose_next_answer("chat.postMessage", channel=INCIDENTS)
+    rollback(first.services, release.id, "alice", "checkout errors")
+    ticks(first, 1)
+    assert applied.is_set()
+    first.close()
+
+    again = on_slack(tmp_path / "bot.db", fake)
+    ticks(again, 60)
+    notices = fake.messages(INCIDENTS)
+    assert [m["text"].split(" (")[0] for m in notices] == ["payments-api 2.4.1 is rolling back"]
+    told = [d for d in deliveries(again.services, release.id) if d.target == INCIDENTS]
+    assert [(d.status, d.reference) for d in told] == [("delivered", notices[0]["ts"])]
+    assert [n for n in posts(fake, INCIDENTS).values() if n > 1] == []
+    again.close()

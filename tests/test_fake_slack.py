@@ -131,6 +131,46 @@ def test_files_upload_v2_runs_the_three_step_external_upload(
     assert done["files"] == [{"id": file_id, "title": "canary.txt"}]
 
 
+def test_a_completed_upload_is_shared_into_its_thread_as_a_message(
+    fake: FakeSlack, client: WebClient
+) -> None:
+    """As on Slack: completing an upload with ``channel_id``/``thread_ts`` posts one
+    ``file_share`` message carrying the file (its text the initial comment), listed by
+    conversations.replies; without a channel the file stays private and nothing is posted."""
+    thread = client.chat_postMessage(channel="C1", text="release r-1")["ts"]
+    client.files_upload_v2(
+        channel="C1",
+        thread_ts=thread,
+        content=b"{}",
+        filename="r-1.json",
+        title="release report",
+        initial_comment="done",
+    )
+    client.files_upload_v2(content=b"private", filename="alone.txt")
+
+    listed = client.conversations_replies(channel="C1", ts=thread)["messages"]
+    assert len(listed) == 2
+    shared = listed[1]
+    assert (shared["subtype"], shared["thread_ts"], shared["text"]) == (
+        "file_share",
+        thread,
+        "done",
+    )
+    assert [(f["name"], f["title"]) for f in shared["files"]] == [("r-1.json", "release report")]
+    assert float(shared["ts"]) > float(thread)
+    assert [m["ts"] for m in fake.messages("C1")] == [thread, shared["ts"]]
+
+
+def test_a_lost_answer_can_be_for_one_channel_only(fake: FakeSlack) -> None:
+    client = WebClient(token="xoxb-test", base_url=fake.url, retry_handlers=[])
+    applied = fake.lose_next_answer("chat.postMessage", channel="C2")
+    assert client.chat_postMessage(channel="C1", text="answered")["ok"]
+    assert not applied.is_set()
+    with pytest.raises(OSError, match="without response"):
+        client.chat_postMessage(channel="C2", text="lost")
+    assert applied.is_set() and [m["text"] for m in fake.messages("C2")] == ["lost"]
+
+
 def test_rate_limit_is_retried_by_the_sdk_retry_handler(fake: FakeSlack, client: WebClient) -> None:
     fake.fail_next("chat.postMessage", retry_after=0)
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))

@@ -1,13 +1,32 @@
 """``HomeTabs``: who gets the App Home republished, and how often (the end-to-end side is in
-test_slack_app.py)."""
+test_slack_app.py); who opened it, kept in SQLite or PostgreSQL (shared by the replicas)."""
 
 from __future__ import annotations
 
 import threading
 from typing import Any
 
-from bot.slack.home import HomeTabs
+import pytest
+
+from bot.adapters.sqlite.database import Database
+from bot.slack import home, pg_home
+from bot.slack.home import AbstractHomeUsers, HomeTabs, SqliteHomeUsers
+from bot.slack.pg_home import PostgresHomeUsers
+from tests.conftest import postgres_stores_for
 from tests.slack_app_harness import wait_until
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def users(request: pytest.FixtureRequest) -> AbstractHomeUsers:
+    if request.param == "postgres":
+        shared = postgres_stores_for(request).shared
+        assert shared is not None
+        shared.migrate(pg_home.migrations)
+        return PostgresHomeUsers(shared)
+    database = Database(":memory:")
+    database.migrate(home.migrations)
+    request.addfinalizer(database.close)
+    return SqliteHomeUsers(database)
 
 
 class Recorder:
@@ -29,9 +48,11 @@ class Recorder:
             self.published.append((user, view["version"]))
 
 
-def test_changes_within_the_interval_make_one_trailing_publish_of_the_last_state() -> None:
+def test_changes_within_the_interval_make_one_trailing_publish_of_the_last_state(
+    users: AbstractHomeUsers,
+) -> None:
     seen = Recorder()
-    tabs = HomeTabs(seen.publish, seen.view, interval=0.2)
+    tabs = HomeTabs(seen.publish, seen.view, interval=0.2, users=users)
     tabs.opened("U1")
     assert seen.published == [("U1", 0)]  # opened: at once
     for _ in range(50):  # a busy tick's batches
@@ -44,10 +65,10 @@ def test_changes_within_the_interval_make_one_trailing_publish_of_the_last_state
     tabs.close()
 
 
-def test_a_change_long_after_the_last_publish_goes_out_at_once() -> None:
+def test_a_change_long_after_the_last_publish_goes_out_at_once(users: AbstractHomeUsers) -> None:
     now = [0.0]
     seen = Recorder()
-    tabs = HomeTabs(seen.publish, seen.view, interval=10, clock=lambda: now[0])
+    tabs = HomeTabs(seen.publish, seen.view, interval=10, users=users, clock=lambda: now[0])
     tabs.opened("U1")
     now[0] = 10.0
     seen.version = 1
@@ -56,11 +77,17 @@ def test_a_change_long_after_the_last_publish_goes_out_at_once() -> None:
     assert not tabs.pending
 
 
-def test_users_are_bounded_forgotten_when_stale_or_unreachable() -> None:
+def test_users_are_bounded_forgotten_when_stale_or_unreachable(users: AbstractHomeUsers) -> None:
     now = [0.0]
     seen = Recorder(fail_for=frozenset({"U0GONE"}))
     tabs = HomeTabs(
-        seen.publish, seen.view, interval=0, max_users=2, forget_after=100, clock=lambda: now[0]
+        seen.publish,
+        seen.view,
+        interval=0,
+        users=users,
+        max_users=2,
+        forget_after=100,
+        clock=lambda: now[0],
     )
     for user in ("U1", "U2", "U3"):
         tabs.opened(user)
@@ -75,11 +102,56 @@ def test_users_are_bounded_forgotten_when_stale_or_unreachable() -> None:
     assert tabs.users == ["U2"] and seen.published == [("U2", 0)]
 
 
-def test_nothing_is_published_after_close() -> None:
+def test_nothing_is_published_after_close(users: AbstractHomeUsers) -> None:
     seen = Recorder()
-    tabs = HomeTabs(seen.publish, seen.view, interval=0)
+    tabs = HomeTabs(seen.publish, seen.view, interval=0, users=users)
     tabs.opened("U1")
     tabs.close()
     tabs.changed()
     tabs.opened("U2")
     assert seen.published == [("U1", 0)]
+
+
+def test_who_opened_the_home_survives_a_restart_and_is_every_replicas(
+    users: AbstractHomeUsers,
+) -> None:
+    """A process that starts on the same database (a restart, another replica taking over
+    the delivery) republishes the tabs the first one knew of."""
+    seen = Recorder()
+    first = HomeTabs(seen.publish, seen.view, interval=0, users=users)
+    first.opened("U1")
+    first.close()
+    seen.published.clear()
+    seen.version = 1
+    second = HomeTabs(seen.publish, seen.view, interval=0, users=users)
+    assert second.users == ["U1"]
+    second.changed()
+    assert seen.published == [("U1", 1)]
+
+
+def test_a_burst_of_changes_reads_who_opened_the_home_once_per_flush(
+    users: AbstractHomeUsers,
+) -> None:
+    class Counted(AbstractHomeUsers):
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def opened(self, user: str, at: float, keep: int) -> None:
+            users.opened(user, at, keep)
+
+        def users(self, since: float) -> list[str]:
+            self.reads += 1
+            return users.users(since)
+
+        def forget(self, user: str) -> None:
+            users.forget(user)
+
+    now = [0.0]
+    seen, counted = Recorder(), Counted()
+    tabs = HomeTabs(seen.publish, seen.view, interval=10, users=counted, clock=lambda: now[0])
+    tabs.opened("U1")
+    for version in range(1, 51):  # a busy tick's batches, within the interval
+        seen.version = version
+        tabs.changed()
+    assert counted.reads == 1 and tabs.pending  # the first change read them; a flush waits
+    tabs.close()

@@ -103,7 +103,7 @@ def test_windows_without_both_cohorts_move_nothing() -> None:
     evidence = RatioEvidence(worse_than=1.0, within=2.0)
     evidence.add(5, 100, 0, 0)
     evidence.add(0, 0, 5, 100)
-    assert (evidence.loglik, evidence.canary_requests) == ([], 0)
+    assert (evidence.loglik, evidence.canary_requests) == (b"", 0)
     assert evidence.log_e_worse() == evidence.log_e_within() == 0.0
 
 

@@ -216,3 +216,51 @@ def test_one_process_ticking_faster_than_its_interval_moves_its_releases_every_t
         revisions.append(store.get(started.id).revision)
     assert revisions == sorted(set(revisions))
     wiring.close()
+
+
+class SlowBatchWall(WallClock):
+    """Real time for a replica whose batch outlasts its claims: from the ``late``-th reading
+    on, ``slow`` seconds have passed, and at that moment ``meanwhile`` runs (another
+    replica's tick)."""
+
+    def __init__(self, late: int, slow: float, meanwhile: Callable[[datetime], None]) -> None:
+        super().__init__()
+        self.readings, self.late, self.slow, self.meanwhile = 0, late, slow, meanwhile
+
+    def __call__(self) -> datetime:
+        self.readings += 1
+        if self.readings == self.late:
+            self.at += timedelta(seconds=self.slow)
+            self.meanwhile(self.at)
+        return self.at
+
+
+def test_a_release_whose_claim_ran_out_in_a_slow_batch_is_left_to_the_replica_that_took_it(
+    tmp_path: Path,
+) -> None:
+    """Repro: a batch moved slower than its claims last was claimed again by another replica,
+    and both moved its later releases (the router step ran twice)."""
+    path = tmp_path / "bot.db"
+    wiring, _, _ = process(path, WallClock())
+    ids = []
+    for service, approver in (("payments-api", "alice"), ("search-api", "carol")):
+        started = start_release(wiring.services, LINE.replace("payments-api", service), "dave")
+        assert isinstance(started, Release)
+        approve(wiring.services, started.id, approver)
+        ids.append(started.id)
+    first, second = sorted(ids)
+    leases = SqliteLeases(wiring.database)
+    taken: list[str] = []
+
+    def other_replica_ticks(at: datetime) -> None:  # the first claims ran out: it takes them
+        taken.extend(leases.claim_releases("other", at, at + timedelta(seconds=9), 25))
+
+    # readings: the lease, the tick's start, the claim, the first release's check, then 20 s
+    # later the second's (its claim, 9 s, ran out and the other replica took both)
+    wall = SlowBatchWall(late=5, slow=20, meanwhile=other_replica_ticks)
+    ticker = Ticker(wiring.services, wiring.virtual_clock, leases=wiring.ticker.leases, now=wall)
+    revision = wiring.services.store.get(second).revision
+    assert ticker.tick() == [first]
+    assert taken == [first, second]
+    assert wiring.services.store.get(second).revision == revision  # left to "other"
+    wiring.close()

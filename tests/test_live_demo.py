@@ -82,7 +82,10 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Run:
     binary("haproxy", "/usr/sbin")
     out = io.StringIO()
     workdir = tmp_path_factory.mktemp("live")
-    with live.running(live.FAULTY, out, rate=100.0, bake_minutes=0.25, workdir=workdir) as result:
+    # No history: the plan has no traffic figure, and the fault is caught within seconds.
+    with live.running(
+        live.FAULTY, out, rate=100.0, bake_minutes=0.25, workdir=workdir, history_seconds=0
+    ) as result:
         asked = [
             {
                 cohort: _ask(result.prometheus_url, version, point.start, point.end)

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.adapters.sim.fleet import SimulatedFleet
 from bot.adapters.sim.profiles import load_profiles
@@ -18,8 +20,9 @@ from bot.adapters.sqlite.database import Database
 from bot.adapters.sqlite.flags import SqliteFlags
 from bot.config import ConfigError, load_config
 from bot.domain.judge import maximum_bake
+from bot.domain.observations import CohortSample
 from bot.domain.planner import plan_release
-from bot.domain.verdict_time import MeasuredTraffic
+from bot.domain.verdict_time import MIN_COVERED_SECONDS, MeasuredTraffic, NotMeasured, RecentTraffic
 from tests.conftest import ROOT, cli, report_of
 from tests.domain_helpers import INSTANCES, T0, TICK_SECONDS, make_request
 
@@ -85,14 +88,85 @@ def test_a_line_without_traffic_is_planned_on_the_measured_traffic(tmp_path: Pat
 def test_the_simulator_drives_the_load_it_is_given(fresh_db: Database) -> None:
     fleet = SimulatedFleet(fresh_db, load_profiles(), SqliteFlags(fresh_db))
     before = fleet.recent_traffic("orders-api", ["us-east-1"], NOW)
-    assert before is not None and 100 < before.requests / 600 < 300
+    assert before is not None and 100 < before.rps < 300
     fleet.set_load("orders-api", 1000.0)
     after = fleet.recent_traffic("orders-api", ["us-east-1", "eu-west-1"], NOW)
-    assert after is not None and after.requests / 600 == pytest.approx(2000, rel=0.02)
-    measured = MeasuredTraffic.of(after, 10, make_request().guardrails.all())
+    assert after is not None and after.sample.requests / 600 == pytest.approx(2000, rel=0.02)
+    assert after.seconds == 600  # the simulated fleet has always served
+    measured = MeasuredTraffic.of(after, make_request().guardrails.all())
+    assert isinstance(measured, MeasuredTraffic)
     assert measured.rps == pytest.approx(2000, rel=0.02)
     # an upper estimate of the default profile's 0.2 % errors
     assert 0.002 < measured.shares["error_rate"] < 0.0025
+
+
+RAILS = make_request().guardrails.all()
+
+
+@given(
+    rps=st.floats(0.1, 50_000),
+    seconds=st.floats(0.001, 600),
+    minutes=st.sampled_from([1.0, 10.0, 30.0]),
+)
+def test_the_rate_is_the_requests_over_the_span_the_data_covers(
+    rps: float, seconds: float, minutes: float
+) -> None:
+    # A Prometheus started a minute ago holds a minute of a 10-minute look-back: its
+    # requests are that minute's, and the rate divides them by that minute.
+    covered = min(seconds, minutes * 60)
+    requests = round(rps * covered)
+    sample = CohortSample(requests=requests, errors=0)
+    recent = RecentTraffic.over(sample, requests, seconds, minutes)
+    assert recent.seconds == covered
+    figure = MeasuredTraffic.of(recent, RAILS)
+    if requests == 0:
+        assert figure == NotMeasured(f"no requests measured over the last {minutes:g} min")
+    elif covered < MIN_COVERED_SECONDS:
+        # Too little to be a rate: no figure, never a guess.
+        assert isinstance(figure, NotMeasured)
+        assert f"cover only {covered:.0f} s of the last {minutes:g} min" in figure.reason
+    else:
+        assert isinstance(figure, MeasuredTraffic)
+        assert figure.rps == pytest.approx(requests / covered)
+        assert figure.minutes == pytest.approx(covered / 60)
+
+
+@given(parts=st.lists(st.tuples(st.integers(1, 10**7), st.floats(1, 600)), min_size=1, max_size=4))
+def test_cohorts_and_regions_add_up_each_over_its_own_span(
+    parts: list[tuple[int, float]],
+) -> None:
+    # A region whose Prometheus is new and one whose is old: each rate over its own data.
+    each = [
+        RecentTraffic.over(CohortSample(requests=n, errors=0), n, seconds, 10)
+        for n, seconds in parts
+    ]
+    total = RecentTraffic.total(each)
+    assert total is not None
+    assert total.rps == pytest.approx(sum(n / seconds for n, seconds in parts))
+    assert total.sample.requests == sum(n for n, _ in parts)
+    assert total.seconds == min(seconds for _, seconds in parts)
+    assert RecentTraffic.total([]) is None
+
+
+def test_a_plan_on_too_little_data_says_why_it_has_no_figure() -> None:
+    request = make_request(risk="high")
+    unmeasured = request.model_copy(
+        update={
+            "operational_context": request.operational_context.model_copy(
+                update={"traffic_rps": None}
+            )
+        }
+    )
+    sample = CohortSample(requests=9000, errors=10)
+    figure = MeasuredTraffic.of(RecentTraffic.over(sample, 9000, 30, 10), RAILS)
+    notes = plan_release(unmeasured, T0, INSTANCES, TICK_SECONDS, measured=figure).notes
+    said = [n for n in notes if n.startswith("no traffic figure")]
+    assert said == [
+        "no traffic figure (the metrics cover only 30 s of the last 10 min, under the 60 s a "
+        "rate is measured over, no traffic= on the line): assumed the planned bakes "
+        + said[0].split("planned bakes ")[1]
+    ]
+    assert not any(n.startswith("traffic: measured") for n in notes)
 
 
 def test_the_plan_says_where_its_traffic_came_from() -> None:

@@ -21,7 +21,7 @@ from bot.domain.notify import THREAD
 from bot.domain.release import Release
 from bot.ports.notify import AbstractNotifier, Notice, NotificationFailed, Stakeholders
 from bot.service import Services, approve, reconcile, report, rollback, start_release
-from bot.service.notifications import deliveries
+from bot.service.notifications import BEGUN, deliveries
 from tests.fake_notify_apis import FakePagerDuty, FakeStatuspage
 from tests.fake_slack import FakeSlack
 from tests.slack_app_harness import (
@@ -203,6 +203,39 @@ def test_a_refused_target_is_recorded_and_retried_with_backoff(
     assert delivery.status == "delivered" and delivery.attempts == 4
     assert len(pagerduty.requests) == 4 and pagerduty.alerts == {release.id: "triggered"}
     assert report(services, release.id).deployment_artifacts.communication.stakeholders_notified
+
+
+class Watching(AbstractNotifier):
+    """A target that refuses its first notice and notes, at each send, what the log already
+    says of the delivery being sent (what a process killed in the send would leave)."""
+
+    moments = frozenset({"rolled_back"})
+    target = "#watching"
+
+    def __init__(self) -> None:
+        self.services: Services | None = None
+        self.seen: list[tuple[bool, int, str | None]] = []
+
+    def send(self, notice: Notice) -> str:
+        assert self.services is not None
+        (delivery,) = deliveries(self.services, notice.release_id)
+        self.seen.append((notice.retry, delivery.attempts, delivery.error))
+        if len(self.seen) == 1:
+            raise NotificationFailed("refused once")
+        return "ts-1"
+
+
+def test_an_attempt_is_recorded_before_it_is_made(wiring: Wiring) -> None:
+    """A process killed during a send leaves the attempt counted: the next one is a retry,
+    which a target that can look (the Slack incident channel) checks against what it holds."""
+    watching = Watching()
+    services = watching.services = _told(wiring, watching)
+    release = _rolled_back(wiring, services)
+    _ticks(wiring, services, 10)
+
+    assert watching.seen == [(False, 1, BEGUN), (True, 2, BEGUN)]
+    (delivery,) = deliveries(services, release.id)
+    assert (delivery.status, delivery.attempts, delivery.reference) == ("delivered", 2, "ts-1")
 
 
 def test_an_unreachable_target_never_raises_into_the_tick(wiring: Wiring) -> None:

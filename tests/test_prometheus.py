@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_wsgi_server
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from pydantic import ValidationError
 
 from bot.adapters.prometheus.metrics import (
@@ -31,7 +32,7 @@ from bot.adapters.prometheus.metrics import (
 )
 from bot.domain.config import DependencyConfig, ServiceConfig, SmokeCheck
 from bot.domain.observations import CohortSample, Target, TrafficState
-from bot.domain.verdict_time import MeasuredTraffic
+from bot.domain.verdict_time import MeasuredTraffic, NotMeasured, RecentTraffic
 from bot.parsing import parse_guardrail
 from bot.ports.metrics import MetricsUnavailable
 from bot.ports.traffic import RouterUnavailable
@@ -72,11 +73,28 @@ class Traffic:
     error_type: str
 
 
-class Instance:
-    """One instance of the demo service: its own registry, on its own port."""
+class Exposed:
+    """A ``/metrics`` endpoint with its own registry, on its own port."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._server, self._thread = start_wsgi_server(0, "127.0.0.1", registry=self.registry)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self._server.server_port}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class Instance(Exposed):
+    """One instance of the demo service."""
+
+    def __init__(self) -> None:
+        super().__init__()
         r = self.registry
         self.requests = Counter("http_requests_total", "Requests by code.", ["code"], registry=r)
         self.latency = Histogram("http_request_duration_seconds", "Latency.", registry=r)
@@ -93,11 +111,6 @@ class Instance:
             self.requests.labels(code=code)
         for kind in ("db_timeout", "null_pointer"):
             self.errors.labels(error_type=kind)
-        self._server, self._thread = start_wsgi_server(0, "127.0.0.1", registry=r)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self._server.server_port}"
 
     def serve(self, t: Traffic) -> None:
         assert len(t.latencies) == t.ok + t.failed
@@ -109,10 +122,31 @@ class Instance:
         self.sessions.inc(t.sessions)
         self.orders.inc(t.orders)
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+
+STEADY = "steady-api"
+STEADY_RPS = 300.0
+
+
+class Steady(Exposed):
+    """A service that has served ``STEADY_RPS`` for long, newly exposed to Prometheus (as the
+    live demo's was to a Prometheus started a minute before): its counters are read off the
+    clock at each scrape, so the rate between any two scrapes is known exactly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.since = time.time()
+        self.registry.register(self)  # type: ignore[arg-type]
+
+    def collect(self) -> Iterator[Metric]:
+        served = 1e6 + STEADY_RPS * (time.time() - self.since)  # far from a counter's zero
+        requests = CounterMetricFamily("http_requests_total", "Requests.", labels=["code"])
+        requests.add_metric(["200"], 0.99 * served)
+        requests.add_metric(["500"], 0.01 * served)
+        yield requests
+        buckets = [("0.1", served), ("+Inf", served)]
+        yield HistogramMetricFamily(
+            "http_request_duration_seconds", "Latency.", buckets=buckets, sum_value=0.02 * served
+        )
 
 
 BASE_A = Traffic(60, 4, [0.02] * 50 + [0.2] * 14, sessions=20, orders=5, error_type="db_timeout")
@@ -139,6 +173,13 @@ class Fleet:
     def url(self) -> str:
         return self.prometheus.url
 
+    def first_scrape(self, service: str) -> float:
+        """When Prometheus first stored the service's requests (the Unix time)."""
+        promql = (
+            f'min(min_over_time(timestamp(http_requests_total{{service="{service}"}})[10m:100ms]))'
+        )
+        return self.direct(promql)
+
     def direct(self, promql: str) -> float:
         """The one value ``promql`` has at the window's end, asked without the adapter."""
         answer = self.prometheus.query(promql, self.end.timestamp())
@@ -157,7 +198,7 @@ def _totals(want: Mapping[str, float]) -> Callable[[dict[str, float]], bool]:
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     if installed("prometheus") is None:
         pytest.skip("prometheus not installed: run make deps")
-    a, b, c = Instance(), Instance(), Instance()
+    a, b, c, steady = Instance(), Instance(), Instance(), Steady()
     down = f"127.0.0.1:{free_port()}"  # nothing listens there
     labels = {"service": SERVICE}
     targets = [
@@ -166,6 +207,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         ScrapeTarget(c.address, labels | {"version": "2.0"}),
         ScrapeTarget(a.address, job="payments-db"),  # any live target will do for `up`
         ScrapeTarget(down, job="ledger-db", expect_up=False),
+        ScrapeTarget(steady.address, {"service": STEADY, "version": "1.0"}, job="steady"),
     ]
     launched = time.time()
     prometheus = Prometheus(tmp_path_factory.mktemp("prometheus"), targets)
@@ -212,8 +254,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         yield Fleet(prometheus, start, end, int(min(fewest.values())), [a, b, c])
     finally:
         prometheus.stop()
-        for instance in (a, b, c):
-            instance.stop()
+        for exposed in (a, b, c, steady):
+            exposed.stop()
 
 
 def settings(url: str, **overrides: Any) -> PrometheusSettings:
@@ -269,23 +311,48 @@ def test_window_finds_the_known_counts_of_each_cohort(fleet: Fleet) -> None:
 def test_recent_traffic_reads_both_cohorts_with_the_window_queries(fleet: Fleet) -> None:
     minutes = (fleet.end - fleet.start).total_seconds() / 60
     provider = metrics(fleet.url)
-    sample = provider.recent_traffic(SERVICE, ["eu-west"], fleet.end, minutes)
-    assert sample is not None
+    recent = provider.recent_traffic(SERVICE, ["eu-west"], fleet.end, minutes)
+    assert recent is not None
+    sample = recent.sample
     assert_count(sample.requests, 110 + 39, fleet)
     assert_count(sample.errors, 10 + 9, fleet)
     assert sample.latency_buckets["+Inf"] == sample.requests
     # Regions the selectors do not tell apart read the same series: counted once.
-    assert provider.recent_traffic(SERVICE, ["eu-west", "us-east"], fleet.end, minutes) == sample
+    assert provider.recent_traffic(SERVICE, ["eu-west", "us-east"], fleet.end, minutes) == recent
     # Before a release only the stable version serves.
     stable = metrics(fleet.url, STABLE_ONLY).recent_traffic(
         SERVICE, ["eu-west"], fleet.end, minutes
     )
     assert stable is not None
-    assert_count(stable.requests, 110, fleet)
-    # The plan's figure: a rate, and an upper estimate of the share of errors.
-    measured = MeasuredTraffic.of(sample, minutes, [parse_guardrail("error_rate<1%")])
-    assert measured.rps == pytest.approx(sample.requests / (minutes * 60))
+    assert_count(stable.sample.requests, 110, fleet)
+    # The plan's figure: an upper estimate of the share of errors.
+    measured = MeasuredTraffic.of(
+        RecentTraffic.over(sample, sample.requests, 60, 1), [parse_guardrail("error_rate<1%")]
+    )
+    assert isinstance(measured, MeasuredTraffic)
     assert measured.shares["error_rate"] > sample.errors / sample.requests
+
+
+def test_a_series_younger_than_the_look_back_is_measured_at_its_rate(fleet: Fleet) -> None:
+    # The steady service was exposed when this Prometheus started, seconds before the
+    # window's end: a 10-minute look-back holds only those seconds of its 300 rps. Divided
+    # by the whole look-back, they read as about 4 rps.
+    provider = metrics(fleet.url, STABLE_ONLY, scrape_interval=1)
+    recent = provider.recent_traffic(STEADY, ["eu-west"], fleet.end, 10)
+    assert recent is not None
+    assert recent.rps == pytest.approx(STEADY_RPS, rel=0.02)
+    scraped = fleet.end.timestamp() - fleet.first_scrape(STEADY)
+    # From the end of the first 2 s tile that held two scrapes: at most two tiles lost.
+    assert scraped - 4.5 <= recent.seconds <= scraped
+    assert recent.sample.requests == pytest.approx(STEADY_RPS * scraped, rel=0.1)
+    # A few seconds of data are no figure to plan on: the plan says why.
+    figure = MeasuredTraffic.of(recent, [parse_guardrail("error_rate<2%")])
+    assert isinstance(figure, NotMeasured)
+    assert figure.reason.startswith(f"the metrics cover only {recent.seconds:.0f} s of the last")
+    # A series older than the look-back (here the last 2 s) is read over all of it.
+    whole = provider.recent_traffic(STEADY, ["eu-west"], fleet.end, 2 / 60)
+    assert whole is not None and whole.seconds == pytest.approx(2)
+    assert whole.rps == pytest.approx(STEADY_RPS, rel=0.05)
 
 
 def test_buckets_are_summed_across_instances_and_named_as_the_domain_does(fleet: Fleet) -> None:

@@ -15,13 +15,16 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from bench.chaos.node import CLOCK_START
 from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import bootstrap
+from bot.domain.observations import Target, TrafficState
 from bot.domain.release import Release
 from bot.service import start_release
 from tests.fake_slack import FakeSlack
@@ -90,10 +93,13 @@ def rows(url: str, sql: str) -> list[tuple[object, ...]]:
 
 
 def start_releases(url: str, config: Path) -> list[str]:
-    """Start one release of every service, as the CLI would (low risk: approved by the gates)."""
+    """Start one release of every service, as the CLI would (low risk: approved by the gates),
+    the faulty ones' fault injected once, in the shared database: every replica sees it."""
     wiring = bootstrap(url, chat=TerminalChat(io.StringIO()), config_path=config)
     ids: list[str] = []
     try:
+        for service in sorted(FAULTY):
+            wiring.fleet.inject(service, VERSION, ["errors:8x"])
         for service in SERVICES:
             started = start_release(
                 wiring.services,
@@ -113,7 +119,6 @@ def test_three_replicas_killed_at_random_finish_every_release_once(
     config = tmp_path / "services.toml"
     config.write_text(CONFIG)
     args = ["--db", postgres_url, "--config", str(config), "--slack-url", fake.url]
-    args += [f"--fault={s}@{VERSION}=errors:8x" for s in sorted(FAULTY)]
     args += ["--pace", "0.02", "--tick-seconds", "30"]
     rng = random.Random(18)
     replicas = [Replica(args) for _ in range(REPLICAS)]
@@ -169,3 +174,28 @@ def test_three_replicas_killed_at_random_finish_every_release_once(
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_two_processes_on_one_postgresql_simulate_one_fleet(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A weight one replica applies and a fault injected through another are what a third
+    draws its next window from: the fleet is the database's, not a process's."""
+    config = tmp_path / "services.toml"
+    config.write_text(CONFIG)
+    chat = TerminalChat(io.StringIO())
+    one, other = (bootstrap(postgres_url, chat=chat, config_path=config) for _ in range(2))
+    try:
+        target = Target(service="svc-00", env="prod", region="us-east-1")
+        canary = TrafficState(stable_version="1.0.0", new_version=VERSION, new_weight=25)
+        one.fleet.apply(target, canary)
+        other.fleet.inject("svc-00", VERSION, ["errors:8x"])
+        assert other.fleet.state(target) == canary
+        assert [f.spec for f in one.fleet.faults("svc-00", VERSION)] == ["errors:8x"]
+        other.fleet.set_load("svc-00", 50.0)
+        start, end = CLOCK_START, CLOCK_START + timedelta(minutes=5)
+        assert one.fleet.window(target, start, end) == other.fleet.window(target, start, end)
+        assert one.fleet.profile("svc-00").rps == 50.0
+    finally:
+        one.close()
+        other.close()

@@ -161,6 +161,20 @@ def test_a_release_runs_from_the_command_to_the_report_in_its_thread(
     assert "completed" in blocks_text(card(fake)["blocks"]).lower()
 
 
+def test_a_lines_traffic_is_served_by_the_simulated_fleet(app: RunningApp, fake: FakeSlack) -> None:
+    # As from `release-bot run`: the plan is made for 2,000 rps, and the fleet serves them.
+    start(app, fake, LINE + " traffic=2000rps")
+    assert "traffic: 2,000 rps, from the line's traffic=" in app.release().plan.notes
+    fleet = app.wired.wiring.fleet
+    assert fleet.profile("shop").rps == 2000  # one region
+    recent = fleet.recent_traffic("shop", ["us-east-1"], app.services.clock.now())
+    assert recent is not None and recent.rps == pytest.approx(2000, rel=0.05)
+    # A line refused while that release runs leaves its load alone.
+    app.command('shop 1.3.0 risk=low ticket=CHG-2 changes="x" traffic=50rps', name="again")
+    assert "active release" in ephemeral(fake, "again")
+    assert fleet.profile("shop").rps == 2000
+
+
 def test_an_unauthorized_approval_is_refused_and_audited(app: RunningApp, fake: FakeSlack) -> None:
     top = start(app, fake)
     approval = approval_message(fake, top["ts"])

@@ -7,7 +7,7 @@ import pytest
 
 from bot.adapters.sqlite.database import Database
 from bot.slack import chat
-from bot.slack.chat import AbstractSlackThreads, SqliteSlackThreads
+from bot.slack.chat import AbstractSlackThreads, SqliteSlackThreads, Thread
 from bot.slack.pg_threads import PostgresSlackThreads, migrations
 from tests.conftest import postgres_stores_for
 
@@ -40,4 +40,9 @@ def test_a_thread_is_found_by_release_and_by_place_and_keeps_its_progress(
     assert found is not None and found.release_id == "rel-1"
     assert (found.card_hash, found.report_uploaded, found.replied_through) == ("hash-b", True, 7)
     assert (found.charted_through, found.replying_through) == (0, 9)
+    assert (found.charting_through, found.report_uploading) == (0, False)
+    threads.update("rel-1", charting_through=12, report_uploading=True)  # the uploads' intents
+    assert threads.get("rel-1") == Thread(
+        "rel-1", "C1", "111.1", "hash-b", True, 7, 9, charting_through=12, report_uploading=True
+    )
     assert threads.find("C1", "222.2") is None

@@ -1,4 +1,5 @@
-"""One contract for the store's ports, run on the embedded SQLite file and on a real
+"""One contract for the store's ports (the simulated fleet's state and the routers' rows
+included), run on the embedded SQLite file and on a real
 PostgreSQL: what each port promises, asserted on what is stored. "Another process" is a second
 set of adapters on the same database (its own connections). Flags, CI checks and series run
 their own cases on both stores too (tests/test_flags_store.py, test_checks_store.py,
@@ -19,11 +20,14 @@ import pytest
 from bot.adapters.sqlite.database import Database
 from bot.bootstrap import EMBEDDED_MIGRATIONS, Stores, postgres_stores, sqlite_stores
 from bot.domain.evidence import EvidenceFile
+from bot.domain.observations import Target, TrafficState
 from bot.domain.release import Release
+from bot.ports.fleet_state import FleetState
 from bot.ports.llm import LlmCall
 from bot.ports.locks import AlreadyLocked, NotLocked
 from bot.ports.notifications import PlannedDelivery
 from bot.ports.store import AlreadyActive, DeliveryFailure, ReleaseNotFound, StaleRelease
+from bot.ports.target_rows import AbstractTargetRows
 from tests.domain_helpers import T0, gated_release, make_request
 
 KEY = b"contract-audit-key"
@@ -469,3 +473,57 @@ def test_a_revision_is_read_without_the_state(stores: Stores) -> None:
     assert stores.store.revision("rel-r") == first + 1 == moved.revision
     with pytest.raises(ReleaseNotFound):
         stores.store.revision("rel-none")
+
+
+# -- the simulated fleet and the routers' rows: shared by every process --------------------
+
+PAY_EU = Target(service="pay", env="prod", region="eu")
+
+
+def test_the_fleet_state_one_process_writes_is_what_another_reads(backend: Backend) -> None:
+    one, other = backend.open().fleet, backend.open().fleet
+    assert other.snapshot("pay") == FleetState()
+    canary = TrafficState(stable_version="1.0", new_version="1.1", new_weight=5)
+    one.put_traffic(PAY_EU, canary)
+    one.add_faults("pay", "1.1", ["errors:3x@25", "latency:2x"])
+    one.add_faults("pay", "1.1", ["errors:3x@25"])  # kept once, in its first place
+    one.add_faults("pay", "1.0", ["dep:db=degraded"])
+    one.add_faults("shop", "1.1", ["errors:2x"])
+    one.set_load("pay", 40.0)
+    assert other.snapshot("pay") == FleetState(
+        {("prod", "eu"): canary},
+        (("1.1", "errors:3x@25"), ("1.1", "latency:2x"), ("1.0", "dep:db=degraded")),
+        40.0,
+    )
+    other.clear_faults("pay", "1.1")
+    other.set_load("pay", 10.0)
+    assert one.snapshot("pay").faults == (("1.0", "dep:db=degraded"),)
+    assert one.snapshot("pay").rps == 10.0
+    other.clear_faults("pay")
+    other.forget_traffic(PAY_EU)
+    assert one.snapshot("pay") == FleetState(rps=10.0)
+    assert one.snapshot("shop").faults == (("1.1", "errors:2x"),)
+
+
+@pytest.mark.parametrize(
+    ("table", "row"),
+    [
+        ("haproxy_targets", {"stable_server": "blue", "versions": '{"blue": "1.0"}'}),
+        ("webhook_state", {"acknowledged_at": "2026-12-04T10:00:00+00:00"}),
+    ],
+)
+def test_a_routers_row_per_target_is_shared(
+    backend: Backend, table: str, row: dict[str, str]
+) -> None:
+    one, other = (
+        cast(AbstractTargetRows, getattr(s, table)) for s in (backend.open(), backend.open())
+    )
+    state = "applied" if table == "haproxy_targets" else "state"
+    first = {**row, state: TrafficState(stable_version="1.0").model_dump_json()}
+    assert other.get(PAY_EU) is None
+    one.put(PAY_EU, first)
+    assert other.get(PAY_EU) == first
+    second = {**first, state: TrafficState(stable_version="1.1").model_dump_json()}
+    other.put(PAY_EU, second)  # replaced, not added
+    assert one.get(PAY_EU) == second
+    assert one.get(PAY_EU.model_copy(update={"region": "us"})) is None

@@ -13,7 +13,8 @@ import pytest
 from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import Wiring, bootstrap
 from bot.domain.release import Release
-from bot.service import approve, start_release
+from bot.domain.rollout import desired_traffic
+from bot.service import approve, converge_ended, start_release
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
 LINE = 'payments-api 2.4.1 risk=medium ticket=CHG-1 changes="fix refunds"'
@@ -77,3 +78,29 @@ def test_the_background_ticker_of_worker_and_serve_moves_a_virtual_clock(tmp_pat
     assert ticks is not None and ticks >= 5
     assert wiring.services.store.get(release.id).status == "rolling_out"
     wiring.close()
+
+
+def test_the_next_leader_finishes_the_router_change_of_a_release_that_ended(
+    tmp_path: Path,
+) -> None:
+    """A process killed between the save that ended a release and its router change leaves the
+    router sending traffic to the new version, and no tick moves an ended release again: the
+    next process to lead converges it, once."""
+    wiring, release = wired(tmp_path / "bot.db")
+    store = wiring.services.store
+    wiring.ticker.run_until(lambda: not store.get(release.id).is_active)
+    ended = store.get(release.id)
+    assert ended.status == "completed"
+    final = desired_traffic(ended)
+    stuck = {"stable_version": ended.previous_version, "new_version": ended.version}
+    left = {t: s.model_copy(update={**stuck, "new_weight": 100.0}) for t, s in final.items()}
+    wiring.services.traffic.apply_all(left)  # where the killed process left the router
+    wiring.close()
+
+    again = bootstrap(tmp_path / "bot.db", clock_start=START, chat=TerminalChat(io.StringIO()))
+    traffic = again.services.traffic
+    assert {t: traffic.state(t) for t in final} == left
+    again.ticker.tick()
+    assert {t: traffic.state(t) for t in final} == final
+    assert converge_ended(again.services) == []  # nothing left to finish
+    again.close()

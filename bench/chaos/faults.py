@@ -73,9 +73,19 @@ def kill_posting(world: World, rng: random.Random) -> None:
     """The app SIGKILLed while Slack holds the answer to one of its posts (a card or a thread
     reply, the Nth): Slack applied it, the process never recorded it. The next process must
     not post it again."""
-    applied = world.fake.lose_next_answer(
-        "chat.postMessage", after=rng.randrange(0, 4), hold=HANG_GUARD
-    )
+    _kill_when_applied(world, rng, "chat.postMessage", after=rng.randrange(0, 4))
+
+
+def kill_uploading(world: World, rng: random.Random) -> None:
+    """The same for a file: the app SIGKILLed once Slack shared its Nth upload (a stage's
+    chart, or the final report) into the thread, before the upload was recorded."""
+    _kill_when_applied(world, rng, "files.completeUploadExternal", after=rng.randrange(0, 3))
+
+
+def _kill_when_applied(world: World, rng: random.Random, method: str, after: int) -> None:
+    """The app SIGKILLed while Slack holds the answer to its call of ``method`` (the one after
+    ``after`` more), or once its release ended with fewer calls; a new process converges."""
+    applied = world.fake.lose_next_answer(method, after=after, hold=HANG_GUARD)
     node = world.start_node("node-1")
     _start_on_slack(world, node, FIRST, _version(rng))
     wait_until(lambda: applied.is_set() or _approve_when_asked(world), "a post held")
@@ -256,6 +266,11 @@ FAULTS: tuple[Fault, ...] = (
         "sigkill-post",
         "SIGKILL of the app after Slack took a post, before its record",
         kill_posting,
+    ),
+    Fault(
+        "sigkill-upload",
+        "SIGKILL of the app after Slack shared an upload, before its record",
+        kill_uploading,
     ),
     Fault("sigkill-traffic", "SIGKILL of the app right after a router change", kill_traffic),
     Fault("second-process", "a second app and a CLI on the same database", second_process),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
 from bench.chaos.world import CHANNEL, TERMINAL, World
 
@@ -113,8 +114,20 @@ def _each_post_once(world: World) -> None:
             reached = max(reached, last)
 
 
+def _each_file_once(world: World, release_id: str, replies: list[dict[str, Any]]) -> None:
+    """No file shared twice in a thread: each upload's name names its release and upload
+    (a chart's step and event, the report)."""
+    names = Counter(
+        str(f.get("name")) for m in replies for f in m.get("files") or [] if isinstance(f, dict)
+    )
+    for name, times in sorted(names.items()):
+        if times > 1:
+            world.outcome.double(f"{release_id}: file {name} is in its thread {times} times")
+
+
 def _delivered_once(world: World) -> None:
-    """Every event delivered; one status card per release; no thread reply posted twice."""
+    """Every event delivered; one status card per release; no thread reply posted twice and
+    no file shared twice."""
     undelivered = world.undelivered()
     if undelivered:
         world.outcome.lose(f"{undelivered} events never delivered")
@@ -134,6 +147,7 @@ def _delivered_once(world: World) -> None:
             if times > 1:
                 text = json.loads(reply)[0]
                 world.outcome.double(f"{thread['release_id']}: {text[:80]!r} posted {times} times")
+        _each_file_once(world, thread["release_id"], replies)
         if not replies:
             world.outcome.lose(f"{thread['release_id']}'s thread got no reply")
     from_slack = {

@@ -7,10 +7,10 @@ first. Asking anyway is a bug, and says so."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 
 from bot.domain.observations import (
-    CohortSample,
     DependencyProbe,
     LogSummary,
     Target,
@@ -20,6 +20,7 @@ from bot.domain.observations import (
     WindowSample,
 )
 from bot.domain.request import Strategy
+from bot.domain.verdict_time import RecentTraffic
 from bot.ports.metrics import TRAFFIC_MINUTES, AbstractMetrics, MetricsUnavailable
 from bot.ports.traffic import AbstractTrafficRouter, RouterUnavailable
 
@@ -48,6 +49,10 @@ class ServiceMetrics(AbstractMetrics):
     def windows(self, targets: list[Target], start: datetime, end: datetime) -> list[WindowSample]:
         return self._for(_one_service(targets)).windows(targets, start, end)
 
+    def reading(self, service: str) -> AbstractContextManager[None]:
+        provider = self.providers.get(service)  # none: its calls say so, one by one
+        return nullcontext() if provider is None else provider.reading(service)
+
     def shortest_window(self, service: str) -> float:
         return self._for(service).shortest_window(service)
 
@@ -58,8 +63,11 @@ class ServiceMetrics(AbstractMetrics):
 
     def recent_traffic(
         self, service: str, regions: Sequence[str], now: datetime, minutes: float = TRAFFIC_MINUTES
-    ) -> CohortSample | None:
+    ) -> RecentTraffic | None:
         return self._for(service).recent_traffic(service, regions, now, minutes)
+
+    def set_load(self, service: str, rps_per_region: float) -> None:
+        self._for(service).set_load(service, rps_per_region)
 
     def probe(self, service: str) -> list[str]:
         """No provider: nothing answers (the monitoring gate says so)."""

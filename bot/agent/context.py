@@ -16,7 +16,7 @@ from bot.domain.observations import ArtifactRecord, CheckEvidence, DependencyPro
 from bot.domain.plan import Plan
 from bot.domain.release import Event, Release
 from bot.domain.request import ReleaseRequest
-from bot.domain.verdict_time import MeasuredTraffic
+from bot.domain.verdict_time import Measurement
 from bot.ports.clock import AbstractClock
 from bot.ports.llm import AbstractLLM
 from bot.ports.planner import AbstractPlanner
@@ -57,4 +57,7 @@ class Context:
     request: ReleaseRequest
     release: Release | None = None
     rule_plan: Plan | None = None
-    measured: MeasuredTraffic | None = None  # the service's traffic the rules planned with
+    measured: Measurement | None = None  # the service's traffic the rules planned with
+    # The service's own bake and maximum bake (its config's), which the rules planned with.
+    bake_minutes: float | None = None
+    max_bake_minutes: float | None = None

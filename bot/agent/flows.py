@@ -31,7 +31,7 @@ from bot.domain.plan import Plan
 from bot.domain.release import ENGINE, Event, Release
 from bot.domain.request import ReleaseRequest
 from bot.domain.summary import summarise
-from bot.domain.verdict_time import MeasuredTraffic
+from bot.domain.verdict_time import Measurement
 from bot.parsing import ParseError, parse_release
 from bot.ports.llm import AgentRun, LlmCall, ToolError
 
@@ -110,20 +110,39 @@ def read_request(
     return parsed, note
 
 
+def plan_context(
+    agent: AgentContext,
+    request: ReleaseRequest,
+    rule_plan: Plan | None = None,
+    measured: Measurement | None = None,
+) -> Context:
+    """What the plan task is given: the rules' plan and what it was made from (the measured
+    traffic, the service's bake and maximum bake), so the agent's plan is fitted alike."""
+    svc = agent.config.for_service(request.service)
+    return Context(
+        agent,
+        request,
+        rule_plan=rule_plan,
+        measured=measured,
+        bake_minutes=svc.bake_minutes,
+        max_bake_minutes=svc.max_bake_minutes,
+    )
+
+
 def plan(
     agent: AgentContext,
     request: ReleaseRequest,
     now: datetime,
     instances: int,
     spent: list[LlmCall],
-    measured: MeasuredTraffic | None = None,
+    measured: Measurement | None = None,
 ) -> Planned:
     """The rules' plan, or the agent's when it is valid (at least as careful as the rules).
     The agent's calls are appended to ``spent``; ``measured``: the service's traffic."""
     rule_plan = agent.planner.plan(request, now, instances, measured)
     if not agent.llm.enabled:
         return Planned(request, rule_plan)
-    ctx = Context(agent, request, rule_plan=rule_plan, measured=measured)
+    ctx = plan_context(agent, request, rule_plan, measured)
     run = agent.llm.run(plan_task(ctx, now, instances, agent.tick_seconds))
     spent += run.calls
     narration = Narration(model=agent.llm.model)

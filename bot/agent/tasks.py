@@ -51,8 +51,9 @@ def plan_task(ctx: Context, now: datetime, instances: int, tick_seconds: float) 
             proposal = parse_proposal(fields)
             on_loss = ctx.agent.config.for_service(request.service).on_metrics_loss
             amended, plan = apply_proposal(
-                request, proposal, now, instances, tick_seconds, on_loss, ctx.measured
-            )
+                request, proposal, now, instances, tick_seconds, on_loss, ctx.measured,
+                ctx.bake_minutes, ctx.max_bake_minutes,
+            )  # fmt: skip
         except ProposalRejected as exc:
             reasons.append(f"rejected: {exc}")
         if reasons:

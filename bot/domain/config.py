@@ -166,6 +166,8 @@ class Config(Model):
     services: dict[str, ServiceConfig] = {}
     # The file it was read from (``read_from``), so that messages name the file to fix.
     _source: str = PrivateAttr(default=DEFAULT_SOURCE)
+    # Each service's merged table, built once: the tick asks for it several times a release.
+    _merged: dict[str, ServiceConfig] = PrivateAttr(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -182,8 +184,10 @@ class Config(Model):
         own = self.services.get(service)
         if own is None:
             return self.defaults
-        merged = self.defaults.model_dump() | own.model_dump(exclude_unset=True)
-        return ServiceConfig.model_validate(merged)
+        if (merged := self._merged.get(service)) is None:
+            fields = self.defaults.model_dump() | own.model_dump(exclude_unset=True)
+            merged = self._merged[service] = ServiceConfig.model_validate(fields)
+        return merged
 
     def knows(self, service: str) -> bool:
         return service in self.services

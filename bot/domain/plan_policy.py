@@ -22,7 +22,7 @@ from bot.domain.guardrails import ParseError, parse_guardrail
 from bot.domain.plan import EXTRA_CHECK_LABELS, ExtraCheck, Plan, Step
 from bot.domain.planner import STAGES_BY_RISK, plan_release
 from bot.domain.request import RISKS, Guardrail, Guardrails, ReleaseRequest, Risk
-from bot.domain.verdict_time import MeasuredTraffic
+from bot.domain.verdict_time import Measurement
 
 RISK_ORDER: dict[str, int] = {r: i for i, r in enumerate(RISKS)}
 ACTION_STRENGTH: dict[str, int] = {"alert": 0, "pause": 1, "auto_rollback": 2}
@@ -82,12 +82,15 @@ def apply_proposal(
     instances: int,
     tick_seconds: float,
     on_metrics_loss: MetricsLossPolicy = "rollback",
-    measured: MeasuredTraffic | None = None,
+    measured: Measurement | None = None,
+    bake_minutes: float | None = None,
+    max_bake_minutes: float | None = None,
 ) -> tuple[ReleaseRequest, Plan]:
     """The request as the proposal amends it, planned by the rules, then lengthened, gated and
     held as proposed; raises ``ProposalRejected`` with every reason it is not acceptable.
     ``on_metrics_loss``: the service's, which both plans' metrics-provider trigger follows;
-    ``measured``: the service's traffic, which both plans are fitted to.
+    ``measured``: the service's traffic, which both plans are fitted to; ``bake_minutes``,
+    ``max_bake_minutes``: the service's own (its config's), which both plans start from.
 
     Invalid parts are reported and left out, so the other reasons are real loosenings rather
     than echoes of a typo.
@@ -118,8 +121,9 @@ def apply_proposal(
     )
     # The agent's stricter guardrails may need more evidence: more time, never more exposure.
     ruled = plan_release(
-        amended, now, instances, tick_seconds, None, on_metrics_loss, measured, False
-    )
+        amended, now, instances, tick_seconds, bake_minutes, on_metrics_loss, measured, False,
+        max_bake_minutes,
+    )  # fmt: skip
     first = next((s for s in ruled.steps if s.env == "prod"), None)
     gate = first.index if first and proposal.manual_gate_before_prod else None
     if first and gate is not None and not first.manual_gate:
@@ -142,7 +146,10 @@ def apply_proposal(
             "extra_checks": extra,
         }
     )
-    rule_plan = plan_release(request, now, instances, tick_seconds, None, on_metrics_loss, measured)
+    rule_plan = plan_release(
+        request, now, instances, tick_seconds, bake_minutes, on_metrics_loss, measured,
+        max_bake_minutes=max_bake_minutes,
+    )  # fmt: skip
     reasons += less_careful(request, rule_plan, amended, plan)
     # Also against the rules for the amended request: a raised risk brings its duties (a hold).
     reasons += [r for r in less_careful(amended, ruled, amended, plan) if r not in reasons]

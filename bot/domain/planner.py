@@ -14,7 +14,13 @@ from bot.domain.config import MetricsLossPolicy
 from bot.domain.judge import MAXIMUM_BAKE_FACTOR
 from bot.domain.plan import EnvTarget, Plan, ReportedStrategy, Step, Trigger, Velocity
 from bot.domain.request import WEEKDAYS, Guardrail, ReleaseRequest, Risk, TimeRange
-from bot.domain.verdict_time import GuardrailTime, MeasuredTraffic, minutes_to_verdict
+from bot.domain.verdict_time import (
+    GuardrailTime,
+    MeasuredTraffic,
+    Measurement,
+    NotMeasured,
+    minutes_to_verdict,
+)
 
 STAGES_BY_RISK: dict[Risk, list[float]] = {
     "low": [10, 50, 100],
@@ -50,7 +56,7 @@ def plan_release(
     tick_seconds: float,
     bake_minutes: float | None = None,
     on_metrics_loss: MetricsLossPolicy = "rollback",
-    measured: MeasuredTraffic | None = None,
+    measured: Measurement | None = None,
     raise_first_step: bool = True,
     max_bake_minutes: float | None = None,
 ) -> Plan:
@@ -243,7 +249,7 @@ def _fit_to_traffic(
     regions: list[str],
     ceiling: float,
     notes: list[str],
-    measured: MeasuredTraffic | None,
+    measured: Measurement | None,
     raise_first_step: bool,
 ) -> None:
     """Give each prod step the bake its traffic needs to reach a verdict on every guardrail
@@ -253,21 +259,23 @@ def _fit_to_traffic(
     its traffic figure came from."""
     rps = request.operational_context.traffic_rps
     rails = request.guardrails.all()
-    shares = measured.shares if measured is not None else {}
+    unmeasured = measured.reason if isinstance(measured, NotMeasured) else "none measured"
+    figure = measured if isinstance(measured, MeasuredTraffic) else None
+    shares = figure.shares if figure is not None else {}
     if rps is not None:
         notes.append(f"traffic: {rps:,.0f} rps, from the line's traffic=")
-    elif measured is not None:
-        rps = measured.rps
-        notes.append(f"traffic: measured {rps:,.0f} rps over the last {measured.minutes:g} min")
-    if measured is not None and shares:
+    elif figure is not None:
+        rps = figure.rps
+        notes.append(f"traffic: measured {rps:,.0f} rps over the last {figure.minutes:.2g} min")
+    if figure is not None and shares:
         notes.append(
-            f"the stable version's bad requests over the last {measured.minutes:g} min (upper "
-            f"estimates): {measured.describe_shares(rails)}"
+            f"the stable version's bad requests over the last {figure.minutes:.2g} min (upper "
+            f"estimates): {figure.describe_shares(rails)}"
         )
     if rps is None or rps <= 0:
         bakes = ", ".join(f"{float(str(s['bake_minutes'])):g}" for s in prod)
         notes.append(
-            "no traffic figure (none measured, no traffic= on the line): assumed the "
+            f"no traffic figure ({unmeasured}, no traffic= on the line): assumed the "
             f"planned bakes ({bakes} min) reach a verdict; the judge waits for evidence"
         )
         return

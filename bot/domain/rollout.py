@@ -11,6 +11,20 @@ from bot.domain.plan import Step
 from bot.domain.planner import instances_for
 from bot.domain.release import Release
 
+RolloutKey = tuple[object, ...]
+
+
+def rollout_key(release: Release) -> RolloutKey:
+    """What ``desired_traffic`` and ``desired_flags`` read of the release: equal keys, the same
+    outside world wanted (a step that changes none of it needs no second converge)."""
+    return (
+        release.status,
+        release.rollback is not None,
+        release.step_index,
+        release.previous_version,
+        tuple(s.status for s in release.steps),
+    )
+
 
 def desired_traffic(release: Release) -> dict[Target, TrafficState]:
     """For every environment the release has reached, the traffic state it should have."""

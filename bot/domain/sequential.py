@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Annotated
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 STEP = 0.1
 OFFSETS = np.arange(1, 29) * STEP  # log-ratio distance of each alternative from the null
@@ -63,6 +64,22 @@ def _log_thetas(worse_than: float, within: float) -> np.ndarray:
     return thetas
 
 
+def _packed(value: object) -> object:
+    """A state stored before the log likelihoods were packed: a list of floats."""
+    if isinstance(value, list):
+        return np.asarray(value, dtype="<f8").tobytes()
+    return value
+
+
+# One float64 per alternative, packed (little-endian; base64 in JSON): a third of the JSON
+# text of the same floats written out, and read back without parsing one number at a time.
+PackedFloats = Annotated[bytes, BeforeValidator(_packed)]
+
+
+def _unpack(packed: bytes) -> np.ndarray:
+    return np.frombuffer(packed, dtype="<f8")
+
+
 class RatioEvidence(Evidence):
     """Canary against baseline on the per-request rate of one kind of event.
 
@@ -77,9 +94,11 @@ class RatioEvidence(Evidence):
     canary is worse beyond tolerance) and "θ ≥ within" (rejecting it bounds the regression).
     """
 
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
     worse_than: float
     within: float
-    loglik: list[float] = []
+    loglik: PackedFloats = b""
     canary_events: int = 0
     canary_requests: int = 0
     baseline_events: int = 0
@@ -101,20 +120,20 @@ class RatioEvidence(Evidence):
             canary_requests / baseline_requests
         )
         step = canary_events * log_rate - events * np.logaddexp(log_rate, 0.0)
-        self.loglik = (np.asarray(self.loglik) + step).tolist() if self.loglik else step.tolist()
+        self.loglik = (_unpack(self.loglik) + step if self.loglik else step).astype("<f8").tobytes()
 
     def log_e_worse(self) -> float:
         """log E against "θ ≤ worse_than"."""
         if not self.loglik:
             return 0.0
-        ll = np.asarray(self.loglik)
+        ll = _unpack(self.loglik)
         return log_mixture(ll[:K] - ll[K])
 
     def log_e_within(self) -> float:
         """log E against "θ ≥ within"."""
         if not self.loglik:
             return 0.0
-        ll = np.asarray(self.loglik)
+        ll = _unpack(self.loglik)
         return log_mixture(ll[K + 1 : 2 * K + 1] - ll[2 * K + 1])
 
     def ratio(self) -> float | None:

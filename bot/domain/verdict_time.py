@@ -12,15 +12,18 @@ the baseline's own figures are rarely known: unless they are given, a service is
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bot.domain.judge import RATE_METRICS, JudgeSettings, bad_requests, bad_share
+from bot.domain.judge import RATE_METRICS, JudgeSettings, Totals, bad_requests, bad_share
 from bot.domain.observations import CohortSample
 from bot.domain.power import PLAN_POWER, events_to_bound, requests_to_hold
 from bot.domain.request import Guardrail
 
 NOMINAL_USE = 0.25  # the share of a guardrail's budget a healthy baseline is assumed to use
 SLOW_SHARE = 0.05  # the slow-request test counts requests above the baseline's p95 bucket
+# Data covering less of the look-back than this gives no rate: a few scrapes' worth is noise.
+MIN_COVERED_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,19 +33,78 @@ class GuardrailTime:
 
 
 @dataclass(frozen=True, slots=True)
+class RecentTraffic:
+    """What a service served over the plan's look-back, as its metrics provider read it: the
+    counts (both versions, for the shares of bad requests), the requests per second over the
+    span its data covers, and that span. A series born inside the look-back (a Prometheus
+    started a minute ago, a newly exposed service) covers only part of it, and its requests
+    are divided by that part, never by the whole look-back."""
+
+    sample: CohortSample
+    rps: float
+    seconds: float  # how much of the look-back the data covers (the least of its parts)
+    minutes: float  # the look-back
+
+    @classmethod
+    def over(
+        cls, sample: CohortSample, requests: float, seconds: float, minutes: float
+    ) -> RecentTraffic:
+        """``requests`` counted over the last ``seconds``, which the data covers entirely
+        (at most the look-back of ``minutes``)."""
+        covered = min(max(seconds, 0.0), minutes * 60)
+        rps = max(requests, 0.0) / covered if covered > 0 else 0.0
+        return cls(sample=sample, rps=rps, seconds=covered, minutes=minutes)
+
+    @classmethod
+    def total(cls, parts: Sequence[RecentTraffic]) -> RecentTraffic | None:
+        """Cohorts or regions together: counts and rates add up, each part's rate over its
+        own span; the span is the least any part covers (one that covers too little makes
+        the sum partly a guess). None: no part."""
+        if not parts:
+            return None
+        totals = Totals()
+        for part in parts:
+            totals.add(part.sample)
+        return cls(
+            sample=totals.sample(),
+            rps=sum(p.rps for p in parts),
+            seconds=min(p.seconds for p in parts),
+            minutes=max(p.minutes for p in parts),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NotMeasured:
+    """The provider answered, but with too little to plan on: why, as a plan says it."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class MeasuredTraffic:
     """The service's production traffic as its metrics provider measured it just before
     planning: its rate, and per absolute guardrail the share of requests it counts as bad
     (an upper estimate: a handful of events says little)."""
 
     rps: float  # requests per second, all the release's regions
-    minutes: float  # over the last this many minutes
+    minutes: float  # over the last this many minutes (what the data covers)
     shares: dict[str, float] = field(default_factory=dict)  # guardrail name -> bad share
 
     @classmethod
     def of(
-        cls, sample: CohortSample, minutes: float, guardrails: list[Guardrail]
-    ) -> MeasuredTraffic:
+        cls, recent: RecentTraffic, guardrails: list[Guardrail]
+    ) -> MeasuredTraffic | NotMeasured:
+        """The plan's figure from what the provider read; NotMeasured when it read no
+        requests or its data covers under ``MIN_COVERED_SECONDS`` (a figure is never
+        guessed)."""
+        sample, look_back = recent.sample, f"the last {recent.minutes:g} min"
+        if sample.requests <= 0 or recent.rps <= 0:
+            return NotMeasured(f"no requests measured over {look_back}")
+        if recent.seconds < MIN_COVERED_SECONDS:
+            return NotMeasured(
+                f"the metrics cover only {recent.seconds:.0f} s of {look_back}, under the "
+                f"{MIN_COVERED_SECONDS:.0f} s a rate is measured over"
+            )
         shares: dict[str, float] = {}
         for g in guardrails:
             if bad_share(g) is None:
@@ -50,7 +112,7 @@ class MeasuredTraffic:
             bad, total = bad_requests(g, sample)
             if total > 0:
                 shares[g.name] = min(1.0, (bad + 2 * math.sqrt(bad + 1) + 2) / total)
-        return cls(rps=sample.requests / (minutes * 60), minutes=minutes, shares=shares)
+        return cls(rps=recent.rps, minutes=recent.seconds / 60, shares=shares)
 
     def describe_shares(self, guardrails: list[Guardrail]) -> str:
         """``error_rate<1% 0.31%, p95<300ms 0.9%``: each measured share, as a plan says it."""
@@ -59,6 +121,10 @@ class MeasuredTraffic:
             for g in guardrails
             if g.name in self.shares
         )
+
+
+# What a plan is given of the service's traffic: a figure, or why there is none.
+Measurement = MeasuredTraffic | NotMeasured
 
 
 def minutes_to_verdict(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 
 from bot.domain.observations import (
-    CohortSample,
     DependencyProbe,
     LogSummary,
     Target,
@@ -15,6 +15,7 @@ from bot.domain.observations import (
     TransactionResult,
     WindowSample,
 )
+from bot.domain.verdict_time import RecentTraffic
 
 # How far back a plan's measured traffic looks.
 TRAFFIC_MINUTES = 10.0
@@ -36,6 +37,12 @@ class AbstractMetrics(abc.ABC):
         side by side. Raises MetricsUnavailable."""
         return [self.window(target, start, end) for target in targets]
 
+    def reading(self, service: str) -> AbstractContextManager[None]:
+        """The calls made inside as one observation of ``service``: a provider that keeps
+        state in a database (the simulated fleet) reads it once for them all, and again
+        after. Nothing for the others."""
+        return nullcontext()
+
     def layout_refusal(
         self, service: str, environments: Sequence[str], regions: Sequence[str]
     ) -> str | None:
@@ -50,10 +57,17 @@ class AbstractMetrics(abc.ABC):
 
     def recent_traffic(
         self, service: str, regions: Sequence[str], now: datetime, minutes: float = TRAFFIC_MINUTES
-    ) -> CohortSample | None:
+    ) -> RecentTraffic | None:
         """What the service served in production in ``regions`` over the last ``minutes`` up
-        to ``now``, both versions summed (its rate and its bad requests, for the plan);
-        None: this provider cannot say. Raises MetricsUnavailable."""
+        to ``now``, both versions summed (its rate and its bad requests, for the plan): the
+        rate over the span its data covers, which may be less than ``minutes``; None: this
+        provider cannot say. Raises MetricsUnavailable."""
+        return None
+
+    def set_load(self, service: str, rps_per_region: float) -> None:
+        """Serve ``rps_per_region`` in each of the service's regions from now on where this
+        provider simulates the fleet (a line's ``traffic=``, so the plan's figure and the run
+        agree); a provider that measures a real fleet cannot, and does nothing."""
         return None
 
     @abc.abstractmethod

@@ -20,6 +20,9 @@ class Notice:
     version: str
     moment: Moment
     text: str
+    # An earlier attempt was begun and its outcome never recorded (a kill, a lost answer):
+    # the target may hold it already, so a target that can look first does.
+    retry: bool = False
 
 
 class NotificationFailed(Exception):

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from bot.domain.plan import Plan
 from bot.domain.request import ReleaseRequest
-from bot.domain.verdict_time import MeasuredTraffic
+from bot.domain.verdict_time import Measurement
 
 
 class AbstractPlanner(abc.ABC):
@@ -17,6 +17,6 @@ class AbstractPlanner(abc.ABC):
         request: ReleaseRequest,
         now: datetime,
         instances: int,
-        measured: MeasuredTraffic | None = None,
+        measured: Measurement | None = None,
     ) -> Plan:
         """``measured``: the service's traffic, for a line without ``traffic=``."""

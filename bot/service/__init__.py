@@ -47,6 +47,7 @@ from bot.service.services import Services
 from bot.service.tick import (
     SYNTHETIC_MIN_SUCCESS,
     converge,
+    converge_ended,
     reconcile,
     reconcile_claimed,
     reconcile_one,
@@ -60,6 +61,7 @@ __all__ = [
     "approve",
     "auto_approves",
     "converge",
+    "converge_ended",
     "deliver",
     "dry_run",
     "extend_bake",

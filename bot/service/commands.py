@@ -15,7 +15,7 @@ from bot.domain.locks import EnvLock, ScopeError, lock_refusal, parse_scope, sco
 from bot.domain.plan import Plan
 from bot.domain.release import CommandRejected, Release
 from bot.domain.request import ReleaseRequest
-from bot.domain.verdict_time import MeasuredTraffic
+from bot.domain.verdict_time import MeasuredTraffic, Measurement
 from bot.parsing import named_service
 from bot.ports.llm import LlmCall
 from bot.ports.locks import LockError
@@ -67,6 +67,13 @@ def _new_release(
     if why := access.check("start", requested_by, request.service, channel, services.config):
         raise CommandRejected(why)
     now = services.clock.now()
+    rps = request.operational_context.traffic_rps
+    if rps is not None and active_refusal(services, request.service) is None:
+        # A simulated fleet serves the line's traffic=, split over its regions, in the
+        # history the plan measures too; never under a running release (the line is refused).
+        services.metrics.set_load(
+            request.service, rps / max(1, len(request.deployment_config.regions))
+        )
     planned, approvers = plan_release(services, request, now, spent)
     refusals = start_refusals(services, planned.request, planned.plan)
     if refusals:
@@ -102,17 +109,18 @@ def plan_release(
 
 def measured_traffic(
     services: Services, request: ReleaseRequest, now: datetime
-) -> MeasuredTraffic | None:
-    """The service's recent production traffic and its bad requests, for the plan; None
-    when the provider cannot say (the plan then says it had no figure)."""
+) -> Measurement | None:
+    """The service's recent production traffic and its bad requests, for the plan; why not
+    when the provider's data covers too little; None when the provider cannot say (the plan
+    says it had no figure either way)."""
     regions = request.deployment_config.regions
     try:
-        sample = services.metrics.recent_traffic(request.service, regions, now, TRAFFIC_MINUTES)
+        recent = services.metrics.recent_traffic(request.service, regions, now, TRAFFIC_MINUTES)
     except MetricsUnavailable:
         return None
-    if sample is None or sample.requests <= 0:
+    if recent is None:
         return None
-    return MeasuredTraffic.of(sample, TRAFFIC_MINUTES, request.guardrails.all())
+    return MeasuredTraffic.of(recent, request.guardrails.all())
 
 
 def refuse_unreleasable(

@@ -24,6 +24,7 @@ from bot.service.services import Services
 log = logging.getLogger(__name__)
 SEND_LEASE_SECONDS = 120  # real seconds one process may hold the sending of notifications
 SENDS_PER_CALL = 20  # a tick sends at most this many; the rest wait for the next
+BEGUN = "sent; no answer recorded yet"  # a delivery's error while its attempt is under way
 _SAYS: dict[Moment, str] = {
     "started": "started rolling out",
     "completed": "completed",
@@ -124,8 +125,12 @@ def _send(
                       None)  # fmt: skip
         return False
     event = _event(services, delivery)
+    notice = _notice(services, release, delivery.moment, event, retry=delivery.attempts > 0)
+    # The attempt is counted before it is made: a process killed during the send leaves it
+    # counted, and the next attempt is a retry that looks for what this one may have told.
+    record.record(delivery.id, "pending", delivery.attempts + 1, BEGUN, now, None, None)
     try:
-        reference = notifier.send(_notice(services, release, delivery.moment, event))
+        reference = notifier.send(notice)
     except NotificationFailed as exc:
         error = str(exc)
     except Exception as exc:  # an adapter's bug must not stop the tick: recorded, retried
@@ -169,7 +174,11 @@ def _event(services: Services, delivery: Delivery) -> StoredEvent | None:
 
 
 def _notice(
-    services: Services, release: Release, moment: Moment, event: StoredEvent | None
+    services: Services,
+    release: Release,
+    moment: Moment,
+    event: StoredEvent | None,
+    retry: bool = False,
 ) -> Notice:
     """One sentence: what happened, why, and where to look."""
     service = release.request.service
@@ -180,7 +189,7 @@ def _notice(
     where = config.rollback_procedure if moment == "rolled_back" else config.runbook
     if where:
         text += f". Runbook: {where}"
-    return Notice(release.id, service, release.version, moment, text)
+    return Notice(release.id, service, release.version, moment, text, retry)
 
 
 def deliveries(services: Services, release_id: str) -> list[Delivery]:

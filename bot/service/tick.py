@@ -1,7 +1,9 @@
 """The reconcile tick: every active release moves one step, each saved in its own transaction.
 
 Safe to run any number of times: a crash between saving and applying is repaired by the next
-tick (``converge`` re-applies the persisted state to the router and the flags).
+tick (``converge`` re-applies the persisted state to the router and the flags), and, for the
+save that ended a release (no tick moves it again), by the process that takes the lead next
+(``converge_ended``).
 
 The network (the router, metrics, smoke checks, the gates' evidence) is asked outside the
 write transaction, so a slow webhook or Prometheus never holds the database's write lock
@@ -24,7 +26,7 @@ from bot.domain.observations import Target, WindowSample
 from bot.domain.observed import VerificationResult
 from bot.domain.release import ENGINE, Release
 from bot.domain.request import EnvName
-from bot.domain.rollout import desired_flags, desired_traffic
+from bot.domain.rollout import RolloutKey, desired_flags, desired_traffic, rollout_key
 from bot.ports.metrics import MetricsUnavailable
 from bot.ports.store import StaleRelease
 from bot.ports.traffic import RouterUnavailable
@@ -52,15 +54,19 @@ def reconcile(services: Services) -> list[str]:
     return ids
 
 
-def reconcile_claimed(services: Services, claim: Callable[[int], list[str]]) -> list[str]:
+def reconcile_claimed(
+    services: Services, claim: Callable[[int], list[str]], still_ours: Callable[[str], bool]
+) -> list[str]:
     """Move the releases ``claim`` hands this replica, a batch at a time, until it hands no
     more (the other replicas claimed the rest, or all were moved this tick); each on its
-    own, as ``reconcile`` does. Delivering is left to the leader."""
+    own, as ``reconcile`` does, once ``still_ours`` says its claim holds (a slow batch may
+    outlast it, and another replica then moves it). Delivering is left to the leader."""
     moved: list[str] = []
     while batch := claim(CLAIM_BATCH):
         for release_id in batch:
-            _reconcile_isolated(services, release_id)
-        moved += batch
+            if still_ours(release_id):
+                _reconcile_isolated(services, release_id)
+                moved.append(release_id)
     return moved
 
 
@@ -106,6 +112,7 @@ def reconcile_one(services: Services, release_id: str) -> Release:
     if not release.is_active or release.backing_off(now):
         return release
     judged: _Judged | None = None
+    converged: RolloutKey | None = rollout_key(release)
     try:
         converge(services, release)  # re-apply after a crash between save and apply
         judged = _step(services, release, now)
@@ -126,7 +133,9 @@ def reconcile_one(services: Services, release_id: str) -> Release:
             "%s was saved by a command during the tick; the next tick redoes its step", release_id
         )
         release = store.get(release_id)
-    converge_saved(services, release)
+        converged = None
+    if rollout_key(release) != converged:  # else the converge above applied it already
+        converge_saved(services, release)
     return release
 
 
@@ -138,6 +147,33 @@ def converge_saved(services: Services, release: Release) -> None:
     saved = release if store.revision(release.id) == release.revision else store.get(release.id)
     with contextlib.suppress(RouterUnavailable):
         converge(services, saved)
+
+
+def converge_ended(services: Services) -> list[str]:
+    """Finish the router changes of each service's last release if it has ended but the router
+    still sends traffic to its new version: a process killed between the save that ended it
+    and its converge leaves the router where the release's last step set it. Run by a process
+    taking the lead; returns the releases converged. A router changed since to serve another
+    version is left alone, and one that does not answer is logged (the next leader retries)."""
+    converged: list[str] = []
+    for service in services.config.services:
+        rows = services.store.listing(service=service, limit=1)
+        if not rows or (release := services.store.get(str(rows[0]["id"]))).is_active:
+            continue
+        try:
+            changes = {
+                target: desired
+                for target, desired in desired_traffic(release).items()
+                if (now := services.traffic.state(target)).new_version == release.version
+                and now != desired
+            }
+            if changes:
+                services.traffic.apply_all(changes)
+                converged.append(release.id)
+                log.info("%s ended before its router change; converged now", release.id)
+        except RouterUnavailable as exc:
+            log.warning("%s's router was not converged after its end: %s", release.id, exc)
+    return converged
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +215,12 @@ def _observe(services: Services, release: Release, now: datetime) -> _Judged | N
             release.request.service
         ):
             return None  # too short to measure yet: the window grows until the next tick
-        samples = services.metrics.windows(targets, start, now)  # the regions side by side
-        logs = [g for t in targets if (g := services.metrics.logs(t, start, now)) is not None]
-        traces = [r for t in targets if (r := services.metrics.traces(t, start, now)) is not None]
+        with services.metrics.reading(release.request.service):  # one observation
+            samples = services.metrics.windows(targets, start, now)  # the regions side by side
+            logs = [g for t in targets if (g := services.metrics.logs(t, start, now)) is not None]
+            traces = [
+                r for t in targets if (r := services.metrics.traces(t, start, now)) is not None
+            ]
     except MetricsUnavailable as exc:
         release.record_metrics_error(str(exc) or "no data", now)  # as its plan's trigger says
         return None

@@ -9,10 +9,12 @@ after its ``Retry-After`` by slack_sdk's ``RateLimitErrorRetryHandler`` (see ``w
 At each stage's end and on rollback a chart of the stage goes into the thread; when the
 release ends, the contract JSON is uploaded beside a short human summary.
 
-A card or reply is posted at most once even when the process dies (or the answer is lost)
-after Slack accepted it but before it was recorded: the intent to post is recorded first, each
-post carries message metadata naming it, and a later attempt that finds an intent without its
-record reads the channel or thread back and adopts the message Slack already holds.
+A card, reply, chart or report is posted at most once even when the process dies (or the
+answer is lost) after Slack accepted it but before it was recorded: the intent to post is
+recorded first, each post carries message metadata naming it (a file, a name naming its
+release and upload), and a later attempt that finds an intent without its record reads the
+channel or thread back and adopts the message Slack already holds
+(``bot/adapters/slack/readback.py``, shared with the incident channel's notices).
 """
 
 from __future__ import annotations
@@ -23,14 +25,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlite_utils
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -40,6 +40,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from sqlite_utils import Migrations
 
+from bot.adapters.slack.readback import files_shared, find_posted, names_post, post_metadata
 from bot.adapters.sqlite.database import Database
 from bot.charts import guardrail_limits, stage_chart
 from bot.domain.plan import step_label
@@ -53,16 +54,7 @@ log = logging.getLogger(__name__)
 migrations = Migrations("release-bot.slack")
 CHART_ACTIONS = ("step_completed", "rollback_started")
 RATE_LIMIT_RETRIES = 3
-POST_EVENT_TYPE = "release_bot_post"  # the message metadata that names each post
 CARD = "card"
-READ_BACK_PAGES = 5  # of 200 messages: how far back a card or reply is looked for
-# Read-back errors that mean "cannot look here", with their fix: the post goes out, a possible
-# double being better than a lost message. Any other error raises; the outbox retries later.
-UNREADABLE = {
-    "missing_scope": "reinstall the app to grant it channels:history and groups:history",
-    "channel_not_found": "give the channel by its ID (C…), not its name",
-    "not_in_channel": "invite the bot to the channel",
-}
 # Methods that add a message: a connection error may come after Slack applied them, so they are
 # never retried blindly (the intent and the read-back decide).
 POSTING_METHODS = ("chat.postMessage", "files.completeUploadExternal")
@@ -97,6 +89,13 @@ def add_posting_intents(db: sqlite_utils.Database) -> None:
     # may hold a post this database does not know of (a SIGKILL, a lost answer).
     db.table("slack_cards_opening").create({"release_id": str, "channel": str}, pk="release_id")
     db.table("slack_threads").add_column("replying_through", int, not_null_default=0)
+
+
+@migrations()
+def add_upload_intents(db: sqlite_utils.Database) -> None:
+    # The same for files: the last event whose charts are being uploaded, and the report.
+    db.table("slack_threads").add_column("charting_through", int, not_null_default=0)
+    db.table("slack_threads").add_column("report_uploading", int, not_null_default=0)
 
 
 def web_client(token: str, base_url: str) -> WebClient:
@@ -135,6 +134,8 @@ class Thread:
     replied_through: int = 0  # the last event id whose reply is in the thread
     replying_through: int = 0  # the last event id of the reply being posted
     charted_through: int = 0  # the last event id whose charts are in the thread
+    charting_through: int = 0  # the last event id of the charts being uploaded
+    report_uploading: bool = False  # the report's upload was begun
 
 
 class AbstractSlackThreads(abc.ABC):
@@ -165,7 +166,15 @@ class AbstractSlackThreads(abc.ABC):
 
 
 THREAD_COLUMNS = frozenset(
-    {"card_hash", "report_uploaded", "replied_through", "replying_through", "charted_through"}
+    {
+        "card_hash",
+        "report_uploaded",
+        "report_uploading",
+        "replied_through",
+        "replying_through",
+        "charted_through",
+        "charting_through",
+    }
 )
 
 
@@ -231,6 +240,8 @@ def thread_from_row(row: Mapping[str, object]) -> Thread:
         replied_through=int(str(row.get("replied_through") or 0)),
         charted_through=int(str(row.get("charted_through") or 0)),
         replying_through=int(str(row.get("replying_through") or 0)),
+        charting_through=int(str(row.get("charting_through") or 0)),
+        report_uploading=bool(row.get("report_uploading")),
     )
 
 
@@ -310,9 +321,7 @@ class SlackChat(AbstractChat):
             self.threads.update(release.id, replied_through=last)
         self.refresh_card(release, thread, now)
         if uncharted := [e for e in events if e.id > thread.charted_through]:
-            for step in self._chart_steps(release, uncharted):
-                self._upload_chart(release, thread, step)
-            self.threads.update(release.id, charted_through=uncharted[-1].id)
+            self._upload_charts(release, thread, uncharted)
         # The report waits for the agent's summary, which is due until it has spoken.
         summary_due = release.narration is not None and bool(release.narration.due)
         if not release.is_active and not thread.report_uploaded and not summary_due:
@@ -355,45 +364,13 @@ class SlackChat(AbstractChat):
         self, channel: str, release_id: str, post: str, thread_ts: str | None = None
     ) -> str | None:
         """The ts of the message Slack holds for ``post`` of ``release_id``, if any."""
-        try:
-            for message in self._read_back(channel, thread_ts):
-                metadata = message.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if (
-                    metadata.get("event_type") == POST_EVENT_TYPE
-                    and payload.get("release_id") == release_id
-                    and payload.get("post") == post
-                ):
-                    return str(message["ts"])
-        except SlackApiError as exc:
-            error = str(exc.response.get("error", ""))
-            if error not in UNREADABLE:
-                raise
-            log.warning(
-                "cannot read %s back to see whether %s's %s is already there (%s: %s); "
-                "posting it, so it may appear twice",
-                channel,
-                release_id,
-                post,
-                error,
-                UNREADABLE[error],
-            )
-        return None
+        matches = names_post(release_id, post)
+        found = find_posted(self.client, channel, matches, f"{release_id}'s {post}", thread_ts)
+        return str(found["ts"]) if found is not None else None
 
-    def _read_back(self, channel: str, thread_ts: str | None) -> Iterator[dict[str, Any]]:
-        """The channel's latest messages (the thread's replies with ``thread_ts``), with
-        their metadata, a few pages at most."""
-        args: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": 200}
-        for _ in range(READ_BACK_PAGES):
-            if thread_ts is None:
-                page = self.client.conversations_history(**args)
-            else:
-                page = self.client.conversations_replies(ts=thread_ts, **args)
-            yield from page.get("messages") or []
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                return
-            args["cursor"] = cursor
+    def _files_in_thread(self, thread: Thread, what: str) -> set[str]:
+        """The names of the files the thread already shares (an earlier attempt's uploads)."""
+        return files_shared(self.client, thread.channel, thread.thread_ts, what)
 
     def refresh_card(self, release: Release, thread: Thread, now: datetime) -> None:
         """Update the status card when what it shows changed (saves the update's quota)."""
@@ -409,17 +386,35 @@ class SlackChat(AbstractChat):
     # -- replies and files -------------------------------------------------------------------
 
     @staticmethod
-    def _chart_steps(release: Release, events: Sequence[StoredEvent]) -> list[int]:
-        steps: list[int] = []
+    def _chart_steps(release: Release, events: Sequence[StoredEvent]) -> dict[int, int]:
+        """Each step to chart, with the first event that asks for its chart."""
+        steps: dict[int, int] = {}
         for event in events:
             if event.action not in CHART_ACTIONS:
                 continue
             step = event.data.get("step", release.step_index)
             if isinstance(step, int) and step >= 0 and step not in steps:
-                steps.append(step)
+                steps[step] = event.id
         return steps
 
-    def _upload_chart(self, release: Release, thread: Thread, step: int) -> None:
+    def _upload_charts(self, release: Release, thread: Thread, events: list[StoredEvent]) -> None:
+        """The charts the events ask for, each uploaded once: the intent (``charting_through``)
+        is recorded first, and a later attempt skips the charts the thread already shares."""
+        last = events[-1].id
+        if steps := self._chart_steps(release, events):
+            shared: set[str] = set()
+            if thread.charting_through > thread.charted_through:  # begun, never recorded
+                shared = self._files_in_thread(thread, f"{release.id}'s charts")
+            self.threads.update(release.id, charting_through=last)
+            for step, event_id in steps.items():
+                name = chart_name(release.id, step, event_id)
+                if name in shared:
+                    log.info("%s was uploaded before its record; not uploaded again", name)
+                else:
+                    self._upload_chart(release, thread, step, name)
+        self.threads.update(release.id, charted_through=last)
+
+    def _upload_chart(self, release: Release, thread: Thread, step: int, name: str) -> None:
         points = self.series.points(release.id, step)
         if not points:
             return  # a verification step, or a rollback before the first window
@@ -436,29 +431,34 @@ class SlackChat(AbstractChat):
             channel=thread.channel,
             thread_ts=thread.thread_ts,
             content=png,
-            filename=f"{release.id}-step{step}.png",
+            filename=name,
             title=f"{label}: canary vs baseline",
         )
 
     def _upload_report(self, release: Release, thread: Thread) -> None:
+        name = f"{release.id}.json"
+        if thread.report_uploading and name in self._files_in_thread(thread, name):
+            log.info("%s was uploaded before its record; not uploaded again", name)
+            self.threads.update(release.id, report_uploaded=1)
+            return
         contract, summary = self.report_for(release.id)
+        self.threads.update(release.id, report_uploading=1)
         self.pacer.wait(thread.channel)
         self.client.files_upload_v2(
             channel=thread.channel,
             thread_ts=thread.thread_ts,
             content=contract.encode(),
-            filename=f"{release.id}.json",
+            filename=name,
             title=f"release report {release.request.service} {release.version}",
             initial_comment=summary,
         )
         self.threads.update(release.id, report_uploaded=1)
 
 
-def post_metadata(release_id: str, post: str, **more: object) -> dict[str, Any]:
-    """The message metadata that names a post: what a later attempt looks for in Slack (a
-    reply also says its first event: the events it shows are ``first_event`` to its post's)."""
-    payload = {"release_id": release_id, "post": post, **more}
-    return {"event_type": POST_EVENT_TYPE, "event_payload": payload}
+def chart_name(release_id: str, step: int, event_id: int) -> str:
+    """A chart's file name: its release, its step and the event that asked for it, so that a
+    later attempt tells it from any other upload in the thread."""
+    return f"{release_id}-step{step}-{event_id}.png"
 
 
 def reply_post(last_event_id: int) -> str:

@@ -20,6 +20,11 @@ migrations.step(
     "CREATE TABLE slack_cards_opening (release_id TEXT PRIMARY KEY, channel TEXT)",
     "ALTER TABLE slack_threads ADD COLUMN replying_through INTEGER NOT NULL DEFAULT 0",
 )
+migrations.step(
+    "add_upload_intents",
+    "ALTER TABLE slack_threads ADD COLUMN charting_through INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE slack_threads ADD COLUMN report_uploading INTEGER NOT NULL DEFAULT 0",
+)
 
 
 class PostgresSlackThreads(AbstractSlackThreads):
@@ -58,7 +63,8 @@ class PostgresSlackThreads(AbstractSlackThreads):
                 " report_uploaded) VALUES (%s, %s, %s, %s, 0) ON CONFLICT (release_id) DO UPDATE"
                 " SET channel = excluded.channel, thread_ts = excluded.thread_ts,"
                 " card_hash = excluded.card_hash, report_uploaded = 0, replied_through = 0,"
-                " replying_through = 0, charted_through = 0",
+                " replying_through = 0, charted_through = 0, charting_through = 0,"
+                " report_uploading = 0",
                 [release_id, channel, thread_ts, card_hash],
             )
         return Thread(release_id, channel, thread_ts, card_hash, report_uploaded=False)

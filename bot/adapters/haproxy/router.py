@@ -5,7 +5,8 @@ version being released. A canary, a rolling batch, a blue-green switch and a fea
 dark launch are all the new server's share of the backend's weights (0-256); a rollback puts
 the new server in ``maint``; a promotion swaps the roles, so the next release goes on the
 server the previous stable version ran on. Which server hosts what, and the last state
-applied, are kept in the table ``haproxy_targets``: HAProxy itself only knows weights.
+applied, are kept in the table ``haproxy_targets`` of the store's database (shared by the
+replicas on PostgreSQL): HAProxy itself only knows weights.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from sqlite_utils import Migrations
 from bot.adapters.haproxy.runtime import RuntimeAPI, parse_address
 from bot.adapters.schema import AdapterSettings, clashes
 from bot.adapters.sqlite.database import Database
+from bot.adapters.sqlite.target_rows import SqliteTargetRows
 from bot.domain.config import ServiceConfig
 from bot.domain.observations import Target, TrafficState
 from bot.domain.request import Strategy
+from bot.ports.target_rows import AbstractTargetRows
 from bot.ports.traffic import AbstractTrafficRouter, RouterUnavailable
 
 FULL_WEIGHT = 256  # HAProxy's largest server weight: the finest split it offers
@@ -48,6 +51,7 @@ _MAINT_BITS = 0x01 | 0x02 | 0x20 | 0x40
 _DRAIN_BITS = 0x08 | 0x10
 
 migrations = Migrations("release-bot.haproxy")
+COLUMNS = ("stable_server", "versions", "applied")
 
 
 @migrations()
@@ -240,13 +244,20 @@ class HAProxyRouter(AbstractTrafficRouter):
     ``stable_version`` setting; without it ``state`` says ``stable_version=None``.
     """
 
-    def __init__(self, service: str, settings: HAProxySettings, database: Database) -> None:
+    def __init__(
+        self, service: str, settings: HAProxySettings, rows: AbstractTargetRows | Database
+    ) -> None:
         self.service = service
         self.settings = settings
-        self.database = database
+        # the table ``haproxy_targets`` (a SQLite ``Database``: the table there)
+        self.rows = (
+            SqliteTargetRows(rows, "haproxy_targets", COLUMNS)
+            if isinstance(rows, Database)
+            else rows
+        )
         self.api = RuntimeAPI(settings.socket, settings.timeout_seconds)
-        # One change of HAProxy at a time in this process, under the database's own
-        # (re-entrant) lock, so no second lock can deadlock against a caller that holds it.
+        # One change of HAProxy at a time in this process, under the rows' lock (on SQLite the
+        # database's own, re-entrant), so no second lock can deadlock against a caller.
         # The tick and the commands call in outside their units of work; a slow socket call
         # still delays this process's other database work (HAProxy answers in milliseconds).
 
@@ -279,7 +290,7 @@ class HAProxyRouter(AbstractTrafficRouter):
             self._check(target)
             if desired.mirror > 0:
                 raise RouterUnavailable(f"{_where(target)}: {SHADOW_REASON}")
-        with self.database.lock:
+        with self.rows.lock:
             placements = {t: _placed(self._load(t), d) for t, d in changes.items()}
             failures: list[RouterUnavailable] = []
             if len(changes) == 1:
@@ -319,7 +330,7 @@ class HAProxyRouter(AbstractTrafficRouter):
     def state(self, target: Target) -> TrafficState:
         self._check(target)
         backend = self.backend_for(target)
-        with self.database.lock, self._unavailable(target):
+        with self.rows.lock, self._unavailable(target):
             placement = self._load(target)
             live = self._live(backend)
         stable, idle = live[placement.stable_server], live[placement.idle_server]
@@ -345,7 +356,7 @@ class HAProxyRouter(AbstractTrafficRouter):
         rehearsal moves weights only: ``version`` is whatever the idle server runs."""
         self._check(target)
         backend = self.backend_for(target)
-        with self.database.lock, self._unavailable(target):
+        with self.rows.lock, self._unavailable(target):
             placement = self._load(target)
             stable, idle = placement.stable_server, placement.idle_server
             before = self._live(backend)[idle]
@@ -423,44 +434,33 @@ class HAProxyRouter(AbstractTrafficRouter):
     # -- the table ------------------------------------------------------------------------
 
     def _load(self, target: Target) -> _Placement:
-        with self.database.lock:
-            row = self.database.db.execute(
-                "SELECT stable_server, versions, applied FROM haproxy_targets"
-                " WHERE service = ? AND env = ? AND region = ?",
-                [target.service, target.env, target.region],
-            ).fetchone()
+        row = self.rows.get(target)
         first, second = self.settings.servers
-        if row is None or row[0] not in (first, second):
+        if row is None or row["stable_server"] not in (first, second):
             # Never applied, or the servers were renamed since: the config file's roles.
             stable = self.settings.initial_stable
             known = self.settings.stable_version
             versions = {stable: known} if known is not None else {}
             return _Placement(stable, second if stable == first else first, versions)
-        stable_server, versions, applied = row
+        stable_server = row["stable_server"]
         return _Placement(
             stable_server,
             second if stable_server == first else first,
-            _versions(versions),
-            TrafficState.model_validate_json(applied),
+            _versions(row["versions"]),
+            TrafficState.model_validate_json(row["applied"]),
         )
 
     def _save(self, target: Target, placement: _Placement) -> None:
         if placement.applied is None:
             return
-        with self.database.lock, self.database.db.atomic():
-            self.database.db.execute(
-                "INSERT OR REPLACE INTO haproxy_targets"
-                " (service, env, region, stable_server, versions, applied)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    target.service,
-                    target.env,
-                    target.region,
-                    placement.stable_server,
-                    _dump_versions(placement.versions),
-                    placement.applied.model_dump_json(),
-                ],
-            )
+        self.rows.put(
+            target,
+            {
+                "stable_server": placement.stable_server,
+                "versions": _dump_versions(placement.versions),
+                "applied": placement.applied.model_dump_json(),
+            },
+        )
 
 
 def _where(target: Target) -> str:

@@ -8,7 +8,7 @@ from bot.domain.config import MetricsLossPolicy
 from bot.domain.plan import Plan
 from bot.domain.planner import plan_release
 from bot.domain.request import ReleaseRequest
-from bot.domain.verdict_time import MeasuredTraffic
+from bot.domain.verdict_time import Measurement
 from bot.ports.planner import AbstractPlanner
 
 
@@ -34,7 +34,7 @@ class RulePlanner(AbstractPlanner):
         request: ReleaseRequest,
         now: datetime,
         instances: int,
-        measured: MeasuredTraffic | None = None,
+        measured: Measurement | None = None,
     ) -> Plan:
         return plan_release(
             request,

@@ -30,7 +30,6 @@ from bot.adapters.http import probes
 from bot.adapters.prometheus.client import PrometheusClient, PrometheusUnreachable
 from bot.adapters.schema import AdapterSettings, clashes
 from bot.domain.config import DependencyConfig, ServiceConfig
-from bot.domain.judge import Totals
 from bot.domain.observations import (
     CohortSample,
     DependencyProbe,
@@ -42,6 +41,7 @@ from bot.domain.observations import (
     WindowSample,
 )
 from bot.domain.request import DependencyHealth
+from bot.domain.verdict_time import RecentTraffic
 from bot.ports.metrics import TRAFFIC_MINUTES, AbstractMetrics, MetricsUnavailable
 from bot.ports.traffic import RouterUnavailable
 
@@ -494,13 +494,14 @@ class PrometheusMetrics(AbstractMetrics):
 
     def recent_traffic(
         self, service: str, regions: Sequence[str], now: datetime, minutes: float = TRAFFIC_MINUTES
-    ) -> CohortSample | None:
+    ) -> RecentTraffic | None:
         """Both cohorts of each region over the last ``minutes`` in production, read with the
-        window queries (requests, errors, latency buckets) and summed. A cohort whose queries
-        are another's (no region matcher) counts once."""
+        window queries (requests, errors, latency buckets), each cohort's rate over the span
+        its series cover (``_covered``). A cohort whose queries are another's (no region
+        matcher) counts once."""
         window = promql_duration(timedelta(minutes=minutes))
         seen: set[str] = set()
-        totals = Totals()
+        parts: list[RecentTraffic] = []
         for region in regions or [""]:
             target = Target(service=service, env=PROBE_ENV, region=region)
             state = self._state(target)
@@ -510,8 +511,38 @@ class PrometheusMetrics(AbstractMetrics):
                 if (query := Template(self.settings.requests).substitute(values)) in seen:
                     continue
                 seen.add(query)
-                totals.add(self._measure(values, now))
-        return totals.sample()
+                parts.append(self._covered(values, self._measure(values, now), now, minutes))
+        return RecentTraffic.total(parts)
+
+    def _covered(
+        self, values: dict[str, str], sample: CohortSample, now: datetime, minutes: float
+    ) -> RecentTraffic:
+        """``sample``'s rate over the part of the look-back its requests series cover.
+
+        increase() over the look-back counts a series born inside it (a Prometheus started a
+        minute ago, a newly exposed service) from about its first sample only, so dividing
+        by the whole look-back would read a minute of 300 rps as 30. So the requests query is
+        also asked over tiles of ``shortest_window`` (two scrapes) across the look-back and
+        one tile before it: after the end of each series' first answering tile, its data
+        covers every moment. A tile answering before the look-back: the whole of it is
+        covered, and its counts give the rate. Otherwise the requests over (the latest such
+        end, now] do. No tile answering: nothing is covered, and the plan says so."""
+        look_back, tile_seconds = minutes * 60, self.shortest_window(self.service)
+        tile = promql_duration(timedelta(seconds=tile_seconds))
+        inner = Template(self.settings.requests).substitute(values | {"window": tile})
+        before = promql_duration(timedelta(seconds=look_back + tile_seconds))
+        answered = self.client.query(f"min_over_time(timestamp({inner})[{before}:{tile}])", now)
+        starts = [s.value for s in answered if math.isfinite(s.value)]
+        if not starts:
+            return RecentTraffic.over(sample, 0, 0, minutes)
+        covered_ms = round((now.timestamp() - max(starts)) * 1000)
+        if covered_ms >= look_back * 1000:
+            return RecentTraffic.over(sample, sample.requests, look_back, minutes)
+        if covered_ms <= 0:
+            return RecentTraffic.over(sample, 0, 0, minutes)
+        since = promql_duration(timedelta(milliseconds=covered_ms))
+        query = Template(self.settings.requests).substitute(values | {"window": since})
+        return RecentTraffic.over(sample, self.client.count(query, now), covered_ms / 1000, minutes)
 
     # -- pre-flight probe -----------------------------------------------------------------
 

@@ -1,9 +1,11 @@
 """The embedded default environment: a simulated fleet and CI that behave like real ones.
 
 ``SimulatedFleet`` is both the traffic router and the metrics provider. It keeps each target's
-traffic state and the injected faults in SQLite, and draws every window's counts from the
-service's profile (``data/simulator.toml``) with numpy: requests ~ Poisson, errors ~ Binomial,
-latencies as a multinomial over Prometheus buckets, KPIs as Binomial conversions per session.
+traffic state and the injected faults in the store's database (``AbstractFleetState``: SQLite,
+or PostgreSQL shared by the replicas), reads a service's whole state once per call (or per
+observation, ``reading``), and draws every window's counts from the service's profile
+(``data/simulator.toml``) with numpy: requests ~ Poisson, errors ~ Binomial, latencies as a
+multinomial over Prometheus buckets, KPIs as Binomial conversions per session.
 Numbers are seeded from the window itself, so asking twice for a window gives the same answer
 (the engine relies on it to resume after a crash).
 
@@ -13,26 +15,26 @@ canary; after a promotion, the baseline) once the new version's exposure reaches
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from statistics import NormalDist
-from typing import Literal
+from typing import Concatenate, Literal, ParamSpec, TypeVar
 
 import numpy as np
-import sqlite_utils
-from sqlite_utils import Migrations
 
 from bot.adapters.schema import AdapterSettings
 from bot.adapters.sim.faults import NO_EFFECTS, Effects, Fault, FaultSpecError, effects, parse_fault
 from bot.adapters.sim.profiles import Profile, Profiles
 from bot.adapters.sqlite.database import Database
-from bot.domain.judge import Totals
+from bot.adapters.sqlite.fleet_state import SqliteFleetState
 from bot.domain.observations import (
     CohortSample,
     DependencyProbe,
@@ -44,7 +46,9 @@ from bot.domain.observations import (
     WindowSample,
 )
 from bot.domain.request import DependencyHealth
+from bot.domain.verdict_time import RecentTraffic
 from bot.ports.flags import AbstractFlags
+from bot.ports.fleet_state import AbstractFleetState, FleetState
 from bot.ports.metrics import TRAFFIC_MINUTES, AbstractMetrics, MetricsUnavailable
 from bot.ports.traffic import AbstractTrafficRouter
 
@@ -68,8 +72,8 @@ TRACE_QUANTILE = 0.95
 HANDLER_SHARE = 0.4
 SPLIT_CONCENTRATION = 20.0
 BOTTLENECK_SHARE = 0.5
-
-migrations = Migrations("release-bot.simulator")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class SimulatorMetricsSettings(AdapterSettings):
@@ -83,44 +87,6 @@ class SimulatorRouterSettings(AdapterSettings):
     """``traffic = { router = "simulator" }``: the simulated fleet keeps the traffic state."""
 
     router: Literal["simulator"]
-
-
-@migrations()
-def m001_sim_tables(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """
-        CREATE TABLE sim_traffic (
-            service TEXT NOT NULL,
-            env TEXT NOT NULL,
-            region TEXT NOT NULL,
-            state TEXT NOT NULL,  -- TrafficState as JSON
-            PRIMARY KEY (service, env, region)
-        )
-        """
-    )
-    db.execute(
-        """
-        CREATE TABLE sim_faults (
-            service TEXT NOT NULL,
-            version TEXT NOT NULL,
-            spec TEXT NOT NULL,  -- canonical fault spec, e.g. errors:3x@25
-            PRIMARY KEY (service, version, spec)
-        )
-        """
-    )
-
-
-@migrations()
-def m002_sim_load(db: sqlite_utils.Database) -> None:
-    # The load a run's line asks for (traffic=): it replaces the profile's rps, flat.
-    db.execute(
-        """
-        CREATE TABLE sim_load (
-            service TEXT PRIMARY KEY,
-            rps REAL NOT NULL  -- per region
-        )
-        """
-    )
 
 
 _parse = lru_cache(maxsize=4096)(parse_fault)  # specs come back from the db on every call
@@ -212,13 +178,38 @@ class _Situation:
 _DrawKey = tuple[datetime, datetime, _Situation]
 
 
+def _reads_state(
+    method: Callable[Concatenate[SimulatedFleet, _P], _R],
+) -> Callable[Concatenate[SimulatedFleet, _P], _R]:
+    """One call reads each service's stored state once, however many helpers consult it, and
+    never keeps it past the call: another process may change it (a replica applying a
+    weight, a user injecting a fault) between two calls."""
+
+    @functools.wraps(method)
+    def in_scope(self: SimulatedFleet, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._scope():
+            return method(self, *args, **kwargs)
+
+    return in_scope
+
+
+class _Reading(threading.local):
+    snapshots: dict[str, FleetState] | None = None  # per service, during one call
+
+
 class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
-    """A deterministic fleet in SQLite: router state, injected faults and metric windows."""
+    """A deterministic fleet: router state and injected faults in the store's database (a
+    SQLite ``Database`` is its tables there), metric windows drawn from them."""
 
     def __init__(
-        self, db: Database, profiles: Profiles, flags: AbstractFlags, seed: int = 0
+        self,
+        stored: AbstractFleetState | Database,
+        profiles: Profiles,
+        flags: AbstractFlags,
+        seed: int = 0,
     ) -> None:
-        self.database = db
+        self.stored = SqliteFleetState(stored) if isinstance(stored, Database) else stored
+        self._reading = _Reading()
         self.profiles = profiles
         self.flags = flags
         self.seed = seed
@@ -226,42 +217,71 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         # requests, drawn once (the draw is a pure function of the key, so reuse is exact).
         self._drawn: dict[tuple[str, str, str], tuple[_DrawKey, tuple[CohortSample, ...]]] = {}
 
+    # -- the stored state ------------------------------------------------------------------
+
+    def reading(self, service: str) -> AbstractContextManager[None]:
+        """One observation (window, logs, traces of a wave): the state read once for all."""
+        return self._scope()
+
+    @contextmanager
+    def _scope(self) -> Iterator[None]:
+        if self._reading.snapshots is not None:
+            yield  # inside another call or observation: its reads
+            return
+        self._reading.snapshots = {}
+        try:
+            yield
+        finally:
+            self._reading.snapshots = None
+
+    def _snapshot(self, service: str) -> FleetState:
+        """The service's stored state: read once per call (see ``_reads_state``)."""
+        snapshots = self._reading.snapshots
+        if snapshots is None:
+            return self.stored.snapshot(service)
+        if service not in snapshots:
+            snapshots[service] = self.stored.snapshot(service)
+        return snapshots[service]
+
+    def _changed(self, service: str) -> None:
+        """This call wrote the service's state: its next read goes to the database."""
+        if self._reading.snapshots is not None:
+            self._reading.snapshots.pop(service, None)
+
+    @_reads_state
     def profile(self, service: str) -> Profile:
         """The service's profile, driving the load ``set_load`` gave it, if any."""
         profile = self.profiles.for_service(service)
-        with self.database.lock:
-            row = self.database.db.execute(
-                "SELECT rps FROM sim_load WHERE service = ?", [service]
-            ).fetchone()
-        if row is None:
+        rps = self._snapshot(service).rps
+        if rps is None:
             return profile
-        return profile.model_copy(update={"rps": float(row[0]), "diurnal_amplitude": 0.0})
+        return profile.model_copy(update={"rps": rps, "diurnal_amplitude": 0.0})
 
     def set_load(self, service: str, rps_per_region: float) -> None:
         """Drive ``rps_per_region`` in each region of ``service``, flat (a line's
         ``traffic=``, split over its regions), so the plan's estimate and the run agree."""
-        with self.database.lock, self.database.db.atomic():
-            self.database.db.execute(
-                "INSERT OR REPLACE INTO sim_load (service, rps) VALUES (?, ?)",
-                [service, rps_per_region],
-            )
+        self.stored.set_load(service, rps_per_region)
+        self._changed(service)
 
+    @_reads_state
     def recent_traffic(
         self, service: str, regions: Sequence[str], now: datetime, minutes: float = TRAFFIC_MINUTES
-    ) -> CohortSample | None:
+    ) -> RecentTraffic | None:
         """Both cohorts of each region's production over the last ``minutes``, as the
-        windows draw them, summed."""
+        windows draw them. The simulated fleet has always served: its data covers the whole
+        look-back."""
         start = now - timedelta(minutes=minutes)
-        totals = Totals()
+        parts = []
         for region in regions or ["-"]:
             target = Target(service=service, env="prod", region=region)
             for sample in self._samples(target, self._situation(target, self.state(target)),
                                         start, now):  # fmt: skip
-                totals.add(sample)
-        return totals.sample()
+                parts.append(RecentTraffic.over(sample, sample.requests, minutes * 60, minutes))
+        return RecentTraffic.total(parts)
 
     # -- faults ---------------------------------------------------------------------------
 
+    @_reads_state
     def inject(self, service: str, version: str, specs: list[str]) -> list[Fault]:
         """Validate every spec, then store them all for ``version`` (the one being released).
 
@@ -276,48 +296,31 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
                     f"bad fault spec {f.spec!r}: {service} has no KPI {f.name!r} "
                     f"(its KPIs: {known}); use kpi:-10% for every KPI"
                 )
-        with self.database.lock, self.database.db.atomic():
-            for f in faults:
-                self.database.db.execute(
-                    "INSERT OR IGNORE INTO sim_faults (service, version, spec) VALUES (?, ?, ?)",
-                    [service, version, f.spec],
-                )
+        self.stored.add_faults(service, version, [f.spec for f in faults])
+        self._changed(service)
         return faults
 
+    @_reads_state
     def faults(self, service: str, version: str) -> list[Fault]:
-        with self.database.lock:
-            rows = self.database.db.execute(
-                "SELECT spec FROM sim_faults WHERE service = ? AND version = ? ORDER BY rowid",
-                [service, version],
-            ).fetchall()
-        return [_parse(spec) for (spec,) in rows]
+        faults = self._snapshot(service).faults
+        return [_parse(spec) for of, spec in faults if of == version]
 
     def clear_faults(self, service: str, version: str | None = None) -> None:
         """Forget the faults of one version of the service, or of all its versions."""
-        where, args = "service = ?", [service]
-        if version is not None:
-            where, args = "service = ? AND version = ?", [service, version]
-        with self.database.lock, self.database.db.atomic():
-            self.database.db.execute(f"DELETE FROM sim_faults WHERE {where}", args)
+        self.stored.clear_faults(service, version)
+        self._changed(service)
 
     def _service_faults(self, service: str) -> list[Fault]:
-        with self.database.lock:
-            rows = self.database.db.execute(
-                "SELECT spec FROM sim_faults WHERE service = ? ORDER BY rowid", [service]
-            ).fetchall()
-        return [_parse(spec) for (spec,) in rows]
+        return [_parse(spec) for _, spec in self._snapshot(service).faults]
 
     # -- router ---------------------------------------------------------------------------
 
     def apply(self, target: Target, desired: TrafficState) -> TrafficState:
-        with self.database.lock, self.database.db.atomic():
-            self.database.db.execute(
-                "INSERT OR REPLACE INTO sim_traffic (service, env, region, state)"
-                " VALUES (?, ?, ?, ?)",
-                [target.service, target.env, target.region, desired.model_dump_json()],
-            )
+        self.stored.put_traffic(target, desired)
+        self._changed(target.service)
         return desired
 
+    @_reads_state
     def state(self, target: Target) -> TrafficState:
         stored = self._stored_state(target)
         if stored is not None:
@@ -328,20 +331,13 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         )
 
     def _stored_state(self, target: Target) -> TrafficState | None:
-        with self.database.lock:
-            row = self.database.db.execute(
-                "SELECT state FROM sim_traffic WHERE service = ? AND env = ? AND region = ?",
-                [target.service, target.env, target.region],
-            ).fetchone()
-        return None if row is None else TrafficState.model_validate_json(row[0])
+        return self._snapshot(target.service).traffic.get((target.env, target.region))
 
     def _forget_state(self, target: Target) -> None:
-        with self.database.lock, self.database.db.atomic():
-            self.database.db.execute(
-                "DELETE FROM sim_traffic WHERE service = ? AND env = ? AND region = ?",
-                [target.service, target.env, target.region],
-            )
+        self.stored.forget_traffic(target)
+        self._changed(target.service)
 
+    @_reads_state
     def rehearse_rollback(self, target: Target, version: str) -> bool:
         """Deploy ``version`` beside the stable one at 0 %, roll back, read the state back.
 
@@ -351,7 +347,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
             f.kind == "check" and f.name == "rollback_rehearsal"
             for f in self.faults(target.service, version)
         )
-        with self.database.lock:
+        with self.stored.lock:
             before = self._stored_state(target)
             current = before or self.state(target)
             beside = TrafficState(
@@ -461,6 +457,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         canary = self._cohort(rng, sit.profile, total * sit.canary_share, sit.canary)
         return baseline, canary
 
+    @_reads_state
     def window(self, target: Target, start: datetime, end: datetime) -> WindowSample:
         sit = self._situation(target, self.state(target))
         if sit.baseline.metrics_down or sit.canary.metrics_down:
@@ -472,16 +469,10 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         return WindowSample(start=start, end=end, baseline=baseline, canary=canary)
 
     def _states(self, service: str) -> list[tuple[Target, TrafficState]]:
-        with self.database.lock:
-            rows = self.database.db.execute(
-                "SELECT env, region, state FROM sim_traffic WHERE service = ?", [service]
-            ).fetchall()
+        stored = self._snapshot(service).traffic
         states = [
-            (
-                Target(service=service, env=env, region=region),
-                TrafficState.model_validate_json(state),
-            )
-            for (env, region, state) in rows
+            (Target(service=service, env=env, region=region), stored[env, region])
+            for (env, region) in sorted(stored)
         ]
         if not states:
             profile = self.profile(service)
@@ -490,6 +481,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
             states = [(nowhere, TrafficState(stable_version=profile.stable_version))]
         return states
 
+    @_reads_state
     def probe(self, service: str) -> list[str]:
         for target, state in self._states(service):
             sit = self._situation(target, state)
@@ -498,6 +490,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         kpis = [f"kpi:{name}" for name in sorted(self.profile(service).kpis)]
         return ["requests", "errors", "latency", *kpis]
 
+    @_reads_state
     def dependencies(self, service: str, names: list[str]) -> list[DependencyProbe]:
         """Profile health, made worse by ``dep:`` faults injected for ANY version of the service.
 
@@ -520,6 +513,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
                 health[f.name] = worse
         return health
 
+    @_reads_state
     def logs(self, target: Target, start: datetime, end: datetime) -> LogSummary:
         """Error signatures per cohort, from the same draws as ``window`` (logs keep flowing
         when metrics are down). An errors fault's extra errors carry the regression type."""
@@ -544,6 +538,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
             )
         return counts
 
+    @_reads_state
     def traces(self, target: Target, start: datetime, end: datetime) -> TraceSummary | None:
         """Traces sampled from the requests simulated in (start, end] (the same draws as
         ``window``): the new version's, or the stable one's when nothing new serves. None when
@@ -567,6 +562,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
     def _dep_fault_names(self, service: str) -> list[str]:
         return [f.name for f in self._service_faults(service) if f.kind == "dep" and f.name]
 
+    @_reads_state
     def synthetic(
         self, target: Target, transactions: list[str], at: datetime
     ) -> list[TransactionResult]:

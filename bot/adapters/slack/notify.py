@@ -1,13 +1,22 @@
 """A service's incident channel in Slack: a rollback or a failure is posted there
-(``chat.postMessage``), beside the release's own thread."""
+(``chat.postMessage``), beside the release's own thread.
+
+Posted at most once: each notice carries message metadata naming its release and moment, and
+a retry (an earlier attempt whose outcome was never recorded) first reads the channel back and
+adopts the notice Slack already holds (``readback.py``, as the thread's posts do)."""
 
 from __future__ import annotations
+
+import logging
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.adapters.slack.readback import find_posted, names_post, post_metadata
 from bot.domain.notify import Moment
 from bot.ports.notify import AbstractNotifier, Notice, NotificationFailed
+
+log = logging.getLogger(__name__)
 
 
 class SlackIncidentChannel(AbstractNotifier):
@@ -19,9 +28,20 @@ class SlackIncidentChannel(AbstractNotifier):
         self.target = channel
 
     def send(self, notice: Notice) -> str:
+        post = f"notice:{notice.moment}"
         try:
+            if notice.retry:
+                matches = names_post(notice.release_id, post)
+                what = f"{notice.release_id}'s {post}"
+                found = find_posted(self.client, self.channel, matches, what)
+                if found is not None:
+                    log.info("%s is in %s already; not posted again", what, self.channel)
+                    return str(found.get("ts", ""))
             answer = self.client.chat_postMessage(
-                channel=self.channel, text=notice.text, unfurl_links=False
+                channel=self.channel,
+                text=notice.text,
+                unfurl_links=False,
+                metadata=post_metadata(notice.release_id, post),
             )
         except SlackApiError as exc:
             error = exc.response.get("error", "unknown error") if exc.response else str(exc)

@@ -5,7 +5,8 @@ Each change of a target's traffic becomes one or two POSTs (``deploy``, ``set_we
 ``promote``, ``rollback``), JSON signed with HMAC-SHA256 (``signing``), each carrying an
 idempotency key derived from what it asks, so a retried call and a call re-sent after a crash
 are the same call to the receiver. The CD cannot be read back through a webhook: the router
-remembers, per target, the last state the CD acknowledged (table ``webhook_state``) and sends
+remembers, per target, the last state the CD acknowledged (table ``webhook_state`` of the
+store's database, shared by the replicas on PostgreSQL) and sends
 only the difference. docs/webhooks.md is the receiver's side of the contract.
 """
 
@@ -31,6 +32,7 @@ from pydantic import Field, field_validator
 from bot.adapters.http.connection import connect
 from bot.adapters.schema import AdapterSettings
 from bot.adapters.sqlite.database import Database
+from bot.adapters.sqlite.target_rows import SqliteTargetRows
 from bot.adapters.webhook.signing import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
@@ -40,6 +42,7 @@ from bot.adapters.webhook.signing import (
 from bot.domain.config import ServiceConfig
 from bot.domain.observations import Target, TrafficState
 from bot.domain.request import Strategy
+from bot.ports.target_rows import AbstractTargetRows
 from bot.ports.traffic import AbstractTrafficRouter, RouterUnavailable
 
 Action = Literal["deploy", "set_weight", "promote", "rollback", "rehearse_rollback"]
@@ -51,6 +54,7 @@ RETRIED_STATUSES = frozenset({408, 429})
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 migrations = sqlite_utils.Migrations("release-bot.webhook")
+COLUMNS = ("state", "acknowledged_at")
 
 
 @migrations()
@@ -278,22 +282,24 @@ def _one_line(raw: bytes, limit: int = 200) -> str:
 class WebhookRouter(AbstractTrafficRouter):
     """The traffic port for one service, answered by its CD through signed webhooks.
 
-    ``sleep`` waits between retries (tests pass a recorder). The router takes
-    ``database.lock`` only to read and to record the acknowledged state, not across a call;
-    the reconcile tick and the commands call it outside their units of work, so a slow
-    receiver delays no other database work.
+    ``sleep`` waits between retries (tests pass a recorder). The router reads and records
+    the acknowledged state (``rows``; a SQLite ``Database``: its table there) in units of
+    work of their own, never across a call; the reconcile tick and the commands call it
+    outside their units of work, so a slow receiver delays no other database work.
     """
 
     def __init__(
         self,
         service: str,
         settings: WebhookSettings,
-        database: Database,
+        rows: AbstractTargetRows | Database,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.service = service
         self.settings = settings
-        self.database = database
+        self.rows = (
+            SqliteTargetRows(rows, "webhook_state", COLUMNS) if isinstance(rows, Database) else rows
+        )
         self.sleep = sleep
 
     # -- the port -------------------------------------------------------------------------
@@ -491,23 +497,11 @@ class WebhookRouter(AbstractTrafficRouter):
         return stored
 
     def _stored(self, target: Target) -> TrafficState | None:
-        with self.database.lock:
-            row = self.database.db.execute(
-                "SELECT state FROM webhook_state WHERE service = ? AND env = ? AND region = ?",
-                [target.service, target.env, target.region],
-            ).fetchone()
-        return None if row is None else TrafficState.model_validate_json(row[0])
+        row = self.rows.get(target)
+        return None if row is None else TrafficState.model_validate_json(row["state"])
 
     def _record(self, target: Target, state: TrafficState) -> None:
-        with self.database.lock, self.database.db.atomic():
-            self.database.db.execute(
-                "INSERT OR REPLACE INTO webhook_state"
-                " (service, env, region, state, acknowledged_at) VALUES (?, ?, ?, ?, ?)",
-                [
-                    target.service,
-                    target.env,
-                    target.region,
-                    state.model_dump_json(),
-                    datetime.now(UTC).isoformat(),
-                ],
-            )
+        self.rows.put(
+            target,
+            {"state": state.model_dump_json(), "acknowledged_at": datetime.now(UTC).isoformat()},
+        )

@@ -1,0 +1,111 @@
+"""Reading Slack back to see whether something the bot set out to post is already there: the
+one mechanism behind "at most once" for every post (a thread's card and replies, its charts
+and report, an incident channel's notice).
+
+The caller records its intent before the call; a later attempt that finds the intent without
+its record (the process was killed, or the answer was lost, after Slack applied the call)
+reads the channel or thread back and adopts the message Slack holds instead of posting again.
+A message is recognised by the metadata that names it (``post_metadata``) or, for a shared
+file, by the file's name (an upload carries no metadata)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+log = logging.getLogger(__name__)
+POST_EVENT_TYPE = "release_bot_post"  # the message metadata that names each post
+READ_BACK_PAGES = 5  # of 200 messages: how far back a post is looked for
+# Read-back errors that mean "cannot look here", with their fix: the post goes out, a possible
+# double being better than a lost message. Any other error raises; the caller retries later.
+UNREADABLE = {
+    "missing_scope": "reinstall the app to grant it channels:history and groups:history",
+    "channel_not_found": "give the channel by its ID (C…), not its name",
+    "not_in_channel": "invite the bot to the channel",
+}
+Message = dict[str, Any]
+
+
+def post_metadata(release_id: str, post: str, **more: object) -> dict[str, Any]:
+    """The message metadata that names a post: what a later attempt looks for in Slack (a
+    reply also says its first event: the events it shows are ``first_event`` to its post's)."""
+    payload = {"release_id": release_id, "post": post, **more}
+    return {"event_type": POST_EVENT_TYPE, "event_payload": payload}
+
+
+def names_post(release_id: str, post: str) -> Callable[[Message], bool]:
+    """Whether a message is ``post`` of ``release_id``, by its metadata."""
+
+    def matches(message: Message) -> bool:
+        metadata = message.get("metadata") or {}
+        payload = metadata.get("event_payload") or {}
+        return (
+            metadata.get("event_type") == POST_EVENT_TYPE
+            and payload.get("release_id") == release_id
+            and payload.get("post") == post
+        )
+
+    return matches
+
+
+def find_posted(
+    client: WebClient,
+    channel: str,
+    matches: Callable[[Message], bool],
+    what: str,
+    thread_ts: str | None = None,
+) -> Message | None:
+    """The message of ``channel`` (of the thread ``thread_ts``) that ``matches``, if Slack
+    holds one."""
+    return next((m for m in readable(client, channel, what, thread_ts) if matches(m)), None)
+
+
+def files_shared(client: WebClient, channel: str, thread_ts: str, what: str) -> set[str]:
+    """The names of the files the thread shares (a ``file_share`` message carries them)."""
+    return {
+        str(f.get("name"))
+        for message in readable(client, channel, what, thread_ts)
+        for f in message.get("files") or []
+        if isinstance(f, dict)
+    }
+
+
+def readable(
+    client: WebClient, channel: str, what: str, thread_ts: str | None = None
+) -> Iterator[Message]:
+    """``read_back``, or nothing when the channel cannot be read: one warning naming the fix
+    (``what`` is then posted, and may appear twice)."""
+    try:
+        yield from read_back(client, channel, thread_ts)
+    except SlackApiError as exc:
+        error = str(exc.response.get("error", ""))
+        if error not in UNREADABLE:
+            raise
+        log.warning(
+            "cannot read %s back to see whether %s is already there (%s: %s); "
+            "posting it, so it may appear twice",
+            channel,
+            what,
+            error,
+            UNREADABLE[error],
+        )
+
+
+def read_back(client: WebClient, channel: str, thread_ts: str | None) -> Iterator[Message]:
+    """The channel's latest messages (the thread's replies with ``thread_ts``), with their
+    metadata, a few pages at most."""
+    args: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": 200}
+    for _ in range(READ_BACK_PAGES):
+        if thread_ts is None:
+            page = client.conversations_history(**args)
+        else:
+            page = client.conversations_replies(ts=thread_ts, **args)
+        yield from page.get("messages") or []
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return
+        args["cursor"] = cursor

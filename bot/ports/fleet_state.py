@@ -1,0 +1,48 @@
+"""The simulated fleet's state: each target's traffic, the faults injected per version, the
+load a run asked for. Kept in the store's database, so every process on it (each replica on
+PostgreSQL) simulates one fleet: a weight one applies is the weight the next one draws from."""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from bot.domain.observations import Target, TrafficState
+
+
+@dataclass(frozen=True)
+class FleetState:
+    """One service's whole simulated state, read at once."""
+
+    traffic: Mapping[tuple[str, str], TrafficState] = field(default_factory=dict)  # (env, region)
+    faults: tuple[tuple[str, str], ...] = ()  # (version, canonical spec), in injection order
+    rps: float | None = None  # per region, when a run's line set the load
+
+
+class AbstractFleetState(abc.ABC):
+    # One change of the state at a time in this process (the rollback rehearsal's apply and
+    # restore); on SQLite the database's own lock, so no second lock can deadlock against it.
+    lock: threading.RLock
+
+    @abc.abstractmethod
+    def snapshot(self, service: str) -> FleetState:
+        """Everything stored for ``service``, in one read."""
+
+    @abc.abstractmethod
+    def put_traffic(self, target: Target, state: TrafficState) -> None: ...
+
+    @abc.abstractmethod
+    def forget_traffic(self, target: Target) -> None: ...
+
+    @abc.abstractmethod
+    def add_faults(self, service: str, version: str, specs: Sequence[str]) -> None:
+        """Store each spec for the version once, in order; one already there is kept."""
+
+    @abc.abstractmethod
+    def clear_faults(self, service: str, version: str | None = None) -> None:
+        """Forget the faults of one version of the service, or of all its versions."""
+
+    @abc.abstractmethod
+    def set_load(self, service: str, rps_per_region: float) -> None: ...
