@@ -5,6 +5,7 @@ Service tests run the real bootstrap (in-memory SQLite, simulator, virtual clock
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import sqlite3
 from collections.abc import Callable
@@ -20,10 +21,10 @@ from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import Wiring, bootstrap
 from bot.config import DEFAULT_CONFIG
 from bot.domain.contract import InsufficientContext
-from bot.domain.locks import ScopeError
+from bot.domain.locks import EnvLock, ScopeError
 from bot.domain.observations import Target
 from bot.domain.release import CommandRejected, Release
-from bot.ports.locks import AlreadyLocked, NotLocked
+from bot.ports.locks import AbstractLocks, AlreadyLocked, LockChange, NotLocked
 from bot.service import (
     DryRun,
     approve,
@@ -220,6 +221,50 @@ def test_an_automatic_rollback_locks_the_service_environment_once() -> None:
     assert f"until someone runs `/release unlock {SCOPE}`" in event.details
     posted = [text for _, text in services.chat.posted]  # type: ignore[attr-defined]
     assert any("environment locked" in t and SCOPE in t for t in posted)
+
+
+class LockedMeanwhile(AbstractLocks):
+    """The real locks, where another process (a replica) locks a scope between this one's
+    read and its lock."""
+
+    def __init__(self, inner: AbstractLocks) -> None:
+        self.inner = inner
+
+    def lock(self, scope: str, by: str, reason: str, at: datetime) -> EnvLock:
+        self.inner.lock(scope, "carol", "locked from another replica", at)
+        return self.inner.lock(scope, by, reason, at)
+
+    def unlock(self, scope: str, by: str, at: datetime) -> EnvLock:
+        return self.inner.unlock(scope, by, at)
+
+    def get(self, scope: str) -> EnvLock | None:
+        return self.inner.get(scope)
+
+    def all(self) -> list[EnvLock]:
+        return self.inner.all()
+
+    def history(self, scope: str | None = None) -> list[LockChange]:
+        return self.inner.history(scope)
+
+
+def test_a_lock_taken_by_another_process_meanwhile_is_kept_and_the_rollback_goes_on() -> None:
+    """Repro: a replica locked the scope between the tick's read and its lock, and the tick
+    failed with AlreadyLocked on every try (seen in tests/test_replicas.py)."""
+    wiring = wired()
+    release = faulty(wiring)
+    wiring = dataclasses.replace(
+        wiring,
+        services=dataclasses.replace(wiring.services, locks=LockedMeanwhile(wiring.services.locks)),
+    )
+    done = tick_until(wiring, release.id, lambda r: not r.is_active)
+    assert done.status == "rolled_back"
+    lock = wiring.services.locks.get(SCOPE)
+    assert lock is not None and (lock.by, lock.reason) == ("carol", "locked from another replica")
+    assert "tick_failed" not in actions(wiring, release.id)
+    event = next(
+        e for e in wiring.services.store.events(release.id) if e.action == "environment_locked"
+    )
+    assert event.details.startswith(f"{SCOPE} stays locked")
 
 
 def test_the_lock_outlives_the_release_until_someone_unlocks_it() -> None:

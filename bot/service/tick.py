@@ -27,6 +27,7 @@ from bot.domain.observed import VerificationResult
 from bot.domain.release import ENGINE, Release
 from bot.domain.request import EnvName
 from bot.domain.rollout import RolloutKey, desired_flags, desired_traffic, rollout_key
+from bot.ports.locks import AlreadyLocked
 from bot.ports.metrics import MetricsUnavailable
 from bot.ports.store import StaleRelease
 from bot.ports.traffic import RouterUnavailable
@@ -355,7 +356,13 @@ def _lock_after_automatic_rollback(services: Services, release: Release, now: da
         return
     scope = f"{release.request.service}/{step.env}"
     existing = services.locks.get(scope)
-    lock = existing or services.locks.lock(
-        scope, ENGINE, f"automatic rollback of {release.id}: {rb.reason}", now
-    )
+    if existing is None:
+        try:
+            lock = services.locks.lock(
+                scope, ENGINE, f"automatic rollback of {release.id}: {rb.reason}", now
+            )
+        except AlreadyLocked as exc:  # another process locked it since the read: that lock holds
+            existing = lock = exc.lock
+    else:
+        lock = existing
     release.record_lock(lock, existing is None, now)
