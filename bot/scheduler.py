@@ -15,9 +15,9 @@ wherever the ticker runs. Two ways to run it:
 Several processes (replicas) may run on one database. Each tick every one of them claims
 the releases it moves, a batch at a time (``reconcile_claimed``: a lease per release, until
 its next tick or for a little under one tick interval, so each release moves once a tick, by
-one replica, and a killed replica's releases are claimed by the others on the next tick; a
-batch slower than its claims renews each one before moving it, and leaves one another replica
-took meanwhile). The duties that must
+one replica, and a killed replica's releases are claimed by the others on the next tick; each
+claim is renewed as its release starts moving, so a batch slower than its claims leaves a
+release another replica took meanwhile). The duties that must
 be single (moving the virtual clock, delivering the outbox, narrating) are the leader's: the
 holder of the ``ticker`` lease, taken or renewed before each tick for ``LEASE_TICKS`` ticks of
 real time (the wall clock, never the virtual one). The followers read the virtual time the
@@ -141,19 +141,14 @@ class Ticker:
         began = self.now()
         leases.release_claims(self.holder, began)
         share = timedelta(seconds=CLAIM_SHARE * self.interval)
-        claimed_at = began
 
         def claim(limit: int) -> list[str]:
-            nonlocal claimed_at
-            claimed_at = self.now()
-            return leases.claim_releases(self.holder, began, claimed_at + share, limit)
+            return leases.claim_releases(self.holder, began, self.now() + share, limit)
 
         def still_ours(release_id: str) -> bool:
-            # Renewed once the batch has used half its lease: a release whose claim ran out
-            # meanwhile and was claimed by another replica is left to it (never moved twice).
+            # Renewed for a whole share as the release starts moving: one whose claim ran out
+            # in a slow batch and that another replica took is left to it (never moved twice).
             now = self.now()
-            if now - claimed_at < share / 2:
-                return True
             return leases.acquire(RELEASE_PREFIX + release_id, self.holder, now, now + share)
 
         return reconcile_claimed(self.services, claim, still_ours)

@@ -12,6 +12,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -199,3 +200,33 @@ def test_two_processes_on_one_postgresql_simulate_one_fleet(
     finally:
         one.close()
         other.close()
+
+
+def test_a_routers_change_is_one_at_a_time_across_the_replicas(postgres_url: str) -> None:
+    """Repro: the HAProxy router's "one change at a time" lock was a lock of one process, so
+    two replicas could read a target's row, change HAProxy and write the row side by side."""
+    from bot.adapters.postgres.database import PostgresDatabase
+    from bot.adapters.postgres.target_rows import PostgresTargetRows
+
+    one_db, other_db = PostgresDatabase(postgres_url), PostgresDatabase(postgres_url)
+    one = PostgresTargetRows(one_db, "haproxy_targets", ["applied"])
+    other = PostgresTargetRows(other_db, "haproxy_targets", ["applied"])
+    order: list[str] = []
+    try:
+        with one.lock:
+            waiting = threading.Thread(target=lambda: _change(other, order))
+            waiting.start()
+            waiting.join(timeout=1.0)  # it may not run while the first replica holds the lock
+            order.append("first done")
+        waiting.join(timeout=60)
+        assert order == ["first done", "second done"]
+        with one.lock, one.lock:  # re-entrant within a thread, as the router nests it
+            pass
+    finally:
+        one_db.close()
+        other_db.close()
+
+
+def _change(rows: object, order: list[str]) -> None:
+    with rows.lock:  # type: ignore[attr-defined]
+        order.append("second done")

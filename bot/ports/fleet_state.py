@@ -5,8 +5,8 @@ PostgreSQL) simulates one fleet: a weight one applies is the weight the next one
 from __future__ import annotations
 
 import abc
-import threading
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from bot.domain.observations import Target, TrafficState
@@ -22,9 +22,10 @@ class FleetState:
 
 
 class AbstractFleetState(abc.ABC):
-    # One change of the state at a time in this process (the rollback rehearsal's apply and
-    # restore); on SQLite the database's own lock, so no second lock can deadlock against it.
-    lock: threading.RLock
+    # One change of the state at a time (the rollback rehearsal's apply and restore): on
+    # SQLite the database's own lock (no second lock to deadlock against it), on PostgreSQL an
+    # advisory lock, across the replicas.
+    lock: AbstractContextManager[object]
 
     @abc.abstractmethod
     def snapshot(self, service: str) -> FleetState:

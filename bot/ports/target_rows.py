@@ -6,15 +6,16 @@ so every replica reads what any of them applied."""
 from __future__ import annotations
 
 import abc
-import threading
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 
 from bot.domain.observations import Target
 
 
 class AbstractTargetRows(abc.ABC):
-    # One change of the router at a time in this process; on SQLite the database's own lock.
-    lock: threading.RLock
+    # One change of the router at a time: on SQLite the database's own lock (this process);
+    # on PostgreSQL an advisory lock, across the replicas.
+    lock: AbstractContextManager[object]
 
     @abc.abstractmethod
     def get(self, target: Target) -> dict[str, str] | None:

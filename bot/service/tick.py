@@ -174,6 +174,8 @@ def converge_ended(services: Services) -> list[str]:
                 log.info("%s ended before its router change; converged now", release.id)
         except RouterUnavailable as exc:
             log.warning("%s's router was not converged after its end: %s", release.id, exc)
+        except Exception:  # one service's bad data must not stop the others, nor the tick
+            log.exception("%s's last release could not be checked after its end", service)
     return converged
 
 

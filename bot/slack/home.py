@@ -23,7 +23,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from bot.adapters.sqlite.database import Database
-from bot.ports.store import AbstractReleaseStore
+from bot.ports.store import AbstractReleaseStore, DatabaseBusy
 from bot.slack.views import View, home_view
 
 log = logging.getLogger(__name__)
@@ -154,8 +154,8 @@ class HomeTabs:
         self._publish([user])
 
     def changed(self) -> None:
-        """A release moved: every remembered tab is due; cheap, never blocks on Slack. Who
-        opened it is read from the database once per flush, not once per change."""
+        """A release moved: every remembered tab is due; never blocks on Slack. Who opened it
+        is read from the database here, or by the pending flush when one is scheduled."""
         with self._lock:
             if self._closed:
                 return
@@ -183,7 +183,13 @@ class HomeTabs:
             if not self._stale:
                 return
             self._stale = False
-        users = self.users
+        try:
+            users = self.users
+        except DatabaseBusy as exc:  # the next change or flush reads it again
+            with self._lock:
+                self._stale = True
+            log.warning("who opened the App Home could not be read (%s); read again later", exc)
+            return
         with self._lock:
             for user in set(self._published) - set(users):
                 self._published.pop(user)  # forgotten: stale, or bounded out

@@ -10,9 +10,10 @@ one-line ``DatabaseBusy`` as SQLite's locked file.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Generator, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -173,3 +174,49 @@ def append_only(table: str, what: str) -> tuple[str, ...]:
         f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
         f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()",
     )
+
+
+class AdvisoryLock:
+    """One holder at a time across every process on the database: a session advisory lock,
+    taken on a pooled connection kept while it is held (a killed holder's session ends, and
+    its lock with it); re-entrant within a thread, and one thread of this process at a time."""
+
+    def __init__(self, database: PostgresDatabase, name: str) -> None:
+        self.database = database
+        self.key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        self._local = threading.RLock()
+        self._depth = 0
+        self._held: AbstractContextManager[psycopg.Connection[Row]] | None = None
+        self._conn: psycopg.Connection[Row] | None = None
+
+    def __enter__(self) -> None:
+        self._local.acquire()
+        try:
+            if self._depth == 0:
+                held = self.database.pool.connection()
+                conn = held.__enter__()
+                try:
+                    with self.database._errors():
+                        conn.execute("SELECT pg_advisory_lock(%s)", [self.key])
+                        conn.commit()
+                except BaseException:
+                    held.__exit__(None, None, None)
+                    raise
+                self._held, self._conn = held, conn
+            self._depth += 1
+        except BaseException:
+            self._local.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._depth -= 1
+            if self._depth == 0 and self._held is not None and self._conn is not None:
+                held, conn, self._held, self._conn = self._held, self._conn, None, None
+                try:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", [self.key])
+                    conn.commit()
+                finally:
+                    held.__exit__(None, None, None)
+        finally:
+            self._local.release()

@@ -4,9 +4,8 @@ SQLite's (faults keep their injection order in an identity column), read the sam
 from __future__ import annotations
 
 from collections.abc import Sequence
-from threading import RLock
 
-from bot.adapters.postgres.database import PgMigrations, PostgresDatabase
+from bot.adapters.postgres.database import AdvisoryLock, PgMigrations, PostgresDatabase
 from bot.adapters.sqlite.fleet_state import SNAPSHOT, fleet_state
 from bot.domain.observations import Target, TrafficState
 from bot.ports.fleet_state import AbstractFleetState, FleetState
@@ -28,7 +27,7 @@ migrations.step(
 class PostgresFleetState(AbstractFleetState):
     def __init__(self, database: PostgresDatabase) -> None:
         self.database = database
-        self.lock = RLock()
+        self.lock = AdvisoryLock(database, "release-bot.simulator")
 
     def snapshot(self, service: str) -> FleetState:
         # one statement: one round trip, one consistent read of the three tables

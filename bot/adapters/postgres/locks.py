@@ -9,6 +9,7 @@ from bot.adapters.postgres.database import PgMigrations, PostgresDatabase, appen
 from bot.adapters.sqlite.locks import _change, _lock, _ts
 from bot.domain.locks import EnvLock, parse_scope
 from bot.ports.locks import AbstractLocks, AlreadyLocked, LockChange, NotLocked
+from bot.ports.store import DatabaseBusy
 
 migrations = PgMigrations("release-bot.locks")
 migrations.step(
@@ -31,14 +32,20 @@ class PostgresLocks(AbstractLocks):
         scope = parse_scope(scope)
         lock = EnvLock(scope=scope, by=by, reason=reason or "no reason given", at=at)
         with self.database.transaction() as conn:
-            inserted = conn.execute(
-                "INSERT INTO locks (scope, locked_by, reason, locked_at) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (scope) DO NOTHING",
-                [scope, by, lock.reason, _ts(at)],
-            ).rowcount
-            if inserted != 1:
-                existing = self.get(scope)
-                raise AlreadyLocked(existing or lock)
+            for _ in range(3):  # the other process's lock may be gone by the time it is read
+                inserted = conn.execute(
+                    "INSERT INTO locks (scope, locked_by, reason, locked_at)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT (scope) DO NOTHING",
+                    [scope, by, lock.reason, _ts(at)],
+                ).rowcount
+                if inserted == 1:
+                    break
+                if (existing := self.get(scope)) is not None:
+                    raise AlreadyLocked(existing)
+            else:
+                raise DatabaseBusy(
+                    f"{scope} was locked and unlocked by others three times; try again"
+                )
             self._history(scope, "locked", by, lock.reason, at)
         return lock
 

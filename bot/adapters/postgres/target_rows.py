@@ -5,9 +5,8 @@ names as their SQLite migrations (in the router modules)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from threading import RLock
 
-from bot.adapters.postgres.database import PgMigrations, PostgresDatabase
+from bot.adapters.postgres.database import AdvisoryLock, PgMigrations, PostgresDatabase
 from bot.adapters.sqlite.target_rows import KEY, key_of
 from bot.domain.observations import Target
 from bot.ports.target_rows import AbstractTargetRows
@@ -31,7 +30,7 @@ webhook_migrations.step(
 class PostgresTargetRows(AbstractTargetRows):
     def __init__(self, database: PostgresDatabase, table: str, columns: Sequence[str]) -> None:
         self.database = database
-        self.lock = RLock()
+        self.lock = AdvisoryLock(database, f"release-bot.{table}")
         self.table, self.columns = table, tuple(columns)
 
     def get(self, target: Target) -> dict[str, str] | None:

@@ -348,6 +348,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
             for f in self.faults(target.service, version)
         )
         with self.stored.lock:
+            self._changed(target.service)  # read under the lock, not what the fault read saw
             before = self._stored_state(target)
             current = before or self.state(target)
             beside = TrafficState(
