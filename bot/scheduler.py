@@ -54,6 +54,7 @@ STALE_TICKS = 6  # ``healthy`` fails when the tick has not run for this many int
 LEASE = "ticker"
 LEASE_TICKS = 3  # the lease outlives a few ticks: one slow tick does not hand it over
 CLAIM_SHARE = 0.9  # of a tick interval, a claimed release's lease: free again by the next tick
+ENDED_CHECK_TICKS = 30  # the leader looks for ended releases left unconverged this often
 STANDBY_WAIT = 0.05  # real seconds ``run_until`` waits between a standby's turns
 
 
@@ -79,7 +80,7 @@ class Ticker:
         self.now = now
         self.holder = holder_id()
         self.holding = leases is None
-        self.recovered = False  # converge_ended ran since this process took the lead
+        self.led = 0  # ticks led in a row (converge_ended runs on the first, then now and then)
         self.interval = services.tick_seconds  # real seconds between ticks
         self.last_ok: float | None = None
         self.scheduler = BackgroundScheduler(
@@ -114,9 +115,12 @@ class Ticker:
                     self.virtual_clock.advance(self.services.tick_seconds)
                 else:
                     self.virtual_clock.catch_up()
-            if leading and not self.recovered:  # what a killed leader left unconverged
+            self.led = self.led + 1 if leading else 0
+            if leading and self.led % ENDED_CHECK_TICKS == 1:
+                # What a process killed between the save that ended a release and its router
+                # change left behind: on taking the lead, and now and then after (a follower
+                # may have been the one killed).
                 converge_ended(self.services)
-            self.recovered = leading
             ids = self._move()
             if leading and self.leases is not None:
                 deliver(self.services)

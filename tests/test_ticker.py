@@ -14,6 +14,7 @@ from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import Wiring, bootstrap
 from bot.domain.release import Release
 from bot.domain.rollout import desired_traffic
+from bot.scheduler import ENDED_CHECK_TICKS
 from bot.service import approve, converge_ended, start_release
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
@@ -104,3 +105,21 @@ def test_the_next_leader_finishes_the_router_change_of_a_release_that_ended(
     assert {t: traffic.state(t) for t in final} == final
     assert converge_ended(again.services) == []  # nothing left to finish
     again.close()
+
+
+def test_a_leader_that_stays_up_finishes_a_router_change_a_follower_left(tmp_path: Path) -> None:
+    """Repro: a follower killed between the save that ended its release and the router change
+    left the router on the new version for good: only a process taking the lead looked."""
+    wiring, release = wired(tmp_path / "bot.db")
+    store = wiring.services.store
+    wiring.ticker.run_until(lambda: not store.get(release.id).is_active)
+    ended = store.get(release.id)
+    final = desired_traffic(ended)
+    stuck = {"stable_version": ended.previous_version, "new_version": ended.version}
+    left = {t: s.model_copy(update={**stuck, "new_weight": 100.0}) for t, s in final.items()}
+    wiring.services.traffic.apply_all(left)  # where the killed follower left the router
+    traffic = wiring.services.traffic
+    for _ in range(ENDED_CHECK_TICKS):
+        wiring.ticker.tick()
+    assert {t: traffic.state(t) for t in final} == final
+    wiring.close()
