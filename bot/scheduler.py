@@ -116,7 +116,7 @@ class Ticker:
                 else:
                     self.virtual_clock.catch_up()
             self.led = self.led + 1 if leading else 0
-            if leading and self.led % ENDED_CHECK_TICKS == 1:
+            if leading and (self.led - 1) % ENDED_CHECK_TICKS == 0:
                 # What a process killed between the save that ended a release and its router
                 # change left behind: on taking the lead, and now and then after (a follower
                 # may have been the one killed).

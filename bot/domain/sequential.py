@@ -71,7 +71,7 @@ def _packed(value: object) -> object:
     return value
 
 
-# One float64 per alternative, packed (little-endian; base64 in JSON): a third of the JSON
+# One float64 per alternative, packed (little-endian; base64 in JSON): about half the JSON
 # text of the same floats written out, and read back without parsing one number at a time.
 PackedFloats = Annotated[bytes, BeforeValidator(_packed)]
 
