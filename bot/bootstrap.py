@@ -269,7 +269,7 @@ def postgres_stores(url: str, audit_key: bytes | None) -> Stores:
 @dataclass(frozen=True)
 class Wiring:
     services: Services
-    database: Database  # SQLite: everything; with PostgreSQL, an unused one in memory
+    database: Database  # SQLite: everything; with PostgreSQL, an empty one in memory
     fleet: SimulatedFleet
     virtual_clock: VirtualClock | None
     ticker: Ticker
@@ -476,7 +476,8 @@ def bootstrap(
     stores = postgres_stores(str(db_path), key) if on_postgres else None
     database = Database(":memory:" if on_postgres else db_path)
     try:
-        database.migrate(*EMBEDDED_MIGRATIONS)
+        if not on_postgres:  # on PostgreSQL nothing lives in it: no table to make
+            database.migrate(*EMBEDDED_MIGRATIONS)
         return _wire(database, stores or sqlite_stores(database, key), config, targets, profiles,
                      virtual_clock, clock_start, seed, chat, slack, tick_seconds, llm)  # fmt: skip
     except BaseException:
@@ -588,16 +589,19 @@ def _slack_parts(
     from bot.slack.context import SlackServices, background_pool
     from bot.slack.home import HomeTabs, current_home
 
-    database.migrate(slack_chat.migrations, slack_home.migrations)
     client = slack_chat.web_client(options.token, options.api_url)
-    threads: slack_chat.AbstractSlackThreads = slack_chat.SqliteSlackThreads(database)
-    users: slack_home.AbstractHomeUsers = slack_home.SqliteHomeUsers(database)
+    threads: slack_chat.AbstractSlackThreads
+    users: slack_home.AbstractHomeUsers
     if stores.shared is not None:  # on PostgreSQL: the replicas share threads and users
         from bot.slack import pg_home, pg_threads
 
         stores.shared.migrate(pg_threads.migrations, pg_home.migrations)
         threads = pg_threads.PostgresSlackThreads(stores.shared)
         users = pg_home.PostgresHomeUsers(stores.shared)
+    else:
+        database.migrate(slack_chat.migrations, slack_home.migrations)
+        threads = slack_chat.SqliteSlackThreads(database)
+        users = slack_home.SqliteHomeUsers(database)
     background = background_pool()
     home = HomeTabs(
         lambda user, view: client.views_publish(user_id=user, view=view),
