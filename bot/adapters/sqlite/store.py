@@ -278,7 +278,7 @@ class SqliteReleaseStore(AbstractReleaseStore):
 
     def save(self, release: Release, due_at: datetime | None = None) -> None:
         """Write the new state and its events; refuse if someone else saved in between."""
-        with self.unit_of_work():
+        with self.database.write():  # StaleRelease and AlreadyActive refuse before any write
             expected = release.revision
             release.revision = expected + 1
             row = release_row(release, due_at)
