@@ -142,18 +142,19 @@ class PostgresReleaseStore(AbstractReleaseStore):
         release.revision = expected + 1
         row = release_row(release, due_at)
         try:
-            with self.database.transaction() as conn:
+            # No savepoint: a refused save (stale: nothing written; a second active release:
+            # the unit of work is undone whole) is never gone on from.
+            with self.database.write() as conn:
                 try:
-                    with conn.transaction():
-                        changed = conn.execute(
-                            "UPDATE releases SET status = %(status)s, active = %(active)s,"
-                            " narrate = %(narrate)s, revision = %(revision)s,"
-                            " updated_at = %(updated_at)s, state = %(state)s,"
-                            " due_at = %(due_at)s,"
-                            " duplicate_active = duplicate_active * %(active)s"
-                            " WHERE id = %(id)s AND revision = %(expected)s",
-                            {**row, "expected": expected},
-                        ).rowcount
+                    changed = conn.execute(
+                        "UPDATE releases SET status = %(status)s, active = %(active)s,"
+                        " narrate = %(narrate)s, revision = %(revision)s,"
+                        " updated_at = %(updated_at)s, state = %(state)s,"
+                        " due_at = %(due_at)s,"
+                        " duplicate_active = duplicate_active * %(active)s"
+                        " WHERE id = %(id)s AND revision = %(expected)s",
+                        {**row, "expected": expected},
+                    ).rowcount
                 except errors.UniqueViolation as exc:
                     if _one_active_refused(exc):
                         raise AlreadyActive(release.request.service) from exc
