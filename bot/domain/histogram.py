@@ -67,7 +67,11 @@ def slower_than(buckets: dict[str, int], budget_ms: float) -> tuple[float, int]:
     Interpolation assumes requests spread evenly inside the bucket, as histogram_quantile
     does; when the budget is a bucket bound the count is exact.
     """
-    ordered = sorted_buckets(buckets)
+    return slower_than_sorted(sorted_buckets(buckets), budget_ms)
+
+
+def slower_than_sorted(ordered: list[tuple[float, int]], budget_ms: float) -> tuple[float, int]:
+    """``slower_than`` on a histogram already sorted (``sorted_buckets``)."""
     if not ordered:
         return 0.0, 0
     total = ordered[-1][1]

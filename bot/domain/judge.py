@@ -46,15 +46,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+import numpy as np
 from pydantic import Field
 
 from bot.domain.base import Model
-from bot.domain.histogram import above_bound, slower_than, tail_bound
+from bot.domain.histogram import above_bound, slower_than_sorted, sorted_buckets, tail_bound
 from bot.domain.observations import CohortSample, WindowSample
 from bot.domain.plan import Trigger, TriggerAction
 from bot.domain.power import POWER, detection_power_reached
 from bot.domain.request import Guardrail
-from bot.domain.sequential import Evidence, MeanEvidence, RateEvidence, RatioEvidence
+from bot.domain.sequential import (
+    Evidence,
+    MeanEvidence,
+    RateEvidence,
+    RatioEvidence,
+    ratio_step,
+)
 
 Recommendation = Literal["promote", "rollback", "extend_analysis"]
 # ``extend_analysis`` past the step's maximum bake: no verdict, and none is coming soon. The
@@ -187,12 +194,32 @@ def bad_share(guardrail: Guardrail) -> float | None:
     return None
 
 
-def bad_requests(guardrail: Guardrail, cohort: CohortSample) -> tuple[float, float]:
-    """(requests the guardrail counts as bad, requests) in ``cohort``."""
+def bad_requests(
+    guardrail: Guardrail, cohort: CohortSample, ordered: list[tuple[float, int]] | None = None
+) -> tuple[float, float]:
+    """(requests the guardrail counts as bad, requests) in ``cohort`` (``ordered``: its
+    histogram already sorted, ``sorted_buckets``)."""
     if guardrail.metric in QUANTILES:
-        slow, total = slower_than(cohort.latency_buckets, guardrail.value)
+        if ordered is None:
+            ordered = sorted_buckets(cohort.latency_buckets)
+        slow, total = slower_than_sorted(ordered, guardrail.value)
         return slow, float(total)
     return float(cohort.errors), float(cohort.requests)
+
+
+# One window's likelihood steps, by (null, counts): ``_add_ratio`` computes each once.
+_Steps = dict[tuple[float, float, int, int, int, int], np.ndarray | None]
+
+
+def _add_ratio(steps: _Steps, counts: tuple[int, int, int, int], *tests: RatioEvidence) -> None:
+    """Add one window's counts to ``tests``. The release-long and stage tests, and the
+    error-rate guardrails' canary-vs-baseline tests, see the same counts: the step (a few
+    numpy operations on every alternative) is computed once for all of them."""
+    for test in tests:
+        key = (test.worse_than, test.within, *counts)
+        if key not in steps:
+            steps[key] = ratio_step(test.worse_than, test.within, *counts)
+        test.add_step(counts, steps[key])
 
 
 class CanaryJudge(Evidence):
@@ -294,30 +321,43 @@ class CanaryJudge(Evidence):
             self.no_data_streak += 1
             return
         self.no_data_streak = 0
-        for ratio in (self.errors, self.errors_stage):
-            ratio.add(canary.errors, canary.requests, baseline.errors, baseline.requests)
-        self._observe_slow(canary, baseline)
+        steps: _Steps = {}
+        counts = (canary.errors, canary.requests, baseline.errors, baseline.requests)
+        _add_ratio(steps, counts, self.errors, self.errors_stage)
+        self._observe_slow(canary, baseline, steps)
+        # Each cohort's histogram sorted once for every latency guardrail.
+        canary_sorted = baseline_sorted = None
+        if any(g.metric in QUANTILES for g in self.guardrails):
+            canary_sorted = sorted_buckets(canary.latency_buckets)
+            baseline_sorted = sorted_buckets(baseline.latency_buckets)
         for g in self.guardrails:
             if g.name in self.rates:
-                bad, total = bad_requests(g, canary)
+                bad, total = bad_requests(g, canary, canary_sorted)
                 self.rates[g.name].add(bad, total)
                 self.rates_stage[g.name].add(bad, total)
-                self._observe_stable(g.name, bad, total, *bad_requests(g, baseline))
+                base_bad, base_total = bad_requests(g, baseline, baseline_sorted)
+                self._observe_stable(g.name, bad, total, base_bad, base_total, steps)
             elif g.name in self.kpi_blocks:
                 self._observe_kpi(g, canary, baseline)
 
     def _observe_stable(
-        self, name: str, bad: float, total: float, base_bad: float, base_total: float
+        self,
+        name: str,
+        bad: float,
+        total: float,
+        base_bad: float,
+        base_total: float,
+        steps: _Steps,
     ) -> None:
         """The baseline against the guardrail's own bound, and the canary against it."""
         if name not in self.versus:  # a release stored before these tests existed
             return
         self.baseline_rates[name].add(base_bad, base_total)
         self.baseline_rates_stage[name].add(base_bad, base_total)
-        for ratio in (self.versus[name], self.versus_stage[name]):
-            ratio.add(round(bad), round(total), round(base_bad), round(base_total))
+        counts = (round(bad), round(total), round(base_bad), round(base_total))
+        _add_ratio(steps, counts, self.versus[name], self.versus_stage[name])
 
-    def _observe_slow(self, canary: CohortSample, baseline: CohortSample) -> None:
+    def _observe_slow(self, canary: CohortSample, baseline: CohortSample, steps: _Steps) -> None:
         if not self.bound_settled:
             # The bound comes from baseline data only, and the windows that chose it are not
             # tested: the test stays valid whatever bound was picked.
@@ -333,8 +373,7 @@ class CanaryJudge(Evidence):
         b_total = baseline.latency_buckets.get("+Inf", 0)
         c_slow = above_bound(canary.latency_buckets, self.slow_bound)
         b_slow = above_bound(baseline.latency_buckets, self.slow_bound)
-        for ratio in (self.slow, self.slow_stage):
-            ratio.add(c_slow, c_total, b_slow, b_total)
+        _add_ratio(steps, (c_slow, c_total, b_slow, b_total), self.slow, self.slow_stage)
 
     def _observe_kpi(self, g: Guardrail, canary: CohortSample, baseline: CohortSample) -> None:
         name = g.kpi or ""

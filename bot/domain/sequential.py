@@ -42,6 +42,15 @@ class Evidence(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    def __setattr__(self, name: str, value: object) -> None:
+        # The running sums change about a hundred times a window: a field is written
+        # straight into the instance, skipping pydantic's assignment path (a third of the
+        # time of adding a window). Anything else (an unknown name) still goes through it.
+        if name in type(self).__pydantic_fields__:
+            self.__dict__[name] = value
+        else:
+            super().__setattr__(name, value)
+
 
 def log_mixture(log_ratios: np.ndarray, log_weights: np.ndarray = LOG_WEIGHTS) -> float:
     """log Σ w_k exp(r_k), computed stably."""
@@ -80,6 +89,24 @@ def _unpack(packed: bytes) -> np.ndarray:
     return np.frombuffer(packed, dtype="<f8")
 
 
+def ratio_step(
+    worse_than: float,
+    within: float,
+    canary_events: int,
+    canary_requests: int,
+    baseline_events: int,
+    baseline_requests: int,
+) -> np.ndarray | None:
+    """One window's log likelihood on every alternative of ``RatioEvidence`` (None: the
+    window moves no likelihood)."""
+    events = canary_events + baseline_events
+    if canary_requests <= 0 or baseline_requests <= 0 or events == 0:
+        return None
+    log_rate = _log_thetas(worse_than, within) + math.log(canary_requests / baseline_requests)
+    step: np.ndarray = canary_events * log_rate - events * np.logaddexp(log_rate, 0.0)
+    return step
+
+
 class RatioEvidence(Evidence):
     """Canary against baseline on the per-request rate of one kind of event.
 
@@ -107,20 +134,22 @@ class RatioEvidence(Evidence):
     def add(
         self, canary_events: int, canary_requests: int, baseline_events: int, baseline_requests: int
     ) -> None:
+        counts = (canary_events, canary_requests, baseline_events, baseline_requests)
+        self.add_step(counts, ratio_step(self.worse_than, self.within, *counts))
+
+    def add_step(self, counts: tuple[int, int, int, int], step: np.ndarray | None) -> None:
+        """``add`` with the window's step already computed (``ratio_step`` of the same null
+        and counts): tests fed the same counts share one."""
+        canary_events, canary_requests, baseline_events, baseline_requests = counts
         if canary_requests <= 0 or baseline_requests <= 0:
             return  # no comparison in this window: the evidence does not move
         self.canary_events += canary_events
         self.canary_requests += canary_requests
         self.baseline_events += baseline_events
         self.baseline_requests += baseline_requests
-        events = canary_events + baseline_events
-        if events == 0:
-            return
-        log_rate = _log_thetas(self.worse_than, self.within) + math.log(
-            canary_requests / baseline_requests
-        )
-        step = canary_events * log_rate - events * np.logaddexp(log_rate, 0.0)
-        self.loglik = (_unpack(self.loglik) + step if self.loglik else step).astype("<f8").tobytes()
+        if step is not None:
+            total = _unpack(self.loglik) + step if self.loglik else step
+            self.loglik = total.astype("<f8", copy=False).tobytes()
 
     def log_e_worse(self) -> float:
         """log E against "θ ≤ worse_than"."""
