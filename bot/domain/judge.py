@@ -58,8 +58,10 @@ from bot.domain.request import Guardrail
 from bot.domain.sequential import (
     Evidence,
     MeanEvidence,
+    Mixture,
     RateEvidence,
     RatioEvidence,
+    log_mixtures,
     ratio_step,
 )
 
@@ -107,11 +109,12 @@ class Totals(Evidence):
     kpi_requests: dict[str, int] = {}
 
     def add(self, sample: CohortSample) -> None:
-        self.requests += sample.requests
-        self.errors += sample.errors
+        state = self.__dict__  # plain writes (see ``RatioEvidence.add_step``)
+        state["requests"] += sample.requests
+        state["errors"] += sample.errors
         buckets = self.buckets
-        for le, count in sample.latency_buckets.items():
-            buckets[le] = buckets.get(le, 0) + count
+        get = buckets.get
+        buckets.update({le: get(le, 0) + count for le, count in sample.latency_buckets.items()})
         for name, value in sample.kpis.items():
             self.kpi_sums[name] = self.kpi_sums.get(name, 0.0) + value * sample.requests
             self.kpi_requests[name] = self.kpi_requests.get(name, 0) + sample.requests
@@ -445,17 +448,41 @@ class CanaryJudge(Evidence):
             return math.log(1 / alphas[kind])
 
         out = []
-        # Each absolute guardrail's promotion evidence, shared with the margins below.
-        rates_within = (
-            {name: rate.log_e_below() for name, rate in self.rates.items()} if with_bounds else {}
-        )
-        for key, ratio, stage, guardrail in (
+        staged = self.stage > 0
+        ratios = (
             ("errors", self.errors, self.errors_stage, self.error_guardrail()),
             ("slow", self.slow, self.slow_stage, self.latency_guardrail()),
-        ):
+        )
+        kpis = [g for g in self.guardrails if g.name not in self.rates and g.name in self.kpis]
+        # Every e-value below, computed in one batch (``log_mixtures``), three per test:
+        # release-long against "no worse", this stage's, release-long "within its bound".
+        wanted: list[Mixture] = []
+        for _, ratio, stage, _ in ratios:
+            wanted += (
+                ratio.worse_mixture(),
+                stage.worse_mixture() if staged else None,
+                ratio.within_mixture() if with_bounds else None,
+            )
+        for name, rate in self.rates.items():
+            wanted += (
+                rate.mixture(+1.0),
+                self.rates_stage[name].mixture(+1.0) if staged else None,
+                rate.mixture(-1.0) if with_bounds else None,
+            )
+        for g in kpis:
+            wanted += self._kpi_mixtures(g, staged, with_bounds)
+        computed = iter(log_mixtures(wanted))
+        logs = {
+            key: (next(computed), next(computed), next(computed))
+            for key in [k for k, *_ in ratios] + list(self.rates) + [g.name for g in kpis]
+        }
+        # Each absolute guardrail's promotion evidence, shared with the margins below.
+        rates_within = {name: logs[name][2] for name in self.rates} if with_bounds else {}
+        for key, ratio, stage, guardrail in ratios:
             # With a live baseline, no promotion before the slow-request bound is fixed.
             waiting = key == "slow" and not self.bound_settled
-            log_within = ratio.log_e_within() if with_bounds else None
+            log_worse, log_worse_stage, within = logs[key]
+            log_within = within if with_bounds else None
             margin = (
                 self._margin(key, guardrail, ratio, rates_within, threshold(key))
                 if with_bounds and log_within is not None and log_within < within_threshold
@@ -466,9 +493,7 @@ class CanaryJudge(Evidence):
                     key=key,
                     guardrail=guardrail,
                     action=self.actions.get(guardrail, "auto_rollback"),
-                    log_worse=self._combined(
-                        ratio.log_e_worse(), stage.log_e_worse() if self.stage > 0 else 0.0
-                    ),
+                    log_worse=self._combined(log_worse, log_worse_stage),
                     worse_threshold=threshold(key),
                     log_within=log_within,
                     within_threshold=within_threshold,
@@ -488,10 +513,8 @@ class CanaryJudge(Evidence):
             )
         for g in self.guardrails:
             if g.name in self.rates:
-                rate, rate_stage = self.rates[g.name], self.rates_stage[g.name]
-                log_worse = self._combined(
-                    rate.log_e_above(), rate_stage.log_e_above() if self.stage > 0 else 0.0
-                )
+                rate = self.rates[g.name]
+                log_worse = self._combined(*logs[g.name][:2])
                 worse_threshold = threshold("absolute")
                 out.append(
                     Verdict(
@@ -509,7 +532,10 @@ class CanaryJudge(Evidence):
                     )
                 )
             elif g.name in self.kpis:
-                out.append(self._kpi_verdict(g, threshold("kpis"), within_threshold, with_bounds))
+                log_within = logs[g.name][2] if with_bounds else None
+                log_worse = self._combined(*logs[g.name][:2])
+                thresholds = (threshold("kpis"), within_threshold)
+                out.append(self._kpi_verdict(g, log_worse, log_within, thresholds))
         return out
 
     def _margin(
@@ -581,33 +607,42 @@ class CanaryJudge(Evidence):
             return g.value / 100 * (evidence.reference_mean() or 0.0)
         return g.value
 
-    def _kpi_verdict(
-        self, g: Guardrail, worse_threshold: float, within_threshold: float, with_bounds: bool
-    ) -> Verdict:
-        release, stage = self.kpis[g.name], self.kpis_stage[g.name]
+    def _kpi_mixtures(self, g: Guardrail, staged: bool, with_bounds: bool) -> list[Mixture]:
+        """A KPI's e-values to compute, as ``verdicts`` takes them: release-long and this
+        stage's against "within its bound", the release-long one against "beyond it"."""
         enough = self.settings.kpi_min_blocks
 
-        def log_e(evidence: MeanEvidence, worse: bool) -> float:
+        def mixture(evidence: MeanEvidence, worse: bool) -> Mixture:
             if evidence.n < enough:
-                return 0.0
+                return None
             bound = self.kpi_bound(g, evidence)
             unit = float(self.settings.kpi_block_requests)
             # A KPI kept under its bound ("<") is worse when higher.
-            if worse == g.upper_bound:
-                return evidence.log_e_above(bound, unit)
-            return evidence.log_e_below(bound, unit)
+            return evidence.mixture(bound, 1.0 if worse == g.upper_bound else -1.0, unit)
 
+        release = self.kpis[g.name]
+        return [
+            mixture(release, True),
+            mixture(self.kpis_stage[g.name], True) if staged else None,
+            mixture(release, False) if with_bounds else None,
+        ]
+
+    def _kpi_verdict(
+        self,
+        g: Guardrail,
+        log_worse: float,
+        log_within: float | None,
+        thresholds: tuple[float, float],
+    ) -> Verdict:
         return Verdict(
             key=g.name,
             guardrail=g.name,
             action=self.actions.get(g.name, "alert"),
-            log_worse=self._combined(
-                log_e(release, True), log_e(stage, True) if self.stage > 0 else 0.0
-            ),
-            worse_threshold=worse_threshold,
-            log_within=log_e(release, False) if with_bounds else None,
-            within_threshold=within_threshold,
-            has_data=release.n >= enough,
+            log_worse=log_worse,
+            worse_threshold=thresholds[0],
+            log_within=log_within,
+            within_threshold=thresholds[1],
+            has_data=self.kpis[g.name].n >= self.settings.kpi_min_blocks,
             gating=False,
         )
 

@@ -17,6 +17,7 @@ some on every effect, so small ones are still caught given more data.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Annotated
 
@@ -57,6 +58,36 @@ def log_mixture(log_ratios: np.ndarray, log_weights: np.ndarray = LOG_WEIGHTS) -
     z = log_ratios + log_weights
     top = float(z.max())
     return top + math.log(float(np.exp(z - top).sum()))
+
+
+# One e-value to compute: (log likelihood ratios, log weights) of its alternatives; None
+# when there is no evidence yet (log E = 0).
+Mixture = tuple[np.ndarray, np.ndarray] | None
+
+
+def log_mixtures(mixtures: Sequence[Mixture]) -> list[float]:
+    """``log_mixture`` of each, computed together: those of one length in one numpy pass
+    (a verdict needs a dozen; each numpy call on a short array costs mostly its overhead).
+    Row by row, numpy reduces exactly as it does one array at a time: the same floats."""
+    out = [0.0] * len(mixtures)
+    by_length: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    for i, mixture in enumerate(mixtures):
+        if mixture is not None:
+            by_length.setdefault(len(mixture[0]), []).append((i, *mixture))
+    for group in by_length.values():
+        rows = [i for i, _, _ in group]
+        z = np.array([r for _, r, _ in group]) + np.array([w for _, _, w in group])
+        top = np.maximum.reduce(z, axis=1)
+        z -= top[:, None]
+        np.exp(z, out=z)
+        sums = np.add.reduce(z, axis=1)
+        for i, t, total in zip(rows, top.tolist(), sums.tolist(), strict=True):
+            out[i] = t + math.log(total)
+    return out
+
+
+def _one(mixture: Mixture) -> float:
+    return 0.0 if mixture is None else log_mixture(*mixture)
 
 
 @lru_cache(maxsize=64)
@@ -143,27 +174,35 @@ class RatioEvidence(Evidence):
         canary_events, canary_requests, baseline_events, baseline_requests = counts
         if canary_requests <= 0 or baseline_requests <= 0:
             return  # no comparison in this window: the evidence does not move
-        self.canary_events += canary_events
-        self.canary_requests += canary_requests
-        self.baseline_events += baseline_events
-        self.baseline_requests += baseline_requests
+        state = self.__dict__  # plain writes, as ``Evidence.__setattr__`` does, minus a call each
+        state["canary_events"] += canary_events
+        state["canary_requests"] += canary_requests
+        state["baseline_events"] += baseline_events
+        state["baseline_requests"] += baseline_requests
         if step is not None:
-            total = _unpack(self.loglik) + step if self.loglik else step
-            self.loglik = total.astype("<f8", copy=False).tobytes()
+            loglik = state["loglik"]
+            total = _unpack(loglik) + step if loglik else step
+            state["loglik"] = total.astype("<f8", copy=False).tobytes()
 
     def log_e_worse(self) -> float:
         """log E against "θ ≤ worse_than"."""
-        if not self.loglik:
-            return 0.0
-        ll = _unpack(self.loglik)
-        return log_mixture(ll[:K] - ll[K])
+        return _one(self.worse_mixture())
 
     def log_e_within(self) -> float:
         """log E against "θ ≥ within"."""
+        return _one(self.within_mixture())
+
+    def worse_mixture(self) -> Mixture:
         if not self.loglik:
-            return 0.0
+            return None
         ll = _unpack(self.loglik)
-        return log_mixture(ll[K + 1 : 2 * K + 1] - ll[2 * K + 1])
+        return ll[:K] - ll[K], LOG_WEIGHTS
+
+    def within_mixture(self) -> Mixture:
+        if not self.loglik:
+            return None
+        ll = _unpack(self.loglik)
+        return ll[K + 1 : 2 * K + 1] - ll[2 * K + 1], LOG_WEIGHTS
 
     def ratio(self) -> float | None:
         """The pooled estimate of θ (None until both sides saw requests and the baseline events)."""
@@ -201,25 +240,26 @@ class RateEvidence(Evidence):
     requests: float = 0.0
 
     def add(self, events: float, requests: float) -> None:
-        self.events += events
-        self.requests += requests
+        state = self.__dict__  # plain writes (see ``RatioEvidence.add_step``)
+        state["events"] += events
+        state["requests"] += requests
 
-    def _log_e(self, direction: float) -> float:
+    def mixture(self, direction: float) -> Mixture:
+        """``log_e_above`` (+1) or ``log_e_below`` (-1) to compute."""
         if self.requests <= 0:
-            return 0.0
+            return None
         log_step, log_rest, log_weights = _rate_grid(self.limit, direction)
         if not len(log_step):
-            return 0.0
-        llr = self.events * log_step + (self.requests - self.events) * log_rest
-        return log_mixture(llr, log_weights)
+            return None
+        return self.events * log_step + (self.requests - self.events) * log_rest, log_weights
 
     def log_e_above(self) -> float:
         """log E against "share ≤ limit"."""
-        return self._log_e(+1.0)
+        return _one(self.mixture(+1.0))
 
     def log_e_below(self) -> float:
         """log E against "share ≥ limit"."""
-        return self._log_e(-1.0)
+        return _one(self.mixture(-1.0))
 
     def share(self) -> float | None:
         return self.events / self.requests if self.requests else None
@@ -258,20 +298,21 @@ class MeanEvidence(Evidence):
     def reference_mean(self) -> float | None:
         return self.reference / self.weight if self.weight else None
 
-    def _log_e(self, null_mean: float, direction: float, unit: float) -> float:
+    def mixture(self, null_mean: float, direction: float, unit: float) -> Mixture:
+        """``log_e_above`` (+1) or ``log_e_below`` (-1) to compute."""
         if self.n < 2:
-            return 0.0
+            return None
         variance = max((self.total_sq - self.total**2 / self.weight) / (self.n - 1), 0.0)
         floor = 1e-12 * max(1.0, abs(null_mean))
         sd = max(math.sqrt(variance), floor)  # per unit of weight
         standardized = (self.total - self.weight * null_mean) / (sd * math.sqrt(unit))
         llr = direction * SHIFTS * standardized - self.weight / unit * SHIFTS**2 / 2
-        return log_mixture(llr, SHIFT_LOG_WEIGHTS)
+        return llr, SHIFT_LOG_WEIGHTS
 
     def log_e_below(self, null_mean: float, unit: float = 1.0) -> float:
         """log E against "mean ≥ null_mean"."""
-        return self._log_e(null_mean, -1.0, unit)
+        return _one(self.mixture(null_mean, -1.0, unit))
 
     def log_e_above(self, null_mean: float, unit: float = 1.0) -> float:
         """log E against "mean ≤ null_mean"."""
-        return self._log_e(null_mean, +1.0, unit)
+        return _one(self.mixture(null_mean, +1.0, unit))
