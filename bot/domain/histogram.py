@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 from bot.domain.observations import CohortSample
 
@@ -34,8 +35,9 @@ def aggregate(samples: Sequence[CohortSample]) -> CohortSample:
     )
 
 
+@lru_cache(maxsize=1024)
 def bound(le: str) -> float:
-    """A bucket label as seconds; "+Inf" is infinity."""
+    """A bucket label as seconds; "+Inf" is infinity (a dozen labels, read every window)."""
     return math.inf if le == "+Inf" else float(le)
 
 

@@ -62,6 +62,7 @@ from bot.domain.sequential import (
     RateEvidence,
     RatioEvidence,
     log_mixtures,
+    rate_mixtures,
     ratio_step,
 )
 
@@ -463,12 +464,14 @@ class CanaryJudge(Evidence):
                 stage.worse_mixture() if staged else None,
                 ratio.within_mixture() if with_bounds else None,
             )
+        asked: list[tuple[RateEvidence, float] | None] = []
         for name, rate in self.rates.items():
-            wanted += (
-                rate.mixture(+1.0),
-                self.rates_stage[name].mixture(+1.0) if staged else None,
-                rate.mixture(-1.0) if with_bounds else None,
+            asked += (
+                (rate, +1.0),
+                (self.rates_stage[name], +1.0) if staged else None,
+                (rate, -1.0) if with_bounds else None,
             )
+        wanted += rate_mixtures(asked)
         for g in kpis:
             wanted += self._kpi_mixtures(g, staged, with_bounds)
         computed = iter(log_mixtures(wanted))

@@ -36,6 +36,9 @@ K = len(OFFSETS)
 SHIFTS = np.exp(np.linspace(math.log(0.01), 0.0, 40))
 _SHIFT_PRIOR = np.exp(-0.5 * ((np.log(SHIFTS) - math.log(0.1)) / 1.0) ** 2)
 SHIFT_LOG_WEIGHTS = np.log(_SHIFT_PRIOR / _SHIFT_PRIOR.sum())
+# Both directions of the shift grid and its squares, computed once (the same floats).
+_SIGNED_SHIFTS = {1.0: 1.0 * SHIFTS, -1.0: -1.0 * SHIFTS}
+_SHIFTS_SQUARED = SHIFTS**2
 
 
 class Evidence(BaseModel):
@@ -227,6 +230,37 @@ def _rate_grid(limit: float, direction: float) -> tuple[np.ndarray, np.ndarray, 
     )
 
 
+@lru_cache(maxsize=256)
+def _stacked_grids(grids: tuple[tuple[float, float], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``_rate_grid``'s per-request likelihood ratios of each (limit, direction), stacked."""
+    steps = np.array([_rate_grid(limit, direction)[0] for limit, direction in grids])
+    rests = np.array([_rate_grid(limit, direction)[1] for limit, direction in grids])
+    return steps, rests
+
+
+def rate_mixtures(asked: Sequence[tuple[RateEvidence, float] | None]) -> list[Mixture]:
+    """``RateEvidence.mixture`` of each (evidence, direction; None: not asked), those on a
+    whole grid in one numpy pass (elementwise, so the same floats as one at a time)."""
+    out: list[Mixture] = [None] * len(asked)
+    whole = []
+    for i, item in enumerate(asked):
+        if item is None:
+            continue
+        rate, direction = item
+        if rate.requests > 0 and len(_rate_grid(rate.limit, direction)[0]) == K:
+            whole.append(i)
+        else:
+            out[i] = rate.mixture(direction)
+    if whole:
+        rates = [item for i in whole if (item := asked[i]) is not None]
+        steps, rests = _stacked_grids(tuple((r.limit, d) for r, d in rates))
+        events = np.array([[r.events] for r, _ in rates])
+        rest = np.array([[r.requests - r.events] for r, _ in rates])
+        for i, llr in zip(whole, events * steps + rest * rests, strict=True):
+            out[i] = llr, LOG_WEIGHTS
+    return out
+
+
 class RateEvidence(Evidence):
     """One cohort's share of bad requests against a fixed limit (an absolute guardrail).
 
@@ -306,7 +340,7 @@ class MeanEvidence(Evidence):
         floor = 1e-12 * max(1.0, abs(null_mean))
         sd = max(math.sqrt(variance), floor)  # per unit of weight
         standardized = (self.total - self.weight * null_mean) / (sd * math.sqrt(unit))
-        llr = direction * SHIFTS * standardized - self.weight / unit * SHIFTS**2 / 2
+        llr = _SIGNED_SHIFTS[direction] * standardized - self.weight / unit * _SHIFTS_SQUARED / 2
         return llr, SHIFT_LOG_WEIGHTS
 
     def log_e_below(self, null_mean: float, unit: float = 1.0) -> float:
