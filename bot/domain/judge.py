@@ -42,8 +42,11 @@ supermartingale starting at 1, so the budget holds per release.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Literal
 
 import numpy as np
@@ -89,6 +92,15 @@ def maximum_bake(planned_minutes: float, service_maximum: float | None) -> float
     return max(planned_minutes, limit)
 
 
+@lru_cache(maxsize=64)
+def _alpha_split(alpha: float, kpis: int, rates: int) -> Mapping[str, float]:
+    """``CanaryJudge._alphas`` (the same few settings every tick: computed once)."""
+    counts = {"errors": 1, "slow": 1, "kpis": kpis, "absolute": rates}
+    present = sum(ALPHA_SHARES[k] for k, n in counts.items() if n)
+    split = {k: alpha * ALPHA_SHARES[k] / present / n for k, n in counts.items() if n}
+    return MappingProxyType(split)
+
+
 class JudgeSettings(Model):
     alpha: float = Field(default=0.01, gt=0, lt=1)  # false rollbacks per release, all tests
     promote_alpha: float = Field(default=0.05, gt=0, lt=1)  # per promotion, all gating tests
@@ -109,13 +121,14 @@ class Totals(Evidence):
     kpi_sums: dict[str, float] = {}  # value × requests
     kpi_requests: dict[str, int] = {}
 
-    def add(self, sample: CohortSample) -> None:
+    def add(self, sample: CohortSample, histogram: bool = True) -> None:
         state = self.__dict__  # plain writes (see ``RatioEvidence.add_step``)
         state["requests"] += sample.requests
         state["errors"] += sample.errors
-        buckets = self.buckets
-        get = buckets.get
-        buckets.update({le: get(le, 0) + count for le, count in sample.latency_buckets.items()})
+        if histogram:
+            get = self.buckets.get
+            latency = sample.latency_buckets
+            self.buckets.update({le: get(le, 0) + count for le, count in latency.items()})
         for name, value in sample.kpis.items():
             self.kpi_sums[name] = self.kpi_sums.get(name, 0.0) + value * sample.requests
             self.kpi_requests[name] = self.kpi_requests.get(name, 0) + sample.requests
@@ -335,13 +348,15 @@ class CanaryJudge(Evidence):
             canary_sorted = sorted_buckets(canary.latency_buckets)
             baseline_sorted = sorted_buckets(baseline.latency_buckets)
         for g in self.guardrails:
-            if g.name in self.rates:
+            name = g.name
+            rate = self.rates.get(name)
+            if rate is not None:
                 bad, total = bad_requests(g, canary, canary_sorted)
-                self.rates[g.name].add(bad, total)
-                self.rates_stage[g.name].add(bad, total)
+                rate.add(bad, total)
+                self.rates_stage[name].add(bad, total)
                 base_bad, base_total = bad_requests(g, baseline, baseline_sorted)
-                self._observe_stable(g.name, bad, total, base_bad, base_total, steps)
-            elif g.name in self.kpi_blocks:
+                self._observe_stable(name, bad, total, base_bad, base_total, steps)
+            elif name in self.kpi_blocks:
                 self._observe_kpi(g, canary, baseline)
 
     def _observe_stable(
@@ -384,8 +399,9 @@ class CanaryJudge(Evidence):
         if name not in canary.kpis or (g.relative and name not in baseline.kpis):
             return
         block = self.kpi_blocks[g.name]
-        block.canary.add(canary)
-        block.baseline.add(baseline)
+        # A block needs requests and KPI sums only: no histogram.
+        block.canary.add(canary, histogram=False)
+        block.baseline.add(baseline, histogram=False)
         if block.canary.requests < self.settings.kpi_block_requests:
             return
         value, reference = block.canary.kpi(name), block.baseline.kpi(name)
@@ -405,13 +421,9 @@ class CanaryJudge(Evidence):
             minutes=self.soak_minutes
         )
 
-    def _alphas(self) -> dict[str, float]:
+    def _alphas(self) -> Mapping[str, float]:
         """The false-rollback budget of one test of each kind."""
-        counts = {"errors": 1, "slow": 1, "kpis": len(self.kpis), "absolute": len(self.rates)}
-        present = sum(ALPHA_SHARES[k] for k, n in counts.items() if n)
-        return {
-            k: self.settings.alpha * ALPHA_SHARES[k] / present / n for k, n in counts.items() if n
-        }
+        return _alpha_split(self.settings.alpha, len(self.kpis), len(self.rates))
 
     def _combined(self, release: float, stage: float) -> float:
         """log of the stage-restarting mixture: E_release / 2 + E_stage / (2 (J - 1)).
@@ -454,7 +466,9 @@ class CanaryJudge(Evidence):
             ("errors", self.errors, self.errors_stage, self.error_guardrail()),
             ("slow", self.slow, self.slow_stage, self.latency_guardrail()),
         )
-        kpis = [g for g in self.guardrails if g.name not in self.rates and g.name in self.kpis]
+        # Each guardrail's name read once (a property, built for KPIs).
+        named = [(g.name, g) for g in self.guardrails]
+        kpis = [(name, g) for name, g in named if name not in self.rates and name in self.kpis]
         # Every e-value below, computed in one batch (``log_mixtures``), three per test:
         # release-long against "no worse", this stage's, release-long "within its bound".
         wanted: list[Mixture] = []
@@ -472,12 +486,12 @@ class CanaryJudge(Evidence):
                 (rate, -1.0) if with_bounds else None,
             )
         wanted += rate_mixtures(asked)
-        for g in kpis:
+        for _, g in kpis:
             wanted += self._kpi_mixtures(g, staged, with_bounds)
         computed = iter(log_mixtures(wanted))
         logs = {
             key: (next(computed), next(computed), next(computed))
-            for key in [k for k, *_ in ratios] + list(self.rates) + [g.name for g in kpis]
+            for key in [k for k, *_ in ratios] + list(self.rates) + [name for name, _ in kpis]
         }
         # Each absolute guardrail's promotion evidence, shared with the margins below.
         rates_within = {name: logs[name][2] for name in self.rates} if with_bounds else {}
@@ -514,29 +528,28 @@ class CanaryJudge(Evidence):
                     ),
                 )
             )
-        for g in self.guardrails:
-            if g.name in self.rates:
-                rate = self.rates[g.name]
-                log_worse = self._combined(*logs[g.name][:2])
+        for name, g in named:
+            if name in self.rates:
+                log_worse = self._combined(*logs[name][:2])
                 worse_threshold = threshold("absolute")
                 out.append(
                     Verdict(
-                        key=g.name,
-                        guardrail=g.name,
-                        action=self.actions.get(g.name, "auto_rollback"),
+                        key=name,
+                        guardrail=name,
+                        action=self.actions.get(name, "auto_rollback"),
                         log_worse=log_worse,
                         worse_threshold=worse_threshold,
-                        log_within=rates_within.get(g.name),
+                        log_within=rates_within.get(name),
                         within_threshold=within_threshold,
-                        has_data=rate.requests > 0,
-                        gating=self._gates(g.name),
+                        has_data=self.rates[name].requests > 0,
+                        gating=self._gates(name),
                         stable_breaks=log_worse >= worse_threshold
-                        and self.stable_breaks(g.name, worse_threshold),
+                        and self.stable_breaks(name, worse_threshold),
                     )
                 )
-            elif g.name in self.kpis:
-                log_within = logs[g.name][2] if with_bounds else None
-                log_worse = self._combined(*logs[g.name][:2])
+            elif name in self.kpis:
+                log_within = logs[name][2] if with_bounds else None
+                log_worse = self._combined(*logs[name][:2])
                 thresholds = (threshold("kpis"), within_threshold)
                 out.append(self._kpi_verdict(g, log_worse, log_within, thresholds))
         return out

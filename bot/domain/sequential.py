@@ -73,13 +73,19 @@ def log_mixtures(mixtures: Sequence[Mixture]) -> list[float]:
     (a verdict needs a dozen; each numpy call on a short array costs mostly its overhead).
     Row by row, numpy reduces exactly as it does one array at a time: the same floats."""
     out = [0.0] * len(mixtures)
-    by_length: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    groups: dict[int, tuple[list[int], list[np.ndarray], list[np.ndarray]]] = {}
     for i, mixture in enumerate(mixtures):
         if mixture is not None:
-            by_length.setdefault(len(mixture[0]), []).append((i, *mixture))
-    for group in by_length.values():
-        rows = [i for i, _, _ in group]
-        z = np.array([r for _, r, _ in group]) + np.array([w for _, _, w in group])
+            ratios, weights = mixture
+            group = groups.get(len(ratios))
+            if group is None:
+                group = groups[len(ratios)] = ([], [], [])
+            group[0].append(i)
+            group[1].append(ratios)
+            group[2].append(weights)
+    for rows, ratios_, weights_ in groups.values():
+        z = np.array(ratios_)
+        z += np.array(weights_)
         top = np.maximum.reduce(z, axis=1)
         z -= top[:, None]
         np.exp(z, out=z)
