@@ -49,7 +49,6 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Literal
 
-import numpy as np
 from pydantic import Field
 
 from bot.domain.base import Model
@@ -59,14 +58,15 @@ from bot.domain.plan import Trigger, TriggerAction
 from bot.domain.power import POWER, detection_power_reached
 from bot.domain.request import Guardrail
 from bot.domain.sequential import (
+    Counts,
     Evidence,
     MeanEvidence,
     Mixture,
     RateEvidence,
     RatioEvidence,
+    add_windows,
     log_mixtures,
     rate_mixtures,
-    ratio_step,
 )
 
 Recommendation = Literal["promote", "rollback", "extend_analysis"]
@@ -224,21 +224,6 @@ def bad_requests(
     return float(cohort.errors), float(cohort.requests)
 
 
-# One window's likelihood steps, by (null, counts): ``_add_ratio`` computes each once.
-_Steps = dict[tuple[float, float, int, int, int, int], np.ndarray | None]
-
-
-def _add_ratio(steps: _Steps, counts: tuple[int, int, int, int], *tests: RatioEvidence) -> None:
-    """Add one window's counts to ``tests``. The release-long and stage tests, and the
-    error-rate guardrails' canary-vs-baseline tests, see the same counts: the step (a few
-    numpy operations on every alternative) is computed once for all of them."""
-    for test in tests:
-        key = (test.worse_than, test.within, *counts)
-        if key not in steps:
-            steps[key] = ratio_step(test.worse_than, test.within, *counts)
-        test.add_step(counts, steps[key])
-
-
 class CanaryJudge(Evidence):
     """The judge's running state for one release (stored with it) or one analysis."""
 
@@ -338,10 +323,11 @@ class CanaryJudge(Evidence):
             self.no_data_streak += 1
             return
         self.no_data_streak = 0
-        steps: _Steps = {}
+        # Every canary-vs-baseline test's window, added at the end in one pass.
+        ratios: list[tuple[Counts, RatioEvidence]] = []
         counts = (canary.errors, canary.requests, baseline.errors, baseline.requests)
-        _add_ratio(steps, counts, self.errors, self.errors_stage)
-        self._observe_slow(canary, baseline, steps)
+        ratios += ((counts, self.errors), (counts, self.errors_stage))
+        self._observe_slow(canary, baseline, ratios)
         # Each cohort's histogram sorted once for every latency guardrail.
         canary_sorted = baseline_sorted = None
         if any(g.metric in QUANTILES for g in self.guardrails):
@@ -355,9 +341,10 @@ class CanaryJudge(Evidence):
                 rate.add(bad, total)
                 self.rates_stage[name].add(bad, total)
                 base_bad, base_total = bad_requests(g, baseline, baseline_sorted)
-                self._observe_stable(name, bad, total, base_bad, base_total, steps)
+                self._observe_stable(name, bad, total, base_bad, base_total, ratios)
             elif name in self.kpi_blocks:
                 self._observe_kpi(g, canary, baseline)
+        add_windows(ratios)
 
     def _observe_stable(
         self,
@@ -366,7 +353,7 @@ class CanaryJudge(Evidence):
         total: float,
         base_bad: float,
         base_total: float,
-        steps: _Steps,
+        ratios: list[tuple[Counts, RatioEvidence]],
     ) -> None:
         """The baseline against the guardrail's own bound, and the canary against it."""
         if name not in self.versus:  # a release stored before these tests existed
@@ -374,9 +361,14 @@ class CanaryJudge(Evidence):
         self.baseline_rates[name].add(base_bad, base_total)
         self.baseline_rates_stage[name].add(base_bad, base_total)
         counts = (round(bad), round(total), round(base_bad), round(base_total))
-        _add_ratio(steps, counts, self.versus[name], self.versus_stage[name])
+        ratios += ((counts, self.versus[name]), (counts, self.versus_stage[name]))
 
-    def _observe_slow(self, canary: CohortSample, baseline: CohortSample, steps: _Steps) -> None:
+    def _observe_slow(
+        self,
+        canary: CohortSample,
+        baseline: CohortSample,
+        ratios: list[tuple[Counts, RatioEvidence]],
+    ) -> None:
         if not self.bound_settled:
             # The bound comes from baseline data only, and the windows that chose it are not
             # tested: the test stays valid whatever bound was picked.
@@ -392,7 +384,8 @@ class CanaryJudge(Evidence):
         b_total = baseline.latency_buckets.get("+Inf", 0)
         c_slow = above_bound(canary.latency_buckets, self.slow_bound)
         b_slow = above_bound(baseline.latency_buckets, self.slow_bound)
-        _add_ratio(steps, (c_slow, c_total, b_slow, b_total), self.slow, self.slow_stage)
+        counts = (c_slow, c_total, b_slow, b_total)
+        ratios += ((counts, self.slow), (counts, self.slow_stage))
 
     def _observe_kpi(self, g: Guardrail, canary: CohortSample, baseline: CohortSample) -> None:
         name = g.kpi or ""

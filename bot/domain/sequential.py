@@ -129,22 +129,50 @@ def _unpack(packed: bytes) -> np.ndarray:
     return np.frombuffer(packed, dtype="<f8")
 
 
-def ratio_step(
-    worse_than: float,
-    within: float,
-    canary_events: int,
-    canary_requests: int,
-    baseline_events: int,
-    baseline_requests: int,
-) -> np.ndarray | None:
-    """One window's log likelihood on every alternative of ``RatioEvidence`` (None: the
-    window moves no likelihood)."""
-    events = canary_events + baseline_events
-    if canary_requests <= 0 or baseline_requests <= 0 or events == 0:
-        return None
-    log_rate = _log_thetas(worse_than, within) + math.log(canary_requests / baseline_requests)
-    step: np.ndarray = canary_events * log_rate - events * np.logaddexp(log_rate, 0.0)
-    return step
+Counts = tuple[int, int, int, int]  # canary events, canary requests, baseline's two
+
+
+def add_windows(windows: Sequence[tuple[Counts, RatioEvidence]]) -> None:
+    """``RatioEvidence.add`` of each (counts, test), each test at most once, in one numpy
+    pass: each distinct (null, counts) likelihood step computed once (a window's release-long
+    and stage tests, and the error-rate guardrails' canary-vs-baseline ones, see the same
+    counts), every test's log likelihoods added together. Elementwise, so the same floats
+    as one at a time."""
+    moving: list[tuple[RatioEvidence, int]] = []  # (test, its step's row)
+    rows: dict[tuple[float, float, int, int, int, int], int] = {}
+    for counts, test in windows:
+        canary_events, canary_requests, baseline_events, baseline_requests = counts
+        if canary_requests <= 0 or baseline_requests <= 0:
+            continue  # no comparison in this window: the evidence does not move
+        state = test.__dict__  # plain writes, as ``Evidence.__setattr__`` does, minus a call
+        state["canary_events"] += canary_events
+        state["canary_requests"] += canary_requests
+        state["baseline_events"] += baseline_events
+        state["baseline_requests"] += baseline_requests
+        if canary_events + baseline_events:
+            key = (test.worse_than, test.within, *counts)
+            moving.append((test, rows.setdefault(key, len(rows))))
+    if not moving:
+        return
+    # Given m events, each is the canary's with probability θr/(θr + 1), r the window's
+    # ratio of canary to baseline requests: the step is c·log(θr) - m·log(1 + θr).
+    log_rate = np.array([_log_thetas(k[0], k[1]) for k in rows]) + np.array(
+        [[math.log(k[3] / k[5])] for k in rows]
+    )
+    canary = np.array([[k[2]] for k in rows], dtype=np.float64)
+    events = np.array([[k[2] + k[4]] for k in rows], dtype=np.float64)
+    steps = canary * log_rate - events * np.logaddexp(log_rate, 0.0)
+    grown = [(test, row) for test, row in moving if test.loglik]
+    for test, row in moving:
+        if not test.loglik:  # its first events: the step is the whole likelihood
+            test.__dict__["loglik"] = steps[row].astype("<f8").tobytes()
+    if grown:
+        before = b"".join(test.loglik for test, _ in grown)
+        total = _unpack(before).reshape(len(grown), -1) + steps[[row for _, row in grown]]
+        packed = total.astype("<f8", copy=False).tobytes()
+        width = len(packed) // len(grown)
+        for i, (test, _) in enumerate(grown):
+            test.__dict__["loglik"] = packed[i * width : (i + 1) * width]
 
 
 class RatioEvidence(Evidence):
@@ -174,24 +202,7 @@ class RatioEvidence(Evidence):
     def add(
         self, canary_events: int, canary_requests: int, baseline_events: int, baseline_requests: int
     ) -> None:
-        counts = (canary_events, canary_requests, baseline_events, baseline_requests)
-        self.add_step(counts, ratio_step(self.worse_than, self.within, *counts))
-
-    def add_step(self, counts: tuple[int, int, int, int], step: np.ndarray | None) -> None:
-        """``add`` with the window's step already computed (``ratio_step`` of the same null
-        and counts): tests fed the same counts share one."""
-        canary_events, canary_requests, baseline_events, baseline_requests = counts
-        if canary_requests <= 0 or baseline_requests <= 0:
-            return  # no comparison in this window: the evidence does not move
-        state = self.__dict__  # plain writes, as ``Evidence.__setattr__`` does, minus a call each
-        state["canary_events"] += canary_events
-        state["canary_requests"] += canary_requests
-        state["baseline_events"] += baseline_events
-        state["baseline_requests"] += baseline_requests
-        if step is not None:
-            loglik = state["loglik"]
-            total = _unpack(loglik) + step if loglik else step
-            state["loglik"] = total.astype("<f8", copy=False).tobytes()
+        add_windows([((canary_events, canary_requests, baseline_events, baseline_requests), self)])
 
     def log_e_worse(self) -> float:
         """log E against "θ ≤ worse_than"."""
