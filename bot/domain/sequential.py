@@ -73,24 +73,20 @@ def log_mixtures(mixtures: Sequence[Mixture]) -> list[float]:
     (a verdict needs a dozen; each numpy call on a short array costs mostly its overhead).
     Row by row, numpy reduces exactly as it does one array at a time: the same floats."""
     out = [0.0] * len(mixtures)
-    groups: dict[int, tuple[list[int], list[np.ndarray], list[np.ndarray]]] = {}
-    for i, mixture in enumerate(mixtures):
-        if mixture is not None:
-            ratios, weights = mixture
-            group = groups.get(len(ratios))
-            if group is None:
-                group = groups[len(ratios)] = ([], [], [])
-            group[0].append(i)
-            group[1].append(ratios)
-            group[2].append(weights)
-    for rows, ratios_, weights_ in groups.values():
-        z = np.array(ratios_)
-        z += np.array(weights_)
+    present = [(i, m) for i, m in enumerate(mixtures) if m is not None]
+    lengths = {len(m[0]) for _, m in present}
+    for length in lengths:
+        group = present if len(lengths) == 1 else [p for p in present if len(p[1][0]) == length]
+        z = np.array([m[0] for _, m in group])
+        weights = group[0][1][1]
+        # One grid's weights (the usual case) broadcast: the same sums as row by row.
+        same = all(m[1] is weights for _, m in group)
+        z += weights if same else np.array([m[1] for _, m in group])
         top = np.maximum.reduce(z, axis=1)
         z -= top[:, None]
         np.exp(z, out=z)
         sums = np.add.reduce(z, axis=1)
-        for i, t, total in zip(rows, top.tolist(), sums.tolist(), strict=True):
+        for (i, _), t, total in zip(group, top.tolist(), sums.tolist(), strict=True):
             out[i] = t + math.log(total)
     return out
 
@@ -248,33 +244,34 @@ def _rate_grid(limit: float, direction: float) -> tuple[np.ndarray, np.ndarray, 
 
 
 @lru_cache(maxsize=256)
-def _stacked_grids(grids: tuple[tuple[float, float], ...]) -> tuple[np.ndarray, np.ndarray]:
-    """``_rate_grid``'s per-request likelihood ratios of each (limit, direction), stacked."""
-    steps = np.array([_rate_grid(limit, direction)[0] for limit, direction in grids])
-    rests = np.array([_rate_grid(limit, direction)[1] for limit, direction in grids])
-    return steps, rests
+def _stacked_grids(
+    grids: tuple[tuple[float, float], ...],
+) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
+    """Of the (limit, direction) grids whose every alternative is valid: their places in
+    ``grids`` and ``_rate_grid``'s per-request likelihood ratios, stacked."""
+    whole = tuple(i for i, g in enumerate(grids) if len(_rate_grid(*g)[0]) == K)
+    steps = np.array([_rate_grid(*grids[i])[0] for i in whole])
+    rests = np.array([_rate_grid(*grids[i])[1] for i in whole])
+    return whole, steps, rests
 
 
 def rate_mixtures(asked: Sequence[tuple[RateEvidence, float] | None]) -> list[Mixture]:
     """``RateEvidence.mixture`` of each (evidence, direction; None: not asked), those on a
     whole grid in one numpy pass (elementwise, so the same floats as one at a time)."""
     out: list[Mixture] = [None] * len(asked)
-    whole = []
-    for i, item in enumerate(asked):
-        if item is None:
-            continue
-        rate, direction = item
-        if rate.requests > 0 and len(_rate_grid(rate.limit, direction)[0]) == K:
-            whole.append(i)
-        else:
-            out[i] = rate.mixture(direction)
+    live = [(i, item) for i, item in enumerate(asked) if item is not None and item[0].requests > 0]
+    if not live:
+        return out
+    whole, steps, rests = _stacked_grids(tuple((rate.limit, d) for _, (rate, d) in live))
     if whole:
-        rates = [item for i in whole if (item := asked[i]) is not None]
-        steps, rests = _stacked_grids(tuple((r.limit, d) for r, d in rates))
-        events = np.array([[r.events] for r, _ in rates])
-        rest = np.array([[r.requests - r.events] for r, _ in rates])
-        for i, llr in zip(whole, events * steps + rest * rests, strict=True):
-            out[i] = llr, LOG_WEIGHTS
+        rates = [live[k][1][0] for k in whole]
+        events = np.array([r.events for r in rates])[:, None]
+        rest = np.array([r.requests - r.events for r in rates])[:, None]
+        for k, llr in zip(whole, events * steps + rest * rests, strict=True):
+            out[live[k][0]] = llr, LOG_WEIGHTS
+    for i, (rate, direction) in live:
+        if out[i] is None:  # a grid cut short by the limit
+            out[i] = rate.mixture(direction)
     return out
 
 
