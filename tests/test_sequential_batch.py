@@ -73,6 +73,17 @@ def test_windows_added_together_match_one_window_at_a_time(
     assert single == tests[2]
 
 
+def test_a_test_fed_twice_in_one_pass_gets_both_windows() -> None:
+    twice, apart = (
+        RatioEvidence(worse_than=1.0, within=2.0),
+        RatioEvidence(worse_than=1.0, within=2.0),
+    )
+    add_windows([((3, 100, 10, 1900), twice), ((1, 120, 12, 1800), twice)])
+    apart.add(3, 100, 10, 1900)
+    apart.add(1, 120, 12, 1800)
+    assert twice == apart and twice.canary_requests == 220
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(0, 3), min_size=1, max_size=20), st.integers(0, 2**32 - 1))
 def test_mixtures_computed_together_match_one_at_a_time(kinds: list[int], seed: int) -> None:

@@ -129,11 +129,14 @@ Counts = tuple[int, int, int, int]  # canary events, canary requests, baseline's
 
 
 def add_windows(windows: Sequence[tuple[Counts, RatioEvidence]]) -> None:
-    """``RatioEvidence.add`` of each (counts, test), each test at most once, in one numpy
-    pass: each distinct (null, counts) likelihood step computed once (a window's release-long
-    and stage tests, and the error-rate guardrails' canary-vs-baseline ones, see the same
-    counts), every test's log likelihoods added together. Elementwise, so the same floats
-    as one at a time."""
+    """``RatioEvidence.add`` of each (counts, test), in one numpy pass: each distinct (null,
+    counts) likelihood step computed once (a window's release-long and stage tests, and the
+    error-rate guardrails' canary-vs-baseline ones, see the same counts), every test's log
+    likelihoods added together. Elementwise, so the same floats as one at a time."""
+    if len({id(test) for _, test in windows}) < len(windows):
+        for window in windows:  # a test fed twice: its windows in turn, not one overwritten
+            add_windows([window])
+        return
     moving: list[tuple[RatioEvidence, int]] = []  # (test, its step's row)
     rows: dict[tuple[float, float, int, int, int, int], int] = {}
     for counts, test in windows:
