@@ -14,6 +14,7 @@ from bot.domain.judge import Totals
 from bot.domain.observations import CohortSample
 from bot.domain.sequential import (
     LOG_WEIGHTS,
+    OFFSETS,
     SHIFT_LOG_WEIGHTS,
     MeanEvidence,
     RateEvidence,
@@ -37,9 +38,9 @@ def _one_at_a_time(test: RatioEvidence, windows: list[tuple[int, int, int, int]]
             continue
         thetas = np.concatenate(
             [
-                math.log(test.worse_than) + np.arange(1, 29) * 0.1,
+                math.log(test.worse_than) + OFFSETS,
                 [math.log(test.worse_than)],
-                math.log(test.within) - np.arange(1, 29) * 0.1,
+                math.log(test.within) - OFFSETS,
                 [math.log(test.within)],
             ]
         )

@@ -48,7 +48,7 @@ class Evidence(BaseModel):
 
     def __setattr__(self, name: str, value: object) -> None:
         # The running sums change about a hundred times a window: a field is written
-        # straight into the instance, skipping pydantic's assignment path (a third of the
+        # straight into the instance, skipping pydantic's assignment path (a quarter of the
         # time of adding a window). Anything else (an unknown name) still goes through it.
         if name in type(self).__pydantic_fields__:
             self.__dict__[name] = value
