@@ -694,7 +694,8 @@ class Release(MutableModel):
         something to say, the step's extended analysis ran out, or a new minute began (for
         the live card)."""
         judge = self.canary_judge
-        verdicts = judge.verdicts(with_bounds=judge.soaked(now))
+        soaked = judge.soaked(now)
+        verdicts = judge.verdicts(with_bounds=soaked)
         quiet = (
             judge.decide(now, verdicts) == "extend_analysis"
             and not any(v.breached for v in verdicts)
@@ -711,7 +712,9 @@ class Release(MutableModel):
             and last.replace(second=0, microsecond=0) == now.replace(second=0, microsecond=0)
         ):
             return self.judgement
-        self.judgement, self.judged_step, self.judged_at = judgement(judge, now), step_index, now
+        # The full judgement takes the verdicts with bounds: these, once the stage has soaked.
+        full = judgement(judge, now, verdicts if soaked else None)
+        self.judgement, self.judged_step, self.judged_at = full, step_index, now
         return self.judgement
 
     def _without_metrics(self, reason: str, now: datetime) -> None:
