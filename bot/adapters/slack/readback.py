@@ -11,6 +11,7 @@ file, by the file's name (an upload carries no metadata)."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,6 +29,13 @@ UNREADABLE = {
     "not_in_channel": "invite the bot to the channel",
 }
 Message = dict[str, Any]
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]+")  # a name is lower-case: Slack allows no capitals
+LIST_PAGE = 999  # conversations.list's largest page (tier 2: as few calls as can be)
+# Why a channel's name was not resolved, with the fix (the post then goes out, as above).
+UNRESOLVED = {
+    "missing_scope": "reinstall the app to grant it channels:read and groups:read",
+    "no such channel": "check the name, invite the bot if it is private, or give its ID (C…)",
+}
 
 
 def post_metadata(release_id: str, post: str, **more: object) -> dict[str, Any]:
@@ -72,6 +80,52 @@ def files_shared(client: WebClient, channel: str, thread_ts: str, what: str) -> 
         for f in message.get("files") or []
         if isinstance(f, dict)
     }
+
+
+def channel_id(client: WebClient, channel: str, what: str) -> str | None:
+    """The ID of ``channel`` given by ID or by name (``#payments-incidents``), which
+    ``conversations.history`` needs: a name is looked up with ``conversations.list``; None,
+    after one warning naming the fix, when it cannot be (``what`` is then posted, and may
+    appear twice)."""
+    if CHANNEL_ID.fullmatch(channel):
+        return channel
+    name = channel.removeprefix("#")
+    try:
+        found = next((c for c in listed_channels(client) if c.get("name") == name), None)
+    except SlackApiError as exc:
+        error = str(exc.response.get("error", ""))
+        if error not in UNRESOLVED:
+            raise
+    else:
+        if found is not None:
+            return str(found["id"])
+        error = "no such channel"
+    log.warning(
+        "cannot find the ID of %s to read it back and see whether %s is already there "
+        "(%s: %s); posting it, so it may appear twice",
+        channel,
+        what,
+        error,
+        UNRESOLVED[error],
+    )
+    return None
+
+
+def listed_channels(client: WebClient) -> Iterator[Message]:
+    """The workspace's public channels and the private ones the bot is in, archived ones left
+    out, page after page."""
+    args: dict[str, Any] = {
+        "types": "public_channel,private_channel",
+        "exclude_archived": True,
+        "limit": LIST_PAGE,
+    }
+    while True:
+        page = client.conversations_list(**args)
+        yield from page.get("channels") or []
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return
+        args["cursor"] = cursor
 
 
 def readable(
