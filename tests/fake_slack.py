@@ -311,18 +311,22 @@ class FakeSlack(LoopbackServer):
         """The ID of `channel` given by ID or by name (made up for a name never seen, unless
         strict: then `channel_not_found`, as KeyError)."""
         with self._cond:
-            if CHANNEL_ID.fullmatch(channel):
-                return channel
-            name = channel.removeprefix("#")
-            found = next((c for c, v in self._channels.items() if v["name"] == name), None)
+            found = self._known_id(channel)
             if found is not None:
                 return found
             if self.strict:
                 raise KeyError(channel)
+            name = channel.removeprefix("#")
             # Made up, but the same for a name whatever happened before (reset keeps channels).
             made_up = "C" + hashlib.sha1(name.encode()).hexdigest()[:10].upper()
             self._channels[made_up] = self._channel(made_up, name, False)
             return made_up
+
+    def _known_id(self, channel: str) -> str | None:
+        if CHANNEL_ID.fullmatch(channel):
+            return channel
+        name = channel.removeprefix("#")
+        return next((c for c, v in self._channels.items() if v["name"] == name), None)
 
     def fail_next(
         self,
@@ -424,7 +428,7 @@ class FakeSlack(LoopbackServer):
         """The message as it stands now, after any chat.update: what a user would see."""
         with self._cond:
             try:
-                return dict(self._messages[(self.channel_id(channel), ts)])
+                return dict(self._messages[(self._known_id(channel) or channel, ts)])
             except KeyError:
                 raise AssertionError(f"no message {ts} in {channel}") from None
 
@@ -432,7 +436,7 @@ class FakeSlack(LoopbackServer):
         """Messages posted to `channel` as they stand now, oldest first; with `thread_ts`,
         only that thread's replies; with `thread_ts=""`, only top-level messages."""
         with self._cond:
-            channel = self.channel_id(channel)
+            channel = self._known_id(channel) or channel
             found = [dict(m) for (c, _), m in self._messages.items() if c == channel]
         if thread_ts is None:
             return found
@@ -776,15 +780,15 @@ class FakeSlack(LoopbackServer):
             shown.pop("metadata", None)
         return shown
 
-    def _page(self, messages: list[Payload], call: Call) -> Payload:
-        """One page of `messages` (`limit`, `cursor` an offset), as Slack pages them."""
+    def _page(self, items: list[Payload], call: Call, key: str = "messages") -> Payload:
+        """One page of `items` (`limit`, `cursor` an offset), as Slack pages them."""
         start = int(str(call.params.get("cursor") or 0))
         limit = int(str(call.params.get("limit") or 100))
-        page = messages[start : start + limit]
-        more = start + limit < len(messages)
+        page = items[start : start + limit]
+        more = start + limit < len(items)
         return {
             "ok": True,
-            "messages": [self._listed(m, call) for m in page],
+            key: [self._listed(m, call) for m in page] if key == "messages" else page,
             "has_more": more,
             "response_metadata": {"next_cursor": str(start + limit) if more else ""},
         }
@@ -803,16 +807,7 @@ class FakeSlack(LoopbackServer):
             if ("private_channel" if c["is_private"] else "public_channel") in types
             and (archived or not c["is_archived"])
         ]
-        start = int(str(p.get("cursor") or 0))
-        limit = int(str(p.get("limit") or 100))
-        if not 0 < limit <= 1000:
-            return {"ok": False, "error": "invalid_limit"}
-        more = start + limit < len(channels)
-        return {
-            "ok": True,
-            "channels": channels[start : start + limit],
-            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
-        }
+        return self._page(channels, call, "channels")
 
     def _conversations_history(self, call: Call) -> Payload:
         """The channel's top-level messages, newest first (thread replies are not listed).

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator
+from itertools import count
 from typing import Any
 
 from slack_sdk import WebClient
@@ -114,18 +115,8 @@ def channel_id(client: WebClient, channel: str, what: str) -> str | None:
 def listed_channels(client: WebClient) -> Iterator[Message]:
     """The workspace's public channels and the private ones the bot is in, archived ones left
     out, page after page."""
-    args: dict[str, Any] = {
-        "types": "public_channel,private_channel",
-        "exclude_archived": True,
-        "limit": LIST_PAGE,
-    }
-    while True:
-        page = client.conversations_list(**args)
-        yield from page.get("channels") or []
-        cursor = (page.get("response_metadata") or {}).get("next_cursor")
-        if not cursor:
-            return
-        args["cursor"] = cursor
+    args = {"types": "public_channel,private_channel", "exclude_archived": True}
+    return paged(client.conversations_list, "channels", {**args, "limit": LIST_PAGE})
 
 
 def readable(
@@ -153,13 +144,22 @@ def read_back(client: WebClient, channel: str, thread_ts: str | None) -> Iterato
     """The channel's latest messages (the thread's replies with ``thread_ts``), with their
     metadata, a few pages at most."""
     args: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": 200}
-    for _ in range(READ_BACK_PAGES):
-        if thread_ts is None:
-            page = client.conversations_history(**args)
-        else:
-            page = client.conversations_replies(ts=thread_ts, **args)
-        yield from page.get("messages") or []
+    if thread_ts is None:
+        return paged(client.conversations_history, "messages", args, READ_BACK_PAGES)
+    return paged(
+        client.conversations_replies, "messages", {**args, "ts": thread_ts}, READ_BACK_PAGES
+    )
+
+
+def paged(
+    method: Callable[..., Any], key: str, args: dict[str, Any], pages: int | None = None
+) -> Iterator[Message]:
+    """The ``key`` items of ``method``'s answers, page after page (Slack's cursor), ``pages``
+    pages at most."""
+    cursor = None
+    for _ in range(pages) if pages is not None else count():
+        page = method(**args, **({"cursor": cursor} if cursor else {}))
+        yield from page.get(key) or []
         cursor = (page.get("response_metadata") or {}).get("next_cursor")
         if not cursor:
             return
-        args["cursor"] = cursor
