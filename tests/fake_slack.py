@@ -49,7 +49,7 @@ SCOPES = (
     "channels:history,groups:history"
 )
 #: A channel ID (a name is lower-case: Slack allows no capitals in it).
-CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]+")
+CHANNEL_ID = re.compile(r"[A-Z][A-Z0-9]+")
 
 Payload = dict[str, Any]
 Answer = Payload | Callable[["Call"], Payload]

@@ -30,7 +30,7 @@ UNREADABLE = {
     "not_in_channel": "invite the bot to the channel",
 }
 Message = dict[str, Any]
-CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]+")  # a name is lower-case: Slack allows no capitals
+CHANNEL_ID = re.compile(r"[A-Z][A-Z0-9]+")  # an ID: Slack allows no capitals in a name
 LIST_PAGE = 999  # conversations.list's largest page (tier 2: as few calls as can be)
 # Why a channel's name was not resolved, with the fix (the post then goes out, as above).
 UNRESOLVED = {
