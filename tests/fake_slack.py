@@ -15,8 +15,10 @@ Modelled on slackapi/bolt-python's tests/mock_web_api_server.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mimetypes
+import re
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -42,7 +44,12 @@ SOCKET_URL = "wss://wss-primary.slack.com/link/?ticket=fake-ticket&app_id=A0APP"
 JSON_FIELDS = frozenset({"blocks", "attachments", "view", "files", "metadata", "unfurls"})
 #: Methods an app-level (xapp-) token may call; everything else needs a bot token.
 APP_TOKEN_METHODS = frozenset({"apps.connections.open", "auth.test"})
-SCOPES = "chat:write,commands,files:write,users:read,channels:read,channels:history,groups:history"
+SCOPES = (
+    "chat:write,commands,files:write,users:read,channels:read,groups:read,"
+    "channels:history,groups:history"
+)
+#: A channel ID (a name is lower-case: Slack allows no capitals in it).
+CHANNEL_ID = re.compile(r"[A-Z][A-Z0-9]+")
 
 Payload = dict[str, Any]
 Answer = Payload | Callable[["Call"], Payload]
@@ -246,6 +253,7 @@ class FakeSlack(LoopbackServer):
             "views.publish": self._views_publish,
             "users.info": self._users_info,
             "conversations.info": self._conversations_info,
+            "conversations.list": self._conversations_list,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "files.getUploadURLExternal": self._files_get_upload_url,
@@ -288,10 +296,37 @@ class FakeSlack(LoopbackServer):
         with self._cond:
             self._users[user_id] = self._user(user_id, name, real_name or name.title(), tz)
 
-    def add_channel(self, channel_id: str, name: str, is_private: bool = False) -> None:
-        """Make `conversations.info` answer this channel."""
+    def add_channel(
+        self, channel_id: str, name: str, is_private: bool = False, is_archived: bool = False
+    ) -> None:
+        """Make `conversations.info` answer this channel and `conversations.list` list it;
+        `chat.postMessage` given its name (`#name` or `name`) posts to it."""
         with self._cond:
-            self._channels[channel_id] = self._channel(channel_id, name, is_private)
+            self._channels[channel_id] = {
+                **self._channel(channel_id, name, is_private),
+                "is_archived": is_archived,
+            }
+
+    def channel_id(self, channel: str) -> str:
+        """The ID of `channel` given by ID or by name (made up for a name never seen, unless
+        strict: then `channel_not_found`, as KeyError)."""
+        with self._cond:
+            found = self._known_id(channel)
+            if found is not None:
+                return found
+            if self.strict:
+                raise KeyError(channel)
+            name = channel.removeprefix("#")
+            # Made up, but the same for a name whatever happened before (reset keeps channels).
+            made_up = "C" + hashlib.sha1(name.encode()).hexdigest()[:10].upper()
+            self._channels[made_up] = self._channel(made_up, name, False)
+            return made_up
+
+    def _known_id(self, channel: str) -> str | None:
+        if CHANNEL_ID.fullmatch(channel):
+            return channel
+        name = channel.removeprefix("#")
+        return next((c for c, v in self._channels.items() if v["name"] == name), None)
 
     def fail_next(
         self,
@@ -393,7 +428,7 @@ class FakeSlack(LoopbackServer):
         """The message as it stands now, after any chat.update: what a user would see."""
         with self._cond:
             try:
-                return dict(self._messages[(channel, ts)])
+                return dict(self._messages[(self._known_id(channel) or channel, ts)])
             except KeyError:
                 raise AssertionError(f"no message {ts} in {channel}") from None
 
@@ -401,6 +436,7 @@ class FakeSlack(LoopbackServer):
         """Messages posted to `channel` as they stand now, oldest first; with `thread_ts`,
         only that thread's replies; with `thread_ts=""`, only top-level messages."""
         with self._cond:
+            channel = self._known_id(channel) or channel
             found = [dict(m) for (c, _), m in self._messages.items() if c == channel]
         if thread_ts is None:
             return found
@@ -567,6 +603,10 @@ class FakeSlack(LoopbackServer):
             return {"ok": False, "error": "channel_not_found"}
         if not (p.get("text") or p.get("blocks") or p.get("attachments")):
             return {"ok": False, "error": "no_text"}
+        try:
+            channel = self.channel_id(str(channel))  # Slack answers with the ID
+        except KeyError:
+            return {"ok": False, "error": "channel_not_found"}
         ts = self._next_ts()
         message: Payload = {
             "type": "message",
@@ -740,23 +780,40 @@ class FakeSlack(LoopbackServer):
             shown.pop("metadata", None)
         return shown
 
-    def _page(self, messages: list[Payload], call: Call) -> Payload:
-        """One page of `messages` (`limit`, `cursor` an offset), as Slack pages them."""
+    def _page(self, items: list[Payload], call: Call, key: str = "messages") -> Payload:
+        """One page of `items` (`limit`, `cursor` an offset), as Slack pages them."""
         start = int(str(call.params.get("cursor") or 0))
         limit = int(str(call.params.get("limit") or 100))
-        page = messages[start : start + limit]
-        more = start + limit < len(messages)
+        page = items[start : start + limit]
+        more = start + limit < len(items)
         return {
             "ok": True,
-            "messages": [self._listed(m, call) for m in page],
+            key: [self._listed(m, call) for m in page] if key == "messages" else page,
             "has_more": more,
             "response_metadata": {"next_cursor": str(start + limit) if more else ""},
         }
 
+    def _conversations_list(self, call: Call) -> Payload:
+        """The channels of `types` (public by default), in pages of `limit` (`cursor` an
+        offset); archived ones too unless `exclude_archived`."""
+        p = call.params
+        types = set(str(p.get("types") or "public_channel").split(","))
+        if not types <= {"public_channel", "private_channel", "mpim", "im"}:
+            return {"ok": False, "error": "invalid_types"}
+        archived = str(p.get("exclude_archived", "")).lower() not in ("1", "true")
+        channels = [
+            dict(c)
+            for c in self._channels.values()
+            if ("private_channel" if c["is_private"] else "public_channel") in types
+            and (archived or not c["is_archived"])
+        ]
+        return self._page(channels, call, "channels")
+
     def _conversations_history(self, call: Call) -> Payload:
-        """The channel's top-level messages, newest first (thread replies are not listed)."""
+        """The channel's top-level messages, newest first (thread replies are not listed).
+        Only an ID is understood, as on Slack: a name is `channel_not_found`."""
         channel = str(call.params.get("channel", ""))
-        if not channel:
+        if not CHANNEL_ID.fullmatch(channel):
             return {"ok": False, "error": "channel_not_found"}
         found = [
             m

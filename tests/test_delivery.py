@@ -9,7 +9,9 @@ The real bootstrap with Slack as the chat: the real slack_sdk client against the
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -20,10 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.adapters.slack.notify import SlackIncidentChannel
+from bot.adapters.slack.readback import LIST_PAGE, UNREADABLE, UNRESOLVED
 from bot.bootstrap import SlackOptions, Wiring, bootstrap
 from bot.domain.release import Release
 from bot.ports.chat import AbstractChat
 from bot.ports.leases import this_host
+from bot.ports.notify import Notice
 from bot.ports.store import StoredEvent
 from bot.service import approve, deliver, pause, reconcile, reject, rollback, start_release
 from bot.service.notifications import deliveries
@@ -353,11 +358,9 @@ def test_a_report_uploaded_before_a_restart_is_not_uploaded_again(
 INCIDENTS = "#payments-incidents"  # payments-api's incident channel in data/services.toml
 
 
-def test_an_incident_notice_posted_before_a_restart_is_not_posted_again(
-    tmp_path: Path, fake: FakeSlack
-) -> None:
-    """The rollback's notice reached the incident channel but the answer never came back and
-    the process stopped; the next one reads the channel back and records the notice there."""
+def notice_lost_before_restart(tmp_path: Path, fake: FakeSlack) -> tuple[Wiring, Release]:
+    """The rollback's notice reached the incident channel, given by name, but the answer never
+    came back and the process stopped; the process started next has retried it."""
     first = on_slack(tmp_path / "bot.db", fake)
     release = started(first, PAYMENTS, OK, "alice")
     ticks(first, 3)
@@ -370,8 +373,96 @@ def test_an_incident_notice_posted_before_a_restart_is_not_posted_again(
     again = on_slack(tmp_path / "bot.db", fake)
     ticks(again, 60)
     notices = fake.messages(INCIDENTS)
-    assert [m["text"].split(" (")[0] for m in notices] == ["payments-api 2.4.1 is rolling back"]
     told = [d for d in deliveries(again.services, release.id) if d.target == INCIDENTS]
-    assert [(d.status, d.reference) for d in told] == [("delivered", notices[0]["ts"])]
+    assert [(d.status, d.reference) for d in told] == [("delivered", notices[-1]["ts"])]
+    return again, release
+
+
+def test_an_incident_notice_posted_before_a_restart_is_not_posted_again(
+    tmp_path: Path, fake: FakeSlack
+) -> None:
+    """The next process finds the channel's ID by its name (conversations.history takes only
+    an ID), reads the channel back and records the notice there."""
+    again, _ = notice_lost_before_restart(tmp_path, fake)
+    notices = fake.messages(INCIDENTS)
+    assert [m["text"].split(" (")[0] for m in notices] == ["payments-api 2.4.1 is rolling back"]
     assert [n for n in posts(fake, INCIDENTS).values() if n > 1] == []
+    history = fake.last("conversations.history").params["channel"]
+    assert history == fake.channel_id(INCIDENTS) != INCIDENTS
     again.close()
+
+
+def test_an_incident_channel_on_the_second_page_is_found(tmp_path: Path, fake: FakeSlack) -> None:
+    for n in range(LIST_PAGE):  # a large workspace: the channel is on the second page
+        fake.add_channel(f"C{n:06d}", f"team-{n}")
+    fake.add_channel("C0INCIDENTS", INCIDENTS.removeprefix("#"))
+
+    again, _ = notice_lost_before_restart(tmp_path, fake)
+    assert len(fake.messages("C0INCIDENTS")) == 1
+    listed = fake.calls("conversations.list")
+    assert len(listed) == 2 and listed[0].params["types"] == "public_channel,private_channel"
+    assert fake.last("conversations.history").params["channel"] == "C0INCIDENTS"
+    again.close()
+
+
+@pytest.mark.parametrize(
+    ("refusal", "problem", "fix"),
+    [
+        ("missing_scope", "missing_scope", "channels:read and groups:read"),
+        ("not listed", "no such channel", "give its ID"),
+    ],
+)
+def test_an_incident_channel_whose_id_cannot_be_found_is_posted_to(
+    tmp_path: Path,
+    fake: FakeSlack,
+    caplog: pytest.LogCaptureFixture,
+    refusal: str,
+    problem: str,
+    fix: str,
+) -> None:
+    """Without the channels:read scope, or with no channel of that name in sight: one warning
+    naming the problem and the fix, and the notice is posted (it may appear twice)."""
+    if refusal == "missing_scope":
+        fake.fail_next("conversations.list", status=200, error="missing_scope")
+    else:
+        fake.set_response("conversations.list", {"channels": []})
+    again, _ = notice_lost_before_restart(tmp_path, fake)
+    assert len(fake.messages(INCIDENTS)) == 2
+    warned = [r.getMessage() for r in caplog.records if r.name.endswith("readback")]
+    assert len(warned) == 1 and problem in warned[0] and fix in warned[0]
+    assert INCIDENTS in warned[0]
+    again.close()
+
+
+def notice(retry: bool) -> Notice:
+    return Notice("rel-1", "payments-api", "2.4.1", "rolled_back", "rolling back", retry)
+
+
+def test_an_incident_channel_id_is_found_once(fake: FakeSlack) -> None:
+    """conversations.list is rate-limited (tier 2): a notifier looks the name up once, or not
+    at all once a post's answer gave it the ID; a channel given by its ID is never looked up."""
+    client = web_client("xoxb-test", fake.url)
+    named = SlackIncidentChannel(client, INCIDENTS)
+    assert named.send(notice(retry=True)) == named.send(notice(retry=True))
+    assert fake.count("conversations.list") == 1 and len(fake.messages(INCIDENTS)) == 1
+
+    fake.reset()
+    seeded = SlackIncidentChannel(client, INCIDENTS)
+    ts = seeded.send(notice(retry=False))
+    assert seeded.send(notice(retry=True)) == ts
+    assert fake.count("conversations.list") == 0
+
+    by_id = SlackIncidentChannel(client, "C0INCIDENTS")
+    by_id.send(notice(retry=True))
+    assert fake.count("conversations.list") == 0
+    assert fake.last("conversations.history").params["channel"] == "C0INCIDENTS"
+
+
+def test_the_manifest_grants_the_scopes_the_read_back_needs() -> None:
+    """Each scope a read-back warning tells to grant is asked for by the app's manifest."""
+    manifest = json.loads((Path(__file__).parent.parent / "manifest.json").read_text())
+    granted = set(manifest["oauth_config"]["scopes"]["bot"])
+    fixes = " ".join([*UNREADABLE.values(), *UNRESOLVED.values()])
+    named = set(re.findall(r"\b[a-z]+:[a-z]+\b", fixes))
+    assert named >= {"channels:read", "groups:read", "channels:history", "groups:history"}
+    assert named <= granted

@@ -385,3 +385,43 @@ def test_a_lost_answer_is_applied_but_never_answered(fake: FakeSlack) -> None:
     assert applied.is_set()
     assert [m["text"] for m in fake.messages("C1")] == ["answered", "answered too", "lost"]
     assert client.chat_postMessage(channel="C1", text="answered again")["ok"]
+
+
+def test_a_channel_is_posted_to_by_name_but_read_by_id(fake: FakeSlack, client: WebClient) -> None:
+    """As on Slack: chat.postMessage takes a name and answers the ID; history takes only IDs."""
+    fake.add_channel("C0INC", "payments-incidents")
+    answer = client.chat_postMessage(channel="#payments-incidents", text="rolling back")
+    assert answer["channel"] == "C0INC"
+    assert [m["text"] for m in fake.messages("#payments-incidents")] == ["rolling back"]
+    assert fake.messages("C0INC") == fake.messages("payments-incidents")
+    assert len(client.conversations_history(channel="C0INC")["messages"]) == 1
+    with pytest.raises(SlackApiError, match="channel_not_found"):
+        client.conversations_history(channel="#payments-incidents")
+    made_up = client.chat_postMessage(channel="#elsewhere", text="hi")["channel"]
+    assert made_up != "#elsewhere" and fake.channel_id("#elsewhere") == made_up
+
+
+def test_conversations_list_pages_and_filters(fake: FakeSlack, client: WebClient) -> None:
+    fake.add_channel("C1", "one")
+    fake.add_channel("C2", "two", is_archived=True)
+    fake.add_channel("G3", "three", is_private=True)
+    fake.add_channel("C4", "four")
+
+    def names(**args: Any) -> list[str]:
+        listed: list[str] = []
+        while True:
+            page = client.conversations_list(**args)
+            listed += [c["name"] for c in page["channels"]]
+            if not page["response_metadata"]["next_cursor"]:
+                return listed
+            args["cursor"] = page["response_metadata"]["next_cursor"]
+
+    assert names() == ["one", "two", "four"]  # public channels, archived ones too
+    both = {"types": "public_channel,private_channel", "exclude_archived": True}
+    assert names(**both, limit=2) == ["one", "three", "four"]
+    assert len(fake.calls("conversations.list")) == 1 + 2
+    with pytest.raises(SlackApiError, match="invalid_types"):
+        client.conversations_list(types="channels")
+    fake.fail_next("conversations.list", status=200, error="missing_scope")
+    with pytest.raises(SlackApiError, match="missing_scope"):
+        client.conversations_list()

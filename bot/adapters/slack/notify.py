@@ -3,16 +3,25 @@
 
 Posted at most once: each notice carries message metadata naming its release and moment, and
 a retry (an earlier attempt whose outcome was never recorded) first reads the channel back and
-adopts the notice Slack already holds (``readback.py``, as the thread's posts do)."""
+adopts the notice Slack already holds (``readback.py``, as the thread's posts do). A channel
+given by name (``#payments-incidents``) is read back by its ID: looked up once per notifier
+(``conversations.list`` is rate-limited, tier 2) or taken from a post's answer, and kept."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.adapters.slack.readback import find_posted, names_post, post_metadata
+from bot.adapters.slack.readback import (
+    Message,
+    channel_id,
+    find_posted,
+    names_post,
+    post_metadata,
+)
 from bot.domain.notify import Moment
 from bot.ports.notify import AbstractNotifier, Notice, NotificationFailed
 
@@ -26,6 +35,7 @@ class SlackIncidentChannel(AbstractNotifier):
         self.client = client
         self.channel = channel
         self.target = channel
+        self.channel_id: str | None = None  # to read the channel back: found once, then kept
 
     def send(self, notice: Notice) -> str:
         post = f"notice:{notice.moment}"
@@ -33,7 +43,7 @@ class SlackIncidentChannel(AbstractNotifier):
             if notice.retry:
                 matches = names_post(notice.release_id, post)
                 what = f"{notice.release_id}'s {post}"
-                found = find_posted(self.client, self.channel, matches, what)
+                found = self._posted(matches, what)
                 if found is not None:
                     log.info("%s is in %s already; not posted again", what, self.channel)
                     return str(found.get("ts", ""))
@@ -48,4 +58,14 @@ class SlackIncidentChannel(AbstractNotifier):
             raise NotificationFailed(f"Slack refused the post to {self.channel}: {error}") from None
         except OSError as exc:  # the network: unreachable, timed out
             raise NotificationFailed(f"Slack could not be reached: {exc}") from None
+        if isinstance(answer.get("channel"), str):  # the ID, whichever way it was given
+            self.channel_id = answer["channel"]
         return str(answer.get("ts", ""))
+
+    def _posted(self, matches: Callable[[Message], bool], what: str) -> Message | None:
+        """The notice in the channel, if Slack holds it (the channel's ID found first)."""
+        if self.channel_id is None:
+            self.channel_id = channel_id(self.client, self.channel, what)
+            if self.channel_id is None:
+                return None
+        return find_posted(self.client, self.channel_id, matches, what)

@@ -11,7 +11,9 @@ file, by the file's name (an upload carries no metadata)."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
+from itertools import count
 from typing import Any
 
 from slack_sdk import WebClient
@@ -28,6 +30,13 @@ UNREADABLE = {
     "not_in_channel": "invite the bot to the channel",
 }
 Message = dict[str, Any]
+CHANNEL_ID = re.compile(r"[A-Z][A-Z0-9]+")  # an ID: Slack allows no capitals in a name
+LIST_PAGE = 999  # conversations.list's largest page (tier 2: as few calls as can be)
+# Why a channel's name was not resolved, with the fix (the post then goes out, as above).
+UNRESOLVED = {
+    "missing_scope": "reinstall the app to grant it channels:read and groups:read",
+    "no such channel": "check the name, invite the bot if it is private, or give its ID (C…)",
+}
 
 
 def post_metadata(release_id: str, post: str, **more: object) -> dict[str, Any]:
@@ -74,6 +83,42 @@ def files_shared(client: WebClient, channel: str, thread_ts: str, what: str) -> 
     }
 
 
+def channel_id(client: WebClient, channel: str, what: str) -> str | None:
+    """The ID of ``channel`` given by ID or by name (``#payments-incidents``), which
+    ``conversations.history`` needs: a name is looked up with ``conversations.list``; None,
+    after one warning naming the fix, when it cannot be (``what`` is then posted, and may
+    appear twice)."""
+    if CHANNEL_ID.fullmatch(channel):
+        return channel
+    name = channel.removeprefix("#")
+    try:
+        found = next((c for c in listed_channels(client) if c.get("name") == name), None)
+    except SlackApiError as exc:
+        error = str(exc.response.get("error", ""))
+        if error not in UNRESOLVED:
+            raise
+    else:
+        if found is not None:
+            return str(found["id"])
+        error = "no such channel"
+    log.warning(
+        "cannot find the ID of %s to read it back and see whether %s is already there "
+        "(%s: %s); posting it, so it may appear twice",
+        channel,
+        what,
+        error,
+        UNRESOLVED[error],
+    )
+    return None
+
+
+def listed_channels(client: WebClient) -> Iterator[Message]:
+    """The workspace's public channels and the private ones the bot is in, archived ones left
+    out, page after page."""
+    args = {"types": "public_channel,private_channel", "exclude_archived": True}
+    return paged(client.conversations_list, "channels", {**args, "limit": LIST_PAGE})
+
+
 def readable(
     client: WebClient, channel: str, what: str, thread_ts: str | None = None
 ) -> Iterator[Message]:
@@ -99,13 +144,22 @@ def read_back(client: WebClient, channel: str, thread_ts: str | None) -> Iterato
     """The channel's latest messages (the thread's replies with ``thread_ts``), with their
     metadata, a few pages at most."""
     args: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": 200}
-    for _ in range(READ_BACK_PAGES):
-        if thread_ts is None:
-            page = client.conversations_history(**args)
-        else:
-            page = client.conversations_replies(ts=thread_ts, **args)
-        yield from page.get("messages") or []
+    if thread_ts is None:
+        return paged(client.conversations_history, "messages", args, READ_BACK_PAGES)
+    return paged(
+        client.conversations_replies, "messages", {**args, "ts": thread_ts}, READ_BACK_PAGES
+    )
+
+
+def paged(
+    method: Callable[..., Any], key: str, args: dict[str, Any], pages: int | None = None
+) -> Iterator[Message]:
+    """The ``key`` items of ``method``'s answers, page after page (Slack's cursor), ``pages``
+    pages at most."""
+    cursor = None
+    for _ in range(pages) if pages is not None else count():
+        page = method(**args, **({"cursor": cursor} if cursor else {}))
+        yield from page.get(key) or []
         cursor = (page.get("response_metadata") or {}).get("next_cursor")
         if not cursor:
             return
-        args["cursor"] = cursor
