@@ -22,7 +22,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from statistics import NormalDist
@@ -92,10 +92,6 @@ class SimulatorRouterSettings(AdapterSettings):
 _parse = lru_cache(maxsize=4096)(parse_fault)  # specs come back from the db on every call
 
 
-def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
 _local = threading.local()
 
 
@@ -124,14 +120,15 @@ def _where(target: Target) -> tuple[str, str, str]:
 
 
 def _instant(dt: datetime) -> float:
-    """A window bound as seeds name it: UTC seconds (cheaper than isoformat, as exact)."""
-    return _utc(dt).timestamp()
+    """A window bound as seeds name it: UTC seconds (cheaper than isoformat, as exact); an
+    aware time's timestamp is the same in any zone, so only a naive one is made UTC."""
+    return (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)).timestamp()
 
 
 def expected_requests(profile: Profile, start: datetime, end: datetime) -> float:
     """Requests one region serves in (start, end]: the integral of the diurnal rate
     rps·(1 + a·sin(2π(hour_utc − 9)/24)) over the window."""
-    t0, t1 = _utc(start).timestamp(), _utc(end).timestamp()
+    t0, t1 = _instant(start), _instant(end)
     if t1 <= t0:
         return 0.0
     phase = 9 * 3600
@@ -147,6 +144,11 @@ def _bucket_probabilities(median_ms: float, sigma: float) -> np.ndarray:
     cdf = [normal.cdf((math.log(b * 1000) - math.log(median_ms)) / sigma) for b in BUCKETS]
     edges = [0.0, *cdf, 1.0]
     return np.array([max(hi - lo, 0.0) for lo, hi in itertools.pairwise(edges)])
+
+
+@lru_cache(maxsize=1024)
+def _stable_only(stable_version: str, instances: int) -> TrafficState:
+    return TrafficState(stable_version=stable_version, instances_total=instances)
 
 
 def _split(total: int, weights: dict[str, float]) -> dict[str, int]:
@@ -183,18 +185,37 @@ def _reads_state(
 ) -> Callable[Concatenate[SimulatedFleet, _P], _R]:
     """One call reads each service's stored state once, however many helpers consult it, and
     never keeps it past the call: another process may change it (a replica applying a
-    weight, a user injecting a fault) between two calls."""
+    weight, a user injecting a fault) between two calls. (No context manager: this wraps
+    every call, and a generator-based one costs more than the call's own bookkeeping.)"""
 
     @functools.wraps(method)
     def in_scope(self: SimulatedFleet, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with self._scope():
+        reading = self._reading
+        if reading.services is not None:
+            return method(self, *args, **kwargs)  # inside another call or observation
+        reading.services = {}
+        try:
             return method(self, *args, **kwargs)
+        finally:
+            reading.services = None
 
     return in_scope
 
 
+@dataclass(slots=True)
+class _Read:
+    """One service's stored state as one call or observation reads it, and what derives from
+    it alone: its profile, its parsed faults, each target's situation (window, logs and
+    traces of an observation share one)."""
+
+    stored: FleetState
+    profile: Profile
+    faults: list[tuple[str, Fault]]  # (version, fault), in injection order
+    situations: dict[tuple[str, str], _Situation] = field(default_factory=dict)  # (env, region)
+
+
 class _Reading(threading.local):
-    snapshots: dict[str, FleetState] | None = None  # per service, during one call
+    services: dict[str, _Read] | None = None  # per service, during one call or observation
 
 
 class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
@@ -213,6 +234,8 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         self.profiles = profiles
         self.flags = flags
         self.seed = seed
+        # Per service and load: the merge of the default and its own table, made once.
+        self._profiles: dict[tuple[str, float | None], Profile] = {}
         # The last draw per target: window, logs and traces of one observation read the same
         # requests, drawn once (the draw is a pure function of the key, so reuse is exact).
         self._drawn: dict[tuple[str, str, str], tuple[_DrawKey, tuple[CohortSample, ...]]] = {}
@@ -225,37 +248,50 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
 
     @contextmanager
     def _scope(self) -> Iterator[None]:
-        if self._reading.snapshots is not None:
+        if self._reading.services is not None:
             yield  # inside another call or observation: its reads
             return
-        self._reading.snapshots = {}
+        self._reading.services = {}
         try:
             yield
         finally:
-            self._reading.snapshots = None
+            self._reading.services = None
 
-    def _snapshot(self, service: str) -> FleetState:
+    def _snapshot(self, service: str) -> _Read:
         """The service's stored state: read once per call (see ``_reads_state``)."""
-        snapshots = self._reading.snapshots
-        if snapshots is None:
-            return self.stored.snapshot(service)
-        if service not in snapshots:
-            snapshots[service] = self.stored.snapshot(service)
-        return snapshots[service]
+        services = self._reading.services
+        read = None if services is None else services.get(service)
+        if read is None:
+            stored = self.stored.snapshot(service)
+            profile = self._base_profile(service, stored.rps)
+            faults = [(version, _parse(spec)) for version, spec in stored.faults]
+            read = _Read(stored, profile, faults)
+            if services is not None:
+                services[service] = read
+        return read
 
     def _changed(self, service: str) -> None:
         """This call wrote the service's state: its next read goes to the database."""
-        if self._reading.snapshots is not None:
-            self._reading.snapshots.pop(service, None)
+        if self._reading.services is not None:
+            self._reading.services.pop(service, None)
+
+    def _base_profile(self, service: str, rps: float | None = None) -> Profile:
+        """The service's profile as data/simulator.toml gives it, flat at ``rps`` when a
+        run's line set the load (immutable: made once, shared)."""
+        profile = self._profiles.get((service, rps))
+        if profile is None:
+            profile = self.profiles.for_service(service)
+            if rps is not None:
+                profile = profile.model_copy(update={"rps": rps, "diurnal_amplitude": 0.0})
+            if len(self._profiles) >= 4096:
+                self._profiles.clear()  # many loads over a long run: keep it bounded
+            self._profiles[service, rps] = profile
+        return profile
 
     @_reads_state
     def profile(self, service: str) -> Profile:
         """The service's profile, driving the load ``set_load`` gave it, if any."""
-        profile = self.profiles.for_service(service)
-        rps = self._snapshot(service).rps
-        if rps is None:
-            return profile
-        return profile.model_copy(update={"rps": rps, "diurnal_amplitude": 0.0})
+        return self._snapshot(service).profile
 
     def set_load(self, service: str, rps_per_region: float) -> None:
         """Drive ``rps_per_region`` in each region of ``service``, flat (a line's
@@ -274,8 +310,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         parts = []
         for region in regions or ["-"]:
             target = Target(service=service, env="prod", region=region)
-            for sample in self._samples(target, self._situation(target, self.state(target)),
-                                        start, now):  # fmt: skip
+            for sample in self._samples(target, self._situation_of(target), start, now):
                 parts.append(RecentTraffic.over(sample, sample.requests, minutes * 60, minutes))
         return RecentTraffic.total(parts)
 
@@ -288,7 +323,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         Raises FaultSpecError and stores nothing when any spec is wrong. Injecting the same
         spec twice keeps one copy (so ``errors:3x`` never silently becomes 9x)."""
         faults = [parse_fault(spec) for spec in specs]
-        kpis = self.profile(service).kpis
+        kpis = self._snapshot(service).profile.kpis
         for f in faults:
             if f.kind == "kpi" and f.name is not None and f.name not in kpis:
                 known = ", ".join(sorted(kpis)) or "none"
@@ -302,8 +337,10 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
 
     @_reads_state
     def faults(self, service: str, version: str) -> list[Fault]:
-        faults = self._snapshot(service).faults
-        return [_parse(spec) for of, spec in faults if of == version]
+        return self._faults(service, version)
+
+    def _faults(self, service: str, version: str) -> list[Fault]:
+        return [f for of, f in self._snapshot(service).faults if of == version]
 
     def clear_faults(self, service: str, version: str | None = None) -> None:
         """Forget the faults of one version of the service, or of all its versions."""
@@ -311,7 +348,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         self._changed(service)
 
     def _service_faults(self, service: str) -> list[Fault]:
-        return [_parse(spec) for _, spec in self._snapshot(service).faults]
+        return [f for _, f in self._snapshot(service).faults]
 
     # -- router ---------------------------------------------------------------------------
 
@@ -320,18 +357,21 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         self._changed(target.service)
         return desired
 
-    @_reads_state
     def state(self, target: Target) -> TrafficState:
-        stored = self._stored_state(target)
-        if stored is not None:
-            return stored
-        profile = self.profile(target.service)
-        return TrafficState(
-            stable_version=profile.stable_version, instances_total=profile.instances
-        )
+        if self._reading.services is None:
+            stored = self.stored.traffic(target)  # converge: the one row, not the service's
+        else:
+            stored = self._stored_state(target)
+        return stored if stored is not None else self._unrouted(target.service)
+
+    def _unrouted(self, service: str) -> TrafficState:
+        """A target the router never changed: the stable version on every instance (which
+        the load a run set does not change)."""
+        profile = self._base_profile(service)
+        return _stable_only(profile.stable_version, profile.instances)
 
     def _stored_state(self, target: Target) -> TrafficState | None:
-        return self._snapshot(target.service).traffic.get((target.env, target.region))
+        return self._snapshot(target.service).stored.traffic.get((target.env, target.region))
 
     def _forget_state(self, target: Target) -> None:
         self.stored.forget_traffic(target)
@@ -345,7 +385,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         The target's state is restored afterwards, whatever happened."""
         broken = any(
             f.kind == "check" and f.name == "rollback_rehearsal"
-            for f in self.faults(target.service, version)
+            for f in self._faults(target.service, version)
         )
         with self.stored.lock:
             self._changed(target.service)  # read under the lock, not what the fault read saw
@@ -383,9 +423,19 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         flag = self.flags.get(name)
         return 0.0 if flag is None else flag.effective_percentage
 
+    def _situation_of(self, target: Target) -> _Situation:
+        """The target's situation as this call or observation reads it, derived once."""
+        read = self._snapshot(target.service)
+        where = (target.env, target.region)
+        sit = read.situations.get(where)
+        if sit is None:
+            state = read.stored.traffic.get(where) or self._unrouted(target.service)
+            sit = read.situations[where] = self._situation(target, state)
+        return sit
+
     def _situation(self, target: Target, state: TrafficState) -> _Situation:
         service = target.service
-        profile = self.profile(service)
+        profile = self._snapshot(service).profile
         flag_pct = self._flag_percentage(state.flag) if state.flag is not None else 0.0
         exposure = flag_pct if state.flag is not None else max(state.new_weight, state.mirror)
         if target.env != "prod":
@@ -406,9 +456,9 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         baseline = canary = NO_EFFECTS
         if state.stable_version is not None and state.stable_version != state.new_version:
             # A stable version only carries faults after it was promoted: it serves everyone.
-            baseline = effects(self.faults(service, state.stable_version), 100.0)
+            baseline = effects(self._faults(service, state.stable_version), 100.0)
         if state.new_version is not None:
-            canary = effects(self.faults(service, state.new_version), exposure)
+            canary = effects(self._faults(service, state.new_version), exposure)
         return _Situation(state, profile, exposure, baseline_share, canary_share, baseline, canary)
 
     @staticmethod
@@ -460,7 +510,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
 
     @_reads_state
     def window(self, target: Target, start: datetime, end: datetime) -> WindowSample:
-        sit = self._situation(target, self.state(target))
+        sit = self._situation_of(target)
         if sit.baseline.metrics_down or sit.canary.metrics_down:
             raise MetricsUnavailable(
                 f"no metrics for {target.describe()} at {sit.exposure:g}% exposure "
@@ -470,13 +520,13 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         return WindowSample(start=start, end=end, baseline=baseline, canary=canary)
 
     def _states(self, service: str) -> list[tuple[Target, TrafficState]]:
-        stored = self._snapshot(service).traffic
+        stored = self._snapshot(service).stored.traffic
         states = [
             (Target(service=service, env=env, region=region), stored[env, region])
             for (env, region) in sorted(stored)
         ]
         if not states:
-            profile = self.profile(service)
+            profile = self._snapshot(service).profile
             # Nothing deployed yet: the stable version, as prod would report it.
             nowhere = Target(service=service, env="prod", region="-")
             states = [(nowhere, TrafficState(stable_version=profile.stable_version))]
@@ -488,7 +538,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
             sit = self._situation(target, state)
             if sit.baseline.metrics_down or sit.canary.metrics_down:
                 return []
-        kpis = [f"kpi:{name}" for name in sorted(self.profile(service).kpis)]
+        kpis = [f"kpi:{name}" for name in sorted(self._snapshot(service).profile.kpis)]
         return ["requests", "errors", "latency", *kpis]
 
     @_reads_state
@@ -503,9 +553,8 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         ]
 
     def _dependency_health(self, service: str, names: list[str]) -> dict[str, DependencyHealth]:
-        health: dict[str, DependencyHealth] = {
-            name: self.profile(service).dependencies.get(name, "healthy") for name in names
-        }
+        known = self._snapshot(service).profile.dependencies
+        health: dict[str, DependencyHealth] = {name: known.get(name, "healthy") for name in names}
         for f in self._service_faults(service):
             if f.kind == "dep" and f.name in health and f.value in _HEALTH_ORDER:
                 worse = _HEALTH_ORDER[
@@ -518,7 +567,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
     def logs(self, target: Target, start: datetime, end: datetime) -> LogSummary:
         """Error signatures per cohort, from the same draws as ``window`` (logs keep flowing
         when metrics are down). An errors fault's extra errors carry the regression type."""
-        sit = self._situation(target, self.state(target))
+        sit = self._situation_of(target)
         baseline, canary = self._samples(target, sit, start, end)
         return LogSummary(
             baseline_errors_by_type=self._errors_by_type(sit.profile, baseline, sit.baseline),
@@ -544,7 +593,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         """Traces sampled from the requests simulated in (start, end] (the same draws as
         ``window``): the new version's, or the stable one's when nothing new serves. None when
         no request was served, so no span was traced."""
-        sit = self._situation(target, self.state(target))
+        sit = self._situation_of(target)
         baseline, canary = self._samples(target, sit, start, end)
         sample, fx = (canary, sit.canary) if canary.requests else (baseline, sit.baseline)
         if not sample.requests:
@@ -570,7 +619,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         """``SYNTHETIC_RUNS`` runs of each transaction against the new version (the stable one
         when nothing new is deployed). success_rate is a fraction in [0, 1]; latency_ms is
         the mean of the runs."""
-        sit = self._situation(target, self.state(target))
+        sit = self._situation_of(target)
         fx = sit.canary if sit.state.new_version is not None else sit.baseline
         p_error = min(1.0, sit.profile.error_rate * fx.error_factor)
         mu = math.log(sit.profile.latency_median_ms * fx.latency_factor)
