@@ -59,6 +59,7 @@ _BUCKET_INDEX = np.arange(len(BUCKETS) + 1)
 # Bucket edges in ms, the +Inf bucket's traces placed at 10 s.
 _EDGES_MS = np.array([0.0, *(b * 1000 for b in BUCKETS), BUCKETS[-1] * 1000])
 _WIDTHS_MS = np.diff(_EDGES_MS)
+_EDGE, _WIDTH = _EDGES_MS.tolist(), _WIDTHS_MS.tolist()  # the same, as Python floats
 LOG_LINES_PER_REQUEST = 3
 SYNTHETIC_RUNS = 200  # runs per key transaction: one failure moves the rate by 0.5 %
 _HEALTH_ORDER: tuple[DependencyHealth, ...] = ("healthy", "degraded", "unhealthy")
@@ -212,6 +213,7 @@ class _Read:
     profile: Profile
     faults: list[tuple[str, Fault]]  # (version, fault), in injection order
     situations: dict[tuple[str, str], _Situation] = field(default_factory=dict)  # (env, region)
+    traced: tuple[tuple[str, ...], list[str]] | None = None  # see ``SimulatedFleet._traced``
 
 
 class _Reading(threading.local):
@@ -598,16 +600,25 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         sample, fx = (canary, sit.canary) if canary.requests else (baseline, sit.baseline)
         if not sample.requests:
             return None
-        names = sorted({*sit.profile.dependencies, *self._dep_fault_names(target.service)})
-        health = self._dependency_health(target.service, names)
+        failing, components = self._traced(target.service)
         rng = _rng(self.seed, *_where(target), "traces", _instant(start), _instant(end))
-        components = [f"{target.service} handler", *sit.profile.dependencies]
         critical_ms, bottlenecks = _sampled_traces(rng, sample, fx.latency_factor, components)
         return TraceSummary(
             critical_path_ms=round(critical_ms, 1),
-            dependency_failures=[name for name, h in health.items() if h != "healthy"],
+            dependency_failures=list(failing),
             bottlenecks=bottlenecks,
         )
+
+    def _traced(self, service: str) -> tuple[tuple[str, ...], list[str]]:
+        """The dependencies the service's traces show failing, and the components a trace
+        is split among (the handler, then each dependency): once per read."""
+        read = self._snapshot(service)
+        if read.traced is None:
+            names = sorted({*read.profile.dependencies, *self._dep_fault_names(service)})
+            health = self._dependency_health(service, names)
+            failing = tuple(name for name, h in health.items() if h != "healthy")
+            read.traced = failing, [f"{service} handler", *read.profile.dependencies]
+        return read.traced
 
     def _dep_fault_names(self, service: str) -> list[str]:
         return [f.name for f in self._service_faults(service) if f.kind == "dep" and f.name]
@@ -664,12 +675,14 @@ def _sampled_traces(
     while below + per_bucket[first] <= lo:
         below += per_bucket[first]
         first += 1
-    bucket = np.repeat(_BUCKET_INDEX[first:], per_bucket[first:])
-    totals = np.sort(_EDGES_MS[bucket] + _WIDTHS_MS[bucket] * rng.random(n - below))
+    placed = rng.random(n - below)  # where each trace lies in its bucket, in bucket order
     lo, hi = lo - below, hi - below
-    critical = float(totals[lo] + (totals[hi] - totals[lo]) * frac)
     if len(components) < 2:
-        return critical, []  # one component: nothing to single out
+        # one component: nothing to single out, and the critical path needs two traces
+        return _critical_path(placed, per_bucket, first, lo, hi, frac), []
+    bucket = np.repeat(_BUCKET_INDEX[first:], per_bucket[first:])
+    totals = np.sort(_EDGES_MS[bucket] + _WIDTHS_MS[bucket] * placed)
+    critical = float(totals[lo] + (totals[hi] - totals[lo]) * frac)
     slow = totals[hi if frac else lo :]  # sorted: those at or above the critical path
     deps = len(components) - 1
     weights = np.array([HANDLER_SHARE, *[(1 - HANDLER_SHARE) / deps] * deps])
@@ -681,6 +694,27 @@ def _sampled_traces(
     if shares[top] <= BOTTLENECK_SHARE:
         return critical, []
     return critical, [f"{components[top]}: {shares[top]:.0%} of the slowest 5% of traces"]
+
+
+def _critical_path(
+    placed: np.ndarray, per_bucket: list[int], first: int, lo: int, hi: int, frac: float
+) -> float:
+    """``_sampled_traces``' critical path without placing and sorting every trace: a bucket's
+    traces all lie within it, and placing is monotonic, so the lo-th and hi-th slowest are
+    the first bucket's sorted draws placed (hi may be the next occupied bucket's fastest).
+    The same floating-point operations on the same draws: the same figure."""
+    count = per_bucket[first]
+    mine = np.sort(placed[:count]).tolist()
+    low = _EDGE[first] + _WIDTH[first] * mine[lo]
+    if hi < count:
+        high = _EDGE[first] + _WIDTH[first] * mine[hi]
+    else:
+        after = first + 1
+        while not per_bucket[after]:
+            after += 1
+        fastest = float(placed[count : count + per_bucket[after]].min())
+        high = _EDGE[after] + _WIDTH[after] * fastest
+    return low + (high - low) * frac
 
 
 __all__ = [
