@@ -20,13 +20,13 @@ import hashlib
 import itertools
 import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from statistics import NormalDist
-from typing import Concatenate, Literal, ParamSpec, TypeVar
+from typing import Concatenate, Literal, NamedTuple, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -59,7 +59,8 @@ _BUCKET_INDEX = np.arange(len(BUCKETS) + 1)
 # Bucket edges in ms, the +Inf bucket's traces placed at 10 s.
 _EDGES_MS = np.array([0.0, *(b * 1000 for b in BUCKETS), BUCKETS[-1] * 1000])
 _WIDTHS_MS = np.diff(_EDGES_MS)
-_EDGE, _WIDTH = _EDGES_MS.tolist(), _WIDTHS_MS.tolist()  # the same, as Python floats
+_EDGE: list[float] = _EDGES_MS.tolist()  # the same, as Python floats
+_WIDTH: list[float] = _WIDTHS_MS.tolist()
 LOG_LINES_PER_REQUEST = 3
 SYNTHETIC_RUNS = 200  # runs per key transaction: one failure moves the rate by 0.5 %
 _HEALTH_ORDER: tuple[DependencyHealth, ...] = ("healthy", "degraded", "unhealthy")
@@ -165,9 +166,9 @@ def _split(total: int, weights: dict[str, float]) -> dict[str, int]:
     return {name: n for name, n in parts.items() if n > 0}
 
 
-@dataclass(frozen=True)
-class _Situation:
-    """What serves a target right now: shares of traffic and the faults acting on each cohort."""
+class _Situation(NamedTuple):
+    """What serves a target right now: shares of traffic and the faults acting on each cohort
+    (a named tuple: made for every observation, and a frozen dataclass costs ~5x to make)."""
 
     state: TrafficState
     profile: Profile
@@ -220,6 +221,23 @@ class _Reading(threading.local):
     services: dict[str, _Read] | None = None  # per service, during one call or observation
 
 
+class _Scope(AbstractContextManager[None]):
+    """``reading``'s scope (a class: a generator-based one costs more than it saves)."""
+
+    __slots__ = ("owner", "reading")
+
+    def __init__(self, reading: _Reading) -> None:
+        self.reading, self.owner = reading, False
+
+    def __enter__(self) -> None:
+        if self.reading.services is None:  # else inside another call or observation: its reads
+            self.reading.services, self.owner = {}, True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.owner:
+            self.reading.services = None
+
+
 class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
     """A deterministic fleet: router state and injected faults in the store's database (a
     SQLite ``Database`` is its tables there), metric windows drawn from them."""
@@ -246,18 +264,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
 
     def reading(self, service: str) -> AbstractContextManager[None]:
         """One observation (window, logs, traces of a wave): the state read once for all."""
-        return self._scope()
-
-    @contextmanager
-    def _scope(self) -> Iterator[None]:
-        if self._reading.services is not None:
-            yield  # inside another call or observation: its reads
-            return
-        self._reading.services = {}
-        try:
-            yield
-        finally:
-            self._reading.services = None
+        return _Scope(self._reading)
 
     def _snapshot(self, service: str) -> _Read:
         """The service's stored state: read once per call (see ``_reads_state``)."""
@@ -480,7 +487,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         cumulative = itertools.accumulate(rng.multinomial(requests, probs).tolist())
         buckets = dict(zip(BUCKET_LABELS, cumulative, strict=True))
         kpis: dict[str, float] = {}
-        sessions = round(requests / profile.requests_per_session)
+        sessions = round(requests / profile.requests_per_session) if profile.kpis else 0
         if sessions > 0:
             for name in sorted(profile.kpis):
                 p = min(1.0, max(0.0, profile.kpis[name] * fx.kpi_factor(name)))
@@ -704,7 +711,7 @@ def _critical_path(
     the first bucket's sorted draws placed (hi may be the next occupied bucket's fastest).
     The same floating-point operations on the same draws: the same figure."""
     count = per_bucket[first]
-    mine = np.sort(placed[:count]).tolist()
+    mine: list[float] = np.sort(placed[:count]).tolist()
     low = _EDGE[first] + _WIDTH[first] * mine[lo]
     if hi < count:
         high = _EDGE[first] + _WIDTH[first] * mine[hi]

@@ -96,12 +96,13 @@ class SqliteFleetState(AbstractFleetState):
 
     def snapshot(self, service: str) -> FleetState:
         with self.database.lock:
-            rows = self.database.db.execute(_SNAPSHOT, [service] * 3).fetchall()
+            # the connection's own execute: sqlite-utils' wrapper adds nothing to a read
+            rows = self.database.db.conn.execute(_SNAPSHOT, [service] * 3).fetchall()
         return fleet_state(rows)
 
     def traffic(self, target: Target) -> TrafficState | None:
         with self.database.lock:
-            row = self.database.db.execute(_TRAFFIC, _where(target)).fetchone()
+            row = self.database.db.conn.execute(_TRAFFIC, _where(target)).fetchone()
         return None if row is None else traffic_state(row[0])
 
     def put_traffic(self, target: Target, state: TrafficState) -> None:
