@@ -95,6 +95,7 @@ _parse = lru_cache(maxsize=4096)(parse_fault)  # specs come back from the db on 
 
 
 _local = threading.local()
+_blake2b, _int = hashlib.blake2b, int.from_bytes  # looked up once: _rng runs twice a window
 
 
 def _rng(*parts: object) -> np.random.Generator:
@@ -104,13 +105,14 @@ def _rng(*parts: object) -> np.random.Generator:
     A new seeded generator costs ~10 µs (numpy's SeedSequence), and a tick over 1,000
     releases seeds thousands: setting one PCG64's 128-bit state and stream from the hash
     costs ~1 µs. One generator per thread: Slack listeners and the tick draw side by side."""
-    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=32).digest()
-    rng: np.random.Generator | None = getattr(_local, "rng", None)
-    if rng is None:
+    digest = _blake2b("|".join(map(str, parts)).encode(), digest_size=32).digest()
+    try:
+        rng: np.random.Generator = _local.rng
+    except AttributeError:
         rng = _local.rng = np.random.Generator(np.random.PCG64())
     rng.bit_generator.state = {
         "bit_generator": "PCG64",
-        "state": {"state": int.from_bytes(digest[:16]), "inc": int.from_bytes(digest[16:]) | 1},
+        "state": {"state": _int(digest[:16]), "inc": _int(digest[16:]) | 1},
         "has_uint32": 0,
         "uinteger": 0,
     }
@@ -182,6 +184,17 @@ class _Situation(NamedTuple):
 _DrawKey = tuple[datetime, datetime, _Situation]
 
 
+_Traced = tuple[tuple[str, ...], list[str]]  # see ``SimulatedFleet._traced``
+
+
+class _Cohort(NamedTuple):
+    """A cohort's drawn window, with its count in each latency bucket (not cumulative, as
+    the traces draw from them)."""
+
+    sample: CohortSample
+    counts: list[int]
+
+
 def _reads_state(
     method: Callable[Concatenate[SimulatedFleet, _P], _R],
 ) -> Callable[Concatenate[SimulatedFleet, _P], _R]:
@@ -214,7 +227,6 @@ class _Read:
     profile: Profile
     faults: list[tuple[str, Fault]]  # (version, fault), in injection order
     situations: dict[tuple[str, str], _Situation] = field(default_factory=dict)  # (env, region)
-    traced: tuple[tuple[str, ...], list[str]] | None = None  # see ``SimulatedFleet._traced``
 
 
 class _Reading(threading.local):
@@ -256,9 +268,10 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         self.seed = seed
         # Per service and load: the merge of the default and its own table, made once.
         self._profiles: dict[tuple[str, float | None], Profile] = {}
+        self._traced_by: dict[tuple[str, tuple[tuple[str, str], ...]], _Traced] = {}
         # The last draw per target: window, logs and traces of one observation read the same
         # requests, drawn once (the draw is a pure function of the key, so reuse is exact).
-        self._drawn: dict[tuple[str, str, str], tuple[_DrawKey, tuple[CohortSample, ...]]] = {}
+        self._drawn: dict[tuple[str, str, str], tuple[_DrawKey, tuple[_Cohort, _Cohort]]] = {}
 
     # -- the stored state ------------------------------------------------------------------
 
@@ -319,7 +332,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         parts = []
         for region in regions or ["-"]:
             target = Target(service=service, env="prod", region=region)
-            for sample in self._samples(target, self._situation_of(target), start, now):
+            for sample, _ in self._samples(target, self._situation_of(target), start, now):
                 parts.append(RecentTraffic.over(sample, sample.requests, minutes * 60, minutes))
         return RecentTraffic.total(parts)
 
@@ -473,30 +486,30 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
     @staticmethod
     def _cohort(
         rng: np.random.Generator, profile: Profile, expected: float, fx: Effects
-    ) -> CohortSample:
+    ) -> _Cohort:
         requests = int(rng.poisson(expected)) if expected > 0 else 0
         if requests == 0:
-            return CohortSample(
-                requests=0, errors=0, latency_buckets=dict.fromkeys(BUCKET_LABELS, 0)
-            )
+            zero = dict.fromkeys(BUCKET_LABELS, 0)
+            return _Cohort(CohortSample(requests=0, errors=0, latency_buckets=zero), [])
         errors = int(rng.binomial(requests, min(1.0, profile.error_rate * fx.error_factor)))
         probs = _bucket_probabilities(
             profile.latency_median_ms * fx.latency_factor, profile.latency_sigma
         )
         # Twelve counts: plain Python sums them faster than numpy would.
-        cumulative = itertools.accumulate(rng.multinomial(requests, probs).tolist())
-        buckets = dict(zip(BUCKET_LABELS, cumulative, strict=True))
+        counts = rng.multinomial(requests, probs).tolist()
+        buckets = dict(zip(BUCKET_LABELS, itertools.accumulate(counts), strict=True))
         kpis: dict[str, float] = {}
         sessions = round(requests / profile.requests_per_session) if profile.kpis else 0
         if sessions > 0:
             for name in sorted(profile.kpis):
                 p = min(1.0, max(0.0, profile.kpis[name] * fx.kpi_factor(name)))
                 kpis[name] = int(rng.binomial(sessions, p)) / sessions
-        return CohortSample(requests=requests, errors=errors, latency_buckets=buckets, kpis=kpis)
+        sample = CohortSample(requests=requests, errors=errors, latency_buckets=buckets, kpis=kpis)
+        return _Cohort(sample, counts)
 
     def _samples(
         self, target: Target, sit: _Situation, start: datetime, end: datetime
-    ) -> tuple[CohortSample, CohortSample]:
+    ) -> tuple[_Cohort, _Cohort]:
         where, key = _where(target), (start, end, sit)
         drawn = self._drawn.get(where)
         if drawn is not None and drawn[0] == key:
@@ -508,7 +521,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
 
     def _draw(
         self, target: Target, sit: _Situation, start: datetime, end: datetime
-    ) -> tuple[CohortSample, CohortSample]:
+    ) -> tuple[_Cohort, _Cohort]:
         total = expected_requests(sit.profile, start, end)
         # One generator for the window, the baseline drawn first: its numbers do not depend
         # on how much traffic the canary takes (a mirror leaves the users' cohort as it was).
@@ -526,7 +539,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
                 "(simulated fault metrics:down)"
             )
         baseline, canary = self._samples(target, sit, start, end)
-        return WindowSample(start=start, end=end, baseline=baseline, canary=canary)
+        return WindowSample(start=start, end=end, baseline=baseline.sample, canary=canary.sample)
 
     def _states(self, service: str) -> list[tuple[Target, TrafficState]]:
         stored = self._snapshot(service).stored.traffic
@@ -577,7 +590,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         """Error signatures per cohort, from the same draws as ``window`` (logs keep flowing
         when metrics are down). An errors fault's extra errors carry the regression type."""
         sit = self._situation_of(target)
-        baseline, canary = self._samples(target, sit, start, end)
+        baseline, canary = (cohort.sample for cohort in self._samples(target, sit, start, end))
         return LogSummary(
             baseline_errors_by_type=self._errors_by_type(sit.profile, baseline, sit.baseline),
             canary_errors_by_type=self._errors_by_type(sit.profile, canary, sit.canary),
@@ -604,28 +617,34 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         no request was served, so no span was traced."""
         sit = self._situation_of(target)
         baseline, canary = self._samples(target, sit, start, end)
-        sample, fx = (canary, sit.canary) if canary.requests else (baseline, sit.baseline)
-        if not sample.requests:
+        traced, fx = (canary, sit.canary) if canary.sample.requests else (baseline, sit.baseline)
+        if not traced.sample.requests:
             return None
         failing, components = self._traced(target.service)
         rng = _rng(self.seed, *_where(target), "traces", _instant(start), _instant(end))
-        critical_ms, bottlenecks = _sampled_traces(rng, sample, fx.latency_factor, components)
+        critical_ms, bottlenecks = _sampled_traces(rng, traced, fx.latency_factor, components)
         return TraceSummary(
             critical_path_ms=round(critical_ms, 1),
             dependency_failures=list(failing),
             bottlenecks=bottlenecks,
         )
 
-    def _traced(self, service: str) -> tuple[tuple[str, ...], list[str]]:
+    def _traced(self, service: str) -> _Traced:
         """The dependencies the service's traces show failing, and the components a trace
-        is split among (the handler, then each dependency): once per read."""
+        is split among (the handler, then each dependency): derived once per service and
+        faults (the profile's dependencies do not change with the load)."""
         read = self._snapshot(service)
-        if read.traced is None:
+        key = service, read.stored.faults
+        traced = self._traced_by.get(key)
+        if traced is None:
             names = sorted({*read.profile.dependencies, *self._dep_fault_names(service)})
             health = self._dependency_health(service, names)
             failing = tuple(name for name, h in health.items() if h != "healthy")
-            read.traced = failing, [f"{service} handler", *read.profile.dependencies]
-        return read.traced
+            traced = failing, [f"{service} handler", *read.profile.dependencies]
+            if len(self._traced_by) >= 4096:
+                self._traced_by.clear()  # faults come and go over a long run: keep it bounded
+            self._traced_by[key] = traced
+        return traced
 
     def _dep_fault_names(self, service: str) -> list[str]:
         return [f.name for f in self._service_faults(service) if f.kind == "dep" and f.name]
@@ -657,7 +676,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
 
 
 def _sampled_traces(
-    rng: np.random.Generator, sample: CohortSample, latency_factor: float, components: list[str]
+    rng: np.random.Generator, cohort: _Cohort, latency_factor: float, components: list[str]
 ) -> tuple[float, list[str]]:
     """Up to ``TRACE_SPANS`` traces of requests the window served: their critical path (the
     p95 of their durations, numpy's linear quantile) and the component that dominates the
@@ -669,10 +688,9 @@ def _sampled_traces(
     is split among the components (the handler, then each dependency), and a latency fault's
     extra time is the new code's, so it lands on the handler. Only the slowest traces' split
     is drawn: the others' durations are all the critical path needs."""
-    cumulative = [0, *(sample.latency_buckets[label] for label in BUCKET_LABELS)]
-    counts = [hi - lo for lo, hi in itertools.pairwise(cumulative)]
-    n = min(sample.requests, TRACE_SPANS)
-    per_bucket = rng.multinomial(n, np.array(counts) / cumulative[-1]).tolist()
+    requests = cohort.sample.requests
+    n = min(requests, TRACE_SPANS)
+    per_bucket = rng.multinomial(n, np.array(cohort.counts) / requests).tolist()
     position = TRACE_QUANTILE * (n - 1)
     lo = int(position)
     hi, frac = min(lo + 1, n - 1), position - lo
