@@ -156,16 +156,24 @@ def _stable_only(stable_version: str, instances: int) -> TrafficState:
 
 
 def _split(total: int, weights: dict[str, float]) -> dict[str, int]:
-    """Split ``total`` by weights with largest remainders, so the parts sum to ``total``."""
+    """Split ``total`` by weights with largest remainders, so the parts sum to ``total``
+    (a new dict: the caller may add to it)."""
     if total <= 0:
         return {}
+    return dict(_split_items(total, tuple(weights.items())))
+
+
+@lru_cache(maxsize=4096)
+def _split_items(total: int, items: tuple[tuple[str, float], ...]) -> tuple[tuple[str, int], ...]:
+    """``_split``, cached: a window's error count is small, and so is the set of profiles."""
+    weights = dict(items)
     norm = sum(weights.values())
     shares = {name: total * w / norm for name, w in weights.items()}
     parts = {name: int(s) for name, s in shares.items()}
     left = total - sum(parts.values())
     for name in sorted(shares, key=lambda n: parts[n] - shares[n])[:left]:
         parts[name] += 1
-    return {name: n for name, n in parts.items() if n > 0}
+    return tuple((name, n) for name, n in parts.items() if n > 0)
 
 
 class _Situation(NamedTuple):
