@@ -439,8 +439,9 @@ def _adapters(
     providers: dict[str, AbstractMetrics] = {}
     for service, targets in chosen.items():
         match targets.metrics:
-            case SimulatorMetricsSettings():
+            case SimulatorMetricsSettings() as simulated:
                 providers[service] = fleet
+                fleet.scrape_intervals[service] = simulated.scrape_interval
             case PrometheusSettings() as prometheus:
                 providers[service] = PrometheusMetrics(
                     service, prometheus, config.for_service(service), router.state

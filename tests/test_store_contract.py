@@ -333,6 +333,27 @@ def test_a_claimed_release_is_not_claimed_again_until_its_lease_runs_out(stores:
     assert leases.claim_releases("b", later, later + timedelta(seconds=9), 5) == ["rel-0", "rel-2"]
 
 
+def test_a_release_not_due_is_neither_listed_for_the_tick_nor_claimed(stores: Stores) -> None:
+    for i in range(3):
+        stores.store.add(release(f"rel-{i}", f"svc-{i}"))
+    waiting = stores.store.get("rel-1")
+    stores.store.save(waiting, due_at=T0 + timedelta(seconds=30))  # its window needs 30 s
+    assert sorted(stores.store.due_ids(T0)) == ["rel-0", "rel-2"]  # (created at once)
+    until = T0 + timedelta(seconds=9)
+    assert stores.leases.claim_releases("a", T0, until, 5) == ["rel-0", "rel-2"]
+    later = T0 + timedelta(seconds=30)
+    assert sorted(stores.store.due_ids(later)) == ["rel-0", "rel-1", "rel-2"]
+    assert stores.leases.claim_releases("b", later, later + timedelta(seconds=9), 5) == [
+        "rel-0",
+        "rel-1",
+        "rel-2",
+    ]
+    commanded = stores.store.get("rel-1")
+    stores.store.save(commanded, due_at=T0 + timedelta(hours=1))
+    stores.store.save(stores.store.get("rel-1"))  # a command's save: due at once
+    assert sorted(stores.store.due_ids(T0)) == ["rel-0", "rel-1", "rel-2"]
+
+
 def test_a_new_tick_gives_up_its_claims_and_drops_those_run_out(stores: Stores) -> None:
     for i in range(3):
         stores.store.add(release(f"rel-{i}", f"svc-{i}"))

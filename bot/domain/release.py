@@ -463,6 +463,21 @@ class Release(MutableModel):
                 return "confirm_rollback"
         return None
 
+    def next_work_at(self, now: datetime, shortest_window: timedelta) -> datetime | None:
+        """When the tick next has work on this release, if not at every tick: the end of its
+        backoff, or, while it observes, when its window lasts longer than the metrics
+        provider's ``shortest_window`` (or its step's verification is due, if sooner).
+        None: at every tick."""
+        if self.backing_off(now):
+            return self.retry_at
+        if self.next_work(now) != "observe" or not shortest_window or self.window_cursor is None:
+            return None
+        due = self.window_cursor + shortest_window + timedelta(microseconds=1)  # "longer than"
+        step, record = self.current_step, self._record_of_current()
+        if step is not None and step.kind in VERIFY_KINDS and record and record.started_at:
+            due = min(due, record.started_at + timedelta(minutes=step.bake_minutes))
+        return due
+
     def needs_verification(self, now: datetime) -> bool:
         step = self.current_step
         return (

@@ -77,12 +77,18 @@ class AbstractReleaseStore(abc.ABC):
         return self.get(release_id).revision
 
     @abc.abstractmethod
-    def save(self, release: Release) -> None:
+    def save(self, release: Release, due_at: datetime | None = None) -> None:
         """Write the new state and its events; StaleRelease if someone saved in between,
-        AlreadyActive if it would make a second release of its service active."""
+        AlreadyActive if it would make a second release of its service active. ``due_at``:
+        the tick has no work on it before then (``Release.next_work_at``); None, as any
+        save by a command: due at once, and at every tick."""
 
     @abc.abstractmethod
     def active_ids(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    def due_ids(self, now: datetime) -> list[str]:
+        """The active releases the tick has work on at ``now``, oldest first."""
 
     @abc.abstractmethod
     def active_for_service(self, service: str) -> list[str]: ...

@@ -46,9 +46,10 @@ CLAIM_BATCH = 25
 
 
 def reconcile(services: Services) -> list[str]:
-    """Move every active release one step, each on its own: one that raises is marked as
-    errored and retried with backoff, and the others go on. Safe to run any number of times."""
-    ids = services.store.active_ids()
+    """Move every active release that has work due one step, each on its own: one that
+    raises is marked as errored and retried with backoff, and the others go on. Safe to run
+    any number of times."""
+    ids = services.store.due_ids(services.clock.now())
     for release_id in ids:
         _reconcile_isolated(services, release_id)
     deliver(services)
@@ -93,7 +94,7 @@ def _record_tick_error(services: Services, release_id: str, error: Exception) ->
                 now,
                 timedelta(seconds=services.tick_seconds),
             )
-            services.store.save(release)
+            services.store.save(release, due_at=release.retry_at)  # not read until then
     except Exception as unrecorded:  # unloadable or unsaveable: the others still go on
         log.error(
             "%s could not be marked as errored (%s: %s); the other releases go on",
@@ -125,7 +126,7 @@ def reconcile_one(services: Services, release_id: str) -> Release:
         with store.unit_of_work():  # all of it, or (a stale save) none of it
             _lock_after_automatic_rollback(services, release, now)
             release.tick_recovered(now)
-            store.save(release)
+            store.save(release, due_at=_next_work_at(services, release, now))
             if judged is not None:
                 services.series.add(release.id, judged.step, judged.window)
     except StaleRelease:
@@ -138,6 +139,15 @@ def reconcile_one(services: Services, release_id: str) -> Release:
     if rollout_key(release) != converged:  # else the converge above applied it already
         converge_saved(services, release)
     return release
+
+
+def _next_work_at(services: Services, release: Release, now: datetime) -> datetime | None:
+    """When the next tick that has work on the release comes (None: the next one). Before
+    then, ticks do not even read it: a provider whose windows need 30 s (two Prometheus
+    scrapes) has nothing to measure on two ticks in three."""
+    observing = release.next_work(now) == "observe"
+    shortest = services.metrics.shortest_window(release.request.service) if observing else 0.0
+    return release.next_work_at(now, timedelta(seconds=shortest))
 
 
 def converge_saved(services: Services, release: Release) -> None:

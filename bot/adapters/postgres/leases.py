@@ -38,7 +38,8 @@ class PostgresLeases(AbstractLeases):
         # claim committed is refused there).
         with self.database.transaction() as conn:
             taken = conn.execute(
-                "WITH candidates AS (SELECT id FROM releases r WHERE active = 1 AND NOT EXISTS"
+                "WITH candidates AS (SELECT id FROM releases r WHERE active = 1"
+                " AND (due_at IS NULL OR due_at <= %(now_seconds)s) AND NOT EXISTS"
                 " (SELECT 1 FROM leases l WHERE l.name = %(prefix)s || r.id"
                 " AND l.expires_at >= %(now)s) ORDER BY id LIMIT %(limit)s"
                 " FOR UPDATE SKIP LOCKED)"
@@ -51,6 +52,7 @@ class PostgresLeases(AbstractLeases):
                     "prefix": RELEASE_PREFIX,
                     "holder": holder,
                     "now": now,
+                    "now_seconds": now.timestamp(),
                     "until": until,
                     "limit": limit,
                 },

@@ -76,6 +76,11 @@ migrations.step(
     "CREATE TABLE delivery_failures (release_id TEXT PRIMARY KEY, failures INTEGER,"
     " error TEXT, retry_at TEXT)",
 )
+migrations.step(
+    "add_due_at",
+    "ALTER TABLE releases ADD COLUMN due_at DOUBLE PRECISION",
+    "CREATE INDEX releases_active_due ON releases (active, due_at)",
+)
 
 
 def _ts(moment: datetime) -> str:
@@ -131,11 +136,11 @@ class PostgresReleaseStore(AbstractReleaseStore):
             raise ReleaseNotFound(f"no release {release_id!r}; `release-bot list` shows them")
         return int(rows[0]["revision"])
 
-    def save(self, release: Release) -> None:
+    def save(self, release: Release, due_at: datetime | None = None) -> None:
         """Write the new state and its events; refuse if someone else saved in between."""
         expected = release.revision
         release.revision = expected + 1
-        row = release_row(release)
+        row = release_row(release, due_at)
         try:
             with self.database.transaction() as conn:
                 try:
@@ -144,6 +149,7 @@ class PostgresReleaseStore(AbstractReleaseStore):
                             "UPDATE releases SET status = %(status)s, active = %(active)s,"
                             " narrate = %(narrate)s, revision = %(revision)s,"
                             " updated_at = %(updated_at)s, state = %(state)s,"
+                            " due_at = %(due_at)s,"
                             " duplicate_active = duplicate_active * %(active)s"
                             " WHERE id = %(id)s AND revision = %(expected)s",
                             {**row, "expected": expected},
@@ -171,8 +177,13 @@ class PostgresReleaseStore(AbstractReleaseStore):
     def narration_due_ids(self) -> list[str]:
         return self._ids("narrate = 1")
 
-    def _ids(self, where: str) -> list[str]:
-        rows = self.database.rows(f"SELECT id FROM releases WHERE {where} ORDER BY created_at")
+    def due_ids(self, now: datetime) -> list[str]:
+        return self._ids("active = 1 AND (due_at IS NULL OR due_at <= %s)", [now.timestamp()])
+
+    def _ids(self, where: str, params: list[object] | None = None) -> list[str]:
+        rows = self.database.rows(
+            f"SELECT id FROM releases WHERE {where} ORDER BY created_at", params or []
+        )
         return [r["id"] for r in rows]
 
     def record_llm_calls(self, release_id: str | None, calls: Iterable[LlmCall]) -> None:

@@ -29,6 +29,7 @@ from statistics import NormalDist
 from typing import Concatenate, Literal, NamedTuple, ParamSpec, TypeVar
 
 import numpy as np
+from pydantic import Field
 
 from bot.adapters.schema import AdapterSettings
 from bot.adapters.sim.faults import NO_EFFECTS, Effects, Fault, FaultSpecError, effects, parse_fault
@@ -83,6 +84,8 @@ class SimulatorMetricsSettings(AdapterSettings):
     data/simulator.toml (the demo and the tests)."""
 
     provider: Literal["simulator"]
+    # Seconds, as Prometheus's: a window then needs two scrapes (0: any window is measured).
+    scrape_interval: float = Field(default=0.0, ge=0)
 
 
 class SimulatorRouterSettings(AdapterSettings):
@@ -280,6 +283,10 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         # The last draw per target: window, logs and traces of one observation read the same
         # requests, drawn once (the draw is a pure function of the key, so reuse is exact).
         self._drawn: dict[tuple[str, str, str], tuple[_DrawKey, tuple[_Cohort, _Cohort]]] = {}
+        self.scrape_intervals: dict[str, float] = {}  # per service, from its settings
+
+    def shortest_window(self, service: str) -> float:
+        return 2 * self.scrape_intervals.get(service, 0.0)
 
     # -- the stored state ------------------------------------------------------------------
 

@@ -52,7 +52,8 @@ class SqliteLeases(AbstractLeases):
         # One writer at a time (BEGIN IMMEDIATE): the read and the upsert see the same leases.
         with self.database.transaction() as db:
             taken = db.execute(
-                "WITH candidates AS (SELECT id FROM releases r WHERE active = 1 AND NOT EXISTS "
+                "WITH candidates AS (SELECT id FROM releases r WHERE active = 1 "
+                "AND (due_at IS NULL OR due_at <= :now_seconds) AND NOT EXISTS "
                 "(SELECT 1 FROM leases l WHERE l.name = :prefix || r.id "
                 "AND l.expires_at >= :now) ORDER BY id LIMIT :limit) "
                 "INSERT INTO leases (name, holder, expires_at) "
@@ -64,6 +65,7 @@ class SqliteLeases(AbstractLeases):
                     "prefix": RELEASE_PREFIX,
                     "holder": holder,
                     "now": _ts(now),
+                    "now_seconds": now.timestamp(),
                     "until": _ts(until),
                     "limit": limit,
                 },

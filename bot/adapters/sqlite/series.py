@@ -101,8 +101,8 @@ class SqliteSeries(AbstractSeries):
         row = series_row(release_id, step, sample)
         columns = ", ".join(f'"{name}"' for name in row)
         marks = ", ".join("?" for _ in row)
-        with self.database.lock, self.database.db.atomic():
-            self.database.db.execute(
+        with self.database.write() as db:
+            db.execute(
                 f"INSERT OR IGNORE INTO series ({columns}) VALUES ({marks})", list(row.values())
             )
 

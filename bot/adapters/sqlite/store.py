@@ -183,11 +183,19 @@ def add_delivery_failures(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def add_due_at(db: sqlite_utils.Database) -> None:
+    # When the tick next has work on a release (unix seconds; NULL: at every tick): a tick
+    # reads only the releases due, not every active one.
+    db.execute("ALTER TABLE releases ADD COLUMN due_at REAL")
+    db.execute("CREATE INDEX releases_active_due ON releases (active, due_at)")
+
+
 def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def release_row(release: Release) -> dict[str, object]:
+def release_row(release: Release, due_at: datetime | None = None) -> dict[str, object]:
     """A release's row (the PostgreSQL store writes the same)."""
     return {
         "id": release.id,
@@ -200,6 +208,7 @@ def release_row(release: Release) -> dict[str, object]:
         "created_at": _ts(release.created_at),
         "updated_at": _ts(datetime.now(UTC)),
         "state": release.model_dump_json(),
+        "due_at": None if due_at is None else due_at.timestamp(),
     }
 
 
@@ -267,19 +276,21 @@ class SqliteReleaseStore(AbstractReleaseStore):
             raise ReleaseNotFound(f"no release {release_id!r}; `release-bot list` shows them")
         return int(row[0])
 
-    def save(self, release: Release) -> None:
+    def save(self, release: Release, due_at: datetime | None = None) -> None:
         """Write the new state and its events; refuse if someone else saved in between."""
-        with self.unit_of_work():
+        with self.database.write():  # StaleRelease and AlreadyActive refuse before any write
             expected = release.revision
             release.revision = expected + 1
-            row = self._row(release)
+            row = release_row(release, due_at)
             try:
                 # an ended release loses its ``duplicate_active`` mark: never active again beside another
                 cursor = self.db.execute(
                     "UPDATE releases SET status=?, active=?, narrate=?, revision=?, updated_at=?, "
-                    "state=?, duplicate_active = duplicate_active * ? WHERE id=? AND revision=?",
+                    "state=?, due_at=?, duplicate_active = duplicate_active * ? "
+                    "WHERE id=? AND revision=?",
                     [row["status"], row["active"], row["narrate"], row["revision"],
-                     row["updated_at"], row["state"], row["active"], release.id, expected],
+                     row["updated_at"], row["state"], row["due_at"], row["active"], release.id,
+                     expected],
                 )  # fmt: skip
             except sqlite3.IntegrityError as exc:
                 release.revision = expected
@@ -302,6 +313,14 @@ class SqliteReleaseStore(AbstractReleaseStore):
 
     def active_ids(self) -> list[str]:
         rows = self.db.execute("SELECT id FROM releases WHERE active = 1 ORDER BY created_at")
+        return [r[0] for r in rows.fetchall()]
+
+    def due_ids(self, now: datetime) -> list[str]:
+        rows = self.db.execute(
+            "SELECT id FROM releases WHERE active = 1 AND (due_at IS NULL OR due_at <= ?) "
+            "ORDER BY created_at",
+            [now.timestamp()],
+        )
         return [r[0] for r in rows.fetchall()]
 
     def narration_due_ids(self) -> list[str]:
