@@ -135,7 +135,11 @@ def _instant(dt: datetime) -> float:
 def expected_requests(profile: Profile, start: datetime, end: datetime) -> float:
     """Requests one region serves in (start, end]: the integral of the diurnal rate
     rps·(1 + a·sin(2π(hour_utc − 9)/24)) over the window."""
-    t0, t1 = _instant(start), _instant(end)
+    return _expected(profile, _instant(start), _instant(end))
+
+
+def _expected(profile: Profile, t0: float, t1: float) -> float:
+    """``expected_requests`` between two instants (UTC seconds)."""
     if t1 <= t0:
         return 0.0
     phase = 9 * 3600
@@ -238,6 +242,10 @@ class _Read:
     profile: Profile
     faults: list[tuple[str, Fault]]  # (version, fault), in injection order
     situations: dict[tuple[str, str], _Situation] = field(default_factory=dict)  # (env, region)
+
+
+def _of_version(read: _Read, version: str) -> list[Fault]:
+    return [f for of, f in read.faults if of == version]
 
 
 class _Reading(threading.local):
@@ -377,7 +385,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         return self._faults(service, version)
 
     def _faults(self, service: str, version: str) -> list[Fault]:
-        return [f for of, f in self._snapshot(service).faults if of == version]
+        return _of_version(self._snapshot(service), version)
 
     def clear_faults(self, service: str, version: str | None = None) -> None:
         """Forget the faults of one version of the service, or of all its versions."""
@@ -471,8 +479,8 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         return sit
 
     def _situation(self, target: Target, state: TrafficState) -> _Situation:
-        service = target.service
-        profile = self._snapshot(service).profile
+        read = self._snapshot(target.service)
+        profile = read.profile
         flag_pct = self._flag_percentage(state.flag) if state.flag is not None else 0.0
         exposure = flag_pct if state.flag is not None else max(state.new_weight, state.mirror)
         if target.env != "prod":
@@ -493,9 +501,9 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         baseline = canary = NO_EFFECTS
         if state.stable_version is not None and state.stable_version != state.new_version:
             # A stable version only carries faults after it was promoted: it serves everyone.
-            baseline = effects(self._faults(service, state.stable_version), 100.0)
+            baseline = effects(_of_version(read, state.stable_version), 100.0)
         if state.new_version is not None:
-            canary = effects(self._faults(service, state.new_version), exposure)
+            canary = effects(_of_version(read, state.new_version), exposure)
         return _Situation(state, profile, exposure, baseline_share, canary_share, baseline, canary)
 
     @staticmethod
@@ -537,10 +545,11 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
     def _draw(
         self, target: Target, sit: _Situation, start: datetime, end: datetime
     ) -> tuple[_Cohort, _Cohort]:
-        total = expected_requests(sit.profile, start, end)
+        t0, t1 = _instant(start), _instant(end)
+        total = _expected(sit.profile, t0, t1)
         # One generator for the window, the baseline drawn first: its numbers do not depend
         # on how much traffic the canary takes (a mirror leaves the users' cohort as it was).
-        rng = _rng(self.seed, *_where(target), "window", _instant(start), _instant(end))
+        rng = _rng(self.seed, target.service, target.env, target.region, "window", t0, t1)
         baseline = self._cohort(rng, sit.profile, total * sit.baseline_share, sit.baseline)
         canary = self._cohort(rng, sit.profile, total * sit.canary_share, sit.canary)
         return baseline, canary

@@ -78,6 +78,8 @@ def fleet_state(rows: Sequence[Sequence[object]]) -> FleetState:
             faults.append((int(place), str(a), str(b)))  # type: ignore[call-overload]
         else:
             rps = float(load)  # type: ignore[arg-type]
+    if not faults:
+        return FleetState(traffic, (), rps)  # the usual read: nothing injected
     faults.sort()
     return FleetState(traffic, tuple((version, spec) for _, version, spec in faults), rps)
 
