@@ -613,7 +613,9 @@ def test_the_critical_path_is_the_quantile_of_every_trace_placed_and_sorted(
     assume(requests > 0)
     cumulative = dict(zip(BUCKET_LABELS, itertools.accumulate(counts), strict=True))
     sample = CohortSample(requests=requests, errors=0, latency_buckets=cumulative)
-    critical, _ = _sampled_traces(_rng(seed), _Cohort(sample, counts), 1.0, ["shop handler"])
+    critical, _ = _sampled_traces(
+        _rng(seed), _Cohort(sample, np.array(counts)), 1.0, ["shop handler"]
+    )
     # the reference: every trace from the quantile's bucket up placed, then sorted
     rng = _rng(seed)
     n = min(requests, TRACE_SPANS)

@@ -207,7 +207,7 @@ class _Cohort(NamedTuple):
     the traces draw from them)."""
 
     sample: CohortSample
-    counts: list[int]
+    counts: np.ndarray | None  # None: no request
 
 
 def _reads_state(
@@ -513,14 +513,15 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         requests = int(rng.poisson(expected)) if expected > 0 else 0
         if requests == 0:
             zero = dict.fromkeys(BUCKET_LABELS, 0)
-            return _Cohort(CohortSample(requests=0, errors=0, latency_buckets=zero), [])
+            return _Cohort(CohortSample(requests=0, errors=0, latency_buckets=zero), None)
         errors = int(rng.binomial(requests, min(1.0, profile.error_rate * fx.error_factor)))
         probs = _bucket_probabilities(
             profile.latency_median_ms * fx.latency_factor, profile.latency_sigma
         )
+        counts = rng.multinomial(requests, probs)
         # Twelve counts: plain Python sums them faster than numpy would.
-        counts = rng.multinomial(requests, probs).tolist()
-        buckets = dict(zip(BUCKET_LABELS, itertools.accumulate(counts), strict=True))
+        cumulative = itertools.accumulate(counts.tolist())
+        buckets = dict(zip(BUCKET_LABELS, cumulative, strict=True))
         kpis: dict[str, float] = {}
         sessions = round(requests / profile.requests_per_session) if profile.kpis else 0
         if sessions > 0:
@@ -714,7 +715,8 @@ def _sampled_traces(
     is drawn: the others' durations are all the critical path needs."""
     requests = cohort.sample.requests
     n = min(requests, TRACE_SPANS)
-    per_bucket = rng.multinomial(n, np.array(cohort.counts) / requests).tolist()
+    assert cohort.counts is not None  # it served requests
+    per_bucket = rng.multinomial(n, cohort.counts / requests).tolist()
     position = TRACE_QUANTILE * (n - 1)
     lo = int(position)
     hi, frac = min(lo + 1, n - 1), position - lo
