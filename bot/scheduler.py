@@ -54,7 +54,6 @@ STALE_TICKS = 6  # ``healthy`` fails when the tick has not run for this many int
 LEASE = "ticker"
 LEASE_TICKS = 3  # the lease outlives a few ticks: one slow tick does not hand it over
 CLAIM_SHARE = 0.9  # of a tick interval, a claimed release's lease: free again by the next tick
-ENDED_CHECK_TICKS = 30  # the leader looks for ended releases left unconverged this often
 STANDBY_WAIT = 0.05  # real seconds ``run_until`` waits between a standby's turns
 
 
@@ -80,7 +79,6 @@ class Ticker:
         self.now = now
         self.holder = holder_id()
         self.holding = leases is None
-        self.led = 0  # ticks led in a row (converge_ended runs on the first, then now and then)
         self.interval = services.tick_seconds  # real seconds between ticks
         self.last_ok: float | None = None
         self.scheduler = BackgroundScheduler(
@@ -115,11 +113,9 @@ class Ticker:
                     self.virtual_clock.advance(self.services.tick_seconds)
                 else:
                     self.virtual_clock.catch_up()
-            self.led = self.led + 1 if leading else 0
-            if leading and (self.led - 1) % ENDED_CHECK_TICKS == 0:
-                # What a process killed between the save that ended a release and its router
-                # change left behind: on taking the lead, and now and then after (a follower
-                # may have been the one killed).
+            if leading:
+                # What a process killed between the save that ended a release and its
+                # converge left behind (any replica's: the save marks it until converged).
                 converge_ended(self.services)
             ids = self._move()
             if leading and self.leases is not None:

@@ -1,6 +1,7 @@
 """A tick reads only the releases it has work on: one whose metrics provider cannot measure
 its window yet (Prometheus needs two scrapes: 30 s at a 15 s scrape) is left unread and
-unsaved until then, and a command makes a release due at once.
+unsaved until then, one waiting for a human is read once a minute, and a command makes a
+release due at once.
 
 The real bootstrap on a database file (simulator, virtual clock), the simulated metrics
 scraped every 15 s as a Prometheus would be."""
@@ -94,3 +95,17 @@ def test_a_command_makes_a_release_due_at_once(wired: tuple[Wiring, Services]) -
     assert services.store.get(judged.id).status == "rolling_back"
     tick(wiring, services)  # 10 s into the window: read all the same, the rollback confirmed
     assert services.store.get(judged.id).status == "rolled_back"
+
+
+def test_a_release_waiting_for_its_approvers_is_read_once_a_minute(
+    wired: tuple[Wiring, Services],
+) -> None:
+    wiring, services = wired
+    line = 'payments-api 2.4.1 risk=medium ticket=CHG-1 changes="fix refunds"'
+    waiting = start_release(services, line, "dave")
+    assert isinstance(waiting, Release) and waiting.status == "awaiting_approval", waiting
+    for _ in range(5):  # 10 to 50 s: nothing to do but wait, so unread
+        tick(wiring, services)
+        assert services.store.revision(waiting.id) == waiting.revision
+    tick(wiring, services)  # a minute: read, only to put back a router changed by hand
+    assert services.store.revision(waiting.id) == waiting.revision + 1

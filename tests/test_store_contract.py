@@ -354,6 +354,22 @@ def test_a_release_not_due_is_neither_listed_for_the_tick_nor_claimed(stores: St
     assert sorted(stores.store.due_ids(T0)) == ["rel-0", "rel-1", "rel-2"]
 
 
+def test_the_save_that_ends_a_release_marks_it_unconverged_until_marked(
+    stores: Stores,
+) -> None:
+    stores.store.add(release("rel-e", "svc-e"))
+    stores.store.save(stores.store.get("rel-e"))  # still active: nothing to finish
+    assert stores.store.unconverged_ids() == []
+    ended = stores.store.get("rel-e")
+    ended.status = "failed"
+    stores.store.save(ended)
+    assert stores.store.unconverged_ids() == ["rel-e"]
+    stores.store.mark_converged("rel-e")
+    assert stores.store.unconverged_ids() == []
+    stores.store.save(stores.store.get("rel-e"))  # saved again once ended: still done
+    assert stores.store.unconverged_ids() == []
+
+
 def test_a_new_tick_gives_up_its_claims_and_drops_those_run_out(stores: Stores) -> None:
     for i in range(3):
         stores.store.add(release(f"rel-{i}", f"svc-{i}"))

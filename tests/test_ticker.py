@@ -14,7 +14,6 @@ from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import Wiring, bootstrap
 from bot.domain.release import Release
 from bot.domain.rollout import desired_traffic
-from bot.scheduler import ENDED_CHECK_TICKS
 from bot.service import approve, converge_ended, start_release
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
@@ -81,6 +80,13 @@ def test_the_background_ticker_of_worker_and_serve_moves_a_virtual_clock(tmp_pat
     wiring.close()
 
 
+def killed_before_its_converge(wiring: Wiring, release: Release) -> None:
+    """Leave ``release`` as a process killed between the save that ended it and its converge
+    would: ended, still marked unconverged (as that save marks it)."""
+    with wiring.database.transaction() as db:
+        db.execute("UPDATE releases SET unconverged = 1 WHERE id = ?", [release.id])
+
+
 def test_the_next_leader_finishes_the_router_change_of_a_release_that_ended(
     tmp_path: Path,
 ) -> None:
@@ -92,10 +98,12 @@ def test_the_next_leader_finishes_the_router_change_of_a_release_that_ended(
     wiring.ticker.run_until(lambda: not store.get(release.id).is_active)
     ended = store.get(release.id)
     assert ended.status == "completed"
+    assert store.unconverged_ids() == []  # its own tick converged it
     final = desired_traffic(ended)
     stuck = {"stable_version": ended.previous_version, "new_version": ended.version}
     left = {t: s.model_copy(update={**stuck, "new_weight": 100.0}) for t, s in final.items()}
     wiring.services.traffic.apply_all(left)  # where the killed process left the router
+    killed_before_its_converge(wiring, ended)
     wiring.close()
 
     again = bootstrap(tmp_path / "bot.db", clock_start=START, chat=TerminalChat(io.StringIO()))
@@ -103,13 +111,17 @@ def test_the_next_leader_finishes_the_router_change_of_a_release_that_ended(
     assert {t: traffic.state(t) for t in final} == left
     again.ticker.tick()
     assert {t: traffic.state(t) for t in final} == final
+    assert again.services.store.unconverged_ids() == []
     assert converge_ended(again.services) == []  # nothing left to finish
     again.close()
 
 
-def test_a_leader_that_stays_up_finishes_a_router_change_a_follower_left(tmp_path: Path) -> None:
+def test_a_leader_that_stays_up_finishes_at_its_next_tick_what_a_follower_left(
+    tmp_path: Path,
+) -> None:
     """Repro: a follower killed between the save that ended its release and the router change
-    left the router on the new version for good: only a process taking the lead looked."""
+    left the router on the new version for 30 ticks (the leader looked now and then), past
+    the one lease period failover allows; flags were never finished at all."""
     wiring, release = wired(tmp_path / "bot.db")
     store = wiring.services.store
     wiring.ticker.run_until(lambda: not store.get(release.id).is_active)
@@ -118,8 +130,33 @@ def test_a_leader_that_stays_up_finishes_a_router_change_a_follower_left(tmp_pat
     stuck = {"stable_version": ended.previous_version, "new_version": ended.version}
     left = {t: s.model_copy(update={**stuck, "new_weight": 100.0}) for t, s in final.items()}
     wiring.services.traffic.apply_all(left)  # where the killed follower left the router
+    killed_before_its_converge(wiring, ended)
     traffic = wiring.services.traffic
-    for _ in range(ENDED_CHECK_TICKS):
-        wiring.ticker.tick()
+    wiring.ticker.tick()
     assert {t: traffic.state(t) for t in final} == final
+    wiring.close()
+
+
+def test_the_leader_finishes_the_flags_of_a_feature_flag_release_that_ended(
+    tmp_path: Path,
+) -> None:
+    """A feature-flag release killed between the save that completed it and its converge
+    leaves its flag at the last step's share: the leader's next tick sets the full share."""
+    wiring = bootstrap(tmp_path / "bot.db", clock_start=START, chat=TerminalChat(io.StringIO()))
+    line = f"{LINE} strategy=feature_flag flags=new_checkout:50"
+    started = start_release(wiring.services, line, "dave")
+    assert isinstance(started, Release), started
+    approve(wiring.services, started.id, "alice")
+    store, flags = wiring.services.store, wiring.services.flags
+    wiring.ticker.run_until(lambda: not store.get(started.id).is_active)
+    ended = store.get(started.id)
+    assert ended.status == "completed"
+    flag = flags.get("new_checkout")
+    assert flag is not None and flag.percentage == 50
+    flags.put(flag.model_copy(update={"percentage": 5.0}))  # where the killed process left it
+    killed_before_its_converge(wiring, ended)
+    wiring.ticker.tick()
+    after = flags.get("new_checkout")
+    assert after is not None and after.percentage == 50
+    assert store.unconverged_ids() == []
     wiring.close()

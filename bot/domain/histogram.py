@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 from bot.domain.observations import CohortSample
 
@@ -34,8 +35,9 @@ def aggregate(samples: Sequence[CohortSample]) -> CohortSample:
     )
 
 
+@lru_cache(maxsize=1024)
 def bound(le: str) -> float:
-    """A bucket label as seconds; "+Inf" is infinity."""
+    """A bucket label as seconds; "+Inf" is infinity (a dozen labels, read every window)."""
     return math.inf if le == "+Inf" else float(le)
 
 
@@ -67,7 +69,11 @@ def slower_than(buckets: dict[str, int], budget_ms: float) -> tuple[float, int]:
     Interpolation assumes requests spread evenly inside the bucket, as histogram_quantile
     does; when the budget is a bucket bound the count is exact.
     """
-    ordered = sorted_buckets(buckets)
+    return slower_than_sorted(sorted_buckets(buckets), budget_ms)
+
+
+def slower_than_sorted(ordered: list[tuple[float, int]], budget_ms: float) -> tuple[float, int]:
+    """``slower_than`` on a histogram already sorted (``sorted_buckets``)."""
     if not ordered:
         return 0.0, 0
     total = ordered[-1][1]

@@ -42,19 +42,32 @@ supermartingale starting at 1, so the budget holds per release.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Literal
 
 from pydantic import Field
 
 from bot.domain.base import Model
-from bot.domain.histogram import above_bound, slower_than, tail_bound
+from bot.domain.histogram import above_bound, slower_than_sorted, sorted_buckets, tail_bound
 from bot.domain.observations import CohortSample, WindowSample
 from bot.domain.plan import Trigger, TriggerAction
 from bot.domain.power import POWER, detection_power_reached
 from bot.domain.request import Guardrail
-from bot.domain.sequential import Evidence, MeanEvidence, RateEvidence, RatioEvidence
+from bot.domain.sequential import (
+    Counts,
+    Evidence,
+    MeanEvidence,
+    Mixture,
+    RateEvidence,
+    RatioEvidence,
+    add_windows,
+    log_mixtures,
+    rate_mixtures,
+)
 
 Recommendation = Literal["promote", "rollback", "extend_analysis"]
 # ``extend_analysis`` past the step's maximum bake: no verdict, and none is coming soon. The
@@ -79,6 +92,15 @@ def maximum_bake(planned_minutes: float, service_maximum: float | None) -> float
     return max(planned_minutes, limit)
 
 
+@lru_cache(maxsize=64)
+def _alpha_split(alpha: float, kpis: int, rates: int) -> Mapping[str, float]:
+    """``CanaryJudge._alphas`` (the same few settings every tick: computed once)."""
+    counts = {"errors": 1, "slow": 1, "kpis": kpis, "absolute": rates}
+    present = sum(ALPHA_SHARES[k] for k, n in counts.items() if n)
+    split = {k: alpha * ALPHA_SHARES[k] / present / n for k, n in counts.items() if n}
+    return MappingProxyType(split)
+
+
 class JudgeSettings(Model):
     alpha: float = Field(default=0.01, gt=0, lt=1)  # false rollbacks per release, all tests
     promote_alpha: float = Field(default=0.05, gt=0, lt=1)  # per promotion, all gating tests
@@ -99,12 +121,14 @@ class Totals(Evidence):
     kpi_sums: dict[str, float] = {}  # value × requests
     kpi_requests: dict[str, int] = {}
 
-    def add(self, sample: CohortSample) -> None:
-        self.requests += sample.requests
-        self.errors += sample.errors
-        buckets = self.buckets
-        for le, count in sample.latency_buckets.items():
-            buckets[le] = buckets.get(le, 0) + count
+    def add(self, sample: CohortSample, histogram: bool = True) -> None:
+        state = self.__dict__  # plain writes (see ``RatioEvidence.add_step``)
+        state["requests"] += sample.requests
+        state["errors"] += sample.errors
+        if histogram:
+            get = self.buckets.get
+            latency = sample.latency_buckets
+            self.buckets.update({le: get(le, 0) + count for le, count in latency.items()})
         for name, value in sample.kpis.items():
             self.kpi_sums[name] = self.kpi_sums.get(name, 0.0) + value * sample.requests
             self.kpi_requests[name] = self.kpi_requests.get(name, 0) + sample.requests
@@ -187,10 +211,15 @@ def bad_share(guardrail: Guardrail) -> float | None:
     return None
 
 
-def bad_requests(guardrail: Guardrail, cohort: CohortSample) -> tuple[float, float]:
-    """(requests the guardrail counts as bad, requests) in ``cohort``."""
+def bad_requests(
+    guardrail: Guardrail, cohort: CohortSample, ordered: list[tuple[float, int]] | None = None
+) -> tuple[float, float]:
+    """(requests the guardrail counts as bad, requests) in ``cohort`` (``ordered``: its
+    histogram already sorted, ``sorted_buckets``)."""
     if guardrail.metric in QUANTILES:
-        slow, total = slower_than(cohort.latency_buckets, guardrail.value)
+        if ordered is None:
+            ordered = sorted_buckets(cohort.latency_buckets)
+        slow, total = slower_than_sorted(ordered, guardrail.value)
         return slow, float(total)
     return float(cohort.errors), float(cohort.requests)
 
@@ -294,30 +323,52 @@ class CanaryJudge(Evidence):
             self.no_data_streak += 1
             return
         self.no_data_streak = 0
-        for ratio in (self.errors, self.errors_stage):
-            ratio.add(canary.errors, canary.requests, baseline.errors, baseline.requests)
-        self._observe_slow(canary, baseline)
+        # Every canary-vs-baseline test's window, added at the end in one pass.
+        ratios: list[tuple[Counts, RatioEvidence]] = []
+        counts = (canary.errors, canary.requests, baseline.errors, baseline.requests)
+        ratios += ((counts, self.errors), (counts, self.errors_stage))
+        self._observe_slow(canary, baseline, ratios)
+        # Each cohort's histogram sorted once for every latency guardrail.
+        canary_sorted = baseline_sorted = None
+        if any(g.metric in QUANTILES for g in self.guardrails):
+            canary_sorted = sorted_buckets(canary.latency_buckets)
+            baseline_sorted = sorted_buckets(baseline.latency_buckets)
         for g in self.guardrails:
-            if g.name in self.rates:
-                bad, total = bad_requests(g, canary)
-                self.rates[g.name].add(bad, total)
-                self.rates_stage[g.name].add(bad, total)
-                self._observe_stable(g.name, bad, total, *bad_requests(g, baseline))
-            elif g.name in self.kpi_blocks:
+            name = g.name
+            rate = self.rates.get(name)
+            if rate is not None:
+                bad, total = bad_requests(g, canary, canary_sorted)
+                rate.add(bad, total)
+                self.rates_stage[name].add(bad, total)
+                base_bad, base_total = bad_requests(g, baseline, baseline_sorted)
+                self._observe_stable(name, bad, total, base_bad, base_total, ratios)
+            elif name in self.kpi_blocks:
                 self._observe_kpi(g, canary, baseline)
+        add_windows(ratios)
 
     def _observe_stable(
-        self, name: str, bad: float, total: float, base_bad: float, base_total: float
+        self,
+        name: str,
+        bad: float,
+        total: float,
+        base_bad: float,
+        base_total: float,
+        ratios: list[tuple[Counts, RatioEvidence]],
     ) -> None:
         """The baseline against the guardrail's own bound, and the canary against it."""
         if name not in self.versus:  # a release stored before these tests existed
             return
         self.baseline_rates[name].add(base_bad, base_total)
         self.baseline_rates_stage[name].add(base_bad, base_total)
-        for ratio in (self.versus[name], self.versus_stage[name]):
-            ratio.add(round(bad), round(total), round(base_bad), round(base_total))
+        counts = (round(bad), round(total), round(base_bad), round(base_total))
+        ratios += ((counts, self.versus[name]), (counts, self.versus_stage[name]))
 
-    def _observe_slow(self, canary: CohortSample, baseline: CohortSample) -> None:
+    def _observe_slow(
+        self,
+        canary: CohortSample,
+        baseline: CohortSample,
+        ratios: list[tuple[Counts, RatioEvidence]],
+    ) -> None:
         if not self.bound_settled:
             # The bound comes from baseline data only, and the windows that chose it are not
             # tested: the test stays valid whatever bound was picked.
@@ -333,16 +384,17 @@ class CanaryJudge(Evidence):
         b_total = baseline.latency_buckets.get("+Inf", 0)
         c_slow = above_bound(canary.latency_buckets, self.slow_bound)
         b_slow = above_bound(baseline.latency_buckets, self.slow_bound)
-        for ratio in (self.slow, self.slow_stage):
-            ratio.add(c_slow, c_total, b_slow, b_total)
+        counts = (c_slow, c_total, b_slow, b_total)
+        ratios += ((counts, self.slow), (counts, self.slow_stage))
 
     def _observe_kpi(self, g: Guardrail, canary: CohortSample, baseline: CohortSample) -> None:
         name = g.kpi or ""
         if name not in canary.kpis or (g.relative and name not in baseline.kpis):
             return
         block = self.kpi_blocks[g.name]
-        block.canary.add(canary)
-        block.baseline.add(baseline)
+        # A block needs requests and KPI sums only: no histogram.
+        block.canary.add(canary, histogram=False)
+        block.baseline.add(baseline, histogram=False)
         if block.canary.requests < self.settings.kpi_block_requests:
             return
         value, reference = block.canary.kpi(name), block.baseline.kpi(name)
@@ -362,13 +414,9 @@ class CanaryJudge(Evidence):
             minutes=self.soak_minutes
         )
 
-    def _alphas(self) -> dict[str, float]:
+    def _alphas(self) -> Mapping[str, float]:
         """The false-rollback budget of one test of each kind."""
-        counts = {"errors": 1, "slow": 1, "kpis": len(self.kpis), "absolute": len(self.rates)}
-        present = sum(ALPHA_SHARES[k] for k, n in counts.items() if n)
-        return {
-            k: self.settings.alpha * ALPHA_SHARES[k] / present / n for k, n in counts.items() if n
-        }
+        return _alpha_split(self.settings.alpha, len(self.kpis), len(self.rates))
 
     def _combined(self, release: float, stage: float) -> float:
         """log of the stage-restarting mixture: E_release / 2 + E_stage / (2 (J - 1)).
@@ -406,17 +454,45 @@ class CanaryJudge(Evidence):
             return math.log(1 / alphas[kind])
 
         out = []
-        # Each absolute guardrail's promotion evidence, shared with the margins below.
-        rates_within = (
-            {name: rate.log_e_below() for name, rate in self.rates.items()} if with_bounds else {}
-        )
-        for key, ratio, stage, guardrail in (
+        staged = self.stage > 0
+        ratios = (
             ("errors", self.errors, self.errors_stage, self.error_guardrail()),
             ("slow", self.slow, self.slow_stage, self.latency_guardrail()),
-        ):
+        )
+        # Each guardrail's name read once (a property, built for KPIs).
+        named = [(g.name, g) for g in self.guardrails]
+        kpis = [(name, g) for name, g in named if name not in self.rates and name in self.kpis]
+        # Every e-value below, computed in one batch (``log_mixtures``), three per test:
+        # release-long against "no worse", this stage's, release-long "within its bound".
+        wanted: list[Mixture] = []
+        for _, ratio, stage, _ in ratios:
+            wanted += (
+                ratio.worse_mixture(),
+                stage.worse_mixture() if staged else None,
+                ratio.within_mixture() if with_bounds else None,
+            )
+        asked: list[tuple[RateEvidence, float] | None] = []
+        for name, rate in self.rates.items():
+            asked += (
+                (rate, +1.0),
+                (self.rates_stage[name], +1.0) if staged else None,
+                (rate, -1.0) if with_bounds else None,
+            )
+        wanted += rate_mixtures(asked)
+        for _, g in kpis:
+            wanted += self._kpi_mixtures(g, staged, with_bounds)
+        computed = iter(log_mixtures(wanted))
+        logs = {
+            key: (next(computed), next(computed), next(computed))
+            for key in [k for k, *_ in ratios] + list(self.rates) + [name for name, _ in kpis]
+        }
+        # Each absolute guardrail's promotion evidence, shared with the margins below.
+        rates_within = {name: logs[name][2] for name in self.rates} if with_bounds else {}
+        for key, ratio, stage, guardrail in ratios:
             # With a live baseline, no promotion before the slow-request bound is fixed.
             waiting = key == "slow" and not self.bound_settled
-            log_within = ratio.log_e_within() if with_bounds else None
+            log_worse, log_worse_stage, within = logs[key]
+            log_within = within if with_bounds else None
             margin = (
                 self._margin(key, guardrail, ratio, rates_within, threshold(key))
                 if with_bounds and log_within is not None and log_within < within_threshold
@@ -427,9 +503,7 @@ class CanaryJudge(Evidence):
                     key=key,
                     guardrail=guardrail,
                     action=self.actions.get(guardrail, "auto_rollback"),
-                    log_worse=self._combined(
-                        ratio.log_e_worse(), stage.log_e_worse() if self.stage > 0 else 0.0
-                    ),
+                    log_worse=self._combined(log_worse, log_worse_stage),
                     worse_threshold=threshold(key),
                     log_within=log_within,
                     within_threshold=within_threshold,
@@ -447,30 +521,30 @@ class CanaryJudge(Evidence):
                     ),
                 )
             )
-        for g in self.guardrails:
-            if g.name in self.rates:
-                rate, rate_stage = self.rates[g.name], self.rates_stage[g.name]
-                log_worse = self._combined(
-                    rate.log_e_above(), rate_stage.log_e_above() if self.stage > 0 else 0.0
-                )
+        for name, g in named:
+            if name in self.rates:
+                log_worse = self._combined(*logs[name][:2])
                 worse_threshold = threshold("absolute")
                 out.append(
                     Verdict(
-                        key=g.name,
-                        guardrail=g.name,
-                        action=self.actions.get(g.name, "auto_rollback"),
+                        key=name,
+                        guardrail=name,
+                        action=self.actions.get(name, "auto_rollback"),
                         log_worse=log_worse,
                         worse_threshold=worse_threshold,
-                        log_within=rates_within.get(g.name),
+                        log_within=rates_within.get(name),
                         within_threshold=within_threshold,
-                        has_data=rate.requests > 0,
-                        gating=self._gates(g.name),
+                        has_data=self.rates[name].requests > 0,
+                        gating=self._gates(name),
                         stable_breaks=log_worse >= worse_threshold
-                        and self.stable_breaks(g.name, worse_threshold),
+                        and self.stable_breaks(name, worse_threshold),
                     )
                 )
-            elif g.name in self.kpis:
-                out.append(self._kpi_verdict(g, threshold("kpis"), within_threshold, with_bounds))
+            elif name in self.kpis:
+                log_within = logs[name][2] if with_bounds else None
+                log_worse = self._combined(*logs[name][:2])
+                thresholds = (threshold("kpis"), within_threshold)
+                out.append(self._kpi_verdict(g, log_worse, log_within, thresholds))
         return out
 
     def _margin(
@@ -542,33 +616,42 @@ class CanaryJudge(Evidence):
             return g.value / 100 * (evidence.reference_mean() or 0.0)
         return g.value
 
-    def _kpi_verdict(
-        self, g: Guardrail, worse_threshold: float, within_threshold: float, with_bounds: bool
-    ) -> Verdict:
-        release, stage = self.kpis[g.name], self.kpis_stage[g.name]
+    def _kpi_mixtures(self, g: Guardrail, staged: bool, with_bounds: bool) -> list[Mixture]:
+        """A KPI's e-values to compute, as ``verdicts`` takes them: release-long and this
+        stage's against "within its bound", the release-long one against "beyond it"."""
         enough = self.settings.kpi_min_blocks
 
-        def log_e(evidence: MeanEvidence, worse: bool) -> float:
+        def mixture(evidence: MeanEvidence, worse: bool) -> Mixture:
             if evidence.n < enough:
-                return 0.0
+                return None
             bound = self.kpi_bound(g, evidence)
             unit = float(self.settings.kpi_block_requests)
             # A KPI kept under its bound ("<") is worse when higher.
-            if worse == g.upper_bound:
-                return evidence.log_e_above(bound, unit)
-            return evidence.log_e_below(bound, unit)
+            return evidence.mixture(bound, 1.0 if worse == g.upper_bound else -1.0, unit)
 
+        release = self.kpis[g.name]
+        return [
+            mixture(release, True),
+            mixture(self.kpis_stage[g.name], True) if staged else None,
+            mixture(release, False) if with_bounds else None,
+        ]
+
+    def _kpi_verdict(
+        self,
+        g: Guardrail,
+        log_worse: float,
+        log_within: float | None,
+        thresholds: tuple[float, float],
+    ) -> Verdict:
         return Verdict(
             key=g.name,
             guardrail=g.name,
             action=self.actions.get(g.name, "alert"),
-            log_worse=self._combined(
-                log_e(release, True), log_e(stage, True) if self.stage > 0 else 0.0
-            ),
-            worse_threshold=worse_threshold,
-            log_within=log_e(release, False) if with_bounds else None,
-            within_threshold=within_threshold,
-            has_data=release.n >= enough,
+            log_worse=log_worse,
+            worse_threshold=thresholds[0],
+            log_within=log_within,
+            within_threshold=thresholds[1],
+            has_data=self.kpis[g.name].n >= self.settings.kpi_min_blocks,
             gating=False,
         )
 

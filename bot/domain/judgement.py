@@ -80,8 +80,13 @@ def _rate(events: float, requests: float) -> float | None:
     return events / requests * 100 if requests else None
 
 
-def judgement(judge: CanaryJudge, now: datetime) -> Judgement:
-    verdicts = judge.verdicts(with_bounds=True)
+def judgement(
+    judge: CanaryJudge, now: datetime, verdicts: list[Verdict] | None = None
+) -> Judgement:
+    """Every test's result and the recommendation (``verdicts``: the judge's, with bounds,
+    when the caller has them already)."""
+    if verdicts is None:
+        verdicts = judge.verdicts(with_bounds=True)
     recommendation = judge.decide(now, verdicts)
     settings = judge.settings
     # The stage's cohorts, summed once for every result and the contract metrics.

@@ -42,6 +42,9 @@ ACTIVE: tuple[Status, ...] = (
 ENGINE = "release-bot"
 AGENT = "release-bot agent"
 VERIFY_KINDS = ("env_deploy", "green_verify", "dark_launch")
+# A release waiting for a human (approval, a pause) is read this often, only to converge a
+# router changed by hand meanwhile; the human's command makes it due at once.
+WAITING_RESYNC = timedelta(minutes=1)
 # The action of an alert on a bound the stable version breaks too: no rollback, a hold.
 STABLE_BREAKS = "rollout held: the stable version breaks it too"
 # A held step's approvers may extend its bake by at most this much at a time, this many times:
@@ -465,12 +468,16 @@ class Release(MutableModel):
 
     def next_work_at(self, now: datetime, shortest_window: timedelta) -> datetime | None:
         """When the tick next has work on this release, if not at every tick: the end of its
-        backoff, or, while it observes, when its window lasts longer than the metrics
-        provider's ``shortest_window`` (or its step's verification is due, if sooner).
-        None: at every tick."""
+        backoff; while it observes, when its window lasts longer than the metrics
+        provider's ``shortest_window`` (or its step's verification is due, if sooner); while
+        it waits for a human, ``WAITING_RESYNC`` on (only to put back a router changed by
+        hand). None: at every tick."""
         if self.backing_off(now):
             return self.retry_at
-        if self.next_work(now) != "observe" or not shortest_window or self.window_cursor is None:
+        work = self.next_work(now)
+        if work is None:  # waiting for a human, whose command makes it due at once
+            return now + WAITING_RESYNC
+        if work != "observe" or not shortest_window or self.window_cursor is None:
             return None
         due = self.window_cursor + shortest_window + timedelta(microseconds=1)  # "longer than"
         step, record = self.current_step, self._record_of_current()
@@ -687,7 +694,8 @@ class Release(MutableModel):
         something to say, the step's extended analysis ran out, or a new minute began (for
         the live card)."""
         judge = self.canary_judge
-        verdicts = judge.verdicts(with_bounds=judge.soaked(now))
+        soaked = judge.soaked(now)
+        verdicts = judge.verdicts(with_bounds=soaked)
         quiet = (
             judge.decide(now, verdicts) == "extend_analysis"
             and not any(v.breached for v in verdicts)
@@ -704,7 +712,9 @@ class Release(MutableModel):
             and last.replace(second=0, microsecond=0) == now.replace(second=0, microsecond=0)
         ):
             return self.judgement
-        self.judgement, self.judged_step, self.judged_at = judgement(judge, now), step_index, now
+        # The full judgement takes the verdicts with bounds: these, once the stage has soaked.
+        full = judgement(judge, now, verdicts if soaked else None)
+        self.judgement, self.judged_step, self.judged_at = full, step_index, now
         return self.judgement
 
     def _without_metrics(self, reason: str, now: datetime) -> None:

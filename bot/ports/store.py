@@ -91,6 +91,16 @@ class AbstractReleaseStore(abc.ABC):
         """The active releases the tick has work on at ``now``, oldest first."""
 
     @abc.abstractmethod
+    def unconverged_ids(self) -> list[str]:
+        """Releases ended by a save whose converge has not been marked done: the process
+        that ended one was killed before its router and flags followed, or the router did
+        not answer. Oldest first."""
+
+    @abc.abstractmethod
+    def mark_converged(self, release_id: str) -> None:
+        """The router and the flags follow the ended release now."""
+
+    @abc.abstractmethod
     def active_for_service(self, service: str) -> list[str]: ...
 
     @abc.abstractmethod

@@ -2,8 +2,8 @@
 
 Safe to run any number of times: a crash between saving and applying is repaired by the next
 tick (``converge`` re-applies the persisted state to the router and the flags), and, for the
-save that ended a release (no tick moves it again), by the process that takes the lead next
-(``converge_ended``).
+save that ended a release (no tick moves it again), by the leader's next tick
+(``converge_ended``: the save marks the release unconverged until its converge is done).
 
 The network (the router, metrics, smoke checks, the gates' evidence) is asked outside the
 write transaction, so a slow webhook or Prometheus never holds the database's write lock
@@ -158,34 +158,38 @@ def converge_saved(services: Services, release: Release) -> None:
     saved = release if store.revision(release.id) == release.revision else store.get(release.id)
     with contextlib.suppress(RouterUnavailable):
         converge(services, saved)
+        if not saved.is_active:
+            store.mark_converged(saved.id)  # else the leader finishes it (``converge_ended``)
 
 
 def converge_ended(services: Services) -> list[str]:
-    """Finish the router changes of each service's last release if it has ended but the router
-    still sends traffic to its new version: a process killed between the save that ended it
-    and its converge leaves the router where the release's last step set it. Run by a process
-    taking the lead; returns the releases converged. A router changed since to serve another
-    version is left alone, and one that does not answer is logged (the next leader retries)."""
+    """Finish the converge of each release ended by a save whose converge was never marked
+    done: the process that saved it was killed before its router and flags followed, or the
+    router did not answer. Run by the leader at every tick; returns the releases converged.
+    A release a newer one of its service followed is left (its end is history), and so is a
+    router target changed since to serve another version; one that does not answer is
+    logged and tried again at the next tick."""
     converged: list[str] = []
-    for service in services.config.services:
-        rows = services.store.listing(service=service, limit=1)
-        if not rows or (release := services.store.get(str(rows[0]["id"]))).is_active:
-            continue
+    for release_id in services.store.unconverged_ids():
         try:
-            changes = {
-                target: desired
-                for target, desired in desired_traffic(release).items()
-                if (now := services.traffic.state(target)).new_version == release.version
-                and now != desired
-            }
-            if changes:
+            release = services.store.get(release_id)
+            latest = services.store.listing(service=release.request.service, limit=1)
+            if latest and latest[0]["id"] == release.id:
+                _converge_flags(services, release)
+                changes = {
+                    target: desired
+                    for target, desired in desired_traffic(release).items()
+                    if (now := services.traffic.state(target)).new_version == release.version
+                    and now != desired
+                }
                 services.traffic.apply_all(changes)
                 converged.append(release.id)
-                log.info("%s ended before its router change; converged now", release.id)
+                log.info("%s ended before its converge; converged now", release.id)
+            services.store.mark_converged(release.id)
         except RouterUnavailable as exc:
-            log.warning("%s's router was not converged after its end: %s", release.id, exc)
-        except Exception:  # one service's bad data must not stop the others, nor the tick
-            log.exception("%s's last release could not be checked after its end", service)
+            log.warning("%s's router was not converged after its end: %s", release_id, exc)
+        except Exception:  # one release's bad data must not stop the others, nor the tick
+            log.exception("%s could not be converged after its end", release_id)
     return converged
 
 

@@ -21,42 +21,40 @@ class PostgresLeases(AbstractLeases):
         self.database = database
 
     def acquire(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
-        with self.database.transaction() as conn:
-            taken = conn.execute(
-                "INSERT INTO leases (name, holder, expires_at) VALUES (%(name)s, %(holder)s,"
-                " %(until)s) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
-                " expires_at = excluded.expires_at"
-                " WHERE leases.expires_at < %(now)s OR leases.holder = excluded.holder"
-                " RETURNING holder",
-                {"name": name, "holder": holder, "until": until, "now": now},
-            ).fetchall()
+        taken = self.database.rows(  # one statement: its own transaction, one round trip
+            "INSERT INTO leases (name, holder, expires_at) VALUES (%(name)s, %(holder)s,"
+            " %(until)s) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+            " expires_at = excluded.expires_at"
+            " WHERE leases.expires_at < %(now)s OR leases.holder = excluded.holder"
+            " RETURNING holder",
+            {"name": name, "holder": holder, "until": until, "now": now},
+        )
         return bool(taken)
 
     def claim_releases(self, holder: str, now: datetime, until: datetime, limit: int) -> list[str]:
         # SKIP LOCKED: concurrent claims take disjoint batches without waiting on each
         # other; the conditional upsert stays the judge (a candidate read before another
         # claim committed is refused there).
-        with self.database.transaction() as conn:
-            taken = conn.execute(
-                "WITH candidates AS (SELECT id FROM releases r WHERE active = 1"
-                " AND (due_at IS NULL OR due_at <= %(now_seconds)s) AND NOT EXISTS"
-                " (SELECT 1 FROM leases l WHERE l.name = %(prefix)s || r.id"
-                " AND l.expires_at >= %(now)s) ORDER BY id LIMIT %(limit)s"
-                " FOR UPDATE SKIP LOCKED)"
-                " INSERT INTO leases (name, holder, expires_at)"
-                " SELECT %(prefix)s || id, %(holder)s, %(until)s FROM candidates"
-                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
-                " expires_at = excluded.expires_at WHERE leases.expires_at < %(now)s"
-                " RETURNING name",
-                {
-                    "prefix": RELEASE_PREFIX,
-                    "holder": holder,
-                    "now": now,
-                    "now_seconds": now.timestamp(),
-                    "until": until,
-                    "limit": limit,
-                },
-            ).fetchall()
+        taken = self.database.rows(  # one statement: its own transaction, one round trip
+            "WITH candidates AS (SELECT id FROM releases r WHERE active = 1"
+            " AND (due_at IS NULL OR due_at <= %(now_seconds)s) AND NOT EXISTS"
+            " (SELECT 1 FROM leases l WHERE l.name = %(prefix)s || r.id"
+            " AND l.expires_at >= %(now)s) ORDER BY id LIMIT %(limit)s"
+            " FOR UPDATE SKIP LOCKED)"
+            " INSERT INTO leases (name, holder, expires_at)"
+            " SELECT %(prefix)s || id, %(holder)s, %(until)s FROM candidates"
+            " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+            " expires_at = excluded.expires_at WHERE leases.expires_at < %(now)s"
+            " RETURNING name",
+            {
+                "prefix": RELEASE_PREFIX,
+                "holder": holder,
+                "now": now,
+                "now_seconds": now.timestamp(),
+                "until": until,
+                "limit": limit,
+            },
+        )
         return sorted(row["name"].removeprefix(RELEASE_PREFIX) for row in taken)
 
     def release(self, name: str, holder: str) -> None:

@@ -30,9 +30,10 @@ class PostgresSeries(AbstractSeries):
         row = series_row(release_id, step, sample)
         columns = ", ".join(f'"{name}"' for name in row)
         values = ", ".join(f"%({name})s" for name in row)
-        self.database.execute(
-            f"INSERT INTO series ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING", row
-        )
+        with self.database.write() as conn:  # beside the tick's save, in its transaction
+            conn.execute(
+                f"INSERT INTO series ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING", row
+            )
 
     def points(self, release_id: str, step: int | None = None) -> list[SeriesPoint]:
         sql = "SELECT * FROM series WHERE release_id = %s"

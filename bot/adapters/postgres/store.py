@@ -81,6 +81,11 @@ migrations.step(
     "ALTER TABLE releases ADD COLUMN due_at DOUBLE PRECISION",
     "CREATE INDEX releases_active_due ON releases (active, due_at)",
 )
+migrations.step(
+    "add_unconverged",
+    "ALTER TABLE releases ADD COLUMN unconverged INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX releases_unconverged ON releases (unconverged)",
+)
 
 
 def _ts(moment: datetime) -> str:
@@ -142,18 +147,21 @@ class PostgresReleaseStore(AbstractReleaseStore):
         release.revision = expected + 1
         row = release_row(release, due_at)
         try:
-            with self.database.transaction() as conn:
+            # No savepoint: a refused save (stale: nothing written; a second active release:
+            # the unit of work is undone whole) is never gone on from.
+            with self.database.write() as conn:
                 try:
-                    with conn.transaction():
-                        changed = conn.execute(
-                            "UPDATE releases SET status = %(status)s, active = %(active)s,"
-                            " narrate = %(narrate)s, revision = %(revision)s,"
-                            " updated_at = %(updated_at)s, state = %(state)s,"
-                            " due_at = %(due_at)s,"
-                            " duplicate_active = duplicate_active * %(active)s"
-                            " WHERE id = %(id)s AND revision = %(expected)s",
-                            {**row, "expected": expected},
-                        ).rowcount
+                    changed = conn.execute(
+                        "UPDATE releases SET status = %(status)s, active = %(active)s,"
+                        " narrate = %(narrate)s, revision = %(revision)s,"
+                        " updated_at = %(updated_at)s, state = %(state)s,"
+                        " due_at = %(due_at)s,"
+                        " duplicate_active = duplicate_active * %(active)s,"
+                        " unconverged = CASE WHEN active = 1 AND %(active)s = 0 THEN 1"
+                        " ELSE unconverged END"
+                        " WHERE id = %(id)s AND revision = %(expected)s",
+                        {**row, "expected": expected},
+                    ).rowcount
                 except errors.UniqueViolation as exc:
                     if _one_active_refused(exc):
                         raise AlreadyActive(release.request.service) from exc
@@ -176,6 +184,12 @@ class PostgresReleaseStore(AbstractReleaseStore):
 
     def narration_due_ids(self) -> list[str]:
         return self._ids("narrate = 1")
+
+    def unconverged_ids(self) -> list[str]:
+        return self._ids("unconverged = 1")
+
+    def mark_converged(self, release_id: str) -> None:
+        self.database.execute("UPDATE releases SET unconverged = 0 WHERE id = %s", [release_id])
 
     def due_ids(self, now: datetime) -> list[str]:
         return self._ids("active = 1 AND (due_at IS NULL OR due_at <= %s)", [now.timestamp()])

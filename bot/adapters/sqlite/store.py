@@ -191,6 +191,14 @@ def add_due_at(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX releases_active_due ON releases (active, due_at)")
 
 
+@migrations()
+def add_unconverged(db: sqlite_utils.Database) -> None:
+    # 1 from the save that ends a release until its router and flags follow it: what a
+    # process killed in between leaves for the leader to finish (the rows before count as done).
+    db.execute("ALTER TABLE releases ADD COLUMN unconverged INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE INDEX releases_unconverged ON releases (unconverged)")
+
+
 def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
@@ -286,11 +294,12 @@ class SqliteReleaseStore(AbstractReleaseStore):
                 # an ended release loses its ``duplicate_active`` mark: never active again beside another
                 cursor = self.db.execute(
                     "UPDATE releases SET status=?, active=?, narrate=?, revision=?, updated_at=?, "
-                    "state=?, due_at=?, duplicate_active = duplicate_active * ? "
+                    "state=?, due_at=?, duplicate_active = duplicate_active * ?, "
+                    "unconverged = CASE WHEN active = 1 AND ? = 0 THEN 1 ELSE unconverged END "
                     "WHERE id=? AND revision=?",
                     [row["status"], row["active"], row["narrate"], row["revision"],
-                     row["updated_at"], row["state"], row["due_at"], row["active"], release.id,
-                     expected],
+                     row["updated_at"], row["state"], row["due_at"], row["active"],
+                     row["active"], release.id, expected],
                 )  # fmt: skip
             except sqlite3.IntegrityError as exc:
                 release.revision = expected
@@ -314,6 +323,14 @@ class SqliteReleaseStore(AbstractReleaseStore):
     def active_ids(self) -> list[str]:
         rows = self.db.execute("SELECT id FROM releases WHERE active = 1 ORDER BY created_at")
         return [r[0] for r in rows.fetchall()]
+
+    def unconverged_ids(self) -> list[str]:
+        rows = self.db.execute("SELECT id FROM releases WHERE unconverged = 1 ORDER BY created_at")
+        return [r[0] for r in rows.fetchall()]
+
+    def mark_converged(self, release_id: str) -> None:
+        with self.database.write() as db:
+            db.execute("UPDATE releases SET unconverged = 0 WHERE id = ?", [release_id])
 
     def due_ids(self, now: datetime) -> list[str]:
         rows = self.db.execute(
