@@ -23,14 +23,18 @@ CANARY = TrafficState(stable_version="2.3.1", new_version="2.4.0", new_weight=10
 
 
 class Counted(AbstractFleetState):
-    """The SQLite adapter, counting the reads."""
+    """The SQLite adapter, counting the reads: whole snapshots, and single targets' rows."""
 
     def __init__(self, stored: SqliteFleetState) -> None:
-        self.stored, self.lock, self.reads = stored, stored.lock, 0
+        self.stored, self.lock, self.reads, self.rows = stored, stored.lock, 0, 0
 
     def snapshot(self, service: str) -> FleetState:
         self.reads += 1
         return self.stored.snapshot(service)
+
+    def traffic(self, target: Target) -> TrafficState | None:
+        self.rows += 1
+        return self.stored.traffic(target)
 
     def put_traffic(self, target: Target, state: TrafficState) -> None:
         self.stored.put_traffic(target, state)
@@ -89,3 +93,17 @@ def test_the_state_is_never_kept_past_a_call_and_a_write_is_seen_at_once(
         assert [f.spec for f in fleet.faults("payments-api", "2.4.0")] == ["errors:2x"]
     other.clear_faults("payments-api")
     assert fleet.faults("payments-api", "2.4.0") == []
+
+
+def test_converge_reads_each_target_s_row_not_the_service_s_snapshot(tmp_path: Path) -> None:
+    counted, fleet, other = fleets(tmp_path / "bot.db")
+    other.apply(PAY, CANARY)  # another process
+    counted.reads = 0
+    assert fleet.state(PAY) == CANARY
+    never_routed = Target(service="payments-api", env="prod", region="eu-west-1")
+    assert fleet.state(never_routed) == TrafficState(stable_version="2.3.1", instances_total=12)
+    assert (counted.reads, counted.rows) == (0, 2)
+    with fleet.reading("payments-api"):  # an observation reads the snapshot, once
+        fleet.window(PAY, T0, T0 + timedelta(minutes=1))
+        assert fleet.state(PAY) == CANARY
+    assert (counted.reads, counted.rows) == (1, 2)

@@ -1,13 +1,27 @@
 import hashlib
+import itertools
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from bot.adapters.sim.ci import SimulatedCI
 from bot.adapters.sim.faults import FaultSpecError, parse_fault
-from bot.adapters.sim.fleet import BUCKET_LABELS, SimulatedFleet, expected_requests
+from bot.adapters.sim.fleet import (
+    BUCKET_LABELS,
+    TRACE_QUANTILE,
+    TRACE_SPANS,
+    SimulatedFleet,
+    _Cohort,
+    _rng,
+    _sampled_traces,
+    expected_requests,
+)
 from bot.adapters.sim.profiles import SimulatorConfigError, load_profiles
 from bot.adapters.sqlite.checks import SqliteChecks
 from bot.adapters.sqlite.database import Database
@@ -541,3 +555,79 @@ def test_ci_honours_check_and_artifact_faults(fleet: SimulatedFleet, database: D
         .artifact
     )
     assert clean.digest == given and clean.signed
+
+
+def _observed(fleet: SimulatedFleet, target: Target, start: datetime) -> list[object]:
+    """One observation of ``target`` over (start, start + 1 min], as the tick reads it."""
+    end = start + MINUTE
+    with fleet.reading(target.service):
+        try:
+            window: object = fleet.window(target, start, end).model_dump(mode="json")
+        except MetricsUnavailable as exc:
+            window = str(exc)
+        traces = fleet.traces(target, start, end)
+        logs = fleet.logs(target, start, end).model_dump(mode="json")
+    return [window, logs, traces and traces.model_dump(mode="json")]
+
+
+def test_the_draws_of_a_seed_stay_what_they_were(database: Database, flags: SqliteFlags) -> None:
+    """Speeding the simulator up must not change a number it draws: the digest of windows,
+    logs and traces (every fault kind, one and several trace components, a mirror, staging)
+    recorded before the observation path was made cheaper."""
+    shop = Target(service="shop", env="prod", region="-")
+    search = Target(service="search-api", env="prod", region="-")
+    staging = Target(service="shop", env="staging", region="-")
+    seen = []
+    for seed in (0, 7):
+        fleet = SimulatedFleet(database, load_profiles(), flags, seed=seed)
+        fleet.clear_faults("payments-api")
+        fleet.apply(PAY, canary(10))
+        fleet.inject(
+            "payments-api",
+            NEW,
+            ["errors:3x@5", "latency:1.5x", "kpi:checkout_conversion:-20%", "dep:stripe=degraded"],
+        )
+        fleet.apply(shop, TrafficState(stable_version="1.0.0", new_version="1.0.1", new_weight=5))
+        fleet.apply(search, TrafficState(stable_version="4.12.0", new_version="4.13.0", mirror=20))
+        fleet.apply(
+            staging, TrafficState(stable_version="1.0.0", new_version="1.0.1", new_weight=100)
+        )
+        fleet.set_load("shop", 50.0)
+        for target in (PAY, shop, search, staging):
+            for minute in range(3):
+                seen.append(_observed(fleet, target, T0 + minute * MINUTE))
+    digest = hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()
+    assert digest == "ba2a8d726ab9fefa79bd6be119f71679c7aebb25d55e1e7726e3e7bc606a1e04"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    counts=st.lists(st.integers(0, 400), min_size=len(BUCKET_LABELS), max_size=12),
+    seed=st.integers(0, 2**32),
+)
+def test_the_critical_path_is_the_quantile_of_every_trace_placed_and_sorted(
+    counts: list[int], seed: int
+) -> None:
+    """The one-component shortcut gives exactly what placing and sorting every trace gives."""
+    requests = sum(counts)
+    assume(requests > 0)
+    cumulative = dict(zip(BUCKET_LABELS, itertools.accumulate(counts), strict=True))
+    sample = CohortSample(requests=requests, errors=0, latency_buckets=cumulative)
+    critical, _ = _sampled_traces(
+        _rng(seed), _Cohort(sample, np.array(counts)), 1.0, ["shop handler"]
+    )
+    # the reference: every trace from the quantile's bucket up placed, then sorted
+    rng = _rng(seed)
+    n = min(requests, TRACE_SPANS)
+    per_bucket = rng.multinomial(n, np.array(counts) / requests).tolist()
+    position = TRACE_QUANTILE * (n - 1)
+    lo = int(position)
+    hi, frac = min(lo + 1, n - 1), position - lo
+    first, below = 0, 0
+    while below + per_bucket[first] <= lo:
+        below, first = below + per_bucket[first], first + 1
+    bucket = np.repeat(np.arange(len(BUCKET_LABELS))[first:], per_bucket[first:])
+    edges = np.array([0.0, *(float(b) * 1000 for b in BUCKET_LABELS[:-1]), 10_000.0])
+    totals = np.sort(edges[bucket] + np.diff(edges)[bucket] * rng.random(n - below))
+    lo, hi = lo - below, hi - below
+    assert critical == float(totals[lo] + (totals[hi] - totals[lo]) * frac)

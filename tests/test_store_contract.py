@@ -527,6 +527,8 @@ def test_the_fleet_state_one_process_writes_is_what_another_reads(backend: Backe
     one.add_faults("pay", "1.0", ["dep:db=degraded"])
     one.add_faults("shop", "1.1", ["errors:2x"])
     one.set_load("pay", 40.0)
+    assert other.traffic(PAY_EU) == canary  # one target's row alone, as converge reads it
+    assert other.traffic(PAY_EU.model_copy(update={"region": "us"})) is None
     assert other.snapshot("pay") == FleetState(
         {("prod", "eu"): canary},
         (("1.1", "errors:3x@25"), ("1.1", "latency:2x"), ("1.0", "dep:db=degraded")),
@@ -539,6 +541,7 @@ def test_the_fleet_state_one_process_writes_is_what_another_reads(backend: Backe
     other.clear_faults("pay")
     other.forget_traffic(PAY_EU)
     assert one.snapshot("pay") == FleetState(rps=10.0)
+    assert one.traffic(PAY_EU) is None
     assert one.snapshot("shop").faults == (("1.1", "errors:2x"),)
 
 

@@ -31,6 +31,11 @@ class AbstractFleetState(abc.ABC):
     def snapshot(self, service: str) -> FleetState:
         """Everything stored for ``service``, in one read."""
 
+    def traffic(self, target: Target) -> TrafficState | None:
+        """The target's stored traffic state alone (a converge reads nothing else); None:
+        the router never changed it. A store answers it with one row, not the snapshot."""
+        return self.snapshot(target.service).traffic.get((target.env, target.region))
+
     @abc.abstractmethod
     def put_traffic(self, target: Target, state: TrafficState) -> None: ...
 

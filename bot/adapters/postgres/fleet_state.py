@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.adapters.postgres.database import AdvisoryLock, PgMigrations, PostgresDatabase
-from bot.adapters.sqlite.fleet_state import SNAPSHOT, fleet_state
+from bot.adapters.sqlite.fleet_state import SNAPSHOT, TRAFFIC, fleet_state, traffic_state
 from bot.domain.observations import Target, TrafficState
 from bot.ports.fleet_state import AbstractFleetState, FleetState
 
@@ -24,6 +24,9 @@ migrations.step(
 )
 
 
+_SNAPSHOT, _TRAFFIC = SNAPSHOT.format("%(service)s", "id"), TRAFFIC.format("%s")
+
+
 class PostgresFleetState(AbstractFleetState):
     def __init__(self, database: PostgresDatabase) -> None:
         self.database = database
@@ -31,8 +34,12 @@ class PostgresFleetState(AbstractFleetState):
 
     def snapshot(self, service: str) -> FleetState:
         # one statement: one round trip, one consistent read of the three tables
-        rows = self.database.rows(SNAPSHOT.format("%(service)s", "id"), {"service": service})
+        rows = self.database.rows(_SNAPSHOT, {"service": service})
         return fleet_state([tuple(row.values()) for row in rows])
+
+    def traffic(self, target: Target) -> TrafficState | None:
+        rows = self.database.rows(_TRAFFIC, [target.service, target.env, target.region])
+        return traffic_state(str(rows[0]["state"])) if rows else None
 
     def put_traffic(self, target: Target, state: TrafficState) -> None:
         self.database.execute(

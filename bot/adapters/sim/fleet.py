@@ -20,13 +20,13 @@ import hashlib
 import itertools
 import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from statistics import NormalDist
-from typing import Concatenate, Literal, ParamSpec, TypeVar
+from typing import Concatenate, Literal, NamedTuple, ParamSpec, TypeVar
 
 import numpy as np
 from pydantic import Field
@@ -60,6 +60,8 @@ _BUCKET_INDEX = np.arange(len(BUCKETS) + 1)
 # Bucket edges in ms, the +Inf bucket's traces placed at 10 s.
 _EDGES_MS = np.array([0.0, *(b * 1000 for b in BUCKETS), BUCKETS[-1] * 1000])
 _WIDTHS_MS = np.diff(_EDGES_MS)
+_EDGE: list[float] = _EDGES_MS.tolist()  # the same, as Python floats
+_WIDTH: list[float] = _WIDTHS_MS.tolist()
 LOG_LINES_PER_REQUEST = 3
 SYNTHETIC_RUNS = 200  # runs per key transaction: one failure moves the rate by 0.5 %
 _HEALTH_ORDER: tuple[DependencyHealth, ...] = ("healthy", "degraded", "unhealthy")
@@ -95,11 +97,8 @@ class SimulatorRouterSettings(AdapterSettings):
 _parse = lru_cache(maxsize=4096)(parse_fault)  # specs come back from the db on every call
 
 
-def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
 _local = threading.local()
+_blake2b, _int = hashlib.blake2b, int.from_bytes  # looked up once: _rng runs twice a window
 
 
 def _rng(*parts: object) -> np.random.Generator:
@@ -109,13 +108,14 @@ def _rng(*parts: object) -> np.random.Generator:
     A new seeded generator costs ~10 µs (numpy's SeedSequence), and a tick over 1,000
     releases seeds thousands: setting one PCG64's 128-bit state and stream from the hash
     costs ~1 µs. One generator per thread: Slack listeners and the tick draw side by side."""
-    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=32).digest()
-    rng: np.random.Generator | None = getattr(_local, "rng", None)
-    if rng is None:
+    digest = _blake2b("|".join(map(str, parts)).encode(), digest_size=32).digest()
+    try:
+        rng: np.random.Generator = _local.rng
+    except AttributeError:
         rng = _local.rng = np.random.Generator(np.random.PCG64())
     rng.bit_generator.state = {
         "bit_generator": "PCG64",
-        "state": {"state": int.from_bytes(digest[:16]), "inc": int.from_bytes(digest[16:]) | 1},
+        "state": {"state": _int(digest[:16]), "inc": _int(digest[16:]) | 1},
         "has_uint32": 0,
         "uinteger": 0,
     }
@@ -127,14 +127,19 @@ def _where(target: Target) -> tuple[str, str, str]:
 
 
 def _instant(dt: datetime) -> float:
-    """A window bound as seeds name it: UTC seconds (cheaper than isoformat, as exact)."""
-    return _utc(dt).timestamp()
+    """A window bound as seeds name it: UTC seconds (cheaper than isoformat, as exact); an
+    aware time's timestamp is the same in any zone, so only a naive one is made UTC."""
+    return (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)).timestamp()
 
 
 def expected_requests(profile: Profile, start: datetime, end: datetime) -> float:
     """Requests one region serves in (start, end]: the integral of the diurnal rate
     rps·(1 + a·sin(2π(hour_utc − 9)/24)) over the window."""
-    t0, t1 = _utc(start).timestamp(), _utc(end).timestamp()
+    return _expected(profile, _instant(start), _instant(end))
+
+
+def _expected(profile: Profile, t0: float, t1: float) -> float:
+    """``expected_requests`` between two instants (UTC seconds)."""
     if t1 <= t0:
         return 0.0
     phase = 9 * 3600
@@ -152,22 +157,35 @@ def _bucket_probabilities(median_ms: float, sigma: float) -> np.ndarray:
     return np.array([max(hi - lo, 0.0) for lo, hi in itertools.pairwise(edges)])
 
 
+@lru_cache(maxsize=1024)
+def _stable_only(stable_version: str, instances: int) -> TrafficState:
+    return TrafficState(stable_version=stable_version, instances_total=instances)
+
+
 def _split(total: int, weights: dict[str, float]) -> dict[str, int]:
-    """Split ``total`` by weights with largest remainders, so the parts sum to ``total``."""
+    """Split ``total`` by weights with largest remainders, so the parts sum to ``total``
+    (a new dict: the caller may add to it)."""
     if total <= 0:
         return {}
+    return dict(_split_items(total, tuple(weights.items())))
+
+
+@lru_cache(maxsize=4096)
+def _split_items(total: int, items: tuple[tuple[str, float], ...]) -> tuple[tuple[str, int], ...]:
+    """``_split``, cached: a window's error count is small, and so is the set of profiles."""
+    weights = dict(items)
     norm = sum(weights.values())
     shares = {name: total * w / norm for name, w in weights.items()}
     parts = {name: int(s) for name, s in shares.items()}
     left = total - sum(parts.values())
     for name in sorted(shares, key=lambda n: parts[n] - shares[n])[:left]:
         parts[name] += 1
-    return {name: n for name, n in parts.items() if n > 0}
+    return tuple((name, n) for name, n in parts.items() if n > 0)
 
 
-@dataclass(frozen=True)
-class _Situation:
-    """What serves a target right now: shares of traffic and the faults acting on each cohort."""
+class _Situation(NamedTuple):
+    """What serves a target right now: shares of traffic and the faults acting on each cohort
+    (a named tuple: made for every observation, and a frozen dataclass costs ~5x to make)."""
 
     state: TrafficState
     profile: Profile
@@ -181,23 +199,74 @@ class _Situation:
 _DrawKey = tuple[datetime, datetime, _Situation]
 
 
+_Traced = tuple[tuple[str, ...], list[str]]  # see ``SimulatedFleet._traced``
+
+
+class _Cohort(NamedTuple):
+    """A cohort's drawn window, with its count in each latency bucket (not cumulative, as
+    the traces draw from them)."""
+
+    sample: CohortSample
+    counts: np.ndarray | None  # None: no request
+
+
 def _reads_state(
     method: Callable[Concatenate[SimulatedFleet, _P], _R],
 ) -> Callable[Concatenate[SimulatedFleet, _P], _R]:
     """One call reads each service's stored state once, however many helpers consult it, and
     never keeps it past the call: another process may change it (a replica applying a
-    weight, a user injecting a fault) between two calls."""
+    weight, a user injecting a fault) between two calls. (No context manager: this wraps
+    every call, and a generator-based one costs more than the call's own bookkeeping.)"""
 
     @functools.wraps(method)
     def in_scope(self: SimulatedFleet, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with self._scope():
+        reading = self._reading
+        if reading.services is not None:
+            return method(self, *args, **kwargs)  # inside another call or observation
+        reading.services = {}
+        try:
             return method(self, *args, **kwargs)
+        finally:
+            reading.services = None
 
     return in_scope
 
 
+@dataclass(slots=True)
+class _Read:
+    """One service's stored state as one call or observation reads it, and what derives from
+    it alone: its profile, its parsed faults, each target's situation (window, logs and
+    traces of an observation share one)."""
+
+    stored: FleetState
+    profile: Profile
+    faults: list[tuple[str, Fault]]  # (version, fault), in injection order
+    situations: dict[tuple[str, str], _Situation] = field(default_factory=dict)  # (env, region)
+
+
+def _of_version(read: _Read, version: str) -> list[Fault]:
+    return [f for of, f in read.faults if of == version]
+
+
 class _Reading(threading.local):
-    snapshots: dict[str, FleetState] | None = None  # per service, during one call
+    services: dict[str, _Read] | None = None  # per service, during one call or observation
+
+
+class _Scope(AbstractContextManager[None]):
+    """``reading``'s scope (a class: a generator-based one costs more than it saves)."""
+
+    __slots__ = ("owner", "reading")
+
+    def __init__(self, reading: _Reading) -> None:
+        self.reading, self.owner = reading, False
+
+    def __enter__(self) -> None:
+        if self.reading.services is None:  # else inside another call or observation: its reads
+            self.reading.services, self.owner = {}, True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.owner:
+            self.reading.services = None
 
 
 class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
@@ -216,9 +285,12 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         self.profiles = profiles
         self.flags = flags
         self.seed = seed
+        # Per service and load: the merge of the default and its own table, made once.
+        self._profiles: dict[tuple[str, float | None], Profile] = {}
+        self._traced_by: dict[tuple[str, tuple[tuple[str, str], ...]], _Traced] = {}
         # The last draw per target: window, logs and traces of one observation read the same
         # requests, drawn once (the draw is a pure function of the key, so reuse is exact).
-        self._drawn: dict[tuple[str, str, str], tuple[_DrawKey, tuple[CohortSample, ...]]] = {}
+        self._drawn: dict[tuple[str, str, str], tuple[_DrawKey, tuple[_Cohort, _Cohort]]] = {}
         self.scrape_intervals: dict[str, float] = {}  # per service, from its settings
 
     def shortest_window(self, service: str) -> float:
@@ -228,41 +300,43 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
 
     def reading(self, service: str) -> AbstractContextManager[None]:
         """One observation (window, logs, traces of a wave): the state read once for all."""
-        return self._scope()
+        return _Scope(self._reading)
 
-    @contextmanager
-    def _scope(self) -> Iterator[None]:
-        if self._reading.snapshots is not None:
-            yield  # inside another call or observation: its reads
-            return
-        self._reading.snapshots = {}
-        try:
-            yield
-        finally:
-            self._reading.snapshots = None
-
-    def _snapshot(self, service: str) -> FleetState:
+    def _snapshot(self, service: str) -> _Read:
         """The service's stored state: read once per call (see ``_reads_state``)."""
-        snapshots = self._reading.snapshots
-        if snapshots is None:
-            return self.stored.snapshot(service)
-        if service not in snapshots:
-            snapshots[service] = self.stored.snapshot(service)
-        return snapshots[service]
+        services = self._reading.services
+        read = None if services is None else services.get(service)
+        if read is None:
+            stored = self.stored.snapshot(service)
+            profile = self._base_profile(service, stored.rps)
+            faults = [(version, _parse(spec)) for version, spec in stored.faults]
+            read = _Read(stored, profile, faults)
+            if services is not None:
+                services[service] = read
+        return read
 
     def _changed(self, service: str) -> None:
         """This call wrote the service's state: its next read goes to the database."""
-        if self._reading.snapshots is not None:
-            self._reading.snapshots.pop(service, None)
+        if self._reading.services is not None:
+            self._reading.services.pop(service, None)
+
+    def _base_profile(self, service: str, rps: float | None = None) -> Profile:
+        """The service's profile as data/simulator.toml gives it, flat at ``rps`` when a
+        run's line set the load (immutable: made once, shared)."""
+        profile = self._profiles.get((service, rps))
+        if profile is None:
+            profile = self.profiles.for_service(service)
+            if rps is not None:
+                profile = profile.model_copy(update={"rps": rps, "diurnal_amplitude": 0.0})
+            if len(self._profiles) >= 4096:
+                self._profiles.clear()  # many loads over a long run: keep it bounded
+            self._profiles[service, rps] = profile
+        return profile
 
     @_reads_state
     def profile(self, service: str) -> Profile:
         """The service's profile, driving the load ``set_load`` gave it, if any."""
-        profile = self.profiles.for_service(service)
-        rps = self._snapshot(service).rps
-        if rps is None:
-            return profile
-        return profile.model_copy(update={"rps": rps, "diurnal_amplitude": 0.0})
+        return self._snapshot(service).profile
 
     def set_load(self, service: str, rps_per_region: float) -> None:
         """Drive ``rps_per_region`` in each region of ``service``, flat (a line's
@@ -281,8 +355,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         parts = []
         for region in regions or ["-"]:
             target = Target(service=service, env="prod", region=region)
-            for sample in self._samples(target, self._situation(target, self.state(target)),
-                                        start, now):  # fmt: skip
+            for sample, _ in self._samples(target, self._situation_of(target), start, now):
                 parts.append(RecentTraffic.over(sample, sample.requests, minutes * 60, minutes))
         return RecentTraffic.total(parts)
 
@@ -295,7 +368,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         Raises FaultSpecError and stores nothing when any spec is wrong. Injecting the same
         spec twice keeps one copy (so ``errors:3x`` never silently becomes 9x)."""
         faults = [parse_fault(spec) for spec in specs]
-        kpis = self.profile(service).kpis
+        kpis = self._snapshot(service).profile.kpis
         for f in faults:
             if f.kind == "kpi" and f.name is not None and f.name not in kpis:
                 known = ", ".join(sorted(kpis)) or "none"
@@ -309,8 +382,10 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
 
     @_reads_state
     def faults(self, service: str, version: str) -> list[Fault]:
-        faults = self._snapshot(service).faults
-        return [_parse(spec) for of, spec in faults if of == version]
+        return self._faults(service, version)
+
+    def _faults(self, service: str, version: str) -> list[Fault]:
+        return _of_version(self._snapshot(service), version)
 
     def clear_faults(self, service: str, version: str | None = None) -> None:
         """Forget the faults of one version of the service, or of all its versions."""
@@ -318,7 +393,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         self._changed(service)
 
     def _service_faults(self, service: str) -> list[Fault]:
-        return [_parse(spec) for _, spec in self._snapshot(service).faults]
+        return [f for _, f in self._snapshot(service).faults]
 
     # -- router ---------------------------------------------------------------------------
 
@@ -327,18 +402,21 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         self._changed(target.service)
         return desired
 
-    @_reads_state
     def state(self, target: Target) -> TrafficState:
-        stored = self._stored_state(target)
-        if stored is not None:
-            return stored
-        profile = self.profile(target.service)
-        return TrafficState(
-            stable_version=profile.stable_version, instances_total=profile.instances
-        )
+        if self._reading.services is None:
+            stored = self.stored.traffic(target)  # converge: the one row, not the service's
+        else:
+            stored = self._stored_state(target)
+        return stored if stored is not None else self._unrouted(target.service)
+
+    def _unrouted(self, service: str) -> TrafficState:
+        """A target the router never changed: the stable version on every instance (which
+        the load a run set does not change)."""
+        profile = self._base_profile(service)
+        return _stable_only(profile.stable_version, profile.instances)
 
     def _stored_state(self, target: Target) -> TrafficState | None:
-        return self._snapshot(target.service).traffic.get((target.env, target.region))
+        return self._snapshot(target.service).stored.traffic.get((target.env, target.region))
 
     def _forget_state(self, target: Target) -> None:
         self.stored.forget_traffic(target)
@@ -352,7 +430,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         The target's state is restored afterwards, whatever happened."""
         broken = any(
             f.kind == "check" and f.name == "rollback_rehearsal"
-            for f in self.faults(target.service, version)
+            for f in self._faults(target.service, version)
         )
         with self.stored.lock:
             self._changed(target.service)  # read under the lock, not what the fault read saw
@@ -390,9 +468,19 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         flag = self.flags.get(name)
         return 0.0 if flag is None else flag.effective_percentage
 
+    def _situation_of(self, target: Target) -> _Situation:
+        """The target's situation as this call or observation reads it, derived once."""
+        read = self._snapshot(target.service)
+        where = (target.env, target.region)
+        sit = read.situations.get(where)
+        if sit is None:
+            state = read.stored.traffic.get(where) or self._unrouted(target.service)
+            sit = read.situations[where] = self._situation(target, state)
+        return sit
+
     def _situation(self, target: Target, state: TrafficState) -> _Situation:
-        service = target.service
-        profile = self.profile(service)
+        read = self._snapshot(target.service)
+        profile = read.profile
         flag_pct = self._flag_percentage(state.flag) if state.flag is not None else 0.0
         exposure = flag_pct if state.flag is not None else max(state.new_weight, state.mirror)
         if target.env != "prod":
@@ -413,38 +501,39 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         baseline = canary = NO_EFFECTS
         if state.stable_version is not None and state.stable_version != state.new_version:
             # A stable version only carries faults after it was promoted: it serves everyone.
-            baseline = effects(self.faults(service, state.stable_version), 100.0)
+            baseline = effects(_of_version(read, state.stable_version), 100.0)
         if state.new_version is not None:
-            canary = effects(self.faults(service, state.new_version), exposure)
+            canary = effects(_of_version(read, state.new_version), exposure)
         return _Situation(state, profile, exposure, baseline_share, canary_share, baseline, canary)
 
     @staticmethod
     def _cohort(
         rng: np.random.Generator, profile: Profile, expected: float, fx: Effects
-    ) -> CohortSample:
+    ) -> _Cohort:
         requests = int(rng.poisson(expected)) if expected > 0 else 0
         if requests == 0:
-            return CohortSample(
-                requests=0, errors=0, latency_buckets=dict.fromkeys(BUCKET_LABELS, 0)
-            )
+            zero = dict.fromkeys(BUCKET_LABELS, 0)
+            return _Cohort(CohortSample(requests=0, errors=0, latency_buckets=zero), None)
         errors = int(rng.binomial(requests, min(1.0, profile.error_rate * fx.error_factor)))
         probs = _bucket_probabilities(
             profile.latency_median_ms * fx.latency_factor, profile.latency_sigma
         )
+        counts = rng.multinomial(requests, probs)
         # Twelve counts: plain Python sums them faster than numpy would.
-        cumulative = itertools.accumulate(rng.multinomial(requests, probs).tolist())
+        cumulative = itertools.accumulate(counts.tolist())
         buckets = dict(zip(BUCKET_LABELS, cumulative, strict=True))
         kpis: dict[str, float] = {}
-        sessions = round(requests / profile.requests_per_session)
+        sessions = round(requests / profile.requests_per_session) if profile.kpis else 0
         if sessions > 0:
             for name in sorted(profile.kpis):
                 p = min(1.0, max(0.0, profile.kpis[name] * fx.kpi_factor(name)))
                 kpis[name] = int(rng.binomial(sessions, p)) / sessions
-        return CohortSample(requests=requests, errors=errors, latency_buckets=buckets, kpis=kpis)
+        sample = CohortSample(requests=requests, errors=errors, latency_buckets=buckets, kpis=kpis)
+        return _Cohort(sample, counts)
 
     def _samples(
         self, target: Target, sit: _Situation, start: datetime, end: datetime
-    ) -> tuple[CohortSample, CohortSample]:
+    ) -> tuple[_Cohort, _Cohort]:
         where, key = _where(target), (start, end, sit)
         drawn = self._drawn.get(where)
         if drawn is not None and drawn[0] == key:
@@ -456,34 +545,35 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
 
     def _draw(
         self, target: Target, sit: _Situation, start: datetime, end: datetime
-    ) -> tuple[CohortSample, CohortSample]:
-        total = expected_requests(sit.profile, start, end)
+    ) -> tuple[_Cohort, _Cohort]:
+        t0, t1 = _instant(start), _instant(end)
+        total = _expected(sit.profile, t0, t1)
         # One generator for the window, the baseline drawn first: its numbers do not depend
         # on how much traffic the canary takes (a mirror leaves the users' cohort as it was).
-        rng = _rng(self.seed, *_where(target), "window", _instant(start), _instant(end))
+        rng = _rng(self.seed, target.service, target.env, target.region, "window", t0, t1)
         baseline = self._cohort(rng, sit.profile, total * sit.baseline_share, sit.baseline)
         canary = self._cohort(rng, sit.profile, total * sit.canary_share, sit.canary)
         return baseline, canary
 
     @_reads_state
     def window(self, target: Target, start: datetime, end: datetime) -> WindowSample:
-        sit = self._situation(target, self.state(target))
+        sit = self._situation_of(target)
         if sit.baseline.metrics_down or sit.canary.metrics_down:
             raise MetricsUnavailable(
                 f"no metrics for {target.describe()} at {sit.exposure:g}% exposure "
                 "(simulated fault metrics:down)"
             )
         baseline, canary = self._samples(target, sit, start, end)
-        return WindowSample(start=start, end=end, baseline=baseline, canary=canary)
+        return WindowSample(start=start, end=end, baseline=baseline.sample, canary=canary.sample)
 
     def _states(self, service: str) -> list[tuple[Target, TrafficState]]:
-        stored = self._snapshot(service).traffic
+        stored = self._snapshot(service).stored.traffic
         states = [
             (Target(service=service, env=env, region=region), stored[env, region])
             for (env, region) in sorted(stored)
         ]
         if not states:
-            profile = self.profile(service)
+            profile = self._snapshot(service).profile
             # Nothing deployed yet: the stable version, as prod would report it.
             nowhere = Target(service=service, env="prod", region="-")
             states = [(nowhere, TrafficState(stable_version=profile.stable_version))]
@@ -495,7 +585,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
             sit = self._situation(target, state)
             if sit.baseline.metrics_down or sit.canary.metrics_down:
                 return []
-        kpis = [f"kpi:{name}" for name in sorted(self.profile(service).kpis)]
+        kpis = [f"kpi:{name}" for name in sorted(self._snapshot(service).profile.kpis)]
         return ["requests", "errors", "latency", *kpis]
 
     @_reads_state
@@ -510,9 +600,8 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         ]
 
     def _dependency_health(self, service: str, names: list[str]) -> dict[str, DependencyHealth]:
-        health: dict[str, DependencyHealth] = {
-            name: self.profile(service).dependencies.get(name, "healthy") for name in names
-        }
+        known = self._snapshot(service).profile.dependencies
+        health: dict[str, DependencyHealth] = {name: known.get(name, "healthy") for name in names}
         for f in self._service_faults(service):
             if f.kind == "dep" and f.name in health and f.value in _HEALTH_ORDER:
                 worse = _HEALTH_ORDER[
@@ -525,8 +614,8 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
     def logs(self, target: Target, start: datetime, end: datetime) -> LogSummary:
         """Error signatures per cohort, from the same draws as ``window`` (logs keep flowing
         when metrics are down). An errors fault's extra errors carry the regression type."""
-        sit = self._situation(target, self.state(target))
-        baseline, canary = self._samples(target, sit, start, end)
+        sit = self._situation_of(target)
+        baseline, canary = (cohort.sample for cohort in self._samples(target, sit, start, end))
         return LogSummary(
             baseline_errors_by_type=self._errors_by_type(sit.profile, baseline, sit.baseline),
             canary_errors_by_type=self._errors_by_type(sit.profile, canary, sit.canary),
@@ -551,21 +640,36 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         """Traces sampled from the requests simulated in (start, end] (the same draws as
         ``window``): the new version's, or the stable one's when nothing new serves. None when
         no request was served, so no span was traced."""
-        sit = self._situation(target, self.state(target))
+        sit = self._situation_of(target)
         baseline, canary = self._samples(target, sit, start, end)
-        sample, fx = (canary, sit.canary) if canary.requests else (baseline, sit.baseline)
-        if not sample.requests:
+        traced, fx = (canary, sit.canary) if canary.sample.requests else (baseline, sit.baseline)
+        if not traced.sample.requests:
             return None
-        names = sorted({*sit.profile.dependencies, *self._dep_fault_names(target.service)})
-        health = self._dependency_health(target.service, names)
+        failing, components = self._traced(target.service)
         rng = _rng(self.seed, *_where(target), "traces", _instant(start), _instant(end))
-        components = [f"{target.service} handler", *sit.profile.dependencies]
-        critical_ms, bottlenecks = _sampled_traces(rng, sample, fx.latency_factor, components)
+        critical_ms, bottlenecks = _sampled_traces(rng, traced, fx.latency_factor, components)
         return TraceSummary(
             critical_path_ms=round(critical_ms, 1),
-            dependency_failures=[name for name, h in health.items() if h != "healthy"],
+            dependency_failures=list(failing),
             bottlenecks=bottlenecks,
         )
+
+    def _traced(self, service: str) -> _Traced:
+        """The dependencies the service's traces show failing, and the components a trace
+        is split among (the handler, then each dependency): derived once per service and
+        faults (the profile's dependencies do not change with the load)."""
+        read = self._snapshot(service)
+        key = service, read.stored.faults
+        traced = self._traced_by.get(key)
+        if traced is None:
+            names = sorted({*read.profile.dependencies, *self._dep_fault_names(service)})
+            health = self._dependency_health(service, names)
+            failing = tuple(name for name, h in health.items() if h != "healthy")
+            traced = failing, [f"{service} handler", *read.profile.dependencies]
+            if len(self._traced_by) >= 4096:
+                self._traced_by.clear()  # faults come and go over a long run: keep it bounded
+            self._traced_by[key] = traced
+        return traced
 
     def _dep_fault_names(self, service: str) -> list[str]:
         return [f.name for f in self._service_faults(service) if f.kind == "dep" and f.name]
@@ -577,7 +681,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         """``SYNTHETIC_RUNS`` runs of each transaction against the new version (the stable one
         when nothing new is deployed). success_rate is a fraction in [0, 1]; latency_ms is
         the mean of the runs."""
-        sit = self._situation(target, self.state(target))
+        sit = self._situation_of(target)
         fx = sit.canary if sit.state.new_version is not None else sit.baseline
         p_error = min(1.0, sit.profile.error_rate * fx.error_factor)
         mu = math.log(sit.profile.latency_median_ms * fx.latency_factor)
@@ -597,7 +701,7 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
 
 
 def _sampled_traces(
-    rng: np.random.Generator, sample: CohortSample, latency_factor: float, components: list[str]
+    rng: np.random.Generator, cohort: _Cohort, latency_factor: float, components: list[str]
 ) -> tuple[float, list[str]]:
     """Up to ``TRACE_SPANS`` traces of requests the window served: their critical path (the
     p95 of their durations, numpy's linear quantile) and the component that dominates the
@@ -609,10 +713,10 @@ def _sampled_traces(
     is split among the components (the handler, then each dependency), and a latency fault's
     extra time is the new code's, so it lands on the handler. Only the slowest traces' split
     is drawn: the others' durations are all the critical path needs."""
-    cumulative = [0, *(sample.latency_buckets[label] for label in BUCKET_LABELS)]
-    counts = [hi - lo for lo, hi in itertools.pairwise(cumulative)]
-    n = min(sample.requests, TRACE_SPANS)
-    per_bucket = rng.multinomial(n, np.array(counts) / cumulative[-1]).tolist()
+    requests = cohort.sample.requests
+    n = min(requests, TRACE_SPANS)
+    assert cohort.counts is not None  # it served requests
+    per_bucket = rng.multinomial(n, cohort.counts / requests).tolist()
     position = TRACE_QUANTILE * (n - 1)
     lo = int(position)
     hi, frac = min(lo + 1, n - 1), position - lo
@@ -622,12 +726,14 @@ def _sampled_traces(
     while below + per_bucket[first] <= lo:
         below += per_bucket[first]
         first += 1
-    bucket = np.repeat(_BUCKET_INDEX[first:], per_bucket[first:])
-    totals = np.sort(_EDGES_MS[bucket] + _WIDTHS_MS[bucket] * rng.random(n - below))
+    placed = rng.random(n - below)  # where each trace lies in its bucket, in bucket order
     lo, hi = lo - below, hi - below
-    critical = float(totals[lo] + (totals[hi] - totals[lo]) * frac)
     if len(components) < 2:
-        return critical, []  # one component: nothing to single out
+        # one component: nothing to single out, and the critical path needs two traces
+        return _critical_path(placed, per_bucket, first, lo, hi, frac), []
+    bucket = np.repeat(_BUCKET_INDEX[first:], per_bucket[first:])
+    totals = np.sort(_EDGES_MS[bucket] + _WIDTHS_MS[bucket] * placed)
+    critical = float(totals[lo] + (totals[hi] - totals[lo]) * frac)
     slow = totals[hi if frac else lo :]  # sorted: those at or above the critical path
     deps = len(components) - 1
     weights = np.array([HANDLER_SHARE, *[(1 - HANDLER_SHARE) / deps] * deps])
@@ -639,6 +745,27 @@ def _sampled_traces(
     if shares[top] <= BOTTLENECK_SHARE:
         return critical, []
     return critical, [f"{components[top]}: {shares[top]:.0%} of the slowest 5% of traces"]
+
+
+def _critical_path(
+    placed: np.ndarray, per_bucket: list[int], first: int, lo: int, hi: int, frac: float
+) -> float:
+    """``_sampled_traces``' critical path without placing and sorting every trace: a bucket's
+    traces all lie within it, and placing is monotonic, so the lo-th and hi-th slowest are
+    the first bucket's sorted draws placed (hi may be the next occupied bucket's fastest).
+    The same floating-point operations on the same draws: the same figure."""
+    count = per_bucket[first]
+    mine: list[float] = np.sort(placed[:count]).tolist()
+    low = _EDGE[first] + _WIDTH[first] * mine[lo]
+    if hi < count:
+        high = _EDGE[first] + _WIDTH[first] * mine[hi]
+    else:
+        after = first + 1
+        while not per_bucket[after]:
+            after += 1
+        fastest = float(placed[count : count + per_bucket[after]].min())
+        high = _EDGE[after] + _WIDTH[after] * fastest
+    return low + (high - low) * frac
 
 
 __all__ = [
