@@ -79,7 +79,7 @@ bench-llm: install
 # 3 replicas on one PostgreSQL and one fake Slack against one SQLite process, N active
 # releases (N=, default 1,000): a round's time, moves per second, Slack calls, failover.
 bench-replicas: install
-	$(BIN)/python -m bench.replicas_bench $(if $(N),--releases $(N))
+	$(BIN)/python -m bench.replicas_bench $(if $(N),--releases $(N)) $(if $(SCRAPE),--scrape-interval $(SCRAPE))
 
 # Faults injected into real processes on one SQLite file, 20 rounds each (ROUNDS=, SEED=):
 # SIGKILL, a second process, Slack/LLM/metrics outages, replays, duplicate commands.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import statistics
 import tempfile
 import time
@@ -27,19 +28,25 @@ HANG_GUARD = 600.0
 Revisions = Callable[[], dict[str, int]]
 
 
-def config(services: int) -> str:
-    # Long stages: every release stays active, in its first steps, for the whole run.
+def config(services: int, scrape_interval: float = 0.0) -> str:
+    """Long stages: every release stays active, in its first steps, for the whole run.
+    ``scrape_interval``: the simulated metrics scraped as a Prometheus would be (a window
+    needs two scrapes, so a release is due one tick in four at 15 s)."""
     head = '[defaults]\nenvironments = ["prod"]\nregions = ["us-east-1"]\nstrategy = "canary"\n'
     head += 'guardrails = ["error_rate<1%", "p95<300ms", "availability>=99.5%"]\n'
     head += 'approvers = ["alice"]\ninstances = 4\nbake_minutes = 600\n'
-    return head + "".join(service_table(f"svc-{i:04d}") for i in range(services))
+    scraped = f'metrics = {{ provider = "simulator", scrape_interval = {scrape_interval} }}'
+    return head + "".join(
+        service_table(f"svc-{i:05d}").replace('metrics = { provider = "simulator" }', scraped)
+        for i in range(services)
+    )
 
 
 def start_all(db: str, config_path: Path, releases: int) -> None:
     wiring = bootstrap(db, chat=TerminalChat(io.StringIO()), config_path=config_path)
     try:
         for i in range(releases):
-            line = f'svc-{i:04d} 1.1.0 risk=low ticket=CHG-1 changes="bench"'
+            line = f'svc-{i:05d} 1.1.0 risk=low ticket=CHG-1 changes="bench"'
             started = start_release(wiring.services, line, "bench")
             assert isinstance(started, Release), started
     finally:
@@ -87,10 +94,10 @@ def sqlite_revisions(path: Path) -> Revisions:
 
 def measure(
     name: str, db: str, revisions: Revisions, tmp: Path, replicas: int, n: int, rounds: int,
-    kill: Callable[[list[Replica], FakeSlack], float] | None = None,
+    kill: Callable[[list[Replica], FakeSlack], float] | None = None, scrape_interval: float = 0.0,
 ) -> dict[str, object]:  # fmt: skip
     config_path = tmp / f"{name.split()[-1]}.toml"
-    config_path.write_text(config(n))
+    config_path.write_text(config(n, scrape_interval))
     start_all(db, config_path, n)
     with FakeSlack() as fake:
         args = ["--db", db, "--config", str(config_path), "--slack-url", fake.url, "--pace", "0.2"]
@@ -122,6 +129,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--releases", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=0.0,
+        help="seconds; the simulated metrics scraped as a Prometheus's (0: every tick judged)",
+    )
     args = parser.parse_args()
     n = args.releases
     results = []
@@ -144,18 +157,30 @@ def main() -> None:
             return wait_round(pg_revisions(url), ids or None)
 
         results.append(measure("3 replicas, PostgreSQL", url, pg_revisions(url), tmp, 3, n,
-                               args.rounds, kill_one))  # fmt: skip
+                               args.rounds, kill_one, args.scrape_interval))  # fmt: skip
         path = tmp / "bot.db"
         results.append(measure("1 process, SQLite", str(path), sqlite_revisions(path), tmp, 1,
-                               n, args.rounds))  # fmt: skip
-    print(f"\n{n} active simulated releases, a round = every release moved once (median of "
-          f"{args.rounds})\n")  # fmt: skip
-    print("| setup | round (s) | per release (ms) | moved/s | Slack calls/round | failover (s) |")
-    print("|---|---|---|---|---|---|")
+                               n, args.rounds, scrape_interval=args.scrape_interval))  # fmt: skip
+    tick = 10.0  # seconds: the default tick, which the replicas' virtual clocks move by
+    # A release is due once its window outlasts two scrapes: every tick, or one in this many.
+    due_every = math.floor(2 * args.scrape_interval / tick) + 1 if args.scrape_interval else 1
+    scraped = (
+        f", metrics scraped every {args.scrape_interval:g} s: each release due one tick in "
+        f"{due_every}"
+        if args.scrape_interval
+        else ", each release judged every tick"
+    )
+    print(f"\n{n} active simulated releases{scraped}; a round = every release moved once "
+          f"(median of {args.rounds})\n")  # fmt: skip
+    print("| setup | round (s) | per release (ms) | moved/s | active releases carried at a "
+          "10 s tick | Slack calls/round | failover (s) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         failover = "—" if r["failover"] is None else f"{r['failover']:.1f}"
+        carried = float(r["moved_per_s"]) * tick * due_every  # type: ignore[arg-type]
         print(f"| {r['setup']} | {r['round']:.1f} | {r['per_release_ms']:.1f} | "
-              f"{r['moved_per_s']:.0f} | {r['slack_calls_per_round']:.0f} | {failover} |")  # fmt: skip
+              f"{r['moved_per_s']:.0f} | {carried:,.0f} | {r['slack_calls_per_round']:.0f} | "
+              f"{failover} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -143,7 +143,9 @@ class Ticker:
         share = timedelta(seconds=CLAIM_SHARE * self.interval)
 
         def claim(limit: int) -> list[str]:
-            return leases.claim_releases(self.holder, began, self.now() + share, limit)
+            # due by the releases' clock (virtual under ``--virtual-clock``), leased on real time
+            due = self.services.clock.now()
+            return leases.claim_releases(self.holder, began, self.now() + share, limit, due=due)
 
         def still_ours(release_id: str) -> bool:
             # Renewed for a whole share as the release starts moving: one whose claim ran out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,11 @@ from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import Wiring, bootstrap
 from bot.config import DEFAULT_CONFIG
 from bot.domain.release import VERIFY_KINDS, Release
+from bot.scheduler import Ticker
 from bot.service import Services, approve, reconcile, rollback, start_release
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
+LEASES_NOW = START - timedelta(days=1)  # the leases' real time, behind the virtual clock
 LINE = 'search-api 3.1.0 risk=low ticket=CHG-2 changes="better ranking" env=prod'
 SCRAPE_SECONDS = 15.0
 
@@ -109,3 +111,21 @@ def test_a_release_waiting_for_its_approvers_is_read_once_a_minute(
         assert services.store.revision(waiting.id) == waiting.revision
     tick(wiring, services)  # a minute: read, only to put back a router changed by hand
     assert services.store.revision(waiting.id) == waiting.revision + 1
+
+
+def test_a_replica_claims_what_is_due_on_the_releases_clock_not_the_leases(
+    wired: tuple[Wiring, Services],
+) -> None:
+    """Repro: a replica's claims compared each release's due time, on the releases' clock
+    (virtual here, ahead of real time), with the leases' real time: a release whose window
+    needs two scrapes was never claimed again (``make bench-replicas SCRAPE=15`` hung)."""
+    wiring, services = wired
+    assert wiring.ticker.leases is not None
+    replica = Ticker(
+        services, wiring.virtual_clock, leases=wiring.ticker.leases, now=lambda: LEASES_NOW
+    )
+    judged = judging(wiring, services)
+    windows = len(services.series.points(judged.id, judged.step_index))
+    for _ in range(8):  # two windows of 40 s, as a replica ticks
+        replica.tick()
+    assert len(services.series.points(judged.id, judged.step_index)) == windows + 2

@@ -253,7 +253,7 @@ def test_a_release_whose_claim_ran_out_in_a_slow_batch_is_left_to_the_replica_th
     taken: list[str] = []
 
     def other_replica_ticks(at: datetime) -> None:  # the first claims ran out: it takes them
-        taken.extend(leases.claim_releases("other", at, at + timedelta(seconds=9), 25))
+        taken.extend(leases.claim_releases("other", at, at + timedelta(seconds=9), 25, due=at))
 
     # readings: the lease, the tick's start, the claim, the first release's check, then 20 s
     # later the second's (its claim, 9 s, ran out and the other replica took both)

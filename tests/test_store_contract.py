@@ -323,14 +323,17 @@ def test_a_claimed_release_is_not_claimed_again_until_its_lease_runs_out(stores:
     for i in range(3):
         stores.store.add(release(f"rel-{i}", f"svc-{i}"))
     leases, until = stores.leases, T0 + timedelta(seconds=9)
-    assert leases.claim_releases("a", T0, until, 2) == ["rel-0", "rel-1"]
-    assert leases.claim_releases("b", T0, until, 2) == ["rel-2"]
-    assert leases.claim_releases("a", T0, until, 2) == []  # a's own too: moved this tick
+    assert leases.claim_releases("a", T0, until, 2, due=T0) == ["rel-0", "rel-1"]
+    assert leases.claim_releases("b", T0, until, 2, due=T0) == ["rel-2"]
+    assert leases.claim_releases("a", T0, until, 2, due=T0) == []  # a's own too: moved this tick
     ended = stores.store.get("rel-1")
     ended.status = "failed"
     stores.store.save(ended)  # an ended release is never claimed
     later = until + timedelta(seconds=1)
-    assert leases.claim_releases("b", later, later + timedelta(seconds=9), 5) == ["rel-0", "rel-2"]
+    assert leases.claim_releases("b", later, later + timedelta(seconds=9), 5, due=later) == [
+        "rel-0",
+        "rel-2",
+    ]
 
 
 def test_a_release_not_due_is_neither_listed_for_the_tick_nor_claimed(stores: Stores) -> None:
@@ -340,10 +343,13 @@ def test_a_release_not_due_is_neither_listed_for_the_tick_nor_claimed(stores: St
     stores.store.save(waiting, due_at=T0 + timedelta(seconds=30))  # its window needs 30 s
     assert sorted(stores.store.due_ids(T0)) == ["rel-0", "rel-2"]  # (created at once)
     until = T0 + timedelta(seconds=9)
-    assert stores.leases.claim_releases("a", T0, until, 5) == ["rel-0", "rel-2"]
+    assert stores.leases.claim_releases("a", T0, until, 5, due=T0) == ["rel-0", "rel-2"]
     later = T0 + timedelta(seconds=30)
     assert sorted(stores.store.due_ids(later)) == ["rel-0", "rel-1", "rel-2"]
-    assert stores.leases.claim_releases("b", later, later + timedelta(seconds=9), 5) == [
+    leased = until + timedelta(seconds=1)  # the leases' clock, apart from the releases'
+    assert stores.leases.claim_releases(
+        "b", leased, leased + timedelta(seconds=9), 5, due=later
+    ) == [
         "rel-0",
         "rel-1",
         "rel-2",
@@ -374,9 +380,9 @@ def test_a_new_tick_gives_up_its_claims_and_drops_those_run_out(stores: Stores) 
     for i in range(3):
         stores.store.add(release(f"rel-{i}", f"svc-{i}"))
     leases, until = stores.leases, T0 + timedelta(seconds=9)
-    assert leases.claim_releases("dead", T0, until, 1) == ["rel-0"]  # then killed
-    assert leases.claim_releases("a", T0, until, 1) == ["rel-1"]
-    assert leases.claim_releases("b", T0, until, 1) == ["rel-2"]
+    assert leases.claim_releases("dead", T0, until, 1, due=T0) == ["rel-0"]  # then killed
+    assert leases.claim_releases("a", T0, until, 1, due=T0) == ["rel-1"]
+    assert leases.claim_releases("b", T0, until, 1, due=T0) == ["rel-2"]
     ended = stores.store.get("rel-0")
     ended.status = "failed"
     stores.store.save(ended)  # never claimed again: only the cleanup removes its claim
@@ -396,7 +402,7 @@ def test_replicas_claiming_at_once_share_the_releases_without_overlap(backend: B
 
     def claim_all(stores: Stores, holder: str) -> list[str]:
         claimed: list[str] = []
-        while batch := stores.leases.claim_releases(holder, T0, until, 4):
+        while batch := stores.leases.claim_releases(holder, T0, until, 4, due=T0):
             claimed += batch
         return claimed
 

@@ -32,11 +32,15 @@ class AbstractLeases(abc.ABC):
         """Give ``name`` up if ``holder`` holds it (another holder's lease is left alone)."""
 
     @abc.abstractmethod
-    def claim_releases(self, holder: str, now: datetime, until: datetime, limit: int) -> list[str]:
-        """Take up to ``limit`` active releases whose lease (``release:<id>``) is free or
-        expired at ``now``, for ``holder`` until ``until``, in one transaction; the ids
-        taken. A release another replica holds (or that ``holder`` itself moved this tick,
-        its lease still running) is left out, so two concurrent claims never share one."""
+    def claim_releases(
+        self, holder: str, now: datetime, until: datetime, limit: int, *, due: datetime
+    ) -> list[str]:
+        """Take up to ``limit`` active releases due by ``due`` (the releases' own clock,
+        which may be virtual: their ``due_at`` is on it) whose lease (``release:<id>``) is
+        free or expired at ``now`` (the leases' real time), for ``holder`` until ``until``,
+        in one transaction; the ids taken. A release another replica holds (or that
+        ``holder`` itself moved this tick, its lease still running) is left out, so two
+        concurrent claims never share one."""
 
     @abc.abstractmethod
     def release_claims(self, holder: str, now: datetime) -> None:

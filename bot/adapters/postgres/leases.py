@@ -31,13 +31,15 @@ class PostgresLeases(AbstractLeases):
         )
         return bool(taken)
 
-    def claim_releases(self, holder: str, now: datetime, until: datetime, limit: int) -> list[str]:
+    def claim_releases(
+        self, holder: str, now: datetime, until: datetime, limit: int, *, due: datetime
+    ) -> list[str]:
         # SKIP LOCKED: concurrent claims take disjoint batches without waiting on each
         # other; the conditional upsert stays the judge (a candidate read before another
         # claim committed is refused there).
         taken = self.database.rows(  # one statement: its own transaction, one round trip
             "WITH candidates AS (SELECT id FROM releases r WHERE active = 1"
-            " AND (due_at IS NULL OR due_at <= %(now_seconds)s) AND NOT EXISTS"
+            " AND (due_at IS NULL OR due_at <= %(due)s) AND NOT EXISTS"
             " (SELECT 1 FROM leases l WHERE l.name = %(prefix)s || r.id"
             " AND l.expires_at >= %(now)s) ORDER BY id LIMIT %(limit)s"
             " FOR UPDATE SKIP LOCKED)"
@@ -50,7 +52,7 @@ class PostgresLeases(AbstractLeases):
                 "prefix": RELEASE_PREFIX,
                 "holder": holder,
                 "now": now,
-                "now_seconds": now.timestamp(),
+                "due": due.timestamp(),
                 "until": until,
                 "limit": limit,
             },

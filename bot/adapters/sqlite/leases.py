@@ -48,12 +48,14 @@ class SqliteLeases(AbstractLeases):
             ).fetchall()
         return bool(taken)
 
-    def claim_releases(self, holder: str, now: datetime, until: datetime, limit: int) -> list[str]:
+    def claim_releases(
+        self, holder: str, now: datetime, until: datetime, limit: int, *, due: datetime
+    ) -> list[str]:
         # One writer at a time (BEGIN IMMEDIATE): the read and the upsert see the same leases.
         with self.database.transaction() as db:
             taken = db.execute(
                 "WITH candidates AS (SELECT id FROM releases r WHERE active = 1 "
-                "AND (due_at IS NULL OR due_at <= :now_seconds) AND NOT EXISTS "
+                "AND (due_at IS NULL OR due_at <= :due) AND NOT EXISTS "
                 "(SELECT 1 FROM leases l WHERE l.name = :prefix || r.id "
                 "AND l.expires_at >= :now) ORDER BY id LIMIT :limit) "
                 "INSERT INTO leases (name, holder, expires_at) "
@@ -65,7 +67,7 @@ class SqliteLeases(AbstractLeases):
                     "prefix": RELEASE_PREFIX,
                     "holder": holder,
                     "now": _ts(now),
-                    "now_seconds": now.timestamp(),
+                    "due": due.timestamp(),
                     "until": _ts(until),
                     "limit": limit,
                 },
