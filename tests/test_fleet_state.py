@@ -48,8 +48,8 @@ class Counted(AbstractFleetState):
     def clear_faults(self, service: str, version: str | None = None) -> None:
         self.stored.clear_faults(service, version)
 
-    def set_load(self, service: str, rps_per_region: float) -> None:
-        self.stored.set_load(service, rps_per_region)
+    def set_load(self, service: str, rps_per_region: float | None) -> float | None:
+        return self.stored.set_load(service, rps_per_region)
 
 
 def fleets(path: Path) -> tuple[Counted, SimulatedFleet, SimulatedFleet]:

@@ -6,6 +6,7 @@ against the real server in tests/test_prometheus.py.)"""
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +19,15 @@ from bot.adapters.sim.fleet import SimulatedFleet
 from bot.adapters.sim.profiles import load_profiles
 from bot.adapters.sqlite.database import Database
 from bot.adapters.sqlite.flags import SqliteFlags
+from bot.adapters.terminal import TerminalChat
+from bot.bootstrap import bootstrap
 from bot.config import ConfigError, load_config
 from bot.domain.judge import maximum_bake
 from bot.domain.observations import CohortSample
 from bot.domain.planner import plan_release
+from bot.domain.release import CommandRejected
 from bot.domain.verdict_time import MIN_COVERED_SECONDS, MeasuredTraffic, NotMeasured, RecentTraffic
+from bot.service import start_release
 from tests.conftest import ROOT, cli, report_of
 from tests.domain_helpers import INSTANCES, T0, TICK_SECONDS, make_request
 
@@ -220,3 +225,22 @@ def test_start_up_refuses_a_maximum_bake_that_is_not_a_duration(tmp_path: Path) 
     config = _config(tmp_path, ORDERS + "max_bake_minutes = -5\n")
     with pytest.raises(ConfigError, match="max_bake_minutes"):
         load_config(config)
+
+
+def test_a_refused_line_leaves_the_simulated_load_it_found(tmp_path: Path) -> None:
+    """Repro: a line's traffic= drove the simulated fleet even when the line was refused."""
+    wiring = bootstrap(
+        tmp_path / "b.db",
+        clock_start=NOW,
+        chat=TerminalChat(io.StringIO()),
+        config_path=_config(tmp_path),
+    )
+    services = wiring.services
+    services.locks.lock("orders-api/prod", "carol", "a freeze", NOW)
+    before = services.metrics.recent_traffic("orders-api", ["us-east-1"], NOW)
+    with pytest.raises(CommandRejected, match="locked"):
+        start_release(services, ISSUE_LINE, "dave")
+    after = services.metrics.recent_traffic("orders-api", ["us-east-1"], NOW)
+    assert before is not None and after is not None
+    assert after.rps == before.rps  # the profile's ~200 rps, not the line's 2,000
+    wiring.close()

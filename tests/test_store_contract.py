@@ -532,7 +532,7 @@ def test_the_fleet_state_one_process_writes_is_what_another_reads(backend: Backe
     one.add_faults("pay", "1.1", ["errors:3x@25"])  # kept once, in its first place
     one.add_faults("pay", "1.0", ["dep:db=degraded"])
     one.add_faults("shop", "1.1", ["errors:2x"])
-    one.set_load("pay", 40.0)
+    assert one.set_load("pay", 40.0) is None  # it replaced the profile's
     assert other.traffic(PAY_EU) == canary  # one target's row alone, as converge reads it
     assert other.traffic(PAY_EU.model_copy(update={"region": "us"})) is None
     assert other.snapshot("pay") == FleetState(
@@ -541,7 +541,7 @@ def test_the_fleet_state_one_process_writes_is_what_another_reads(backend: Backe
         40.0,
     )
     other.clear_faults("pay", "1.1")
-    other.set_load("pay", 10.0)
+    assert other.set_load("pay", 10.0) == 40.0
     assert one.snapshot("pay").faults == (("1.0", "dep:db=degraded"),)
     assert one.snapshot("pay").rps == 10.0
     other.clear_faults("pay")
@@ -549,6 +549,8 @@ def test_the_fleet_state_one_process_writes_is_what_another_reads(backend: Backe
     assert one.snapshot("pay") == FleetState(rps=10.0)
     assert one.traffic(PAY_EU) is None
     assert one.snapshot("shop").faults == (("1.1", "errors:2x"),)
+    assert one.set_load("pay", None) == 10.0  # the profile's traffic again
+    assert other.snapshot("pay").rps is None
 
 
 @pytest.mark.parametrize(

@@ -66,8 +66,8 @@ class ServiceMetrics(AbstractMetrics):
     ) -> RecentTraffic | None:
         return self._for(service).recent_traffic(service, regions, now, minutes)
 
-    def set_load(self, service: str, rps_per_region: float) -> None:
-        self._for(service).set_load(service, rps_per_region)
+    def set_load(self, service: str, rps_per_region: float | None) -> float | None:
+        return self._for(service).set_load(service, rps_per_region)
 
     def probe(self, service: str) -> list[str]:
         """No provider: nothing answers (the monitoring gate says so)."""

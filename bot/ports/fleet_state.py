@@ -51,4 +51,6 @@ class AbstractFleetState(abc.ABC):
         """Forget the faults of one version of the service, or of all its versions."""
 
     @abc.abstractmethod
-    def set_load(self, service: str, rps_per_region: float) -> None: ...
+    def set_load(self, service: str, rps_per_region: float | None) -> float | None:
+        """Serve ``rps_per_region`` in each region (None: the profile's traffic again);
+        returns the load it replaced (None: the profile's)."""

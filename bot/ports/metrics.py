@@ -64,10 +64,11 @@ class AbstractMetrics(abc.ABC):
         provider cannot say. Raises MetricsUnavailable."""
         return None
 
-    def set_load(self, service: str, rps_per_region: float) -> None:
+    def set_load(self, service: str, rps_per_region: float | None) -> float | None:
         """Serve ``rps_per_region`` in each of the service's regions from now on where this
         provider simulates the fleet (a line's ``traffic=``, so the plan's figure and the run
-        agree); a provider that measures a real fleet cannot, and does nothing."""
+        agree; None: its own traffic again), and return the load it replaced (None: its
+        own); a provider that measures a real fleet cannot, and does nothing."""
         return None
 
     @abc.abstractmethod

@@ -68,12 +68,30 @@ def _new_release(
         raise CommandRejected(why)
     now = services.clock.now()
     rps = request.operational_context.traffic_rps
-    if rps is not None and active_refusal(services, request.service) is None:
-        # A simulated fleet serves the line's traffic=, split over its regions, in the
-        # history the plan measures too; never under a running release (the line is refused).
-        services.metrics.set_load(
-            request.service, rps / max(1, len(request.deployment_config.regions))
-        )
+    if rps is None or active_refusal(services, request.service) is not None:
+        return _planned_release(services, request, requested_by, channel, spent, reading, now)
+    # A simulated fleet serves the line's traffic=, split over its regions, in the history
+    # the plan measures too; never under a running release, and a line refused leaves the
+    # load it found.
+    replaced = services.metrics.set_load(
+        request.service, rps / max(1, len(request.deployment_config.regions))
+    )
+    try:
+        return _planned_release(services, request, requested_by, channel, spent, reading, now)
+    except CommandRejected:
+        services.metrics.set_load(request.service, replaced)
+        raise
+
+
+def _planned_release(
+    services: Services,
+    request: ReleaseRequest,
+    requested_by: str,
+    channel: str | None,
+    spent: list[LlmCall],
+    reading: flows.Reading | None,
+    now: datetime,
+) -> Release:
     planned, approvers = plan_release(services, request, now, spent)
     refusals = start_refusals(services, planned.request, planned.plan)
     if refusals:

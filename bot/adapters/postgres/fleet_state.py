@@ -69,9 +69,17 @@ class PostgresFleetState(AbstractFleetState):
             where, args = "service = %s AND version = %s", [service, version]
         self.database.execute(f"DELETE FROM sim_faults WHERE {where}", args)
 
-    def set_load(self, service: str, rps_per_region: float) -> None:
-        self.database.execute(
-            "INSERT INTO sim_load (service, rps) VALUES (%s, %s)"
-            " ON CONFLICT (service) DO UPDATE SET rps = excluded.rps",
-            [service, rps_per_region],
-        )
+    def set_load(self, service: str, rps_per_region: float | None) -> float | None:
+        with self.database.transaction() as conn:
+            rows = conn.execute(
+                "SELECT rps FROM sim_load WHERE service = %s FOR UPDATE", [service]
+            ).fetchall()
+            if rps_per_region is None:
+                conn.execute("DELETE FROM sim_load WHERE service = %s", [service])
+            else:
+                conn.execute(
+                    "INSERT INTO sim_load (service, rps) VALUES (%s, %s)"
+                    " ON CONFLICT (service) DO UPDATE SET rps = excluded.rps",
+                    [service, rps_per_region],
+                )
+        return float(rows[0]["rps"]) if rows else None

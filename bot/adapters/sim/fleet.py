@@ -338,11 +338,13 @@ class SimulatedFleet(AbstractMetrics, AbstractTrafficRouter):
         """The service's profile, driving the load ``set_load`` gave it, if any."""
         return self._snapshot(service).profile
 
-    def set_load(self, service: str, rps_per_region: float) -> None:
+    def set_load(self, service: str, rps_per_region: float | None) -> float | None:
         """Drive ``rps_per_region`` in each region of ``service``, flat (a line's
-        ``traffic=``, split over its regions), so the plan's estimate and the run agree."""
-        self.stored.set_load(service, rps_per_region)
+        ``traffic=``, split over its regions), so the plan's estimate and the run agree;
+        None: the profile's traffic again. Returns the load it replaced."""
+        replaced = self.stored.set_load(service, rps_per_region)
         self._changed(service)
+        return replaced
 
     @_reads_state
     def recent_traffic(

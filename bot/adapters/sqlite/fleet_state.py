@@ -137,9 +137,14 @@ class SqliteFleetState(AbstractFleetState):
         with self.database.transaction() as db:
             db.execute(f"DELETE FROM sim_faults WHERE {where}", args)
 
-    def set_load(self, service: str, rps_per_region: float) -> None:
+    def set_load(self, service: str, rps_per_region: float | None) -> float | None:
         with self.database.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO sim_load (service, rps) VALUES (?, ?)",
-                [service, rps_per_region],
-            )
+            row = db.execute("SELECT rps FROM sim_load WHERE service = ?", [service]).fetchone()
+            if rps_per_region is None:
+                db.execute("DELETE FROM sim_load WHERE service = ?", [service])
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO sim_load (service, rps) VALUES (?, ?)",
+                    [service, rps_per_region],
+                )
+        return None if row is None else float(row[0])
