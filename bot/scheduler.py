@@ -113,11 +113,12 @@ class Ticker:
                     self.virtual_clock.advance(self.services.tick_seconds)
                 else:
                     self.virtual_clock.catch_up()
+            ids = self._move()
             if leading:
                 # What a process killed between the save that ended a release and its
-                # converge left behind (any replica's: the save marks it until converged).
+                # converge left behind (any replica's: the save marks it until converged),
+                # after the moves: a router that does not answer holds up no release.
                 converge_ended(self.services)
-            ids = self._move()
             if leading and self.leases is not None:
                 deliver(self.services)
         except Exception:

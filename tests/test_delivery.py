@@ -410,6 +410,8 @@ def test_an_incident_channel_on_the_second_page_is_found(tmp_path: Path, fake: F
     [
         ("missing_scope", "missing_scope", "channels:read and groups:read"),
         ("not listed", "no such channel", "give its ID"),
+        # any other refusal of the lookup: the notice does not wait on it (review)
+        ("ratelimited", "ratelimited", "give the channel's ID"),
     ],
 )
 def test_an_incident_channel_whose_id_cannot_be_found_is_posted_to(
@@ -422,8 +424,8 @@ def test_an_incident_channel_whose_id_cannot_be_found_is_posted_to(
 ) -> None:
     """Without the channels:read scope, or with no channel of that name in sight: one warning
     naming the problem and the fix, and the notice is posted (it may appear twice)."""
-    if refusal == "missing_scope":
-        fake.fail_next("conversations.list", status=200, error="missing_scope")
+    if refusal in ("missing_scope", "ratelimited"):
+        fake.fail_next("conversations.list", status=200, error=refusal)
     else:
         fake.set_response("conversations.list", {"channels": []})
     again, _ = notice_lost_before_restart(tmp_path, fake)

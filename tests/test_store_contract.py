@@ -363,17 +363,26 @@ def test_a_release_not_due_is_neither_listed_for_the_tick_nor_claimed(stores: St
 def test_the_save_that_ends_a_release_marks_it_unconverged_until_marked(
     stores: Stores,
 ) -> None:
-    stores.store.add(release("rel-e", "svc-e"))
-    stores.store.save(stores.store.get("rel-e"))  # still active: nothing to finish
-    assert stores.store.unconverged_ids() == []
-    ended = stores.store.get("rel-e")
+    store = stores.store
+    store.add(release("rel-e", "svc-e"))
+    store.save(store.get("rel-e"))  # still active: nothing to finish
+    assert store.unconverged(T0) == {}
+    ended = store.get("rel-e")
     ended.status = "failed"
-    stores.store.save(ended)
-    assert stores.store.unconverged_ids() == ["rel-e"]
-    stores.store.mark_converged("rel-e")
-    assert stores.store.unconverged_ids() == []
-    stores.store.save(stores.store.get("rel-e"))  # saved again once ended: still done
-    assert stores.store.unconverged_ids() == []
+    store.save(ended)
+    assert store.unconverged(T0) == {"rel-e": True}  # its flags and its router
+    store.mark_converged("rel-e", flags_only=True)
+    assert store.unconverged(T0) == {"rel-e": False}  # its router only
+    store.defer_converge("rel-e", T0 + timedelta(minutes=1))  # the router did not answer
+    assert store.unconverged(T0) == {}
+    assert store.unconverged(T0 + timedelta(minutes=1)) == {"rel-e": False}
+    store.mark_converged("rel-e", flags_only=True)  # never back to its flags
+    assert store.unconverged(T0 + timedelta(minutes=1)) == {"rel-e": False}
+    store.mark_converged("rel-e")
+    assert store.unconverged(T0 + timedelta(minutes=1)) == {}
+    store.mark_converged("rel-e", flags_only=True)  # done stays done
+    store.save(store.get("rel-e"))  # saved again once ended: still done
+    assert store.unconverged(T0 + timedelta(days=1)) == {}
 
 
 def test_a_new_tick_gives_up_its_claims_and_drops_those_run_out(stores: Stores) -> None:

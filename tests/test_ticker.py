@@ -3,8 +3,10 @@ one tick, whichever way it runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,9 +14,13 @@ import pytest
 
 from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import Wiring, bootstrap
+from bot.domain.observations import Target, TrafficState
 from bot.domain.release import Release
+from bot.domain.request import Strategy
 from bot.domain.rollout import desired_traffic
-from bot.service import approve, converge_ended, start_release
+from bot.ports.traffic import AbstractTrafficRouter, RouterUnavailable
+from bot.service import approve, converge_ended, report_issue, start_release
+from bot.service.tick import ENDED_RETRY
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
 LINE = 'payments-api 2.4.1 risk=medium ticket=CHG-1 changes="fix refunds"'
@@ -98,7 +104,7 @@ def test_the_next_leader_finishes_the_router_change_of_a_release_that_ended(
     wiring.ticker.run_until(lambda: not store.get(release.id).is_active)
     ended = store.get(release.id)
     assert ended.status == "completed"
-    assert store.unconverged_ids() == []  # its own tick converged it
+    assert store.unconverged(START + timedelta(days=1)) == {}  # its own tick converged it
     final = desired_traffic(ended)
     stuck = {"stable_version": ended.previous_version, "new_version": ended.version}
     left = {t: s.model_copy(update={**stuck, "new_weight": 100.0}) for t, s in final.items()}
@@ -111,7 +117,7 @@ def test_the_next_leader_finishes_the_router_change_of_a_release_that_ended(
     assert {t: traffic.state(t) for t in final} == left
     again.ticker.tick()
     assert {t: traffic.state(t) for t in final} == final
-    assert again.services.store.unconverged_ids() == []
+    assert again.services.store.unconverged(START + timedelta(days=1)) == {}
     assert converge_ended(again.services) == []  # nothing left to finish
     again.close()
 
@@ -158,5 +164,98 @@ def test_the_leader_finishes_the_flags_of_a_feature_flag_release_that_ended(
     wiring.ticker.tick()
     after = flags.get("new_checkout")
     assert after is not None and after.percentage == 50
-    assert store.unconverged_ids() == []
+    assert store.unconverged(START + timedelta(days=1)) == {}
+    wiring.close()
+
+
+class DownRouter(AbstractTrafficRouter):
+    """The simulated router, its changes refused while ``down`` (reads still answer)."""
+
+    def __init__(self, inner: AbstractTrafficRouter) -> None:
+        self.inner, self.down, self.tried = inner, True, 0
+
+    def apply(self, target: Target, desired: TrafficState) -> TrafficState:
+        return self.inner.apply(target, desired)
+
+    def apply_all(self, changes: Mapping[Target, TrafficState]) -> None:
+        self.tried += 1
+        if self.down and changes:
+            raise RouterUnavailable("the router did not answer")
+        self.inner.apply_all(changes)
+
+    def state(self, target: Target) -> TrafficState:
+        return self.inner.state(target)
+
+    def rehearse_rollback(self, target: Target, version: str) -> bool:
+        return self.inner.rehearse_rollback(target, version)
+
+    def layout_refusal(
+        self, service: str, environments: Sequence[str], regions: Sequence[str]
+    ) -> str | None:
+        return self.inner.layout_refusal(service, environments, regions)
+
+    def refusal(self, service: str, strategy: Strategy) -> str | None:
+        return self.inner.refusal(service, strategy)
+
+
+def test_a_flag_killed_by_hand_after_the_end_stays_killed_while_the_router_is_retried(
+    tmp_path: Path,
+) -> None:
+    """Repro (review): while a completed release's router did not answer, the leader wrote
+    its flags again at every tick, turning back a kill switch on-call had pulled."""
+    wiring = bootstrap(tmp_path / "bot.db", clock_start=START, chat=TerminalChat(io.StringIO()))
+    started = start_release(
+        wiring.services, f"{LINE} strategy=feature_flag flags=new_checkout:50", "dave"
+    )
+    assert isinstance(started, Release), started
+    approve(wiring.services, started.id, "alice")
+    store, flags = wiring.services.store, wiring.services.flags
+    wiring.ticker.run_until(lambda: not store.get(started.id).is_active)
+    ended = store.get(started.id)
+    final = desired_traffic(ended)
+    stuck = {"stable_version": ended.previous_version, "new_version": ended.version}
+    wiring.services.traffic.apply_all(
+        {t: s.model_copy(update={**stuck, "new_weight": 100.0}) for t, s in final.items()}
+    )
+    killed_before_its_converge(wiring, ended)
+    router = DownRouter(wiring.services.traffic)
+    down = dataclasses.replace(wiring.services, traffic=router)
+    assert converge_ended(down) == []  # the flags written, the router refused
+    flag = flags.get("new_checkout")
+    assert flag is not None and flag.percentage == 50 and not flag.killed
+    flags.put(flag.model_copy(update={"killed": True}))  # on-call pulls the kill switch
+    assert wiring.virtual_clock is not None
+    tried = router.tried
+    assert converge_ended(down) == [] and router.tried == tried  # not before ENDED_RETRY
+    wiring.virtual_clock.advance(ENDED_RETRY.total_seconds())
+    assert converge_ended(down) == [] and router.tried == tried + 1  # the router again
+    router.down = False
+    wiring.virtual_clock.advance(ENDED_RETRY.total_seconds())
+    assert converge_ended(down) == [ended.id]
+    assert {t: router.state(t) for t in final} == final
+    still = flags.get("new_checkout")
+    assert still is not None and still.killed  # the human's, untouched
+    wiring.close()
+
+
+def test_a_command_on_an_old_release_leaves_the_newer_ones_router_alone(tmp_path: Path) -> None:
+    """Repro (review): a report on a completed release moved the router back to its end,
+    over the canary of the service's newer release."""
+    wiring, first = wired(tmp_path / "bot.db")
+    store, traffic = wiring.services.store, wiring.services.traffic
+    wiring.ticker.run_until(lambda: not store.get(first.id).is_active)
+    line = LINE.replace("2.4.1", "2.4.2")
+    second = start_release(wiring.services, line, "dave")
+    assert isinstance(second, Release), second
+    approve(wiring.services, second.id, "alice")
+    wiring.ticker.run_until(
+        lambda: any(
+            s.new_version == "2.4.2"
+            for s in map(traffic.state, desired_traffic(store.get(second.id)))
+        )
+    )
+    targets = desired_traffic(store.get(second.id))
+    before = {t: traffic.state(t) for t in targets}
+    report_issue(wiring.services, first.id, "erin", "refunds were slow yesterday")
+    assert {t: traffic.state(t) for t in targets} == before
     wiring.close()

@@ -472,6 +472,8 @@ class Release(MutableModel):
         provider's ``shortest_window`` (or its step's verification is due, if sooner); while
         it waits for a human, ``WAITING_RESYNC`` on (only to put back a router changed by
         hand). None: at every tick."""
+        if not self.is_active:
+            return None  # ended: no tick reads it (the leader finishes its converge)
         if self.backing_off(now):
             return self.retry_at
         work = self.next_work(now)

@@ -91,14 +91,19 @@ class AbstractReleaseStore(abc.ABC):
         """The active releases the tick has work on at ``now``, oldest first."""
 
     @abc.abstractmethod
-    def unconverged_ids(self) -> list[str]:
-        """Releases ended by a save whose converge has not been marked done: the process
-        that ended one was killed before its router and flags followed, or the router did
-        not answer. Oldest first."""
+    def unconverged(self, now: datetime) -> dict[str, bool]:
+        """Releases ended by a save whose converge is not marked done (the process that
+        ended one was killed before its router and flags followed, or the router did not
+        answer) and whose next attempt is due at ``now``, oldest first: each with whether
+        its flags are still to follow (False: only its router)."""
 
     @abc.abstractmethod
-    def mark_converged(self, release_id: str) -> None:
-        """The router and the flags follow the ended release now."""
+    def mark_converged(self, release_id: str, *, flags_only: bool = False) -> None:
+        """The ended release's flags (``flags_only``), or its router and flags, follow it."""
+
+    @abc.abstractmethod
+    def defer_converge(self, release_id: str, until: datetime) -> None:
+        """The ended release's router did not answer: its converge is next tried at ``until``."""
 
     @abc.abstractmethod
     def active_for_service(self, service: str) -> list[str]: ...

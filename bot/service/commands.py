@@ -78,7 +78,7 @@ def _new_release(
     )
     try:
         return _planned_release(services, request, requested_by, channel, spent, reading, now)
-    except CommandRejected:
+    except Exception:  # refused, or failed: no release serves the line's traffic=
         services.metrics.set_load(request.service, replaced)
         raise
 

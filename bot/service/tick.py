@@ -43,6 +43,9 @@ SYNTHETIC_MIN_SUCCESS = 0.95
 # Releases a replica claims at once: small, so the replicas share a tick's work evenly and a
 # killed one leaves few releases waiting for their leases to run out.
 CLAIM_BATCH = 25
+# An ended release whose router did not answer is tried again this much later (the leader's
+# tick goes on meanwhile; a router timing out on every tick would hold up every release).
+ENDED_RETRY = timedelta(minutes=1)
 
 
 def reconcile(services: Services) -> list[str]:
@@ -153,44 +156,71 @@ def _next_work_at(services: Services, release: Release, now: datetime) -> dateti
 def converge_saved(services: Services, release: Release) -> None:
     """Converge a release just saved, as the store has it now (a command may have changed it
     since: then it is read again). A router that fails now changes nothing saved: the next
-    tick's converge tries again and records the failure on the release."""
+    tick's converge tries again and records the failure on the release (for a release this
+    save ended, the leader's ``converge_ended``). A release that ended before is history:
+    a command on it (a report, a feedback) leaves the router and the flags alone."""
     store = services.store
     saved = release if store.revision(release.id) == release.revision else store.get(release.id)
     with contextlib.suppress(RouterUnavailable):
-        converge(services, saved)
-        if not saved.is_active:
-            store.mark_converged(saved.id)  # else the leader finishes it (``converge_ended``)
+        if saved.is_active:
+            converge(services, saved)
+        elif (flags := store.unconverged(services.clock.now()).get(saved.id)) is not None:
+            _converge_end(services, saved, flags, guarded=False)
 
 
 def converge_ended(services: Services) -> list[str]:
     """Finish the converge of each release ended by a save whose converge was never marked
     done: the process that saved it was killed before its router and flags followed, or the
-    router did not answer. Run by the leader at every tick; returns the releases converged.
-    A release a newer one of its service followed is left (its end is history), and so is a
-    router target changed since to serve another version; one that does not answer is
-    logged and tried again at the next tick."""
+    router did not answer. Run by the leader after each tick's moves; returns the releases
+    whose router it changed. A release a newer one of its service followed is left (its end
+    is history), and so is a router target changed since to serve another version; its flags
+    are written once (a flag a human changed after that is theirs). A router that does not
+    answer is tried again ``ENDED_RETRY`` later; a service no longer configured is left."""
     converged: list[str] = []
-    for release_id in services.store.unconverged_ids():
+    now = services.clock.now()
+    for release_id, flags in services.store.unconverged(now).items():
         try:
             release = services.store.get(release_id)
-            latest = services.store.listing(service=release.request.service, limit=1)
-            if latest and latest[0]["id"] == release.id:
-                _converge_flags(services, release)
-                changes = {
-                    target: desired
-                    for target, desired in desired_traffic(release).items()
-                    if (now := services.traffic.state(target)).new_version == release.version
-                    and now != desired
-                }
-                services.traffic.apply_all(changes)
+            if release.request.service not in services.config.services:
+                services.store.mark_converged(release_id)
+                log.warning("%s's service is no longer configured: left as it is", release_id)
+            elif _converge_end(services, release, flags, guarded=True):
                 converged.append(release.id)
-                log.info("%s ended before its converge; converged now", release.id)
-            services.store.mark_converged(release.id)
+                log.info("%s ended before its router followed; it follows now", release.id)
         except RouterUnavailable as exc:
-            log.warning("%s's router was not converged after its end: %s", release_id, exc)
+            services.store.defer_converge(release_id, now + ENDED_RETRY)
+            log.warning(
+                "%s's router was not converged after its end (tried again in %s): %s",
+                release_id, ENDED_RETRY, exc,
+            )  # fmt: skip
         except Exception:  # one release's bad data must not stop the others, nor the tick
             log.exception("%s could not be converged after its end", release_id)
+            with contextlib.suppress(Exception):  # not again at every tick
+                services.store.defer_converge(release_id, now + ENDED_RETRY)
     return converged
+
+
+def _converge_end(services: Services, release: Release, flags: bool, guarded: bool) -> bool:
+    """Make the flags (when ``flags``: not yet done) and then the router follow an ended
+    release, marking each done; whether the router changed. ``guarded``: only targets still
+    serving its version as the new one (the leader's repair, later). Raises RouterUnavailable
+    with the flags marked done."""
+    store = services.store
+    latest = store.listing(service=release.request.service, limit=1)
+    if not latest or latest[0]["id"] != release.id:
+        store.mark_converged(release.id)  # a newer release of its service followed
+        return False
+    if flags:
+        _converge_flags(services, release)
+        store.mark_converged(release.id, flags_only=True)
+    changes = {}
+    for target, desired in desired_traffic(release).items():
+        now = services.traffic.state(target)
+        if now != desired and (not guarded or now.new_version == release.version):
+            changes[target] = desired
+    services.traffic.apply_all(changes)
+    store.mark_converged(release.id)
+    return bool(changes)
 
 
 @dataclass(frozen=True, slots=True)

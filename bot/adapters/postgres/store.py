@@ -22,7 +22,9 @@ from pydantic import ValidationError
 from bot.adapters.postgres.audit import append_chained
 from bot.adapters.postgres.database import PgMigrations, PostgresDatabase, append_only
 from bot.adapters.sqlite.store import (
+    FLAGS_CONVERGED,
     ONE_ACTIVE_INDEX,
+    UNCONVERGED,
     SqliteReleaseStore,
     event_rows,
     observed_apart_state,
@@ -176,7 +178,7 @@ class PostgresReleaseStore(AbstractReleaseStore):
     def _append(self, release: Release) -> None:
         events = release.collect_events()
         if events:
-            with self.database.transaction() as conn:
+            with self.database.write() as conn:  # inside the save's own unit of work
                 append_chained(conn, event_rows(release.id, events), self.audit_key)
 
     def active_ids(self) -> list[str]:
@@ -185,11 +187,27 @@ class PostgresReleaseStore(AbstractReleaseStore):
     def narration_due_ids(self) -> list[str]:
         return self._ids("narrate = 1")
 
-    def unconverged_ids(self) -> list[str]:
-        return self._ids("unconverged = 1")
+    def unconverged(self, now: datetime) -> dict[str, bool]:
+        rows = self.database.rows(
+            "SELECT id, unconverged FROM releases WHERE unconverged > 0"
+            " AND (due_at IS NULL OR due_at <= %s) ORDER BY created_at",
+            [now.timestamp()],
+        )
+        return {r["id"]: r["unconverged"] == UNCONVERGED for r in rows}
 
-    def mark_converged(self, release_id: str) -> None:
-        self.database.execute("UPDATE releases SET unconverged = 0 WHERE id = %s", [release_id])
+    def mark_converged(self, release_id: str, *, flags_only: bool = False) -> None:
+        done, was = (FLAGS_CONVERGED, UNCONVERGED) if flags_only else (0, None)
+        self.database.execute(
+            "UPDATE releases SET unconverged = %s"
+            " WHERE id = %s AND unconverged = coalesce(%s::integer, unconverged)",
+            [done, release_id, was],
+        )
+
+    def defer_converge(self, release_id: str, until: datetime) -> None:
+        self.database.execute(
+            "UPDATE releases SET due_at = %s WHERE id = %s AND unconverged > 0",
+            [until.timestamp(), release_id],
+        )
 
     def due_ids(self, now: datetime) -> list[str]:
         return self._ids("active = 1 AND (due_at IS NULL OR due_at <= %s)", [now.timestamp()])

@@ -32,6 +32,7 @@ UNREADABLE = {
 Message = dict[str, Any]
 CHANNEL_ID = re.compile(r"[A-Z][A-Z0-9]+")  # an ID: Slack allows no capitals in a name
 LIST_PAGE = 999  # conversations.list's largest page (tier 2: as few calls as can be)
+LIST_PAGES = 20  # about 20,000 channels: past them, a name is given up (give the ID)
 # Why a channel's name was not resolved, with the fix (the post then goes out, as above).
 UNRESOLVED = {
     "missing_scope": "reinstall the app to grant it channels:read and groups:read",
@@ -93,10 +94,8 @@ def channel_id(client: WebClient, channel: str, what: str) -> str | None:
     name = channel.removeprefix("#")
     try:
         found = next((c for c in listed_channels(client) if c.get("name") == name), None)
-    except SlackApiError as exc:
-        error = str(exc.response.get("error", ""))
-        if error not in UNRESOLVED:
-            raise
+    except SlackApiError as exc:  # any: the notice must not wait on a lookup
+        error = str(exc.response.get("error", "") or "unknown error")
     else:
         if found is not None:
             return str(found["id"])
@@ -107,7 +106,7 @@ def channel_id(client: WebClient, channel: str, what: str) -> str | None:
         channel,
         what,
         error,
-        UNRESOLVED[error],
+        UNRESOLVED.get(error, "Slack's answer to conversations.list; give the channel's ID (C…)"),
     )
     return None
 
@@ -116,7 +115,7 @@ def listed_channels(client: WebClient) -> Iterator[Message]:
     """The workspace's public channels and the private ones the bot is in, archived ones left
     out, page after page."""
     args = {"types": "public_channel,private_channel", "exclude_archived": True}
-    return paged(client.conversations_list, "channels", {**args, "limit": LIST_PAGE})
+    return paged(client.conversations_list, "channels", {**args, "limit": LIST_PAGE}, LIST_PAGES)
 
 
 def readable(

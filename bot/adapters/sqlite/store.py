@@ -191,9 +191,14 @@ def add_due_at(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX releases_active_due ON releases (active, due_at)")
 
 
+# ``releases.unconverged``: 0 once an ended release's router and flags follow it.
+UNCONVERGED = 1  # from the save that ends it: its flags and router still to follow
+FLAGS_CONVERGED = 2  # its flags follow it; its router not yet
+
+
 @migrations()
 def add_unconverged(db: sqlite_utils.Database) -> None:
-    # 1 from the save that ends a release until its router and flags follow it: what a
+    # Set by the save that ends a release until its router and flags follow it: what a
     # process killed in between leaves for the leader to finish (the rows before count as done).
     db.execute("ALTER TABLE releases ADD COLUMN unconverged INTEGER NOT NULL DEFAULT 0")
     db.execute("CREATE INDEX releases_unconverged ON releases (unconverged)")
@@ -324,13 +329,28 @@ class SqliteReleaseStore(AbstractReleaseStore):
         rows = self.db.execute("SELECT id FROM releases WHERE active = 1 ORDER BY created_at")
         return [r[0] for r in rows.fetchall()]
 
-    def unconverged_ids(self) -> list[str]:
-        rows = self.db.execute("SELECT id FROM releases WHERE unconverged = 1 ORDER BY created_at")
-        return [r[0] for r in rows.fetchall()]
+    def unconverged(self, now: datetime) -> dict[str, bool]:
+        rows = self.db.execute(
+            "SELECT id, unconverged FROM releases WHERE unconverged > 0 "
+            "AND (due_at IS NULL OR due_at <= ?) ORDER BY created_at",
+            [now.timestamp()],
+        )
+        return {r[0]: r[1] == UNCONVERGED for r in rows.fetchall()}
 
-    def mark_converged(self, release_id: str) -> None:
+    def mark_converged(self, release_id: str, *, flags_only: bool = False) -> None:
+        done, was = (FLAGS_CONVERGED, UNCONVERGED) if flags_only else (0, None)
         with self.database.write() as db:
-            db.execute("UPDATE releases SET unconverged = 0 WHERE id = ?", [release_id])
+            db.execute(
+                "UPDATE releases SET unconverged = ? WHERE id = ? AND unconverged = coalesce(?, unconverged)",
+                [done, release_id, was],
+            )
+
+    def defer_converge(self, release_id: str, until: datetime) -> None:
+        with self.database.write() as db:
+            db.execute(
+                "UPDATE releases SET due_at = ? WHERE id = ? AND unconverged > 0",
+                [until.timestamp(), release_id],
+            )
 
     def due_ids(self, now: datetime) -> list[str]:
         rows = self.db.execute(
