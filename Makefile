@@ -77,7 +77,8 @@ bench-llm: install
 	$(BIN)/python -m bench.llm_bench
 
 # 3 replicas on one PostgreSQL and one fake Slack against one SQLite process, N active
-# releases (N=, default 1,000): a round's time, moves per second, Slack calls, failover.
+# releases (N=, default 1,000; SCRAPE=15: metrics scraped as a Prometheus's): a round's time,
+# moves per second, the active releases carried at a 10 s tick, Slack calls, failover.
 bench-replicas: install
 	$(BIN)/python -m bench.replicas_bench $(if $(N),--releases $(N)) $(if $(SCRAPE),--scrape-interval $(SCRAPE))
 

@@ -115,6 +115,7 @@ def measure(
             for proc in procs:
                 proc.stop()
     round_time = statistics.median(times)
+    print(f"{name}: rounds {', '.join(f'{t:.1f}' for t in times)} s", flush=True)  # as it goes
     return {
         "setup": name,
         "round": round_time,
