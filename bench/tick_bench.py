@@ -96,7 +96,7 @@ class _Silent(AbstractChat):
 
 
 def reconcile_tick(
-    releases: int, repeat: int, scrape_interval: float = 0.0, db: str | None = None
+    releases: int, repeat: int, scrape_interval: float = 0.0
 ) -> tuple[float, float, int]:
     """Whole reconcile ticks over ``releases`` releases in their first canary step, once
     the start's posts are delivered (steady state): the median seconds of ``repeat`` ticks,
@@ -118,7 +118,7 @@ def reconcile_tick(
         )  # every bench service on the simulator, as the demo's are; prod only: the first
         # step is the canary, judged every tick (a staging step bakes unjudged)
         wiring = bootstrap(
-            db or Path(tmp) / "bench.db", clock_start=START, chat=_Silent(), config_path=config
+            Path(tmp) / "bench.db", clock_start=START, chat=_Silent(), config_path=config
         )
         services, clock = wiring.services, wiring.virtual_clock
         assert clock is not None

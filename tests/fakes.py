@@ -52,12 +52,37 @@ class FakeChecks(AbstractChecks):
         self.evidence.setdefault((service, version), []).append(evidence)
 
 
-class BrokenForServices(AbstractTrafficRouter):
+class WrappedRouter(AbstractTrafficRouter):
+    """A router that hands every call to ``inner``: a double overrides what it changes
+    (``apply_all`` stays the port's, one ``apply`` per target, unless overridden)."""
+
+    def __init__(self, inner: AbstractTrafficRouter) -> None:
+        self.inner = inner
+
+    def apply(self, target: Target, desired: TrafficState) -> TrafficState:
+        return self.inner.apply(target, desired)
+
+    def state(self, target: Target) -> TrafficState:
+        return self.inner.state(target)
+
+    def rehearse_rollback(self, target: Target, version: str) -> bool:
+        return self.inner.rehearse_rollback(target, version)
+
+    def layout_refusal(
+        self, service: str, environments: Sequence[str], regions: Sequence[str]
+    ) -> str | None:
+        return self.inner.layout_refusal(service, environments, regions)
+
+    def refusal(self, service: str, strategy: Strategy) -> str | None:
+        return self.inner.refusal(service, strategy)
+
+
+class BrokenForServices(WrappedRouter):
     """A router that raises a bug's error (not ``RouterUnavailable``) for the services in
     ``broken``, as a service with ``instances = -3`` did, and hands the others to ``inner``."""
 
     def __init__(self, inner: AbstractTrafficRouter) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.broken: set[str] = set()
 
     def _check(self, target: Target) -> None:
@@ -75,11 +100,3 @@ class BrokenForServices(AbstractTrafficRouter):
     def rehearse_rollback(self, target: Target, version: str) -> bool:
         self._check(target)
         return self.inner.rehearse_rollback(target, version)
-
-    def layout_refusal(
-        self, service: str, environments: Sequence[str], regions: Sequence[str]
-    ) -> str | None:
-        return self.inner.layout_refusal(service, environments, regions)
-
-    def refusal(self, service: str, strategy: Strategy) -> str | None:
-        return self.inner.refusal(service, strategy)

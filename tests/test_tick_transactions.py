@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,10 +28,10 @@ from bot.domain.observations import (
     WindowSample,
 )
 from bot.domain.release import VERIFY_KINDS, Release
-from bot.domain.request import Strategy
 from bot.ports.metrics import AbstractMetrics
 from bot.ports.traffic import AbstractTrafficRouter
 from bot.service import Services, approve, reconcile, refused, start_release
+from tests.fakes import WrappedRouter
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
 SEARCH = 'search-api 3.1.0 risk=low ticket=CHG-2 changes="better ranking"'
@@ -51,11 +51,12 @@ def another_writer_can_write(path: Path) -> bool:
         conn.close()
 
 
-class WriteCheckingRouter(AbstractTrafficRouter):
+class WriteCheckingRouter(WrappedRouter):
     """The simulated router, noting at each call whether another writer could write."""
 
     def __init__(self, inner: AbstractTrafficRouter, path: Path) -> None:
-        self.inner, self.path = inner, path
+        super().__init__(inner)
+        self.path = path
         self.writable: list[bool] = []
 
     def apply(self, target: Target, desired: TrafficState) -> TrafficState:
@@ -69,17 +70,6 @@ class WriteCheckingRouter(AbstractTrafficRouter):
     def state(self, target: Target) -> TrafficState:
         self.writable.append(another_writer_can_write(self.path))
         return self.inner.state(target)
-
-    def rehearse_rollback(self, target: Target, version: str) -> bool:
-        return self.inner.rehearse_rollback(target, version)
-
-    def layout_refusal(
-        self, service: str, environments: Sequence[str], regions: Sequence[str]
-    ) -> str | None:
-        return self.inner.layout_refusal(service, environments, regions)
-
-    def refusal(self, service: str, strategy: Strategy) -> str | None:
-        return self.inner.refusal(service, strategy)
 
 
 class WriteCheckingMetrics(AbstractMetrics):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,11 +16,11 @@ from bot.adapters.terminal import TerminalChat
 from bot.bootstrap import Wiring, bootstrap
 from bot.domain.observations import Target, TrafficState
 from bot.domain.release import Release
-from bot.domain.request import Strategy
 from bot.domain.rollout import desired_traffic
 from bot.ports.traffic import AbstractTrafficRouter, RouterUnavailable
 from bot.service import approve, converge_ended, report_issue, start_release
 from bot.service.tick import ENDED_RETRY
+from tests.fakes import WrappedRouter
 
 START = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
 LINE = 'payments-api 2.4.1 risk=medium ticket=CHG-1 changes="fix refunds"'
@@ -168,34 +168,18 @@ def test_the_leader_finishes_the_flags_of_a_feature_flag_release_that_ended(
     wiring.close()
 
 
-class DownRouter(AbstractTrafficRouter):
+class DownRouter(WrappedRouter):
     """The simulated router, its changes refused while ``down`` (reads still answer)."""
 
     def __init__(self, inner: AbstractTrafficRouter) -> None:
-        self.inner, self.down, self.tried = inner, True, 0
-
-    def apply(self, target: Target, desired: TrafficState) -> TrafficState:
-        return self.inner.apply(target, desired)
+        super().__init__(inner)
+        self.down, self.tried = True, 0
 
     def apply_all(self, changes: Mapping[Target, TrafficState]) -> None:
         self.tried += 1
         if self.down and changes:
             raise RouterUnavailable("the router did not answer")
         self.inner.apply_all(changes)
-
-    def state(self, target: Target) -> TrafficState:
-        return self.inner.state(target)
-
-    def rehearse_rollback(self, target: Target, version: str) -> bool:
-        return self.inner.rehearse_rollback(target, version)
-
-    def layout_refusal(
-        self, service: str, environments: Sequence[str], regions: Sequence[str]
-    ) -> str | None:
-        return self.inner.layout_refusal(service, environments, regions)
-
-    def refusal(self, service: str, strategy: Strategy) -> str | None:
-        return self.inner.refusal(service, strategy)
 
 
 def test_a_flag_killed_by_hand_after_the_end_stays_killed_while_the_router_is_retried(

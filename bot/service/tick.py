@@ -148,8 +148,7 @@ def _next_work_at(services: Services, release: Release, now: datetime) -> dateti
     """When the next tick that has work on the release comes (None: the next one). Before
     then, ticks do not even read it: a provider whose windows need 30 s (two Prometheus
     scrapes) has nothing to measure on two ticks in three."""
-    observing = release.next_work(now) == "observe"
-    shortest = services.metrics.shortest_window(release.request.service) if observing else 0.0
+    shortest = services.metrics.shortest_window(release.request.service)
     return release.next_work_at(now, timedelta(seconds=shortest))
 
 
